@@ -1,0 +1,28 @@
+"""Lazy imports of optional dependencies, with the command that installs them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from edgeser.errors import BackendUnavailableError
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module`` or raise with the pip command that provides it.
+
+    Args:
+        module: Importable module name, e.g. ``"torch"``.
+        extra: The edgeser extra that installs it, e.g. ``"export"``.
+        purpose: What needs it, for the message, e.g. ``"edgeser export"``.
+
+    Raises:
+        BackendUnavailableError: The module is not installed (or fails to import).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailableError(
+            f"{purpose} needs the Python package '{module}', which is not importable here ({e}). "
+            f"Install it with: pip install \"edgeser[{extra}]\""
+        ) from e

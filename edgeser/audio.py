@@ -1,0 +1,130 @@
+"""Audio in: decode, downmix, resample to the bundle's rate, and refuse what cannot work.
+
+Accepted: a path to WAV/FLAC/OGG (anything libsndfile reads), or a numpy array of shape
+``(samples,)`` or ``(samples, channels)`` with its sample rate. Integer PCM is scaled to
+[-1, 1]; stereo is averaged to mono; any rate is resampled with soxr (high quality).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from edgeser.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+AudioSource = str | os.PathLike[str] | np.ndarray
+"""A file path, or an array of samples (which then needs its sample rate)."""
+
+MAX_CHANNELS = 2
+_CLIP_LEVEL = 0.999
+_CLIP_SHARE_WARN = 0.01
+
+
+def read_audio(source: AudioSource, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``source`` into float32 samples of shape ``(samples, channels)`` and its rate."""
+    if isinstance(source, np.ndarray):
+        if sample_rate is None:
+            raise AudioError("an audio array needs its sample rate: pass sample_rate=... (e.g. 16000)")
+        return _array_to_float(source), int(sample_rate)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"{path}: no such audio file")
+        if sample_rate is not None:
+            log.warning("sample_rate=%s ignored for %s: a file carries its own rate", sample_rate, path)
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            raise AudioError(f"{path}: cannot decode audio ({e}); edgeser reads WAV, FLAC and OGG "
+                             "(anything libsndfile reads); convert other formats first, e.g. with ffmpeg") from e
+        return data, int(rate)
+    raise AudioError(f"audio must be a file path or a numpy array, got {type(source).__name__}")
+
+
+def _array_to_float(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 1:
+        a = a[:, None]
+    elif a.ndim != 2:
+        raise AudioError(f"audio array must be (samples,) or (samples, channels), got shape {a.shape}")
+    if a.dtype.kind == "f":
+        out = a.astype(np.float32, copy=False)
+    elif a.dtype.kind == "i":
+        out = (a / float(-np.iinfo(a.dtype).min)).astype(np.float32)
+    elif a.dtype.kind == "u":
+        mid = (np.iinfo(a.dtype).max + 1) / 2
+        out = ((a - mid) / mid).astype(np.float32)
+    else:
+        raise AudioError(f"audio array must hold float or integer PCM samples, got dtype {a.dtype}")
+    return out
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: int | None = None,
+    *,
+    target_rate: int = 16_000,
+    max_seconds: float | None = None,
+    min_samples: int = 1,
+) -> np.ndarray:
+    """Read, check, downmix and resample audio to mono float32 at ``target_rate``.
+
+    Args:
+        source: A path, or an array ``(samples,)`` / ``(samples, channels)``.
+        sample_rate: The array's rate; ignored (with a warning) for files.
+        target_rate: The rate the model expects (the bundle's ``speech.frames.sample_rate``).
+        max_seconds: Refuse audio longer than this.
+        min_samples: Refuse audio shorter than this after resampling (the encoder's receptive field).
+
+    Returns:
+        A 1-D float32 array.
+
+    Raises:
+        AudioError: Unreadable, empty, silent, non-finite, too short or too long audio, or a
+            channel layout other than mono or stereo.
+    """
+    data, rate = read_audio(source, sample_rate)
+    name = _name(source)
+    if rate <= 0:
+        raise AudioError(f"{name}: sample rate must be positive, got {rate}")
+    if data.shape[0] == 0:
+        raise AudioError(f"{name}: the audio is empty (0 samples)")
+    channels = data.shape[1]
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"{name}: {channels} channels; edgeser takes mono or stereo. Pick the channel "
+                         f"with the voice first (e.g. audio[:, 0]); if this array is (channels, samples), "
+                         "transpose it to (samples, channels)")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioError(f"{name}: {bad} samples are NaN or infinite; the decoder or upstream processing "
+                         "produced invalid values")
+    duration = data.shape[0] / rate
+    if max_seconds is not None and duration > max_seconds:
+        raise AudioError(f"{name}: audio is {duration:.1f} s, the limit is {max_seconds:.1f} s "
+                         "(RuntimeOptions.max_audio_s); raise the limit or split the audio into utterances")
+    mono = data.mean(axis=1) if channels > 1 else data[:, 0]
+    peak = float(np.abs(mono).max())
+    if peak == 0.0:
+        raise AudioError(f"{name}: the audio is silent (every sample is zero); check the microphone or file")
+    clipped = float(np.mean(np.abs(mono) >= _CLIP_LEVEL))
+    if clipped > _CLIP_SHARE_WARN:
+        log.warning("%s: %.1f%% of samples are clipped at full scale; recognition may degrade", name, 100 * clipped)
+    if peak > 1.0 + 1e-6:
+        log.warning("%s: float samples reach %.3g, beyond [-1, 1]; is this integer PCM stored as float?", name, peak)
+    if rate != target_rate:
+        mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    if mono.shape[0] < min_samples:
+        raise AudioError(f"{name}: audio is {mono.shape[0]} samples ({1e3 * mono.shape[0] / target_rate:.1f} ms) "
+                         f"at {target_rate} Hz, the encoder needs at least {min_samples} "
+                         f"({1e3 * min_samples / target_rate:.1f} ms); pass longer audio")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _name(source: AudioSource) -> str:
+    return "audio array" if isinstance(source, np.ndarray) else str(source)

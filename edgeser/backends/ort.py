@@ -1,0 +1,54 @@
+"""ONNX Runtime backend (CPU by default; CUDA/TensorRT providers where installed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgeser.errors import BackendUnavailableError, BundleError
+from edgeser.options import RuntimeOptions
+
+
+class OrtBackend:
+    """Runs one ONNX graph with ONNX Runtime."""
+
+    def __init__(self, path: Path, options: RuntimeOptions) -> None:
+        available = ort.get_available_providers()
+        missing = [p for p in options.providers if p not in available]
+        if missing:
+            raise BackendUnavailableError(
+                f"ONNX Runtime here offers {available}, not {missing}. For CUDA install onnxruntime-gpu "
+                "(on Jetson: the onnxruntime-gpu wheel built for your JetPack); or use RuntimeOptions.cpu()")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=list(options.providers))
+        except Exception as e:  # onnxruntime raises its own exception types for bad graphs
+            raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({e}); re-export the bundle") from e
+        self._inputs = tuple(i.name for i in self._session.get_inputs())
+        self._outputs = tuple(o.name for o in self._session.get_outputs())
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(None, dict(feeds))
+        return dict(zip(self._outputs, outputs, strict=True))

@@ -1,0 +1,334 @@
+"""The bundle: a folder with a versioned ``bundle.json`` that describes every file in it.
+
+Loading checks the schema version, that every listed file exists with its recorded size and
+sha256, and that the sections are complete. Writing goes to a temporary sibling folder that
+is renamed into place only when complete, so an interrupted export leaves no half bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from edgeser.errors import BundleError
+from edgeser.specs import FrameFormula, GraphSpec
+
+FORMAT = "edgeser-bundle"
+SCHEMA_VERSION = 1
+MANIFEST = "bundle.json"
+DEFAULT_LABELS = ("neutral", "happy", "angry", "sad")
+"""The paper's four IEMOCAP classes (excited merged into happy)."""
+
+
+@dataclass(frozen=True)
+class CtcVocab:
+    """The CTC output vocabulary. The blank is explicit: never guessed from token names."""
+
+    tokens: tuple[str, ...]
+    blank_id: int
+    word_delimiter: str | None
+    unk_token: str | None
+    kind: str  # "characters" or "phonemes"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.blank_id < len(self.tokens):
+            raise BundleError(f"CTC blank id {self.blank_id} is outside the vocabulary of {len(self.tokens)} tokens")
+        if self.word_delimiter is not None and self.word_delimiter not in self.tokens:
+            raise BundleError(f"CTC word delimiter {self.word_delimiter!r} is not in the vocabulary")
+        if len(set(self.tokens)) != len(self.tokens):
+            raise BundleError("CTC vocabulary has duplicate tokens")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": list(self.tokens), "blank_id": self.blank_id, "word_delimiter": self.word_delimiter,
+                "unk_token": self.unk_token, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CtcVocab:
+        return cls(tokens=tuple(d["tokens"]), blank_id=int(d["blank_id"]), word_delimiter=d["word_delimiter"],
+                   unk_token=d["unk_token"], kind=str(d["kind"]))
+
+
+@dataclass(frozen=True)
+class SpeechSection:
+    """The speech encoder graph: one pass gives CTC logits and the exposed hidden states."""
+
+    graph: str
+    spec: GraphSpec
+    frames: FrameFormula
+    hidden_size: int
+    num_layers: int
+    exposed_layers: tuple[int, ...]
+    normalize_input: bool
+    uses_attention_mask: bool
+    ctc: CtcVocab
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "spec": self.spec.to_dict(), "frames": self.frames.to_dict(),
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "exposed_layers": list(self.exposed_layers), "normalize_input": self.normalize_input,
+                "uses_attention_mask": self.uses_attention_mask, "ctc": self.ctc.to_dict(),
+                "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SpeechSection:
+        return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]),
+                   frames=FrameFormula.from_dict(d["frames"]), hidden_size=int(d["hidden_size"]),
+                   num_layers=int(d["num_layers"]), exposed_layers=tuple(int(i) for i in d["exposed_layers"]),
+                   normalize_input=bool(d["normalize_input"]), uses_attention_mask=bool(d["uses_attention_mask"]),
+                   ctc=CtcVocab.from_dict(d["ctc"]), provenance=dict(d.get("provenance", {})))
+
+
+@dataclass(frozen=True)
+class TextSection:
+    """The text encoder graph and its tokenizer (a ``tokenizers`` JSON file)."""
+
+    graph: str
+    tokenizer: str
+    spec: GraphSpec
+    hidden_size: int
+    max_tokens: int
+    pad_id: int
+    pad_token: str
+    unk_token: str | None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "tokenizer": self.tokenizer, "spec": self.spec.to_dict(),
+                "hidden_size": self.hidden_size, "max_tokens": self.max_tokens, "pad_id": self.pad_id,
+                "pad_token": self.pad_token, "unk_token": self.unk_token, "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TextSection:
+        return cls(graph=str(d["graph"]), tokenizer=str(d["tokenizer"]), spec=GraphSpec.from_dict(d["spec"]),
+                   hidden_size=int(d["hidden_size"]), max_tokens=int(d["max_tokens"]), pad_id=int(d["pad_id"]),
+                   pad_token=str(d["pad_token"]), unk_token=d.get("unk_token"),
+                   provenance=dict(d.get("provenance", {})))
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed ``bundle.json``."""
+
+    edgeser_version: str
+    created: str
+    labels: tuple[str, ...]
+    files: dict[str, FileEntry]
+    speech: SpeechSection | None
+    text: TextSection | None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "schema_version": self.schema_version, "edgeser_version": self.edgeser_version,
+                "created": self.created, "labels": list(self.labels),
+                "files": {k: {"sha256": v.sha256, "bytes": v.bytes} for k, v in sorted(self.files.items())},
+                "speech": self.speech.to_dict() if self.speech else None,
+                "text": self.text.to_dict() if self.text else None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
+        if d.get("format") != FORMAT:
+            raise BundleError(f"{MANIFEST}: 'format' is {d.get('format')!r}, expected {FORMAT!r}; "
+                              "this folder is not an edgeser bundle")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            hint = ("upgrade edgeser (pip install -U edgeser)" if isinstance(version, int) and version > SCHEMA_VERSION
+                    else "re-export the bundle with this edgeser (edgeser export ...)")
+            raise BundleError(f"{MANIFEST}: schema version {version!r}, this edgeser reads version "
+                              f"{SCHEMA_VERSION}; {hint}")
+        for name in d.get("files", {}):
+            parts = PurePosixPath(name).parts
+            if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
+                raise BundleError(f"{MANIFEST}: file name {name!r} points outside the bundle; the manifest was "
+                                  "tampered with, re-export the bundle")
+        try:
+            return cls(
+                edgeser_version=str(d["edgeser_version"]), created=str(d["created"]),
+                labels=tuple(d["labels"]),
+                files={k: FileEntry(sha256=str(v["sha256"]), bytes=int(v["bytes"])) for k, v in d["files"].items()},
+                speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
+                text=TextSection.from_dict(d["text"]) if d.get("text") else None,
+                schema_version=version)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
+                              "incomplete or was edited by hand; re-export the bundle") from e
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The result of checking one listed file."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, checked bundle folder."""
+
+    path: Path
+    manifest: Manifest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], verify_hashes: bool = True) -> Bundle:
+        """Read ``bundle.json`` and check every file it lists.
+
+        Raises:
+            BundleError: Naming the file at fault and the fix.
+        """
+        root = Path(path).expanduser().resolve()
+        manifest = read_manifest(root)
+        bundle = cls(path=root, manifest=manifest)
+        for check in bundle.check_files(verify_hashes=verify_hashes):
+            if not check.ok:
+                raise BundleError(f"{root / check.name}: {check.detail}")
+        return bundle
+
+    def file(self, name: str) -> Path:
+        """The absolute path of a listed file."""
+        if name not in self.manifest.files:
+            raise BundleError(f"{self.path / MANIFEST}: refers to {name!r}, which is not in its file list; "
+                              "re-export the bundle")
+        return self.path / name
+
+    def check_files(self, verify_hashes: bool = True) -> list[FileCheck]:
+        """Check each listed file (existence, size, sha256) and that sections refer to listed files."""
+        checks = []
+        for name, entry in sorted(self.manifest.files.items()):
+            p = self.path / name
+            if not p.is_file():
+                checks.append(FileCheck(name, False, "missing; the bundle is incomplete, re-export it or "
+                                                     "restore the file"))
+            elif p.stat().st_size != entry.bytes:
+                checks.append(FileCheck(name, False, f"size is {p.stat().st_size} bytes, bundle.json records "
+                                                     f"{entry.bytes}; the file was modified or truncated, "
+                                                     "re-export the bundle or restore the file"))
+            elif verify_hashes and (digest := sha256_file(p)) != entry.sha256:
+                checks.append(FileCheck(name, False, f"sha256 is {digest[:12]}…, bundle.json records "
+                                                     f"{entry.sha256[:12]}…; the file was modified or corrupted, "
+                                                     "re-export the bundle or restore the file"))
+            else:
+                checks.append(FileCheck(name, True, "sha256 ok" if verify_hashes else "size ok (hash not checked)"))
+        m = self.manifest
+        referenced = [m.speech.graph] if m.speech else []
+        referenced += [m.text.graph, m.text.tokenizer] if m.text else []
+        for name in referenced:
+            if name not in m.files:
+                checks.append(FileCheck(name, False, "referenced by bundle.json but not in its file list; "
+                                                     "re-export the bundle"))
+        return checks
+
+
+def read_manifest(root: Path) -> Manifest:
+    """Parse ``root/bundle.json`` or raise :class:`BundleError` saying what is wrong."""
+    if not root.is_dir():
+        raise BundleError(f"{root}: no bundle folder here; create one with `edgeser export` "
+                          "or pass the path of an existing bundle")
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: missing; {root} is not an edgeser bundle (or its export was interrupted); "
+                          "re-export it with `edgeser export`")
+    try:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath}: not valid JSON ({e}); the file is corrupted, re-export the bundle") from e
+    if not isinstance(raw, dict):
+        raise BundleError(f"{mpath}: expected a JSON object; re-export the bundle")
+    return Manifest.from_dict(raw)
+
+
+class BundleWriter:
+    """Builds a bundle in a temporary sibling folder and renames it into place on success.
+
+    Use :func:`write_bundle`, which also handles failure and overwriting.
+    """
+
+    def __init__(self, staging: Path) -> None:
+        self.staging = staging
+
+    def path(self, name: str) -> Path:
+        """Where to write the bundle file ``name`` (a relative path inside the bundle)."""
+        p = self.staging / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def finish(self, manifest: Manifest) -> Manifest:
+        """Hash every file in the staging folder and write ``bundle.json``; return the final manifest."""
+        files = {}
+        for p in sorted(self.staging.rglob("*")):
+            if p.is_file() and p.name != MANIFEST:
+                files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
+        final = Manifest(edgeser_version=manifest.edgeser_version, created=manifest.created,
+                         labels=manifest.labels, files=files, speech=manifest.speech, text=manifest.text)
+        data = json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        with open(self.staging / MANIFEST, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return final
+
+
+@contextmanager
+def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[BundleWriter]:
+    """Stage a bundle and move it to ``out`` only if the ``with`` body (which must call ``finish``) succeeds.
+
+    On any exception the staging folder is removed and ``out`` is left as it was.
+
+    Raises:
+        BundleError: ``out`` exists and ``overwrite`` is false, or the body did not call ``finish``.
+    """
+    target = Path(out).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        yield BundleWriter(staging)
+        if not (staging / MANIFEST).is_file():
+            raise BundleError("internal: bundle written without calling BundleWriter.finish()")
+        if target.exists():
+            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            target.rename(retired)
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def graph_metadata(section: SpeechSection | TextSection) -> dict[str, str]:
+    """The key facts written into a graph's ONNX metadata and cross-checked when it is loaded."""
+    if isinstance(section, SpeechSection):
+        return {"edgeser.role": "speech", "edgeser.sample_rate": str(section.frames.sample_rate),
+                "edgeser.hop_samples": str(section.frames.hop_samples),
+                "edgeser.receptive_field": str(section.frames.receptive_field),
+                "edgeser.hidden_size": str(section.hidden_size),
+                "edgeser.exposed_layers": ",".join(map(str, section.exposed_layers)),
+                "edgeser.vocab_size": str(len(section.ctc.tokens)), "edgeser.blank_id": str(section.ctc.blank_id)}
+    return {"edgeser.role": "text", "edgeser.hidden_size": str(section.hidden_size)}

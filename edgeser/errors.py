@@ -1,0 +1,31 @@
+"""The exceptions edgeser raises. Every message carries the numbers and the fix."""
+
+from __future__ import annotations
+
+
+class EdgeserError(Exception):
+    """Base class of every error edgeser raises on purpose."""
+
+
+class BundleError(EdgeserError):
+    """A bundle is missing, incomplete, tampered with, or of an unsupported version."""
+
+
+class AudioError(EdgeserError):
+    """Audio that cannot be read or is unusable (empty, silent, NaN, too long, ...)."""
+
+
+class TextError(EdgeserError):
+    """Text that cannot be encoded (empty, nothing left after tokenization, ...)."""
+
+
+class AlignmentError(EdgeserError):
+    """A transcript that cannot be aligned to the audio."""
+
+
+class BackendUnavailableError(EdgeserError):
+    """An inference backend or execution provider that is not installed or not usable here."""
+
+
+class ParityError(EdgeserError):
+    """An exported graph whose outputs differ from its source beyond the stated tolerance."""

@@ -1,0 +1,165 @@
+"""The entry point: :class:`EmotionRecognizer`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgeser.audio import AudioSource, load_audio
+from edgeser.backends import Backend, OrtBackend
+from edgeser.bundle import Bundle, SpeechSection, TextSection, graph_metadata
+from edgeser.errors import AudioError, BundleError
+from edgeser.options import RuntimeOptions
+from edgeser.results import EncoderOutput, TextOutput, Timings
+from edgeser.text import TextTokenizer
+
+
+class EmotionRecognizer:
+    """Runs a bundle's graphs with ONNX Runtime; numpy only, no torch.
+
+    Example:
+        >>> from edgeser import EmotionRecognizer, RuntimeOptions
+        >>> rec = EmotionRecognizer.from_bundle("bundles/demo", RuntimeOptions.cpu(threads=2))
+        >>> out = rec.encode("edgeser/samples/kids_talking.wav")
+        >>> out.hidden_states.shape  # (batch, layers, frames, hidden)
+        (1, 1, 143, 768)
+        >>> text = rec.embed_text("Kids are talking by the door.")
+        >>> text.token_embeddings.shape  # (batch, tokens, hidden)
+        (1, 9, 384)
+    """
+
+    def __init__(self, bundle: Bundle, options: RuntimeOptions | None = None) -> None:
+        self.bundle = bundle
+        self.options = options or RuntimeOptions()
+        m = bundle.manifest
+        self._speech = self._open(m.speech) if m.speech else None
+        self._text = self._open(m.text) if m.text else None
+        self._tokenizer = (
+            TextTokenizer(bundle.file(m.text.tokenizer),
+                          max_tokens=min(m.text.max_tokens, self.options.max_text_tokens),
+                          pad_id=m.text.pad_id, pad_token=m.text.pad_token, unk_token=m.text.unk_token)
+            if m.text else None)
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike[str], options: RuntimeOptions | None = None) -> EmotionRecognizer:
+        """Load and check the bundle at ``path``.
+
+        Raises:
+            BundleError: Missing, tampered or inconsistent bundle files.
+            BackendUnavailableError: A requested execution provider is not installed.
+        """
+        options = options or RuntimeOptions()
+        return cls(Bundle.load(path, verify_hashes=options.verify_hashes), options)
+
+    def _open(self, section: SpeechSection | TextSection) -> Backend:
+        path = self.bundle.file(section.graph)
+        backend = OrtBackend(path, self.options)
+        if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
+            raise BundleError(f"{path}: graph has inputs {list(backend.input_names)} and outputs "
+                              f"{list(backend.output_names)}, bundle.json declares {list(section.spec.input_names)} "
+                              f"and {list(section.spec.output_names)}; re-export the bundle")
+        stored = backend.metadata
+        for key, want in graph_metadata(section).items():
+            if stored.get(key) != want:
+                raise BundleError(f"{path}: ONNX metadata {key}={stored.get(key)!r} but bundle.json says {want!r}; "
+                                  "the graph and manifest come from different exports, re-export the bundle")
+        return backend
+
+    @property
+    def speech(self) -> SpeechSection:
+        if self.bundle.manifest.speech is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no speech encoder; export one with --speech")
+        return self.bundle.manifest.speech
+
+    def load_audio(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
+        """Read and check audio as the speech encoder needs it (mono float32 at the bundle's rate)."""
+        frames = self.speech.frames
+        return load_audio(audio, sample_rate, target_rate=frames.sample_rate, max_seconds=self.options.max_audio_s,
+                          min_samples=frames.receptive_field)
+
+    def encode(self, audio: AudioSource | Sequence[AudioSource], sample_rate: int | None = None) -> EncoderOutput:
+        """Run the speech encoder once over one utterance or a batch.
+
+        Args:
+            audio: A path or array, or a list of them (batched with zero padding and masks).
+            sample_rate: The rate of array inputs (files carry their own).
+
+        Returns:
+            Frame embeddings of the exposed layers and CTC log-probabilities, batched.
+
+        Raises:
+            AudioError: Unusable audio (see :func:`edgeser.audio.load_audio`).
+        """
+        section = self.speech
+        if self._speech is None:  # unreachable: the speech property raises first
+            raise BundleError(f"{self.bundle.path}: speech graph not loaded")
+        sources: list[AudioSource] = list(audio) if isinstance(audio, (list, tuple)) else [audio]  # type: ignore[list-item]
+        if not sources:
+            raise AudioError("no audio given: pass a path, an array, or a non-empty list of them")
+        t0 = time.perf_counter()
+        waves = [self.load_audio(s, sample_rate) for s in sources]
+        t1 = time.perf_counter()
+        feeds, lengths = speech_feeds(waves, section)
+        section.spec.check_feeds(feeds)
+        out = self._speech.run(feeds)
+        t2 = time.perf_counter()
+        logits, hidden = out["logits"], out["hidden_states"]
+        num_frames = section.frames.num_frames(lengths)
+        if logits.shape[1] != int(num_frames.max()):
+            raise BundleError(f"{self.bundle.path}: the speech graph gave {logits.shape[1]} frames for "
+                              f"{int(lengths.max())} samples, the bundle's frame formula gives "
+                              f"{int(num_frames.max())}; the manifest does not describe this graph, re-export it")
+        mask = np.arange(logits.shape[1])[None, :] < num_frames[:, None]
+        log_probs = _log_softmax(logits) * mask[:, :, None]
+        hidden = hidden * mask[:, None, :, None]
+        return EncoderOutput(hidden_states=hidden, log_probs=log_probs, frame_mask=mask, num_frames=num_frames,
+                             num_samples=lengths, layers=section.exposed_layers, hop_s=section.frames.hop_s,
+                             timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1))
+
+    def embed_text(self, text: str | Sequence[str]) -> TextOutput:
+        """Run the text encoder over one text or a batch; returns token embeddings.
+
+        Raises:
+            TextError: Empty text.
+            BundleError: The bundle has no text encoder.
+        """
+        if self._text is None or self._tokenizer is None or self.bundle.manifest.text is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no text encoder; export one with --text")
+        spec = self.bundle.manifest.text.spec
+        texts = [text] if isinstance(text, str) else list(text)
+        t0 = time.perf_counter()
+        all_feeds, tokens = self._tokenizer(texts)
+        feeds = {name: all_feeds[name] for name in spec.input_names}
+        spec.check_feeds(feeds)
+        hidden = self._text.run(feeds)["last_hidden_state"]
+        mask = all_feeds["attention_mask"].astype(bool)
+        hidden = hidden * mask[:, :, None]
+        return TextOutput(token_embeddings=hidden, token_mask=mask, tokens=tokens,
+                          timings=Timings(text_encoder_s=time.perf_counter() - t0))
+
+    def __repr__(self) -> str:
+        return f"EmotionRecognizer({str(self.bundle.path)!r}, {self.options!r})"
+
+
+def speech_feeds(waves: list[np.ndarray], section: SpeechSection) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Normalise each waveform (as the model's feature extractor does), pad, and build the feeds."""
+    lengths = np.array([w.shape[0] for w in waves], dtype=np.int64)
+    batch = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
+    for i, w in enumerate(waves):
+        if section.normalize_input:  # zero mean, unit variance over the real samples, as Wav2Vec2FeatureExtractor
+            w = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
+        batch[i, : w.shape[0]] = w
+    feeds = {"input_values": batch}
+    if section.uses_attention_mask:
+        feeds["attention_mask"] = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+    return feeds, lengths
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return out

@@ -1,0 +1,79 @@
+"""Result types: frozen dataclasses with ``to_dict()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds per stage; ``None`` for stages that did not run."""
+
+    audio_load_s: float | None = None
+    speech_encoder_s: float | None = None
+    text_encoder_s: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True, eq=False)
+class EncoderOutput:
+    """One speech-encoder pass over a batch of utterances, padded to the longest.
+
+    Attributes:
+        hidden_states: ``(batch, layers, frames, hidden)`` float32; padded frames are zero.
+        log_probs: ``(batch, frames, vocab)`` CTC log-probabilities; padded frames are zero.
+        frame_mask: ``(batch, frames)`` bool, true on real frames.
+        num_frames: ``(batch,)`` real frames per utterance.
+        num_samples: ``(batch,)`` 16 kHz samples per utterance.
+        layers: Which encoder layers ``hidden_states`` holds (0 = the feature projection).
+        hop_s: Seconds between frame starts.
+        timings: Stage timings of this call.
+    """
+
+    hidden_states: np.ndarray
+    log_probs: np.ndarray
+    frame_mask: np.ndarray
+    num_frames: np.ndarray
+    num_samples: np.ndarray
+    layers: tuple[int, ...]
+    hop_s: float
+    timings: Timings
+
+    def __len__(self) -> int:
+        return int(self.num_frames.shape[0])
+
+    def item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Utterance ``i`` without padding: ``(hidden_states[layers, frames, hidden], log_probs[frames, vocab])``."""
+        n = int(self.num_frames[i])
+        return self.hidden_states[i, :, :n], self.log_probs[i, :n]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hidden_states_shape": list(self.hidden_states.shape), "log_probs_shape": list(self.log_probs.shape),
+                "num_frames": self.num_frames.tolist(), "num_samples": self.num_samples.tolist(),
+                "layers": list(self.layers), "hop_s": self.hop_s, "timings": self.timings.to_dict()}
+
+
+@dataclass(frozen=True, eq=False)
+class TextOutput:
+    """One text-encoder pass over a batch of texts, padded to the longest.
+
+    Attributes:
+        token_embeddings: ``(batch, tokens, hidden)`` float32; padded positions are zero.
+        token_mask: ``(batch, tokens)`` bool, true on real tokens (special tokens included).
+        tokens: The token strings of each text, without padding.
+        timings: Stage timings of this call.
+    """
+
+    token_embeddings: np.ndarray
+    token_mask: np.ndarray
+    tokens: tuple[tuple[str, ...], ...]
+    timings: Timings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token_embeddings_shape": list(self.token_embeddings.shape),
+                "tokens": [list(t) for t in self.tokens], "timings": self.timings.to_dict()}

@@ -1,0 +1,167 @@
+"""Graph input/output specs and the CTC frame formula, declared once as data.
+
+The same :class:`GraphSpec` gives the exporter its dynamic axes and dummy inputs, the
+runtime its input checks, and (later) TensorRT its optimization profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeser.errors import BundleError
+
+Dim = int | str
+"""A tensor dimension: a fixed size, or the name of a dynamic axis such as ``"batch"``."""
+
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named graph input or output."""
+
+    name: str
+    dtype: str
+    dims: tuple[Dim, ...]
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"unsupported dtype {self.dtype!r}; expected one of {sorted(_DTYPES)}")
+
+    @property
+    def numpy_dtype(self) -> np.dtype[np.generic]:
+        return np.dtype(_DTYPES[self.dtype])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "dims": list(self.dims)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
+        return cls(name=str(d["name"]), dtype=str(d["dtype"]), dims=tuple(d["dims"]))
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """The inputs and outputs of one ONNX graph."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """``{tensor: {axis: name}}`` for every named (dynamic) dimension."""
+        return {
+            t.name: {i: d for i, d in enumerate(t.dims) if isinstance(d, str)}
+            for t in (*self.inputs, *self.outputs)
+        }
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Raise ``ValueError`` unless ``feeds`` match the inputs in names, ranks, dtypes and sizes."""
+        missing = set(self.input_names) - set(feeds)
+        extra = set(feeds) - set(self.input_names)
+        if missing or extra:
+            raise ValueError(f"graph inputs are {list(self.input_names)}; missing {sorted(missing)}, "
+                             f"unexpected {sorted(extra)}")
+        bound: dict[str, int] = {}
+        for t in self.inputs:
+            a = feeds[t.name]
+            if a.dtype != t.numpy_dtype:
+                raise ValueError(f"input {t.name!r} must be {t.dtype}, got {a.dtype}")
+            if a.ndim != len(t.dims):
+                raise ValueError(f"input {t.name!r} must have dims {list(t.dims)}, got shape {a.shape}")
+            for axis, (want, got) in enumerate(zip(t.dims, a.shape, strict=True)):
+                if isinstance(want, int) and want != got:
+                    raise ValueError(f"input {t.name!r} axis {axis} must be {want}, got {got}")
+                if isinstance(want, str) and bound.setdefault(want, got) != got:
+                    raise ValueError(f"input {t.name!r} axis {axis} ({want}) is {got}, "
+                                     f"but another input has {want}={bound[want]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GraphSpec:
+        return cls(inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+                   outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]))
+
+
+@dataclass(frozen=True)
+class FrameFormula:
+    """How many encoder frames a waveform yields, from the convolutional front end.
+
+    Each conv layer maps ``n`` samples (or frames) to ``floor((n - kernel) / stride) + 1``
+    (no padding), as in wav2vec 2.0's feature encoder. For wav2vec2-base
+    (kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2) that is a hop of 320 samples (20 ms at
+    16 kHz) and a receptive field of 400 samples (25 ms).
+    """
+
+    conv_kernel: tuple[int, ...]
+    conv_stride: tuple[int, ...]
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if len(self.conv_kernel) != len(self.conv_stride) or not self.conv_kernel:
+            raise BundleError(f"frame formula needs one stride per kernel, got kernels {self.conv_kernel} "
+                              f"and strides {self.conv_stride}; re-export the bundle")
+        if min(self.conv_kernel) < 1 or min(self.conv_stride) < 1 or self.sample_rate < 1:
+            raise BundleError("frame formula kernels, strides and sample rate must be positive; re-export the bundle")
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between the starts of consecutive frames (the product of the strides)."""
+        return int(np.prod(self.conv_stride))
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples seen by one frame; also the shortest input that yields a frame."""
+        field, jump = 1, 1
+        for k, s in zip(self.conv_kernel, self.conv_stride, strict=True):
+            field += (k - 1) * jump
+            jump *= s
+        return field
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop_samples / self.sample_rate
+
+    def num_frames(self, num_samples: int | np.ndarray) -> np.ndarray:
+        """Frames produced for ``num_samples`` (scalar or array); 0 when shorter than one frame."""
+        n = np.asarray(num_samples, dtype=np.int64)
+        for k, s in zip(self.conv_kernel, self.conv_stride, strict=True):
+            n = np.where(n >= k, (n - k) // s + 1, 0)
+        return n
+
+    def frame_start_s(self, frame: int | np.ndarray) -> np.ndarray:
+        """Time of the first sample each frame sees."""
+        return np.asarray(frame) * self.hop_samples / self.sample_rate
+
+    def frame_end_s(self, frame: int | np.ndarray) -> np.ndarray:
+        """Time just after the last sample each frame sees."""
+        return (np.asarray(frame) * self.hop_samples + self.receptive_field) / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conv_kernel": list(self.conv_kernel), "conv_stride": list(self.conv_stride),
+                "sample_rate": self.sample_rate, "hop_samples": self.hop_samples,
+                "receptive_field": self.receptive_field}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FrameFormula:
+        formula = cls(conv_kernel=tuple(int(k) for k in d["conv_kernel"]),
+                      conv_stride=tuple(int(s) for s in d["conv_stride"]),
+                      sample_rate=int(d["sample_rate"]))
+        for key in ("hop_samples", "receptive_field"):
+            if key in d and int(d[key]) != getattr(formula, key):
+                raise BundleError(f"bundle.json: speech.frames.{key} is {d[key]} but the kernels and strides "
+                                  f"give {getattr(formula, key)}; the file was edited or corrupted, re-export it")
+        return formula

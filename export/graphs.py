@@ -1,0 +1,74 @@
+"""The torch modules that become the bundle's ONNX graphs, and their specs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeser.specs import GraphSpec, TensorSpec
+from export.sources import SpeechSource, TextSource
+
+
+class SpeechGraph(nn.Module):
+    """CTC logits and selected hidden states from one encoder pass."""
+
+    def __init__(self, model: nn.Module, layers: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.layers = layers
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(input_values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True)
+        hidden = torch.stack([out.hidden_states[i] for i in self.layers], dim=1)
+        return out.logits, hidden
+
+
+class TextGraph(nn.Module):
+    """Token embeddings (the last hidden state) of a BERT-style encoder."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden
+
+
+def speech_spec(source: SpeechSource, layers: tuple[int, ...]) -> GraphSpec:
+    inputs = [TensorSpec("input_values", "float32", ("batch", "samples"))]
+    if source.uses_attention_mask:
+        inputs.append(TensorSpec("attention_mask", "int64", ("batch", "samples")))
+    return GraphSpec(
+        inputs=tuple(inputs),
+        outputs=(TensorSpec("logits", "float32", ("batch", "frames", len(source.vocab.tokens))),
+                 TensorSpec("hidden_states", "float32",
+                            ("batch", len(layers), "frames", int(source.model.config.hidden_size)))))
+
+
+def text_spec(source: TextSource) -> GraphSpec:
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if source.uses_token_type_ids else [])
+    return GraphSpec(
+        inputs=tuple(TensorSpec(n, "int64", ("batch", "tokens")) for n in names),
+        outputs=(TensorSpec("last_hidden_state", "float32",
+                            ("batch", "tokens", int(source.model.config.hidden_size))),))
+
+
+def parse_layers(layers: str, num_layers: int) -> tuple[int, ...]:
+    """``"last"``, ``"all"`` or comma-separated indices into the hidden states (0 = feature projection)."""
+    if layers == "last":
+        return (num_layers,)
+    if layers == "all":
+        return tuple(range(num_layers + 1))
+    try:
+        chosen = tuple(int(x) for x in layers.split(","))
+    except ValueError as e:
+        raise ValueError(f"layers must be 'last', 'all' or comma-separated integers, got {layers!r}") from e
+    bad = [i for i in chosen if not 0 <= i <= num_layers]
+    if bad or len(set(chosen)) != len(chosen):
+        raise ValueError(f"layers must be distinct indices in 0..{num_layers} (0 = feature projection), got {layers!r}")
+    return chosen

