@@ -25,7 +25,7 @@ class EmotionRecognizer:
         >>> rec = EmotionRecognizer.from_bundle("bundles/demo", RuntimeOptions.cpu(threads=2))
         >>> out = rec.encode("edgeser/samples/kids_talking.wav")
         >>> out.hidden_states.shape  # (batch, layers, frames, hidden)
-        (1, 1, 143, 768)
+        (1, 1, 108, 768)
         >>> text = rec.embed_text("Kids are talking by the door.")
         >>> text.token_embeddings.shape  # (batch, tokens, hidden)
         (1, 9, 384)
