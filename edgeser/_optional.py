@@ -8,21 +8,23 @@ from types import ModuleType
 from edgeser.errors import BackendUnavailableError
 
 
-def require(module: str, extra: str, purpose: str) -> ModuleType:
+def require(module: str, extra: str, purpose: str, install: str | None = None) -> ModuleType:
     """Import ``module`` or raise with the pip command that provides it.
 
     Args:
         module: Importable module name, e.g. ``"torch"``.
         extra: The edgeser extra that installs it, e.g. ``"export"``.
         purpose: What needs it, for the message, e.g. ``"edgeser export"``.
+        install: The install command, where it is not ``pip install "edgeser[EXTRA]"``.
 
     Raises:
         BackendUnavailableError: The module is not installed (or fails to import).
     """
+    command = install or f'pip install "edgeser[{extra}]"'
     try:
         return importlib.import_module(module)
     except ImportError as e:
         raise BackendUnavailableError(
             f"{purpose} needs the Python package '{module}', which is not importable here ({e}). "
-            f"Install it with: pip install \"edgeser[{extra}]\""
+            f"Install it with: {command}"
         ) from e

@@ -42,6 +42,8 @@ def main(verbose: bool) -> None:
     """edgeser: speech + text emotion recognition for the edge."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False, show_time=False)])
+    if not verbose:  # pyctcdecode warns at import that kenlm is absent even when no language model is asked for
+        logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
 
 @main.command("export")
@@ -193,3 +195,47 @@ def encode(audio: tuple[Path, ...], bundle_path: Path, text: str | None, threads
     out.print(t)
 
 
+
+
+@main.command()
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--text", default=None, help="The transcript (forced alignment). Without it, words are decoded.")
+@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path), default=None,
+              help="Use this bundle's CTC head (one encoder pass). Default: the hama phoneme aligner.")
+@click.option("--json", "as_json", is_flag=True, help="Print words, syllables and phones as one JSON object.")
+@click.option("--textgrid", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a Praat TextGrid with tiers words, syllables, phones.")
+@click.option("--skip-unknown", is_flag=True, help="Leave out characters/phones the aligner cannot express "
+                                                   "(default: fail and name them).")
+def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool, textgrid: Path | None,
+          skip_unknown: bool) -> None:
+    """Find where each word, syllable and phone of AUDIO lies in time."""
+    from edgeser.options import SegmentOptions
+    from edgeser.textgrid import to_textgrid
+
+    options = SegmentOptions(on_unknown="skip" if skip_unknown else "error")
+    with _errors():
+        if bundle_path is not None:
+            seg = EmotionRecognizer.from_bundle(bundle_path).segment(audio, text, options=options)
+        else:
+            from edgeser.aligner import align as default_align
+
+            seg = default_align(audio, text, options=options)
+        if textgrid is not None:
+            tmp = textgrid.with_name(f".{textgrid.name}.tmp")
+            tmp.write_text(to_textgrid(seg), encoding="utf-8")
+            tmp.replace(textgrid)
+    if as_json:
+        click.echo(json.dumps(seg.to_dict(), indent=2, ensure_ascii=False))
+        return
+    t = Table("word", "start s", "end s", "score", "syllables", "phones",
+              title=f"{audio} ({seg.mode}; confidence {seg.confidence:.2f}; {seg.aligner})")
+    for w in seg.words:
+        inside = [s.label for s in seg.syllables if w.start_s <= s.start_s < w.end_s]
+        phones = [p.label for p in seg.phones if w.start_s <= p.start_s < w.end_s]
+        t.add_row(w.label, f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.score:.2f}", ".".join(inside), " ".join(phones))
+    out.print(t)
+    if seg.skipped:
+        err.print(f"[yellow]left out:[/] {'; '.join(seg.skipped)}")
+    if textgrid is not None:
+        err.print(f"wrote {textgrid}")

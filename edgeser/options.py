@@ -44,3 +44,32 @@ class RuntimeOptions:
     def cuda(cls) -> RuntimeOptions:
         """ONNX Runtime's CUDA provider with CPU fallback (needs onnxruntime-gpu; untested here)."""
         return cls(providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How audio is cut into words, syllables and phones.
+
+    Attributes:
+        start_shift_s: Word starts move this much earlier (CTC spikes come late; see README).
+        end_shift_s: Word ends move this much later.
+        on_unknown: What to do with transcript characters/phones the CTC vocabulary cannot express:
+            ``"error"`` raises ``AlignmentError`` naming them; ``"skip"`` leaves them out (logged,
+            and listed in ``Segmentation.skipped``).
+        beam_width: Beam of the CTC decoder used when no transcript is given.
+        kenlm_path: Optional KenLM model (``.arpa``/``.bin``) for decoding character vocabularies.
+    """
+
+    start_shift_s: float = 0.0
+    end_shift_s: float = 0.0
+    on_unknown: str = "error"
+    beam_width: int = 32
+    kenlm_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_unknown not in ("error", "skip"):
+            raise ValueError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
+        if self.beam_width < 1:
+            raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
+        if not (0 <= self.start_shift_s < 1 and 0 <= self.end_shift_s < 1):
+            raise ValueError("start_shift_s and end_shift_s must be in [0, 1) seconds")

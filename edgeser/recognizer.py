@@ -11,9 +11,12 @@ import numpy as np
 from edgeser.audio import AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, SpeechSection, TextSection, graph_metadata
+from edgeser.ctc.emissions import Emissions
 from edgeser.errors import AudioError, BundleError
-from edgeser.options import RuntimeOptions
+from edgeser.options import RuntimeOptions, SegmentOptions
+from edgeser.phonetics.lexicon import Lexicon
 from edgeser.results import EncoderOutput, TextOutput, Timings
+from edgeser.segmenter import Segmentation, check_not_silent, segment
 from edgeser.text import TextTokenizer
 
 
@@ -118,6 +121,34 @@ class EmotionRecognizer:
         return EncoderOutput(hidden_states=hidden, log_probs=log_probs, frame_mask=mask, num_frames=num_frames,
                              num_samples=lengths, layers=section.exposed_layers, hop_s=section.frames.hop_s,
                              timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1))
+
+    def emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
+        """The CTC emissions of utterance ``index`` of an :meth:`encode` result, on the bundle's frame grid."""
+        frames = self.speech.frames
+        _, log_probs = encoded.item(index)
+        offset = (frames.receptive_field - frames.hop_samples) / 2 / frames.sample_rate  # frames are centred
+        return Emissions(log_probs, self.speech.ctc, hop_s=frames.hop_s, offset_s=offset)
+
+    def segment(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
+                options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
+        """Words, syllables and phones with times, from this bundle's CTC head (one encoder pass).
+
+        Args:
+            audio: One utterance (path or array).
+            text: Its transcript for forced alignment, or ``None`` to decode the words first.
+            sample_rate: The rate of an array input.
+            options: Boundary rule, unknown-character policy, decoder settings.
+            lexicon: Pronunciations (default: CMUdict + hama G2P, from ``edgeser[align]``).
+
+        Raises:
+            AudioError: Unusable audio.
+            AlignmentError: Silent audio, an empty or unspellable transcript, or too little audio for it.
+        """
+        wave = self.load_audio(audio, sample_rate)
+        check_not_silent(wave)
+        encoded = self.encode(wave, sample_rate=self.speech.frames.sample_rate)
+        name = f"bundle {self.bundle.path.name} ({self.speech.ctc.kind} CTC)"
+        return segment(self.emissions(encoded), text, aligner=name, lexicon=lexicon, options=options)
 
     def embed_text(self, text: str | Sequence[str]) -> TextOutput:
         """Run the text encoder over one text or a batch; returns token embeddings.

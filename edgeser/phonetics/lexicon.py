@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,17 @@ def equivalents(phone: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Pronunciation:
-    """One word's phones (IPA) and where they came from (``"cmudict"`` or ``"g2p"``)."""
+    """One word's phones (IPA), other accepted pronunciations, and where they came from (``"cmudict"``/``"g2p"``)."""
 
     word: str
     phones: tuple[str, ...]
     source: str
+    variants: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def all(self) -> tuple[tuple[str, ...], ...]:
+        """The main pronunciation first, then the variants."""
+        return (self.phones, *self.variants)
 
 
 def cmudict_path() -> Path:
@@ -52,18 +58,19 @@ def cmudict_path() -> Path:
     return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
 
 
-def read_cmudict(path: Path) -> dict[str, tuple[str, ...]]:
-    """``word -> IPA phones`` from a CMUdict file; the first variant of each word wins."""
-    entries: dict[str, tuple[str, ...]] = {}
+def read_cmudict(path: Path) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """``word -> pronunciations`` (IPA) from a CMUdict file, in file order (``word(2)`` after ``word``)."""
+    entries: dict[str, list[tuple[str, ...]]] = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.split()
             if len(parts) < 2 or parts[0].startswith(";;;"):
                 continue
-            word = parts[0].split("(")[0]
-            if word not in entries:
-                entries[word] = tuple(ARPABET_TO_IPA[p.rstrip("012")] for p in parts[1:])
-    return entries
+            phones = tuple(ARPABET_TO_IPA[p.rstrip("012")] for p in parts[1:] if not p.startswith("#"))
+            variants = entries.setdefault(parts[0].split("(")[0], [])
+            if phones not in variants:
+                variants.append(phones)
+    return {word: tuple(v) for word, v in entries.items()}
 
 
 class HamaG2P:
@@ -83,8 +90,15 @@ class HamaG2P:
 class Lexicon:
     """Word → :class:`Pronunciation`, from a dictionary with a G2P fallback for unknown words."""
 
-    def __init__(self, entries: dict[str, tuple[str, ...]], g2p: Callable[[str], tuple[str, ...]] | None) -> None:
-        self._entries = entries
+    def __init__(self, entries: Mapping[str, tuple[str, ...] | tuple[tuple[str, ...], ...]],
+                 g2p: Callable[[str], tuple[str, ...]] | None) -> None:
+        """Args:
+            entries: ``word -> phones`` or ``word -> (phones, variant, ...)``.
+            g2p: Pronounces words not in ``entries``; ``None`` gives them no phones.
+        """
+        self._entries: dict[str, tuple[tuple[str, ...], ...]] = {
+            w: ((v,) if not v or isinstance(v[0], str) else v) for w, v in entries.items()  # type: ignore[misc]
+        }
         self._g2p = g2p
         self._cache: dict[str, Pronunciation] = {}
 
@@ -102,7 +116,8 @@ class Lexicon:
         if word in self._cache:
             return self._cache[word]
         if word in self._entries:
-            pron = Pronunciation(word, self._entries[word], "cmudict")
+            first, *rest = self._entries[word]
+            pron = Pronunciation(word, first, "cmudict", tuple(rest))
         elif self._g2p is not None:
             pron = Pronunciation(word, self._g2p(word), "g2p")
             log.debug("%r not in the lexicon; G2P gives %s", word, " ".join(pron.phones))

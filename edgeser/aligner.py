@@ -1,0 +1,36 @@
+"""Segmentation without a bundle: the default phoneme aligner (hama) over any audio."""
+
+from __future__ import annotations
+
+import functools
+
+from edgeser.audio import AudioSource, load_audio
+from edgeser.ctc.hama import FRAME_SAMPLES, SAMPLE_RATE, HamaAligner
+from edgeser.options import SegmentOptions
+from edgeser.phonetics.lexicon import Lexicon
+from edgeser.segmenter import Segmentation, check_not_silent, segment
+
+DEFAULT_MAX_AUDIO_S = 600.0
+
+
+@functools.lru_cache(maxsize=1)
+def default_aligner() -> HamaAligner:
+    return HamaAligner()
+
+
+def align(audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
+          options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
+          max_audio_s: float = DEFAULT_MAX_AUDIO_S) -> Segmentation:
+    """Words, syllables and phones of ``audio`` with the default phoneme aligner (needs ``edgeser[align]``).
+
+    Example:
+        >>> from edgeser.aligner import align
+        >>> seg = align("edgeser/samples/kids_talking.wav", "Kids are talking by the door.")
+        >>> [w.label for w in seg.words]
+        ['kids', 'are', 'talking', 'by', 'the', 'door']
+    """
+    wave = load_audio(audio, sample_rate, target_rate=SAMPLE_RATE, max_seconds=max_audio_s,
+                      min_samples=FRAME_SAMPLES)
+    check_not_silent(wave)
+    aligner = default_aligner()
+    return segment(aligner.emissions(wave), text, aligner=aligner.name, lexicon=lexicon, options=options)

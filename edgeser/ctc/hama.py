@@ -1,0 +1,49 @@
+"""The default aligner until a trained model ships: ``hama``'s phoneme CTC recognizer (Apache-2.0).
+
+Its vocabulary is IPA with a ``<wb>`` word-boundary token and a ``<blank>``; one frame is 320
+samples at 16 kHz. The recognizer silently stops at 30 s of audio, so audio is fed in chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from edgeser._optional import require
+from edgeser.bundle import CtcVocab
+from edgeser.ctc.emissions import Emissions
+
+SAMPLE_RATE = 16_000
+FRAME_SAMPLES = 320
+CHUNK_SAMPLES = 20 * SAMPLE_RATE  # well under hama's 30 s limit; a multiple of FRAME_SAMPLES
+_MIN_LAST_CHUNK = SAMPLE_RATE  # a shorter tail joins the chunk before it
+
+
+class HamaAligner:
+    """Phoneme CTC emissions from ``hama.ASRModel`` (needs ``edgeser[align]``)."""
+
+    name = "hama phoneme CTC (hama.ASRModel, IPA)"
+
+    def __init__(self) -> None:
+        hama = require("hama", "align", "the default phoneme aligner")
+        self._model: Any = hama.ASRModel()
+        tokens = tuple(self._model.decoder_tokens)
+        self.vocab = CtcVocab(tokens=tokens, blank_id=tokens.index("<blank>"), word_delimiter="<wb>",
+                              unk_token="<unk>", kind="phonemes")
+
+    def _run(self, wave: np.ndarray) -> np.ndarray:
+        m = self._model
+        feeds = {m._waveform_input_name: wave[None, :].astype(np.float32),
+                 m._waveform_lengths_input_name: np.array([wave.size], dtype=np.int64)}
+        log_probs, lengths = m.session.run([m._log_probs_output_name, m._out_lengths_output_name], feeds)
+        return np.asarray(log_probs[0, : int(np.asarray(lengths).reshape(-1)[0])], dtype=np.float32)
+
+    def emissions(self, wave: np.ndarray) -> Emissions:
+        """Emissions for 16 kHz mono audio of any length (chunked below hama's 30 s limit)."""
+        bounds = [*list(range(0, wave.size, CHUNK_SAMPLES)), wave.size]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < _MIN_LAST_CHUNK:
+            bounds.pop(-2)
+        parts = [self._run(np.clip(wave[a:b], -1.0, 1.0)) for a, b in itertools.pairwise(bounds)]
+        return Emissions(np.concatenate(parts), self.vocab, hop_s=FRAME_SAMPLES / SAMPLE_RATE)

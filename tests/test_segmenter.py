@@ -1,0 +1,197 @@
+"""Segmentation on emissions with a known answer, bad input, pooling, TextGrid, and the align command."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeser.bundle import CtcVocab
+from edgeser.cli import main
+from edgeser.ctc.emissions import Emissions
+from edgeser.errors import AlignmentError
+from edgeser.options import SegmentOptions
+from edgeser.phonetics import Lexicon
+from edgeser.pooling import assignment, frame_centres_s, pool, pool_batch
+from edgeser.segmenter import PHONES_ALIGNED, PHONES_UNIFORM, Segment, check_not_silent, segment
+from edgeser.specs import FrameFormula
+from edgeser.textgrid import to_textgrid
+from tests.conftest import SAMPLE, ravdess_files
+
+CHARS = CtcVocab(tokens=("<pad>", "|", "A", "B", "C", "'"), blank_id=0, word_delimiter="|", unk_token=None,
+                 kind="characters")
+PHONES = CtcVocab(tokens=("<b>", "<wb>", "æ", "b", "s", "i", "ʌ", "ə"), blank_id=0, word_delimiter="<wb>",
+                  unk_token=None, kind="phonemes")
+LEXICON = Lexicon({"ab": ("æ", "b"), "c": ("s", "i"), "cab": ("s", "æ", "b"), "a": ("ʌ",)}, g2p=None)
+
+
+def peaks(vocab: CtcVocab, frames: int, spikes: dict[int, str], floor: float = 0.02) -> Emissions:
+    """Emissions that are blank everywhere except the given token at the given frames."""
+    p = np.full((frames, len(vocab.tokens)), floor)
+    p[:, vocab.blank_id] = 1.0
+    for t, token in spikes.items():
+        p[t] = floor
+        p[t, vocab.tokens.index(token)] = 1.0
+    p /= p.sum(1, keepdims=True)
+    return Emissions(np.log(p).astype(np.float32), vocab, hop_s=0.02)
+
+
+def test_character_alignment_recovers_the_spikes() -> None:
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    seg = segment(em, "Ab, c!", aligner="test", lexicon=LEXICON)
+    assert [(w.label, w.start_s, w.end_s) for w in seg.words] == [("ab", 0.10, 0.18), ("c", 0.40, 0.42)]
+    assert seg.mode == "forced" and seg.phone_timing == PHONES_UNIFORM and seg.confidence > 0.95
+    assert [p.label for p in seg.phones] == ["æ", "b", "s", "i"]
+    assert [(p.start_s, p.end_s) for p in seg.phones[:2]] == [(0.10, 0.14), (0.14, 0.18)]  # even split
+    assert [s.label for s in seg.syllables] == ["æb", "si"]
+
+
+def test_phoneme_alignment_places_each_phone_and_picks_equivalents() -> None:
+    em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"})
+    seg = segment(em, "cab a", aligner="test", lexicon=LEXICON)
+    assert seg.phone_timing == PHONES_ALIGNED
+    assert [(p.label, p.start_s) for p in seg.phones] == [("s", 0.06), ("æ", 0.12), ("b", 0.18), ("ə", 0.36)]
+    assert seg.phones[2].end_s == seg.words[0].end_s == 0.20
+    assert seg.words[1].label == "a" and seg.phones[3].label == "ə"  # lexicon says ʌ; the model heard ə
+
+
+def test_boundary_shift_never_overlaps_neighbours() -> None:
+    em = peaks(CHARS, 30, {5: "A", 6: "B", 7: "|", 8: "C"})
+    seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions(start_shift_s=0.08,
+                                                                                   end_shift_s=0.08))
+    w0, w1 = seg.words
+    assert w0.start_s == pytest.approx(0.02) and w0.end_s <= w1.start_s and w1.start_s == pytest.approx(0.14)
+
+
+def test_a_wrong_transcript_is_reported_by_confidence_not_hidden() -> None:
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    right = segment(em, "ab c", aligner="t", lexicon=LEXICON)
+    wrong = segment(em, "c ab", aligner="t", lexicon=LEXICON)
+    assert right.confidence > 0.95 > 0.5 > wrong.confidence
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "no words after normalisation"),
+    ("?! ...", "no words after normalisation"),
+    ("ab xyz", r"cannot express: 'xyz': x y z"),
+    ("日本", "cannot express"),
+    ("ab " * 20, r"needs at least \d+ frames .* the audio gives 30"),
+])
+def test_bad_transcripts(text: str, message: str) -> None:
+    em = peaks(CHARS, 30, {5: "A", 8: "B"})
+    with pytest.raises(AlignmentError, match=message):
+        segment(em, text, aligner="t", lexicon=LEXICON)
+
+
+def test_skip_unknown_leaves_out_and_records() -> None:
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    seg = segment(em, "ab, xc", aligner="t", lexicon=LEXICON, options=SegmentOptions(on_unknown="skip"))
+    assert [w.label for w in seg.words] == ["ab", "xc"] and seg.skipped == ("'xc': x",)
+
+
+def test_silence_is_refused() -> None:
+    with pytest.raises(AlignmentError, match="silent"):
+        check_not_silent(np.full(16000, 1e-5, np.float32))
+    check_not_silent(np.full(16000, 0.01, np.float32))
+
+
+FRAMES = FrameFormula((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 16000)
+
+
+def seg(start: float, end: float) -> Segment:
+    return Segment("word", "w", start, end, 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(bounds=st.lists(st.tuples(st.floats(0, 1.0), st.floats(0, 0.3)), min_size=1, max_size=6))
+def test_pooling_is_the_mean_over_frames_whose_centre_is_inside(bounds: list[tuple[float, float]]) -> None:
+    hidden = np.random.default_rng(0).standard_normal((2, 50, 4)).astype(np.float32)
+    segments = [seg(a, a + d) for a, d in bounds]
+    pooled = pool(hidden, segments, FRAMES)
+    centres = frame_centres_s(FRAMES, 50)
+    for i, s in enumerate(segments):
+        inside = [t for t in range(50) if s.start_s <= centres[t] < s.end_s]
+        if not inside:  # shorter than a frame: the nearest frame, never an empty mean
+            inside = [int(np.argmin(np.abs(centres - (s.start_s + s.end_s) / 2)))]
+        np.testing.assert_allclose(pooled[:, i], hidden[:, inside].mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(assignment(segments, centres).sum(1), 1.0, rtol=1e-6)
+
+
+def test_pool_batch_pads_and_masks() -> None:
+    hidden = np.random.default_rng(1).standard_normal((2, 1, 60, 3)).astype(np.float32)
+    pooled, mask = pool_batch(hidden, np.array([60, 30]), [[seg(0, 0.3), seg(0.3, 0.5)], [seg(0.1, 0.2)]], FRAMES)
+    assert pooled.shape == (2, 1, 2, 3) and mask.tolist() == [[True, True], [True, False]]
+    assert not pooled[1, :, 1].any()
+    np.testing.assert_allclose(pooled[1, 0, 0], pool(hidden[1, 0, :30], [seg(0.1, 0.2)], FRAMES)[0])
+
+
+def test_textgrid_tiles_the_whole_duration() -> None:
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    grid = to_textgrid(segment(em, 'ab "c"', aligner="t", lexicon=LEXICON))
+    assert grid.startswith('File type = "ooTextFile"') and "size = 3" in grid
+    words_tier = grid.split('name = "words"')[1].split("item [2]")[0]
+    xs = [float(x) for x in re.findall(r"xm(?:in|ax) = ([\d.]+)", words_tier)][2:]  # skip the tier's own
+    assert xs[0] == 0 and xs[-1] == pytest.approx(0.6)
+    assert all(a == b for a, b in zip(xs[1:-1:2], xs[2::2], strict=True))  # each interval starts where one ends
+    assert re.findall(r'text = "(.*)"', words_tier) == ["", "ab", "", "c", ""]
+
+
+def test_default_aligner_on_real_speech() -> None:
+    pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
+    pytest.importorskip("pocketsphinx", reason="CMUdict comes from pocketsphinx (edgeser[align])")
+    from edgeser.aligner import align
+
+    files = ravdess_files(2)
+    seg = align(files[0], "Kids are talking by the door.")
+    assert [w.label for w in seg.words] == ["kids", "are", "talking", "by", "the", "door"]
+    starts = [w.start_s for w in seg.words]
+    assert starts == sorted(starts) and 0.5 < starts[0] < 1.5 and seg.words[-1].end_s < seg.duration_s
+    assert [s.label for s in seg.syllables][2:4] == ["tɔ", "kɪŋ"]
+    wrong = align(files[0], "The weather will be cold tomorrow morning.")
+    assert seg.confidence > 0.8 > 0.5 > wrong.confidence
+
+
+def test_align_command_json_and_textgrid(tmp_path: Path) -> None:
+    pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
+    pytest.importorskip("pocketsphinx", reason="CMUdict comes from pocketsphinx (edgeser[align])")
+    grid = tmp_path / "out.TextGrid"
+    result = CliRunner().invoke(main, ["align", str(SAMPLE), "--text", "Kids are talking by the door.", "--json",
+                                       "--textgrid", str(grid)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"words", "syllables", "phones"} <= set(data)
+    assert set(data["words"][0]) == {"label", "start_s", "end_s", "score"}
+    assert [w["label"] for w in data["words"]] == ["kids", "are", "talking", "by", "the", "door"]
+    assert grid.read_text().count("IntervalTier") == 3
+    result = CliRunner().invoke(main, ["align", str(SAMPLE), "--text", "one two three four five " * 12])
+    assert result.exit_code == 1 and "needs at least" in result.output and "Traceback" not in result.output
+
+
+def test_decoding_without_transcript() -> None:
+    pytest.importorskip("pyctcdecode", reason="decoding needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie)")
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    seg = segment(em, None, aligner="t", lexicon=LEXICON)
+    assert seg.mode == "decoded" and [w.label for w in seg.words] == ["ab", "c"]
+    em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"})
+    seg = segment(em, None, aligner="t", lexicon=LEXICON)
+    assert [w.label for w in seg.words] == ["sæb", "ə"] and [p.label for p in seg.phones] == ["s", "æ", "b", "ə"]
+    with pytest.raises(AlignmentError, match="no words were recognised"):
+        segment(peaks(CHARS, 30, {}), None, aligner="t", lexicon=LEXICON)
+
+
+def test_bundle_segment_uses_one_encoder_pass(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeser import EmotionRecognizer
+
+    rec = EmotionRecognizer.from_bundle(tiny_bundle)
+    calls = []
+    original = rec.encode
+    monkeypatch.setattr(rec, "encode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    seg = rec.segment(SAMPLE, "kids are talking", lexicon=Lexicon({}, g2p=None))
+    assert len(calls) == 1 and [w.label for w in seg.words] == ["kids", "are", "talking"]
+    assert seg.phone_timing == PHONES_UNIFORM and 0 <= seg.words[0].start_s < seg.words[-1].end_s <= seg.duration_s
