@@ -51,8 +51,11 @@ class SegmentOptions:
     """How audio is cut into words, syllables and phones.
 
     Attributes:
-        start_shift_s: Word starts move this much earlier (CTC spikes come late; see README).
-        end_shift_s: Word ends move this much later.
+        start_shift_s: Word starts move this much earlier, never before the previous word's last aligned
+            frame (CTC spikes come late: about 90 ms for the default aligner).
+        end_shift_s: Word ends move this much later, never past the next word's start. Both defaults
+            were chosen against pocketsphinx on RAVDESS actors 01-10 for the default (hama) aligner
+            (``benchmarks/align_agreement.py``); other CTC models may need their own.
         on_unknown: What to do with transcript characters/phones the CTC vocabulary cannot express:
             ``"error"`` raises ``AlignmentError`` naming them; ``"skip"`` leaves them out (logged,
             and listed in ``Segmentation.skipped``).
@@ -60,8 +63,8 @@ class SegmentOptions:
         kenlm_path: Optional KenLM model (``.arpa``/``.bin``) for decoding character vocabularies.
     """
 
-    start_shift_s: float = 0.0
-    end_shift_s: float = 0.0
+    start_shift_s: float = 0.12
+    end_shift_s: float = 0.12
     on_unknown: str = "error"
     beam_width: int = 32
     kenlm_path: str | None = None

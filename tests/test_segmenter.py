@@ -29,6 +29,7 @@ CHARS = CtcVocab(tokens=("<pad>", "|", "A", "B", "C", "'"), blank_id=0, word_del
 PHONES = CtcVocab(tokens=("<b>", "<wb>", "æ", "b", "s", "i", "ʌ", "ə"), blank_id=0, word_delimiter="<wb>",
                   unk_token=None, kind="phonemes")
 LEXICON = Lexicon({"ab": ("æ", "b"), "c": ("s", "i"), "cab": ("s", "æ", "b"), "a": ("ʌ",)}, g2p=None)
+EXACT = SegmentOptions(start_shift_s=0.0, end_shift_s=0.0)  # boundaries exactly at the aligned frames
 
 
 def peaks(vocab: CtcVocab, frames: int, spikes: dict[int, str], floor: float = 0.02) -> Emissions:
@@ -44,7 +45,7 @@ def peaks(vocab: CtcVocab, frames: int, spikes: dict[int, str], floor: float = 0
 
 def test_character_alignment_recovers_the_spikes() -> None:
     em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
-    seg = segment(em, "Ab, c!", aligner="test", lexicon=LEXICON)
+    seg = segment(em, "Ab, c!", aligner="test", lexicon=LEXICON, options=EXACT)
     assert [(w.label, w.start_s, w.end_s) for w in seg.words] == [("ab", 0.10, 0.18), ("c", 0.40, 0.42)]
     assert seg.mode == "forced" and seg.phone_timing == PHONES_UNIFORM and seg.confidence > 0.95
     assert [p.label for p in seg.phones] == ["æ", "b", "s", "i"]
@@ -54,7 +55,7 @@ def test_character_alignment_recovers_the_spikes() -> None:
 
 def test_phoneme_alignment_places_each_phone_and_picks_equivalents() -> None:
     em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"})
-    seg = segment(em, "cab a", aligner="test", lexicon=LEXICON)
+    seg = segment(em, "cab a", aligner="test", lexicon=LEXICON, options=EXACT)
     assert seg.phone_timing == PHONES_ALIGNED
     assert [(p.label, p.start_s) for p in seg.phones] == [("s", 0.06), ("æ", 0.12), ("b", 0.18), ("ə", 0.36)]
     assert seg.phones[2].end_s == seg.words[0].end_s == 0.20
@@ -133,7 +134,7 @@ def test_pool_batch_pads_and_masks() -> None:
 
 def test_textgrid_tiles_the_whole_duration() -> None:
     em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
-    grid = to_textgrid(segment(em, 'ab "c"', aligner="t", lexicon=LEXICON))
+    grid = to_textgrid(segment(em, 'ab "c"', aligner="t", lexicon=LEXICON, options=EXACT))
     assert grid.startswith('File type = "ooTextFile"') and "size = 3" in grid
     words_tier = grid.split('name = "words"')[1].split("item [2]")[0]
     xs = [float(x) for x in re.findall(r"xm(?:in|ax) = ([\d.]+)", words_tier)][2:]  # skip the tier's own

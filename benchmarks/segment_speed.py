@@ -1,0 +1,75 @@
+"""Segmentation and pooling time as a fraction of the speech encoder's time, for 1, 4 and 10 s of audio.
+
+The encoder is a wav2vec2-base-size bundle (random weights: its speed is a trained model's speed);
+segmentation is forced alignment of a transcript of natural length (~2.5 words/s) on its character
+CTC head, and pooling averages the frames over words, syllables and phones. The default aligner
+(hama phoneme CTC) is timed too: its own forward pass plus the same segmentation.
+
+    python -m benchmarks.segment_speed --bundle bundles/demo --out benchmarks/results/segment_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.aligner import default_aligner
+from edgeser.audio import load_audio
+from edgeser.phonetics import Lexicon
+from edgeser.pooling import pool
+from edgeser.segmenter import segment
+
+SAMPLE = Path(__file__).resolve().parents[1] / "edgeser" / "samples" / "kids_talking.wav"
+WORDS = "kids are talking by the door and the dogs are sitting by the window today".split()
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, required=True, help="a wav2vec2-base-size bundle (edgeser export)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    rec = EmotionRecognizer.from_bundle(args.bundle, RuntimeOptions(threads=args.threads))
+    hama = default_aligner()
+    Lexicon.default().pronounce("warm")  # load CMUdict outside the timings
+    sample = load_audio(SAMPLE)
+    rows = []
+    for seconds in (1, 4, 10):
+        wave = np.resize(sample, int(seconds * 16000))
+        text = " ".join(WORDS[i % len(WORDS)] for i in range(max(1, int(2.5 * seconds))))
+        enc_s, encoded = timed(lambda w=wave: rec.encode(w, sample_rate=16000), args.repeats)
+        em = rec.emissions(encoded)  # type: ignore[arg-type]
+        seg_s, seg = timed(lambda e=em, t=text: segment(e, t, aligner="bundle"), args.repeats)
+        hidden = encoded.hidden_states[0]  # type: ignore[attr-defined]
+        pool_s, _ = timed(lambda h=hidden, s=seg: [pool(h, s.level(lv), rec.speech.frames)  # type: ignore[attr-defined]
+                                                   for lv in ("word", "syllable", "phone")], args.repeats)
+        hama_em_s, hem = timed(lambda w=wave: hama.emissions(w), args.repeats)
+        hama_seg_s, _ = timed(lambda e=hem, t=text: segment(e, t, aligner="hama"), args.repeats)
+        rows.append({"audio_s": seconds, "words": len(text.split()), "encoder_ms": round(1e3 * enc_s, 1),
+                     "segmentation_ms": round(1e3 * seg_s, 2), "pooling_ms": round(1e3 * pool_s, 2),
+                     "segmentation_plus_pooling_over_encoder": round((seg_s + pool_s) / enc_s, 4),
+                     "hama_emissions_ms": round(1e3 * hama_em_s, 1),
+                     "hama_segmentation_ms": round(1e3 * hama_seg_s, 2)})
+        print(rows[-1])
+    result = {"bundle": str(args.bundle), "threads": args.threads, "repeats": args.repeats, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
