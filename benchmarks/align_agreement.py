@@ -33,6 +33,16 @@ UNRELATED = "The weather will be cold tomorrow morning."
 SHIFTS_MS = (0, 20, 40, 60, 80, 100, 120, 140, 160)
 
 
+def select_files(per_actor: int) -> list[dict[str, str]]:
+    """``per_actor`` RAVDESS rows per actor, spread evenly over each actor's 60 files (and so its emotions)."""
+    with open(DATA / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    chosen: list[dict[str, str]] = []
+    for actor in sorted({r["speaker"] for r in rows}):
+        chosen += [r for r in rows if r["speaker"] == actor][:: max(1, 60 // per_actor)][:per_actor]
+    return chosen
+
+
 def pocketsphinx_words(decoder: Any, wave: np.ndarray, text: str) -> list[tuple[str, float, float]] | None:
     """Word (start, end) seconds from pocketsphinx forced alignment, or None where it fails."""
     pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16).tobytes()
@@ -77,11 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     from pocketsphinx import Decoder
 
-    with open(DATA / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    chosen: list[dict[str, str]] = []
-    for actor in sorted({r["speaker"] for r in rows}):
-        chosen += [r for r in rows if r["speaker"] == actor][:: max(1, 60 // args.per_actor)][: args.per_actor]
+    chosen = select_files(args.per_actor)
     aligner = default_aligner()
     decoder = Decoder(samprate=16000, loglevel="FATAL")
     items, failures = [], []

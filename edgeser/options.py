@@ -56,6 +56,9 @@ class SegmentOptions:
         end_shift_s: Word ends move this much later, never past the next word's start. Both defaults
             were chosen against pocketsphinx on RAVDESS actors 01-10 for the default (hama) aligner
             (``benchmarks/align_agreement.py``); other CTC models may need their own.
+        phone_shift_s: Inside a word, each phone's start moves this much earlier, never before the
+            previous phone's last aligned frame (phonemic CTC only; same late-spike correction, chosen on
+            RAVDESS actors 01-10 against pocketsphinx's phone alignment: ``benchmarks/phone_timing.py``).
         on_unknown: What to do with transcript characters/phones the CTC vocabulary cannot express:
             ``"error"`` raises ``AlignmentError`` naming them; ``"skip"`` leaves them out (logged,
             and listed in ``Segmentation.skipped``).
@@ -65,6 +68,7 @@ class SegmentOptions:
 
     start_shift_s: float = 0.12
     end_shift_s: float = 0.12
+    phone_shift_s: float = 0.06
     on_unknown: str = "error"
     beam_width: int = 32
     kenlm_path: str | None = None
@@ -74,5 +78,5 @@ class SegmentOptions:
             raise ValueError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
         if self.beam_width < 1:
             raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
-        if not (0 <= self.start_shift_s < 1 and 0 <= self.end_shift_s < 1):
-            raise ValueError("start_shift_s and end_shift_s must be in [0, 1) seconds")
+        if not all(0 <= s < 1 for s in (self.start_shift_s, self.end_shift_s, self.phone_shift_s)):
+            raise ValueError("start_shift_s, end_shift_s and phone_shift_s must be in [0, 1) seconds")

@@ -233,7 +233,11 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
         scores = [unit_spans[(w, u)][2] for u in range(len(plan.unit_ids))]
         words.append(Segment("word", plan.label, starts[w], ends[w], float(np.exp(np.mean(scores)))))
         if vocab.kind == "phonemes":
-            bounds = [starts[w]] + [emissions.time(unit_spans[(w, u)][0]) for u in range(1, len(plan.unit_ids))]
+            bounds = [starts[w]]
+            for u in range(1, len(plan.unit_ids)):  # a phone starts at its spike, moved back by the phone shift
+                spike, previous_end = unit_spans[(w, u)][0], unit_spans[(w, u - 1)][1]
+                bounds.append(max(emissions.time(spike) - options.phone_shift_s, emissions.time(previous_end),
+                                  bounds[-1]))
             bounds.append(ends[w])
             labels_w = [_chosen(plan.unit_ids[u], plan.unit_labels[u], vocab.tokens, lp, unit_spans[(w, u)])
                         for u in range(len(plan.unit_ids))]
@@ -264,15 +268,19 @@ def _chosen(ids: tuple[int, ...], label: str, tokens: tuple[str, ...], lp: np.nd
 
 
 SILENCE_DBFS = -60.0
+"""Audio whose loud frames stay below this is treated as silence (RAVDESS's quietest file reaches -54)."""
+_LEVEL_FRAME = 320  # 20 ms at 16 kHz
 
 
 def check_not_silent(wave: np.ndarray) -> None:
-    """Raise :class:`AlignmentError` for audio whose RMS level is below :data:`SILENCE_DBFS`."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
-    level = 20 * np.log10(max(rms, 1e-12))
+    """Raise :class:`AlignmentError` when even the loud 20 ms frames (99th percentile of frame RMS) are
+    below :data:`SILENCE_DBFS`. Long pauses around soft speech do not count against it."""
+    n = max(1, wave.size // _LEVEL_FRAME)
+    frames = np.resize(wave.astype(np.float64), n * _LEVEL_FRAME).reshape(n, -1)
+    level = 20 * np.log10(max(float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 99)), 1e-12))
     if level < SILENCE_DBFS:
-        raise AlignmentError(f"the audio is silent for alignment purposes (RMS {level:.0f} dBFS, below "
-                             f"{SILENCE_DBFS:.0f} dBFS); check the recording level or the microphone")
+        raise AlignmentError(f"the audio is silent for alignment purposes (its loudest frames are {level:.0f} dBFS, "
+                             f"below {SILENCE_DBFS:.0f} dBFS); check the recording level or the microphone")
 
 
 def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Lexicon | None = None,

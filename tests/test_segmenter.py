@@ -29,7 +29,7 @@ CHARS = CtcVocab(tokens=("<pad>", "|", "A", "B", "C", "'"), blank_id=0, word_del
 PHONES = CtcVocab(tokens=("<b>", "<wb>", "æ", "b", "s", "i", "ʌ", "ə"), blank_id=0, word_delimiter="<wb>",
                   unk_token=None, kind="phonemes")
 LEXICON = Lexicon({"ab": ("æ", "b"), "c": ("s", "i"), "cab": ("s", "æ", "b"), "a": ("ʌ",)}, g2p=None)
-EXACT = SegmentOptions(start_shift_s=0.0, end_shift_s=0.0)  # boundaries exactly at the aligned frames
+EXACT = SegmentOptions(start_shift_s=0.0, end_shift_s=0.0, phone_shift_s=0.0)  # boundaries at the aligned frames
 
 
 def peaks(vocab: CtcVocab, frames: int, spikes: dict[int, str], floor: float = 0.02) -> Emissions:
@@ -96,10 +96,12 @@ def test_skip_unknown_leaves_out_and_records() -> None:
     assert [w.label for w in seg.words] == ["ab", "xc"] and seg.skipped == ("'xc': x",)
 
 
-def test_silence_is_refused() -> None:
+def test_silence_is_refused_but_soft_speech_with_pauses_is_not() -> None:
     with pytest.raises(AlignmentError, match="silent"):
-        check_not_silent(np.full(16000, 1e-5, np.float32))
-    check_not_silent(np.full(16000, 0.01, np.float32))
+        check_not_silent(np.random.default_rng(0).normal(0, 3e-4, 48000).astype(np.float32))  # about -70 dBFS
+    soft = np.zeros(64000, np.float32)  # 4 s, of which 0.3 s at about -45 dBFS: whole-file RMS about -57 dBFS
+    soft[20000:24800] = 0.0079 * np.sin(np.arange(4800) / 5.0)
+    check_not_silent(soft)
 
 
 FRAMES = FrameFormula((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 16000)
