@@ -19,6 +19,10 @@ class TextError(EdgeserError):
     """Text that cannot be encoded (empty, nothing left after tokenization, ...)."""
 
 
+class DatasetError(EdgeserError):
+    """A dataset folder or manifest that is missing, malformed, or has labels outside the label set."""
+
+
 class AlignmentError(EdgeserError):
     """A transcript that cannot be aligned to the audio."""
 

@@ -1,0 +1,66 @@
+"""Classification metrics of the seed paper: UA (mean per-class recall) and WA (accuracy), per fold."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """``(num_classes, num_classes)`` counts; rows are true classes, columns predictions."""
+    t, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
+    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
+        raise ValueError(f"class ids must be in 0..{num_classes - 1}")
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(m, (t, p), 1)
+    return m
+
+
+def unweighted_accuracy(cm: np.ndarray) -> float:
+    """Mean recall over the classes that occur (UA); classes absent from the truth are not averaged in."""
+    support = cm.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("no examples")
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def weighted_accuracy(cm: np.ndarray) -> float:
+    """Share of correct predictions (WA, i.e. accuracy)."""
+    total = cm.sum()
+    if total == 0:
+        raise ValueError("no examples")
+    return float(np.trace(cm) / total)
+
+
+@dataclass(frozen=True)
+class FoldScores:
+    """UA/WA per fold, their mean and standard deviation, and the summed confusion matrix."""
+
+    ua: tuple[float, ...]
+    wa: tuple[float, ...]
+    confusion: np.ndarray
+
+    @classmethod
+    def from_folds(cls, matrices: Sequence[np.ndarray]) -> FoldScores:
+        return cls(ua=tuple(unweighted_accuracy(m) for m in matrices),
+                   wa=tuple(weighted_accuracy(m) for m in matrices), confusion=np.sum(matrices, axis=0))
+
+    @property
+    def ua_mean(self) -> float:
+        return float(np.mean(self.ua))
+
+    @property
+    def wa_mean(self) -> float:
+        return float(np.mean(self.wa))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"ua_mean": round(self.ua_mean, 4), "ua_std": round(float(np.std(self.ua)), 4),
+                "wa_mean": round(self.wa_mean, 4), "wa_std": round(float(np.std(self.wa)), 4),
+                "ua_per_fold": [round(x, 4) for x in self.ua], "wa_per_fold": [round(x, 4) for x in self.wa],
+                "confusion": self.confusion.tolist()}
