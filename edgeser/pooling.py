@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgeser.segmenter import Segment
+from edgeser.segmenter import Segment, Segmentation
 from edgeser.specs import FrameFormula
 
 
@@ -63,3 +63,24 @@ def pool_batch(hidden: np.ndarray, num_frames: np.ndarray, segments: Sequence[Se
             pooled[b, :, : len(segs)] = pool(hidden[b, :, : int(num_frames[b])], segs, frames)
             mask[b, : len(segs)] = True
     return pooled, mask
+
+
+def level_features(hidden: np.ndarray, num_frames: np.ndarray, segmentations: Sequence[Segmentation],
+                   frames: FrameFormula, levels: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per level, ``(features (batch, positions, dim), mask (batch, positions))`` from one layer's frames.
+
+    Args:
+        hidden: ``(batch, frames, dim)``: one encoder layer, padded.
+        num_frames: Real frames per utterance.
+        segmentations: One per utterance (words, syllables, phones).
+        levels: Any of ``frame``, ``phone``, ``syllable``, ``word``.
+    """
+    out = {}
+    for level in levels:
+        if level == "frame":
+            mask = np.arange(hidden.shape[1])[None, :] < np.asarray(num_frames)[:, None]
+            out[level] = (np.ascontiguousarray(hidden, dtype=np.float32), mask)
+        else:
+            pooled, mask = pool_batch(hidden[:, None], num_frames, [s.level(level) for s in segmentations], frames)
+            out[level] = (pooled[:, 0], mask)
+    return out

@@ -17,7 +17,7 @@ from edgeser.errors import BundleError
 Dim = int | str
 """A tensor dimension: a fixed size, or the name of a dynamic axis such as ``"batch"``."""
 
-_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32}
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 
 @dataclass(frozen=True)

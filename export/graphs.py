@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from edgeser.specs import GraphSpec, TensorSpec
+from export.model import FusionModel
 from export.sources import SpeechSource, TextSource
 
 
@@ -72,3 +73,32 @@ def parse_layers(layers: str, num_layers: int) -> tuple[int, ...]:
     if bad or len(set(chosen)) != len(chosen):
         raise ValueError(f"layers must be distinct indices in 0..{num_layers} (0 = feature projection), got {layers!r}")
     return chosen
+
+
+class FusionGraph(nn.Module):
+    """A :class:`~export.model.FusionModel` with positional inputs and tuple outputs, for ONNX export."""
+
+    def __init__(self, model: FusionModel) -> None:
+        super().__init__()
+        self.model = model
+        self.names = model.input_names()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(**dict(zip(self.names, inputs, strict=True)))
+        return tuple(out.values())
+
+
+def fusion_spec(model: FusionModel) -> GraphSpec:
+    """Inputs: per level ``(batch, <level>s, speech_dim)`` and its bool mask, then text; outputs: log-probs."""
+    c = model.config
+    inputs: list[TensorSpec] = []
+    for lv in c.levels:
+        inputs += [TensorSpec(lv, "float32", ("batch", f"{lv}s", c.speech_dim)),
+                   TensorSpec(f"{lv}_mask", "bool", ("batch", f"{lv}s"))]
+    if c.use_text:
+        inputs += [TensorSpec("text", "float32", ("batch", "tokens", c.text_dim)),
+                   TensorSpec("text_mask", "bool", ("batch", "tokens"))]
+    branches = ["scores"] + (["early_scores"] if c.early else []) + (["speech_scores"] if c.late else []) + (
+        ["text_scores"] if c.late and c.use_text else [])  # output names never repeat an input name
+    return GraphSpec(inputs=tuple(inputs),
+                     outputs=tuple(TensorSpec(b, "float32", ("batch", c.num_classes)) for b in branches))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,8 +43,11 @@ def export_onnx(module: torch.nn.Module, spec: GraphSpec, example: Mapping[str, 
             for axes in spec.dynamic_axes().values():
                 for axis_name in axes.values():
                     dims.setdefault(axis_name, torch.export.Dim(axis_name, min=(dim_min or {}).get(axis_name, 1)))
-            dynamic_shapes = tuple({axis: dims[n] for axis, n in spec.dynamic_axes()[t.name].items()}
-                                   for t in spec.inputs)
+            dynamic_shapes: Any = tuple({axis: dims[n] for axis, n in spec.dynamic_axes()[t.name].items()}
+                                        for t in spec.inputs)
+            if any(p.kind is inspect.Parameter.VAR_POSITIONAL
+                   for p in inspect.signature(module.forward).parameters.values()):
+                dynamic_shapes = (dynamic_shapes,)  # forward(*inputs): torch.export sees one tuple argument
             program = torch.onnx.export(module, args, input_names=list(spec.input_names),
                                         output_names=list(spec.output_names), dynamic_shapes=dynamic_shapes,
                                         opset_version=opset, dynamo=True, verbose=False)

@@ -1,0 +1,50 @@
+"""Run an exported fusion graph (early + late fusion heads) on pooled speech features and text embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from edgeser.backends import OrtBackend
+from edgeser.errors import BundleError
+from edgeser.options import RuntimeOptions
+from edgeser.specs import GraphSpec
+
+
+class FusionHead:
+    """The fusion graph: per speech level ``(features, mask)`` and text ``(tokens, mask)`` → log-probabilities."""
+
+    def __init__(self, path: Path, spec: GraphSpec, options: RuntimeOptions) -> None:
+        self.spec = spec
+        self._backend = OrtBackend(path, options)
+        if self._backend.input_names != spec.input_names:
+            raise BundleError(f"{path}: graph inputs {list(self._backend.input_names)} differ from the declared "
+                              f"{list(spec.input_names)}; re-export the bundle")
+        self.levels = tuple(n for n in spec.input_names if not n.endswith("_mask") and n != "text")
+        self.uses_text = "text" in spec.input_names
+
+    def __call__(self, speech: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 text: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Log-probabilities per output (``scores`` and the branch scores), each ``(batch, classes)``.
+
+        Raises:
+            ValueError: A level or the text is missing, or a mask row has no true position.
+        """
+        parts = {level: speech[level] for level in self.levels if level in speech}
+        missing = [lv for lv in self.levels if lv not in parts]
+        if missing:
+            raise ValueError(f"the fusion graph needs speech levels {list(self.levels)}; missing {missing}")
+        if self.uses_text:
+            if text is None:
+                raise ValueError("this fusion graph needs text embeddings (the transcript's tokens)")
+            parts["text"] = text
+        feeds: dict[str, np.ndarray] = {}
+        for name, (features, mask) in parts.items():
+            if not mask.any(axis=1).all():
+                raise ValueError(f"{name}: every utterance needs at least one real position (mask row all false)")
+            feeds[name] = np.ascontiguousarray(features, dtype=np.float32)
+            feeds[f"{name}_mask"] = np.ascontiguousarray(mask, dtype=bool)
+        self.spec.check_feeds(feeds)
+        return self._backend.run(feeds)

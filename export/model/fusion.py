@@ -1,0 +1,173 @@
+"""Multi-level fusion of speech and text embeddings (after Zhao, Wang & Wang, Interspeech 2022).
+
+Speech comes at up to four granularities: encoder frames, and frames mean-pooled over each phone,
+syllable and word (``edgeser.pooling``). Text is the BERT token embeddings.
+
+- Early fusion: for each speech level, a coattention block (speech attends to text, text attends to
+  speech; residual + LayerNorm) whose outputs are mean-pooled over valid positions; the pooled vectors
+  of all levels are concatenated and classified.
+- Late fusion: a speech-only head (masked means of the projected levels) and a text-only head, combined
+  at the score level (log-probabilities) with learned weights.
+- The final scores mix the early and late log-probabilities with learned weights.
+
+Every part is switchable (levels, early, late, text) for the ablation. Inputs are padded batches with
+boolean masks (true = real position); every mask row must have at least one true position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+LEVELS = ("frame", "phone", "syllable", "word")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Sizes and switches of a :class:`FusionModel`."""
+
+    speech_dim: int
+    text_dim: int
+    num_classes: int = 4
+    dim: int = 128
+    heads: int = 4
+    dropout: float = 0.1
+    levels: tuple[str, ...] = LEVELS
+    early: bool = True
+    late: bool = True
+    use_text: bool = True
+    labels: tuple[str, ...] = field(default=("neutral", "happy", "angry", "sad"))
+
+    def __post_init__(self) -> None:
+        unknown = set(self.levels) - set(LEVELS)
+        if unknown or not self.levels:
+            raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {self.levels}")
+        if not (self.early or self.late):
+            raise ValueError("enable early fusion, late fusion, or both")
+        if self.early and not self.use_text:
+            raise ValueError("early fusion needs text (use_text=True); for speech only, use late=True, early=False")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+        if len(self.labels) != self.num_classes:
+            raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["levels"], d["labels"] = list(self.levels), list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FusionConfig:
+        return cls(**{**d, "levels": tuple(d["levels"]), "labels": tuple(d["labels"])})
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` ``(batch, length, dim)`` over positions where ``mask`` ``(batch, length)`` is true."""
+    w = mask.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+class Attention(nn.Module):
+    """Multi-head attention of ``query`` over ``context`` with a key mask.
+
+    Written with shape-free reshapes (``unflatten``) rather than ``nn.MultiheadAttention``, whose
+    reshapes the TorchScript ONNX exporter freezes at the trace shape.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.query = nn.Linear(dim, dim)
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+        q = self.query(query).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (batch, heads, queries, d)
+        k, v = self.key_value(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)
+        bias = torch.zeros_like(context_mask, dtype=q.dtype).masked_fill(~context_mask, float("-inf"))
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :],
+                                                         dropout_p=self.dropout if self.training else 0.0)
+        result: torch.Tensor = self.out(out.transpose(1, 2).flatten(2))
+        return result
+
+
+class CoAttention(nn.Module):
+    """Speech attends to text and text to speech; returns both, pooled over valid positions."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.speech_to_text = Attention(dim, heads, dropout)
+        self.text_to_speech = Attention(dim, heads, dropout)
+        self.norm_speech = nn.LayerNorm(dim)
+        self.norm_text = nn.LayerNorm(dim)
+
+    def forward(self, speech: torch.Tensor, speech_mask: torch.Tensor, text: torch.Tensor,
+                text_mask: torch.Tensor) -> torch.Tensor:
+        s = self.speech_to_text(speech, text, text_mask)
+        t = self.text_to_speech(text, speech, speech_mask)
+        s = self.norm_speech(speech + s)
+        t = self.norm_text(text + t)
+        return torch.cat([masked_mean(s, speech_mask), masked_mean(t, text_mask)], dim=-1)
+
+
+def _classifier(inp: int, dim: int, classes: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(inp, dim), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(dim, classes))
+
+
+class FusionModel(nn.Module):
+    """Early + late fusion over the configured speech levels and text.
+
+    ``forward`` takes, for each level in ``config.levels``, ``(features, mask)``, then text
+    ``(tokens, mask)``, as keyword arguments named ``<level>``, ``<level>_mask``, ``text``, ``text_mask``,
+    and returns a dict of log-probabilities: ``scores`` (final), and ``early``, ``speech``, ``text``
+    for the branches that are enabled.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.speech_proj = nn.ModuleDict({lv: nn.Sequential(nn.LayerNorm(c.speech_dim), nn.Linear(c.speech_dim, c.dim))
+                                          for lv in c.levels})
+        if c.use_text:
+            self.text_proj = nn.Sequential(nn.LayerNorm(c.text_dim), nn.Linear(c.text_dim, c.dim))
+        if c.early:
+            self.coattention = nn.ModuleDict({lv: CoAttention(c.dim, c.heads, c.dropout) for lv in c.levels})
+            self.early_head = _classifier(2 * c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
+        if c.late:
+            self.speech_head = _classifier(c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
+            if c.use_text:
+                self.text_head = _classifier(c.dim, c.dim, c.num_classes, c.dropout)
+        branches = int(c.early) + int(c.late) * (1 + int(c.use_text))
+        self.mix = nn.Parameter(torch.zeros(branches))  # softmax-normalised weights of the branch scores
+
+    def branch_scores(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.config
+        speech = {lv: self.speech_proj[lv](inputs[lv]) for lv in c.levels}
+        masks = {lv: inputs[f"{lv}_mask"] for lv in c.levels}
+        out: dict[str, torch.Tensor] = {}
+        if c.use_text:
+            text, text_mask = self.text_proj(inputs["text"]), inputs["text_mask"]
+        if c.early:
+            fused = [self.coattention[lv](speech[lv], masks[lv], text, text_mask) for lv in c.levels]
+            out["early"] = torch.log_softmax(self.early_head(torch.cat(fused, dim=-1)), dim=-1)
+        if c.late:
+            pooled = torch.cat([masked_mean(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
+            out["speech"] = torch.log_softmax(self.speech_head(pooled), dim=-1)
+            if c.use_text:
+                out["text"] = torch.log_softmax(self.text_head(masked_mean(text, text_mask)), dim=-1)
+        return out
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        branches = self.branch_scores(inputs)
+        weights = torch.softmax(self.mix, dim=0)
+        stacked = torch.stack(list(branches.values()), dim=0)
+        mixed = (weights[:, None, None] * stacked).sum(0)
+        return {"scores": torch.log_softmax(mixed, dim=-1), **branches}
+
+    def input_names(self) -> list[str]:
+        names = [n for lv in self.config.levels for n in (lv, f"{lv}_mask")]
+        return names + (["text", "text_mask"] if self.config.use_text else [])

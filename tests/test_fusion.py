@@ -1,0 +1,152 @@
+"""The fused model: shapes and switches, masks, a learnable toy task, and ONNX parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from export.graphs import FusionGraph, fusion_spec  # noqa: E402
+from export.model import LEVELS, FusionConfig, FusionModel  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
+from export.validate import check_parity  # noqa: E402
+
+pytestmark = pytest.mark.export
+SPEECH, TEXT = 12, 10
+
+
+def batch(config: FusionConfig, b: int = 3, seed: int = 0, lengths: dict[str, int] | None = None,
+          dims: tuple[int, int] = (SPEECH, TEXT)) -> dict[str, torch.Tensor]:
+    """Random padded inputs; utterance i has ``length - i mod length`` (at least 1) real positions per level."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = lengths or {"frame": 20, "phone": 9, "syllable": 5, "word": 4, "text": 7}
+    out = {}
+    for name in (*config.levels, *(["text"] if config.use_text else [])):
+        n = lengths[name]
+        out[name] = torch.randn(b, n, dims[1] if name == "text" else dims[0], generator=g)
+        out[f"{name}_mask"] = torch.arange(n)[None, :] < (n - torch.arange(b) % n)[:, None]
+    return out
+
+
+@pytest.mark.parametrize("kwargs,branches", [
+    ({}, {"scores", "early", "speech", "text"}),
+    ({"late": False}, {"scores", "early"}),
+    ({"early": False}, {"scores", "speech", "text"}),
+    ({"early": False, "use_text": False}, {"scores", "speech"}),
+    ({"levels": ("frame",), "early": False, "use_text": False}, {"scores", "speech"}),
+    ({"levels": ("word", "phone")}, {"scores", "early", "speech", "text"}),
+])
+def test_shapes_for_each_ablation(kwargs: dict, branches: set[str]) -> None:  # type: ignore[type-arg]
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, **kwargs)
+    out = FusionModel(config).eval()(**batch(config))
+    assert set(out) == branches
+    for v in out.values():
+        assert v.shape == (3, 4)
+        torch.testing.assert_close(v.exp().sum(-1), torch.ones(3))
+
+
+def test_invalid_configs() -> None:
+    with pytest.raises(ValueError, match="subset"):
+        FusionConfig(speech_dim=4, text_dim=4, levels=("frames",))
+    with pytest.raises(ValueError, match="early fusion needs text"):
+        FusionConfig(speech_dim=4, text_dim=4, use_text=False)
+    with pytest.raises(ValueError, match="early fusion, late fusion, or both"):
+        FusionConfig(speech_dim=4, text_dim=4, early=False, late=False)
+    assert FusionConfig.from_dict(FusionConfig(speech_dim=4, text_dim=4).to_dict()) == FusionConfig(4, 4)
+
+
+def test_padding_does_not_leak() -> None:
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2)
+    model = FusionModel(config).eval()
+    x = batch(config)
+    y = {k: v.clone() for k, v in x.items()}
+    for name in (*LEVELS, "text"):
+        y[name][~y[f"{name}_mask"]] = 1e3  # garbage in every padded position
+    a, b = model(**x), model(**y)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_learns_a_toy_task() -> None:
+    """Class = which quarter of the speech channels carries a bump in the word embeddings; text is noise."""
+    torch.manual_seed(0)
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=32, heads=2, dropout=0.0)
+    model = FusionModel(config)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def data(seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        x = batch(config, b=64, seed=seed)
+        y = torch.randint(0, 4, (64,), generator=torch.Generator().manual_seed(seed))
+        for i, c in enumerate(y.tolist()):
+            x["word"][i, :, 3 * c: 3 * c + 3] += 2.0
+        return x, y
+
+    for step in range(150):
+        x, y = data(step)
+        loss = torch.nn.functional.nll_loss(model(**x)["scores"], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, y = data(10_000)
+    accuracy = (model(**x)["scores"].argmax(-1) == y).float().mean().item()
+    assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_onnx_export_matches_torch(tmp_path: Path, exporter: str) -> None:
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2)
+    graph = FusionGraph(FusionModel(config).eval()).eval()
+    spec = fusion_spec(graph.model)
+
+    def feeds(b: int, seed: int, lengths: dict[str, int]) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in batch(config, b, seed, lengths).items()}
+
+    trace = feeds(2, 0, {"frame": 20, "phone": 9, "syllable": 5, "word": 4, "text": 7})
+    export_onnx(graph, spec, trace, tmp_path / "fusion.onnx", exporter=exporter)
+    cases = [feeds(1, 1, {"frame": 33, "phone": 14, "syllable": 6, "word": 3, "text": 11}),
+             feeds(4, 2, {"frame": 7, "phone": 5, "syllable": 4, "word": 4, "text": 5})]
+    report = check_parity(graph, tmp_path / "fusion.onnx", spec, cases, tolerance=1e-4)
+    assert set(report["max_abs_diff"]) == {"scores", "early_scores", "speech_scores", "text_scores"}
+
+
+def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle: Path) -> None:
+    """Real speech through the bundle, real segmentation and pooling, real text embeddings; then the
+    exported fusion graph in ONNX Runtime against the torch model on those same arrays."""
+    from edgeser import EmotionRecognizer, RuntimeOptions
+    from edgeser.fusion import FusionHead
+    from edgeser.phonetics import Lexicon
+    from edgeser.pooling import level_features
+    from tests.conftest import SAMPLE, ravdess_files
+
+    rec = EmotionRecognizer.from_bundle(tiny_bundle)
+    files = [SAMPLE, *ravdess_files(2)]
+    texts = ["Kids are talking by the door.", "Kids are talking by the door.", "Dogs are sitting by the door."]
+    encoded = rec.encode(files)
+    lexicon = Lexicon({}, g2p=None)
+    segs = [rec.segment(f, t, lexicon=lexicon) for f, t in zip(files, texts, strict=True)]
+    speech = level_features(encoded.hidden_states[:, -1], encoded.num_frames, segs, rec.speech.frames, LEVELS)
+    text = rec.embed_text(texts)
+    config = FusionConfig(speech_dim=speech["frame"][0].shape[-1], text_dim=text.token_embeddings.shape[-1],
+                          dim=16, heads=2)
+    model = FusionModel(config).eval()
+    graph = FusionGraph(model).eval()
+    spec = fusion_spec(model)
+    sizes = {"frame": 20, "phone": 9, "syllable": 5, "word": 4, "text": 7}
+    trace = {k: v.numpy() for k, v in batch(config, 2, 0, sizes, dims=(config.speech_dim, config.text_dim)).items()}
+    export_onnx(graph, spec, trace, tmp_path / "fusion.onnx", exporter="torchscript")
+    head = FusionHead(tmp_path / "fusion.onnx", spec, RuntimeOptions())
+    got = head(speech, (text.token_embeddings, text.token_mask))
+    inputs = {lv: torch.from_numpy(speech[lv][0]) for lv in LEVELS}
+    inputs |= {f"{lv}_mask": torch.from_numpy(speech[lv][1]) for lv in LEVELS}
+    inputs |= {"text": torch.from_numpy(text.token_embeddings), "text_mask": torch.from_numpy(text.token_mask)}
+    with torch.no_grad():
+        ref = model(**inputs)
+    assert speech["word"][0].shape[:2] == (3, max(len(s.words) for s in segs))
+    np.testing.assert_allclose(got["scores"], ref["scores"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(got["early_scores"], ref["early"].numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="missing"):
+        head({"frame": speech["frame"]}, (text.token_embeddings, text.token_mask))
