@@ -98,7 +98,8 @@ def fusion_spec(model: FusionModel) -> GraphSpec:
     if c.use_text:
         inputs += [TensorSpec("text", "float32", ("batch", "tokens", c.text_dim)),
                    TensorSpec("text_mask", "bool", ("batch", "tokens"))]
-    branches = ["scores"] + (["early_scores"] if c.early else []) + (["speech_scores"] if c.late else []) + (
+    branches = ["scores"] + (["early_scores"] if c.early else []) + (
+        ["speech_scores"] if c.late and c.levels else []) + (
         ["text_scores"] if c.late and c.use_text else [])  # output names never repeat an input name
     return GraphSpec(inputs=tuple(inputs),
                      outputs=tuple(TensorSpec(b, "float32", ("batch", c.num_classes)) for b in branches))

@@ -38,6 +38,7 @@ def batch(config: FusionConfig, b: int = 3, seed: int = 0, lengths: dict[str, in
     ({"early": False, "use_text": False}, {"scores", "speech"}),
     ({"levels": ("frame",), "early": False, "use_text": False}, {"scores", "speech"}),
     ({"levels": ("word", "phone")}, {"scores", "early", "speech", "text"}),
+    ({"levels": (), "early": False}, {"scores", "text"}),
 ])
 def test_shapes_for_each_ablation(kwargs: dict, branches: set[str]) -> None:  # type: ignore[type-arg]
     config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, **kwargs)
@@ -51,6 +52,8 @@ def test_shapes_for_each_ablation(kwargs: dict, branches: set[str]) -> None:  # 
 def test_invalid_configs() -> None:
     with pytest.raises(ValueError, match="subset"):
         FusionConfig(speech_dim=4, text_dim=4, levels=("frames",))
+    with pytest.raises(ValueError, match="text-only head"):
+        FusionConfig(speech_dim=4, text_dim=4, levels=())
     with pytest.raises(ValueError, match="early fusion needs text"):
         FusionConfig(speech_dim=4, text_dim=4, use_text=False)
     with pytest.raises(ValueError, match="early fusion, late fusion, or both"):

@@ -43,8 +43,10 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         unknown = set(self.levels) - set(LEVELS)
-        if unknown or not self.levels:
-            raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {self.levels}")
+        if unknown:
+            raise ValueError(f"levels must be a subset of {LEVELS}, got {self.levels}")
+        if not self.levels and (self.early or not self.use_text):
+            raise ValueError("without speech levels only the text-only head remains: use early=False, use_text=True")
         if not (self.early or self.late):
             raise ValueError("enable early fusion, late fusion, or both")
         if self.early and not self.use_text:
@@ -138,10 +140,11 @@ class FusionModel(nn.Module):
             self.coattention = nn.ModuleDict({lv: CoAttention(c.dim, c.heads, c.dropout) for lv in c.levels})
             self.early_head = _classifier(2 * c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
         if c.late:
-            self.speech_head = _classifier(c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
+            if c.levels:
+                self.speech_head = _classifier(c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
             if c.use_text:
                 self.text_head = _classifier(c.dim, c.dim, c.num_classes, c.dropout)
-        branches = int(c.early) + int(c.late) * (1 + int(c.use_text))
+        branches = int(c.early) + int(c.late) * (int(bool(c.levels)) + int(c.use_text))
         self.mix = nn.Parameter(torch.zeros(branches))  # softmax-normalised weights of the branch scores
 
     def branch_scores(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -155,8 +158,9 @@ class FusionModel(nn.Module):
             fused = [self.coattention[lv](speech[lv], masks[lv], text, text_mask) for lv in c.levels]
             out["early"] = torch.log_softmax(self.early_head(torch.cat(fused, dim=-1)), dim=-1)
         if c.late:
-            pooled = torch.cat([masked_mean(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
-            out["speech"] = torch.log_softmax(self.speech_head(pooled), dim=-1)
+            if c.levels:
+                pooled = torch.cat([masked_mean(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
+                out["speech"] = torch.log_softmax(self.speech_head(pooled), dim=-1)
             if c.use_text:
                 out["text"] = torch.log_softmax(self.text_head(masked_mean(text, text_mask)), dim=-1)
         return out

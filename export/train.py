@@ -1,0 +1,109 @@
+"""Training the fusion heads on cached features (frozen encoders): CPU-friendly, seeded, class-balanced.
+
+Features are per-utterance arrays (``{"word": (words, dim), ..., "text": (tokens, dim)}``) computed once
+by the runtime (one encoder pass, segmentation, pooling) and kept on disk, so heads train in minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgeser.metrics import confusion_matrix, unweighted_accuracy
+from export.model import FusionConfig, FusionModel
+
+log = logging.getLogger(__name__)
+
+Features = dict[str, np.ndarray]
+"""One utterance: per input name (``frame``, ``phone``, ``syllable``, ``word``, ``text``) a (length, dim) array."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; the defaults suit frozen-encoder features on a CPU."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    seed: int = 0
+    class_balanced: bool = True
+
+
+def collate(items: Sequence[Features], names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Pad each named input to the batch's longest and add its ``<name>_mask``."""
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        arrays = [it[name] for it in items]
+        longest = max(a.shape[0] for a in arrays)
+        padded = np.zeros((len(arrays), longest, arrays[0].shape[1]), dtype=np.float32)
+        mask = np.zeros((len(arrays), longest), dtype=bool)
+        for i, a in enumerate(arrays):
+            padded[i, : a.shape[0]] = a
+            mask[i, : a.shape[0]] = True
+        out[name], out[f"{name}_mask"] = torch.from_numpy(padded), torch.from_numpy(mask)
+    return out
+
+
+def _names(config: FusionConfig) -> list[str]:
+    return [*config.levels, *(["text"] if config.use_text else [])]
+
+
+def predict(model: FusionModel, items: Sequence[Features], batch_size: int = 256) -> np.ndarray:
+    """Final log-probabilities ``(utterances, classes)``."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(items), batch_size):
+            out.append(model(**collate(items[i : i + batch_size], _names(model.config)))["scores"].numpy())
+    return np.concatenate(out)
+
+
+def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
+          valid: tuple[Sequence[Features], np.ndarray] | None = None,
+          progress: Callable[[int, float, float | None], None] | None = None) -> tuple[FusionModel, dict[str, float]]:
+    """Train a :class:`FusionModel` with AdamW and (optionally) class-balanced cross-entropy.
+
+    With ``valid``, the weights of the epoch with the best validation UA are kept.
+
+    Returns:
+        The model (eval mode) and ``{"epoch", "valid_ua"}`` of the kept weights.
+    """
+    torch.manual_seed(train_config.seed)
+    rng = np.random.default_rng(train_config.seed)
+    model = FusionModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+    counts = np.bincount(labels, minlength=config.num_classes).astype(np.float32)
+    weight = torch.from_numpy(counts.sum() / (config.num_classes * np.maximum(counts, 1))) \
+        if train_config.class_balanced else None
+    names = _names(config)
+    best: dict[str, float] = {"epoch": -1, "valid_ua": -1.0}
+    best_state = None
+    for epoch in range(train_config.epochs):
+        model.train()
+        order = rng.permutation(len(items))
+        total = 0.0
+        for i in range(0, len(order), train_config.batch_size):
+            idx = order[i : i + train_config.batch_size]
+            scores = model(**collate([items[j] for j in idx], names))["scores"]
+            loss = torch.nn.functional.nll_loss(scores, torch.from_numpy(labels[idx]), weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        valid_ua = None
+        if valid is not None:
+            pred = predict(model, valid[0]).argmax(1)
+            valid_ua = unweighted_accuracy(confusion_matrix(valid[1], pred, config.num_classes))
+            if valid_ua > best["valid_ua"]:
+                best = {"epoch": epoch, "valid_ua": valid_ua}
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if progress is not None:
+            progress(epoch, total / len(items), valid_ua)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.eval(), best
