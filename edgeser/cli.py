@@ -239,3 +239,21 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         err.print(f"[yellow]left out:[/] {'; '.join(seg.skipped)}")
     if textgrid is not None:
         err.print(f"wrote {textgrid}")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON): data, model, train, output. See export/recipe.py.")
+def evaluate(config_path: Path) -> None:
+    """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]."""
+    with _errors():
+        from edgeser._optional import require
+
+        require("torch", "export", "edgeser evaluate")
+        from export.recipe import RecipeConfig
+        from export.recipe import evaluate as run_evaluation
+
+        config = RecipeConfig.from_file(config_path)
+        result = run_evaluation(config, progress=err.print)
+    err.print(f"UA {result['ua_mean']:.3f} ± {result['ua_std']:.3f}, WA {result['wa_mean']:.3f} over "
+              f"{len(result['ua_per_fold'])} folds; wrote {config.output / 'results.json'} and confusion.png")

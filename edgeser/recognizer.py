@@ -147,8 +147,14 @@ class EmotionRecognizer:
         wave = self.load_audio(audio, sample_rate)
         check_not_silent(wave)
         encoded = self.encode(wave, sample_rate=self.speech.frames.sample_rate)
+        return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
+
+    def segment_encoded(self, encoded: EncoderOutput, text: str | None = None, *, index: int = 0,
+                        options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
+        """Like :meth:`segment`, from an :meth:`encode` result: the frame embeddings and the segments come
+        from the same encoder pass."""
         name = f"bundle {self.bundle.path.name} ({self.speech.ctc.kind} CTC)"
-        return segment(self.emissions(encoded), text, aligner=name, lexicon=lexicon, options=options)
+        return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
 
     def embed_text(self, text: str | Sequence[str]) -> TextOutput:
         """Run the text encoder over one text or a batch; returns token embeddings.

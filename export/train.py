@@ -92,7 +92,7 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
             scores = model(**collate([items[j] for j in idx], names))["scores"]
             loss = torch.nn.functional.nll_loss(scores, torch.from_numpy(labels[idx]), weight=weight)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             total += float(loss.detach()) * len(idx)
         valid_ua = None

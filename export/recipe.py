@@ -1,0 +1,206 @@
+"""The evaluation recipe: cross-validated fusion heads on cached features, from one config file.
+
+Everything that can fail (paths, data, bundle, levels) is checked before any work starts.
+
+Config (TOML or JSON); relative paths are relative to the config file::
+
+    [data]
+    dataset = "ravdess"          # ravdess | iemocap | meld | manifest
+    path = "../shared/data/ravdess"
+    folds = 5                    # omit for one fold per group (IEMOCAP: leave one session out)
+
+    [model]
+    bundle = "bundles/mine"
+    levels = ["frame", "phone", "syllable", "word"]
+    early = true
+    late = true
+    use_text = true
+
+    [train]
+    epochs = 30
+
+    [output]
+    dir = "runs/ravdess"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeser import EmotionRecognizer
+from edgeser._optional import require
+from edgeser.datasets import Dataset, iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
+from edgeser.errors import DatasetError, EdgeserError
+from edgeser.metrics import FoldScores, confusion_matrix
+from export.features import compute
+from export.model import LEVELS, FusionConfig
+from export.train import TrainConfig, predict, train
+
+LOADERS: dict[str, Callable[[Path], Dataset]] = {"ravdess": load_ravdess, "iemocap": load_iemocap,
+                                                 "meld": load_meld, "manifest": load_manifest}
+
+
+class ConfigError(DatasetError):
+    """A recipe config that is malformed or points at something missing."""
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    dataset: str
+    data_path: Path
+    bundle: Path
+    output: Path
+    folds: int | None = 5
+    levels: tuple[str, ...] = LEVELS
+    early: bool = True
+    late: bool = True
+    use_text: bool = True
+    dim: int = 128
+    heads: int = 4
+    dropout: float = 0.2
+    layer: int = -1
+    cache: Path | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> RecipeConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix == ".json":
+                raw = json.loads(text)
+            elif sys.version_info >= (3, 11):
+                import tomllib
+
+                raw = tomllib.loads(text)
+            else:  # Python 3.10 (JetPack 6): the tomli backport, or use a JSON config
+                raw = require("tomli", "export", "TOML configs on Python 3.10", install="pip install tomli").loads(text)
+        except (ValueError, ImportError, EdgeserError) as e:
+            raise ConfigError(f"{path}: cannot parse ({e})") from e
+        base = path.parent
+
+        def section(name: str) -> dict[str, Any]:
+            value = raw.get(name, {})
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{name}] must be a table")
+            return value
+
+        data, model, train_cfg, output = section("data"), section("model"), section("train"), section("output")
+        unknown = set(raw) - {"data", "model", "train", "output"}
+        train_keys = {f.name for f in fields(TrainConfig)}
+        model_keys = {"bundle", "levels", "early", "late", "use_text", "dim", "heads", "dropout", "layer"}
+        problems = [f"unknown section(s) {sorted(unknown)}"] if unknown else []
+        problems += [f"unknown [model] key {k!r}" for k in model if k not in model_keys]
+        problems += [f"unknown [train] key {k!r}" for k in train_cfg if k not in train_keys]
+        for key, sec in (("dataset", data), ("path", data), ("bundle", model), ("dir", output)):
+            if key not in sec:
+                problems.append(f"missing {key!r}")
+        if problems:
+            raise ConfigError(f"{path}: {'; '.join(problems)}")
+        return cls(dataset=str(data["dataset"]), data_path=base / data["path"], bundle=base / model["bundle"],
+                   output=base / output["dir"], folds=data.get("folds", 5),
+                   levels=tuple(model.get("levels", LEVELS)), early=bool(model.get("early", True)),
+                   late=bool(model.get("late", True)), use_text=bool(model.get("use_text", True)),
+                   dim=int(model.get("dim", 128)), heads=int(model.get("heads", 4)),
+                   dropout=float(model.get("dropout", 0.2)), layer=int(model.get("layer", -1)),
+                   cache=base / output["cache"] if "cache" in output else None, train=TrainConfig(**train_cfg))
+
+
+def check(config: RecipeConfig) -> tuple[Dataset, EmotionRecognizer, FusionConfig]:
+    """Load and check everything the run needs; raises before any feature is computed."""
+    if config.dataset not in LOADERS:
+        raise ConfigError(f"dataset must be one of {sorted(LOADERS)}, got {config.dataset!r}")
+    dataset = LOADERS[config.dataset](config.data_path)
+    rec = EmotionRecognizer.from_bundle(config.bundle)
+    m = rec.bundle.manifest
+    if config.levels and m.speech is None:
+        raise ConfigError(f"{config.bundle}: speech levels {list(config.levels)} need a speech encoder; the bundle "
+                          "has none (or set levels = [] for text only)")
+    if config.use_text and m.text is None:
+        raise ConfigError(f"{config.bundle}: use_text needs a text encoder; the bundle has none")
+    if config.levels:
+        missing = list(iter_missing_audio(dataset))
+        if missing:
+            raise ConfigError(f"{len(missing)} audio files of {dataset.name} are missing, e.g. {missing[0]}")
+    if config.use_text and any(not u.transcript for u in dataset.utterances):
+        raise ConfigError(f"{dataset.name}: some utterances have no transcript; the text branch needs one each")
+    dataset.folds(config.folds)  # raises if the folds cannot be made
+    speech_dim = m.speech.hidden_size if m.speech else 1
+    text_dim = m.text.hidden_size if m.text else 1
+    try:
+        fusion = FusionConfig(speech_dim=speech_dim, text_dim=text_dim, num_classes=len(dataset.labels),
+                              labels=dataset.labels, levels=config.levels, early=config.early, late=config.late,
+                              use_text=config.use_text, dim=config.dim, heads=config.heads, dropout=config.dropout)
+    except ValueError as e:
+        raise ConfigError(f"model settings: {e}") from e
+    config.output.mkdir(parents=True, exist_ok=True)
+    return dataset, rec, fusion
+
+
+def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Cross-validate the configured heads; writes ``results.json`` and ``confusion.png`` to the output folder."""
+    dataset, rec, fusion = check(config)
+    features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
+                       config.layer)
+    for utt_id, reason in features.failures:
+        progress(f"skipped {utt_id}: {reason}")
+    labels = dataset.label_ids()[features.indices]
+    position = {int(i): k for k, i in enumerate(features.indices)}
+    matrices = []
+    for f, (train_idx, test_idx) in enumerate(dataset.folds(config.folds)):
+        tr = [position[i] for i in train_idx if i in position]
+        te = [position[i] for i in test_idx if i in position]
+        model, _ = train(fusion, [features.items[k] for k in tr], labels[tr], config.train)
+        pred = predict(model, [features.items[k] for k in te]).argmax(1)
+        matrices.append(confusion_matrix(labels[te], pred, len(dataset.labels)))
+        progress(f"fold {f + 1}: UA {FoldScores.from_folds([matrices[-1]]).ua[0]:.3f} on {len(te)} utterances")
+    scores = FoldScores.from_folds(matrices)
+    result = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+              "labels": list(dataset.labels), "utterances": len(features.items),
+              "failures": [{"id": i, "reason": r} for i, r in features.failures], **scores.to_dict()}
+    _write_json(config.output / "results.json", result)
+    save_confusion_png(scores.confusion, dataset.labels, config.output / "confusion.png",
+                       title=f"{dataset.name}: UA {scores.ua_mean:.3f} ± {np.std(scores.ua):.3f}")
+    return result
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def save_confusion_png(confusion: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> None:
+    """A row-normalised confusion matrix with counts, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{rates[i, j]:.2f}\n({confusion[i, j]})", ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

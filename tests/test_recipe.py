@@ -1,0 +1,90 @@
+"""The evaluation recipe: config checks before any work, cached features, folds, results and plot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from edgeser.cli import main
+from edgeser.errors import DatasetError, EdgeserError
+from tests.conftest import SAMPLE
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.export
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """Eight utterances by four speakers (two per speaker), as a CSV manifest with audio beside it."""
+    audio, rate = sf.read(SAMPLE)
+    rows = ["path,speaker,label,transcript"]
+    for i in range(8):
+        path = tmp_path / "audio" / f"u{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, audio * (0.5 + 0.1 * i), rate)
+        rows.append(f"audio/u{i}.wav,spk{i // 2},{['neutral', 'happy', 'angry', 'sad'][i % 4]},"
+                    "Kids are talking by the door.")
+    (tmp_path / "corpus.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "corpus.csv"
+
+
+def write_config(tmp_path: Path, corpus: Path, bundle: Path, **model: object) -> Path:
+    model_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in model.items())
+    config = tmp_path / "recipe.toml"
+    config.write_text(f'[data]\ndataset = "manifest"\npath = "{corpus}"\nfolds = 2\n\n'
+                      f'[model]\nbundle = "{bundle}"\ndim = 16\nheads = 2\n{model_lines}\n\n'
+                      f'[train]\nepochs = 2\nbatch_size = 4\n\n[output]\ndir = "{tmp_path / "run"}"\n')
+    return config
+
+
+def test_evaluate_end_to_end(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    result = CliRunner().invoke(main, ["evaluate", "--config", str(write_config(tmp_path, corpus, tiny_bundle))])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert data["utterances"] == 8 and data["failures"] == []
+    assert len(data["ua_per_fold"]) == 2 and np.array(data["confusion"]).sum() == 8
+    assert (tmp_path / "run" / "confusion.png").stat().st_size > 1000
+    cached = list((tmp_path / "run" / "cache").rglob("*.npz"))
+    assert len(cached) == 8
+    with np.load(cached[0]) as z:
+        assert set(z.files) == {"frame", "phone", "syllable", "word", "text"} and z["frame"].shape[1] == 32
+
+
+def test_bad_paths_fail_before_work(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    from export.recipe import RecipeConfig, evaluate
+
+    for data, bundle, message in [(corpus.with_name("missing.csv"), tiny_bundle, "not found"),
+                                  (corpus, tmp_path / "no-bundle", "no bundle folder")]:
+        with pytest.raises(EdgeserError, match=message):
+            evaluate(RecipeConfig.from_file(write_config(tmp_path, data, bundle)))
+        assert not (tmp_path / "run").exists()
+
+
+def test_config_errors(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    from export.recipe import ConfigError, RecipeConfig, check
+
+    bad = write_config(tmp_path, corpus, tiny_bundle, levels=["frames"])
+    with pytest.raises(ConfigError, match="subset"):
+        check(RecipeConfig.from_file(bad))
+    (tmp_path / "typo.toml").write_text('[data]\ndataset = "manifest"\npath = "x"\n[model]\nbundel = "b"\n')
+    with pytest.raises(ConfigError, match=r"unknown \[model\] key 'bundel'.*missing 'bundle'"):
+        RecipeConfig.from_file(tmp_path / "typo.toml")
+    (next((tmp_path / "audio").iterdir())).unlink()
+    with pytest.raises(DatasetError, match="1 audio files of corpus are missing"):
+        check(RecipeConfig.from_file(write_config(tmp_path, corpus, tiny_bundle)))
+    assert not (tmp_path / "run").exists()
+
+
+def test_text_only_needs_no_audio(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    shutil.rmtree(tmp_path / "audio")
+    config = write_config(tmp_path, corpus, tiny_bundle, levels=[], early=False)
+    result = CliRunner().invoke(main, ["evaluate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["utterances"] == 8
