@@ -116,6 +116,28 @@ class TextSection:
 
 
 @dataclass(frozen=True)
+class FusionSection:
+    """The fusion graph: pooled speech levels (from ``layer`` of the speech graph's exposed layers) and text
+    token embeddings in, log-probabilities over ``Manifest.labels`` out."""
+
+    graph: str
+    spec: GraphSpec
+    levels: tuple[str, ...]
+    uses_text: bool
+    layer: int  # index into speech.exposed_layers
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "spec": self.spec.to_dict(), "levels": list(self.levels),
+                "uses_text": self.uses_text, "layer": self.layer, "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FusionSection:
+        return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]), levels=tuple(d["levels"]),
+                   uses_text=bool(d["uses_text"]), layer=int(d["layer"]), provenance=dict(d.get("provenance", {})))
+
+
+@dataclass(frozen=True)
 class FileEntry:
     sha256: str
     bytes: int
@@ -132,13 +154,15 @@ class Manifest:
     speech: SpeechSection | None
     text: TextSection | None
     schema_version: int = SCHEMA_VERSION
+    fusion: FusionSection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "schema_version": self.schema_version, "edgeser_version": self.edgeser_version,
                 "created": self.created, "labels": list(self.labels),
                 "files": {k: {"sha256": v.sha256, "bytes": v.bytes} for k, v in sorted(self.files.items())},
                 "speech": self.speech.to_dict() if self.speech else None,
-                "text": self.text.to_dict() if self.text else None}
+                "text": self.text.to_dict() if self.text else None,
+                "fusion": self.fusion.to_dict() if self.fusion else None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -163,7 +187,8 @@ class Manifest:
                 files={k: FileEntry(sha256=str(v["sha256"]), bytes=int(v["bytes"])) for k, v in d["files"].items()},
                 speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
-                schema_version=version)
+                schema_version=version,
+                fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
@@ -236,6 +261,7 @@ class Bundle:
         m = self.manifest
         referenced = [m.speech.graph] if m.speech else []
         referenced += [m.text.graph, m.text.tokenizer] if m.text else []
+        referenced += [m.fusion.graph] if m.fusion else []
         for name in referenced:
             if name not in m.files:
                 checks.append(FileCheck(name, False, "referenced by bundle.json but not in its file list; "
@@ -283,7 +309,8 @@ class BundleWriter:
             if p.is_file() and p.name != MANIFEST:
                 files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
         final = Manifest(edgeser_version=manifest.edgeser_version, created=manifest.created,
-                         labels=manifest.labels, files=files, speech=manifest.speech, text=manifest.text)
+                         labels=manifest.labels, files=files, speech=manifest.speech, text=manifest.text,
+                         fusion=manifest.fusion)
         data = json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n"
         with open(self.staging / MANIFEST, "w", encoding="utf-8") as f:
             f.write(data)
@@ -322,7 +349,7 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def graph_metadata(section: SpeechSection | TextSection) -> dict[str, str]:
+def graph_metadata(section: SpeechSection | TextSection | FusionSection) -> dict[str, str]:
     """The key facts written into a graph's ONNX metadata and cross-checked when it is loaded."""
     if isinstance(section, SpeechSection):
         return {"edgeser.role": "speech", "edgeser.sample_rate": str(section.frames.sample_rate),
@@ -331,4 +358,7 @@ def graph_metadata(section: SpeechSection | TextSection) -> dict[str, str]:
                 "edgeser.hidden_size": str(section.hidden_size),
                 "edgeser.exposed_layers": ",".join(map(str, section.exposed_layers)),
                 "edgeser.vocab_size": str(len(section.ctc.tokens)), "edgeser.blank_id": str(section.ctc.blank_id)}
+    if isinstance(section, FusionSection):
+        return {"edgeser.role": "fusion", "edgeser.levels": ",".join(section.levels),
+                "edgeser.uses_text": str(section.uses_text).lower()}
     return {"edgeser.role": "text", "edgeser.hidden_size": str(section.hidden_size)}

@@ -257,3 +257,58 @@ def evaluate(config_path: Path) -> None:
         result = run_evaluation(config, progress=err.print)
     err.print(f"UA {result['ua_mean']:.3f} ± {result['ua_std']:.3f}, WA {result['wa_mean']:.3f} over "
               f"{len(result['ua_per_fold'])} folds; wrote {config.output / 'results.json'} and confusion.png")
+
+
+@main.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON), as for `edgeser evaluate`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (model bundle + head).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
+def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
+    """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
+    with _errors():
+        from edgeser._optional import require
+
+        require("torch", "export", "edgeser train")
+        from export.recipe import RecipeConfig, train_bundle
+
+        result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print)
+    err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
+
+
+def _transcripts(path: Path) -> dict[str, str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"path", "transcript"} <= set(reader.fieldnames or []):
+            raise click.UsageError(f"{path}: --transcripts needs columns path,transcript")
+        return {str(Path(r["path"]).resolve()): r["transcript"] for r in reader}
+
+
+@main.command()
+@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", "bundle_path", required=True, type=click.Path(path_type=Path),
+              help="A bundle with a fusion head (from `edgeser train`).")
+@click.option("--text", default=None, help="The transcript (for a single AUDIO).")
+@click.option("--transcripts", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV with columns path,transcript, for several files.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
+def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
+            as_json: bool) -> None:
+    """The emotion of each AUDIO file, with its words, syllables and phones."""
+    if text is not None and (transcripts is not None or len(audio) > 1):
+        raise click.UsageError("--text is for one file; use --transcripts CSV for several")
+    by_path = _transcripts(transcripts) if transcripts else {}
+    with _errors():
+        rec = EmotionRecognizer.from_bundle(bundle_path)
+        table = Table("file", "label", *rec.bundle.manifest.labels, "transcript")
+        for path in audio:
+            result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())))
+            if as_json:
+                click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
+            else:
+                table.add_row(str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
+                              result.transcript)
+    if not as_json:
+        out.print(table)

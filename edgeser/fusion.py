@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
-from edgeser.backends import OrtBackend
+from edgeser.backends import Backend
 from edgeser.errors import BundleError
-from edgeser.options import RuntimeOptions
 from edgeser.specs import GraphSpec
 
 
 class FusionHead:
     """The fusion graph: per speech level ``(features, mask)`` and text ``(tokens, mask)`` → log-probabilities."""
 
-    def __init__(self, path: Path, spec: GraphSpec, options: RuntimeOptions) -> None:
+    def __init__(self, backend: Backend, spec: GraphSpec) -> None:
         self.spec = spec
-        self._backend = OrtBackend(path, options)
-        if self._backend.input_names != spec.input_names:
-            raise BundleError(f"{path}: graph inputs {list(self._backend.input_names)} differ from the declared "
+        self._backend = backend
+        if backend.input_names != spec.input_names:
+            raise BundleError(f"fusion graph inputs {list(backend.input_names)} differ from the declared "
                               f"{list(spec.input_names)}; re-export the bundle")
         self.levels = tuple(n for n in spec.input_names if not n.endswith("_mask") and n != "text")
         self.uses_text = "text" in spec.input_names

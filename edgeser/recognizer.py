@@ -10,12 +10,14 @@ import numpy as np
 
 from edgeser.audio import AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
-from edgeser.bundle import Bundle, SpeechSection, TextSection, graph_metadata
+from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
 from edgeser.errors import AudioError, BundleError
+from edgeser.fusion import FusionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
-from edgeser.results import EncoderOutput, TextOutput, Timings
+from edgeser.pooling import level_features
+from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, check_not_silent, segment
 from edgeser.text import TextTokenizer
 
@@ -40,6 +42,7 @@ class EmotionRecognizer:
         m = bundle.manifest
         self._speech = self._open(m.speech) if m.speech else None
         self._text = self._open(m.text) if m.text else None
+        self._fusion = FusionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
         self._tokenizer = (
             TextTokenizer(bundle.file(m.text.tokenizer),
                           max_tokens=min(m.text.max_tokens, self.options.max_text_tokens),
@@ -57,7 +60,7 @@ class EmotionRecognizer:
         options = options or RuntimeOptions()
         return cls(Bundle.load(path, verify_hashes=options.verify_hashes), options)
 
-    def _open(self, section: SpeechSection | TextSection) -> Backend:
+    def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
         path = self.bundle.file(section.graph)
         backend = OrtBackend(path, self.options)
         if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
@@ -155,6 +158,55 @@ class EmotionRecognizer:
         from the same encoder pass."""
         name = f"bundle {self.bundle.path.name} ({self.speech.ctc.kind} CTC)"
         return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
+
+    def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
+                options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Prediction:
+        """The emotion of one utterance: one encoder pass, segmentation, pooling, text, fusion.
+
+        Args:
+            audio: A path or an array (with ``sample_rate``).
+            text: The transcript. Without it the words are decoded from the audio and that text is used.
+
+        Raises:
+            BundleError: The bundle has no fusion head (train one with ``edgeser train``).
+            AudioError / AlignmentError / TextError: Unusable input, with the reason.
+        """
+        fusion = self.bundle.manifest.fusion
+        if self._fusion is None or fusion is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no fusion head, so it cannot predict emotions; "
+                              "train one with `edgeser train --config ... --out ...`")
+        t0 = time.perf_counter()
+        wave = self.load_audio(audio, sample_rate)
+        check_not_silent(wave)
+        t1 = time.perf_counter()
+        encoded = self.encode(wave, sample_rate=self.speech.frames.sample_rate)
+        t2 = time.perf_counter()
+        seg = self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
+        t3 = time.perf_counter()
+        speech = level_features(encoded.hidden_states[:, fusion.layer], encoded.num_frames, [seg],
+                                self.speech.frames, fusion.levels)
+        t4 = time.perf_counter()
+        transcript = text if text is not None else seg.transcript
+        text_in, text_s = None, None
+        if fusion.uses_text:
+            embedded = self.embed_text(transcript)
+            text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
+        t5 = time.perf_counter()
+        scores = self._fusion(speech, text_in)
+        t6 = time.perf_counter()
+        labels = self.bundle.manifest.labels
+
+        def probabilities(log_probs: np.ndarray) -> dict[str, float]:
+            return {label: round(float(p), 6) for label, p in zip(labels, np.exp(log_probs[0]), strict=True)}
+
+        probs = probabilities(scores["scores"])
+        return Prediction(label=max(probs, key=lambda k: probs[k]), probabilities=probs,
+                          branches={k.removesuffix("_scores"): probabilities(v) for k, v in scores.items()
+                                    if k != "scores"},
+                          transcript=transcript, segmentation=seg,
+                          timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1, segmentation_s=t3 - t2,
+                                          pooling_s=t4 - t3, text_encoder_s=text_s if text_s else t5 - t4,
+                                          fusion_s=t6 - t5))
 
     def embed_text(self, text: str | Sequence[str]) -> TextOutput:
         """Run the text encoder over one text or a batch; returns token embeddings.

@@ -14,7 +14,10 @@ class Timings:
 
     audio_load_s: float | None = None
     speech_encoder_s: float | None = None
+    segmentation_s: float | None = None
+    pooling_s: float | None = None
     text_encoder_s: float | None = None
+    fusion_s: float | None = None
 
     def to_dict(self) -> dict[str, float]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
@@ -77,3 +80,30 @@ class TextOutput:
     def to_dict(self) -> dict[str, Any]:
         return {"token_embeddings_shape": list(self.token_embeddings.shape),
                 "tokens": [list(t) for t in self.tokens], "timings": self.timings.to_dict()}
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The emotion of one utterance, with the segments it was computed from.
+
+    Attributes:
+        label: The most probable class.
+        probabilities: Per class, from the fused scores.
+        branches: Per enabled branch (``early``, ``speech``, ``text``), its own class probabilities.
+        transcript: The text used (given, or decoded from the audio).
+        segmentation: Words, syllables and phones with times (``edgeser.segmenter.Segmentation``).
+        timings: Seconds per stage.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    branches: dict[str, dict[str, float]]
+    transcript: str
+    segmentation: Any
+    timings: Timings
+
+    def to_dict(self) -> dict[str, Any]:
+        seg = self.segmentation.to_dict()
+        return {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
+                "transcript": self.transcript, "words": seg["words"], "syllables": seg["syllables"],
+                "phones": seg["phones"], "alignment_confidence": seg["confidence"], "timings": self.timings.to_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,3 +104,15 @@ def fusion_spec(model: FusionModel) -> GraphSpec:
         ["text_scores"] if c.late and c.use_text else [])  # output names never repeat an input name
     return GraphSpec(inputs=tuple(inputs),
                      outputs=tuple(TensorSpec(b, "float32", ("batch", c.num_classes)) for b in branches))
+
+
+def fusion_example(model: FusionModel, batch: int, lengths: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random padded inputs for the fusion graph; row ``i`` has ``length - i mod length`` real positions."""
+    c = model.config
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for name in (*c.levels, *(["text"] if c.use_text else [])):
+        n = lengths[name]
+        feeds[name] = rng.standard_normal((batch, n, c.text_dim if name == "text" else c.speech_dim)).astype(np.float32)
+        feeds[f"{name}_mask"] = np.arange(n)[None, :] < (n - np.arange(batch) % n)[:, None]
+    return feeds

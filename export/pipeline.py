@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -16,7 +17,9 @@ import edgeser
 from edgeser.audio import load_audio
 from edgeser.bundle import (
     DEFAULT_LABELS,
+    Bundle,
     BundleWriter,
+    FusionSection,
     Manifest,
     SpeechSection,
     TextSection,
@@ -26,7 +29,16 @@ from edgeser.bundle import (
 from edgeser.recognizer import speech_feeds
 from edgeser.specs import FrameFormula
 from edgeser.text import TextTokenizer
-from export.graphs import SpeechGraph, TextGraph, parse_layers, speech_spec, text_spec
+from export.graphs import (
+    FusionGraph,
+    SpeechGraph,
+    TextGraph,
+    fusion_example,
+    fusion_spec,
+    parse_layers,
+    speech_spec,
+    text_spec,
+)
 from export.onnx_export import export_onnx
 from export.sources import SpeechSource, TextSource
 from export.validate import check_parity
@@ -132,3 +144,44 @@ def _export_text(src: TextSource, writer: BundleWriter, exporter: str, opset: in
     parity = check_parity(module, writer.path(section.graph), spec, cases, tolerance)
     provenance = _provenance(src.description, exporter, used_opset, parity, time.perf_counter() - t0)
     return TextSection(**{**section.__dict__, "provenance": provenance})
+
+
+FUSION_TRACE = {"frame": 40, "phone": 12, "syllable": 6, "word": 5, "text": 9}
+FUSION_CASES = ({"frame": 97, "phone": 31, "syllable": 13, "word": 7, "text": 14},
+                {"frame": 12, "phone": 4, "syllable": 3, "word": 2, "text": 5})
+
+
+def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, provenance: dict[str, Any],
+               exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
+               progress: Callable[[str], None] = log.info) -> Manifest:
+    """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel).
+
+    The graph is checked against torch on two shapes other than the trace shape, as the encoders are.
+    """
+    src = Bundle.load(source)
+    c = model.config
+    if src.manifest.speech is None and c.levels:
+        raise ValueError(f"{source}: the fusion model uses speech levels but the bundle has no speech encoder")
+    if c.levels and src.manifest.speech is not None and c.speech_dim != src.manifest.speech.hidden_size:
+        raise ValueError(f"fusion speech_dim {c.speech_dim} != the bundle's speech hidden size "
+                         f"{src.manifest.speech.hidden_size}")
+    with write_bundle(out, overwrite=overwrite) as writer:
+        for name in src.manifest.files:
+            shutil.copy2(src.path / name, writer.path(name))
+        graph, spec = FusionGraph(model.eval()).eval(), fusion_spec(model)
+        section = FusionSection(graph="fusion.onnx", spec=spec, levels=tuple(c.levels), uses_text=c.use_text,
+                                layer=layer)
+        progress(f"exporting fusion head ({exporter})")
+        t0 = time.perf_counter()
+        opset = export_onnx(graph, spec, fusion_example(model, 2, FUSION_TRACE), writer.path(section.graph),
+                            exporter=exporter, metadata=graph_metadata(section))
+        cases = [fusion_example(model, 1, FUSION_CASES[0], seed=1), fusion_example(model, 3, FUSION_CASES[1], seed=2)]
+        parity = check_parity(graph, writer.path(section.graph), spec, cases, tolerance)
+        section = FusionSection(**{**section.__dict__, "provenance": {
+            **provenance, "config": c.to_dict(), "exporter": f"torch.onnx.export ({exporter})", "opset": opset,
+            "parity": parity, "export_seconds": round(time.perf_counter() - t0, 2)}})
+        progress("hashing files and writing bundle.json")
+        return writer.finish(Manifest(edgeser_version=edgeser.__version__,
+                                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                      labels=tuple(c.labels), files={}, speech=src.manifest.speech,
+                                      text=src.manifest.text, fusion=section))

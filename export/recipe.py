@@ -174,6 +174,27 @@ def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> d
     return result
 
 
+def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
+                 progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the configured heads on every utterance and write ``config.bundle`` plus the fusion head to ``out``."""
+    from export.pipeline import add_fusion
+
+    dataset, rec, fusion = check(config)
+    features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
+                       config.layer)
+    for utt_id, reason in features.failures:
+        progress(f"skipped {utt_id}: {reason}")
+    labels = dataset.label_ids()[features.indices]
+    model, _ = train(fusion, features.items, labels, config.train)
+    exposed = len(rec.speech.exposed_layers) if rec.bundle.manifest.speech else 1
+    provenance = {"dataset": dataset.name, "data_path": str(config.data_path), "utterances": len(features.items),
+                  "counts": dataset.subset(features.indices).counts(), "train": asdict(config.train),
+                  "skipped": len(features.failures)}
+    manifest = add_fusion(config.bundle, model, out, layer=config.layer % exposed, provenance=provenance,
+                          overwrite=overwrite, progress=progress)
+    return {"bundle": str(out), "utterances": len(features.items), "files": sorted(manifest.files)}
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

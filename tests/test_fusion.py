@@ -141,7 +141,9 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
     sizes = {"frame": 20, "phone": 9, "syllable": 5, "word": 4, "text": 7}
     trace = {k: v.numpy() for k, v in batch(config, 2, 0, sizes, dims=(config.speech_dim, config.text_dim)).items()}
     export_onnx(graph, spec, trace, tmp_path / "fusion.onnx", exporter="torchscript")
-    head = FusionHead(tmp_path / "fusion.onnx", spec, RuntimeOptions())
+    from edgeser.backends import OrtBackend
+
+    head = FusionHead(OrtBackend(tmp_path / "fusion.onnx", RuntimeOptions()), spec)
     got = head(speech, (text.token_embeddings, text.token_mask))
     inputs = {lv: torch.from_numpy(speech[lv][0]) for lv in LEVELS}
     inputs |= {f"{lv}_mask": torch.from_numpy(speech[lv][1]) for lv in LEVELS}

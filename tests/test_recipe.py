@@ -88,3 +88,51 @@ def test_text_only_needs_no_audio(tmp_path: Path, corpus: Path, tiny_bundle: Pat
     result = CliRunner().invoke(main, ["evaluate", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "results.json").read_text())["utterances"] == 8
+
+
+def test_train_then_predict(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    """A trained bundle predicts from audio alone; its scores equal the torch model's on the training features."""
+    import torch
+
+    from edgeser import EmotionRecognizer
+    from export.features import utterance_features
+    from export.pipeline import add_fusion
+    from export.recipe import RecipeConfig, check
+    from export.train import collate, train
+
+    config = RecipeConfig.from_file(write_config(tmp_path, corpus, tiny_bundle))
+    dataset, rec, fusion = check(config)
+    items = [utterance_features(rec, u, config.levels, True) for u in dataset.utterances]
+    model, _ = train(fusion, items, dataset.label_ids(), config.train)
+    add_fusion(tiny_bundle, model, tmp_path / "trained", layer=2, provenance={"dataset": "corpus"},
+               exporter="torchscript")
+    trained = EmotionRecognizer.from_bundle(tmp_path / "trained")
+    assert trained.bundle.manifest.fusion is not None
+    assert trained.bundle.manifest.fusion.provenance["parity"]["max_abs_diff"]["scores"] < 1e-4
+    utt = dataset.utterances[3]
+    result = trained.predict(utt.path, utt.transcript)
+    with torch.no_grad():
+        ref = model(**collate([items[3]], [*config.levels, "text"]))["scores"][0].exp().numpy()
+    np.testing.assert_allclose(list(result.probabilities.values()), ref, atol=1e-4)
+    assert result.label in dataset.labels and [w.label for w in result.segmentation.words][:2] == ["kids", "are"]
+    assert set(result.branches) == {"early", "speech", "text"} and result.timings.fusion_s is not None
+
+    cli = CliRunner().invoke(main, ["predict", str(utt.path), "--bundle", str(tmp_path / "trained"), "--text",
+                                    utt.transcript, "--json"])
+    assert cli.exit_code == 0, cli.output
+    line = json.loads(cli.output.strip().splitlines()[-1])
+    assert line["path"] == str(utt.path) and set(line["probabilities"]) == set(dataset.labels)
+    assert {"words", "syllables", "phones", "timings", "branches"} <= set(line)
+
+
+def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--config", str(write_config(tmp_path, corpus, tiny_bundle)),
+                                       "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["fusion"]["levels"] == [
+        "frame", "phone", "syllable", "word"]
+    result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--bundle", str(tiny_bundle)])
+    assert result.exit_code == 1 and "no fusion head" in result.output
+    result = CliRunner().invoke(main, ["predict", str(SAMPLE), str(SAMPLE), "--bundle", str(tmp_path / "b"),
+                                       "--text", "x"])
+    assert result.exit_code == 2 and "--transcripts" in result.output
