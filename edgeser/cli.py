@@ -312,3 +312,19 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
                               result.transcript)
     if not as_json:
         out.print(table)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON); its model switches are replaced by each variant's.")
+def ablate(config_path: Path) -> None:
+    """The seed paper's ablation table: speech levels, text only, early/late fusion (needs edgeser[export])."""
+    with _errors():
+        from edgeser._optional import require
+
+        require("torch", "export", "edgeser ablate")
+        from export.recipe import RecipeConfig
+        from export.recipe import ablate as run_ablation
+
+        table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print)
+    click.echo(table)

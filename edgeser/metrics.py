@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class FoldScores:
     def wa_mean(self) -> float:
         return float(np.mean(self.wa))
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {"ua_mean": round(self.ua_mean, 4), "ua_std": round(float(np.std(self.ua)), 4),
                 "wa_mean": round(self.wa_mean, 4), "wa_std": round(float(np.std(self.wa)), 4),
                 "ua_per_fold": [round(x, 4) for x in self.ua], "wa_per_fold": [round(x, 4) for x in self.wa],

@@ -174,6 +174,51 @@ def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> d
     return result
 
 
+ABLATION: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("speech: frames", {"levels": ("frame",), "early": False, "late": True, "use_text": False}),
+    ("speech: frames + phones", {"levels": ("frame", "phone"), "early": False, "late": True, "use_text": False}),
+    ("speech: + syllables", {"levels": ("frame", "phone", "syllable"), "early": False, "late": True,
+                             "use_text": False}),
+    ("speech: + words (all levels)", {"levels": LEVELS, "early": False, "late": True, "use_text": False}),
+    ("text only", {"levels": (), "early": False, "late": True, "use_text": True}),
+    ("early fusion", {"levels": LEVELS, "early": True, "late": False, "use_text": True}),
+    ("late fusion", {"levels": LEVELS, "early": False, "late": True, "use_text": True}),
+    ("early + late fusion", {"levels": LEVELS, "early": True, "late": True, "use_text": True}),
+)
+"""The seed paper's ablation: speech granularities, text alone, and the fusion strategies."""
+
+
+def ablate(config: RecipeConfig, progress: Callable[[str], None] = print) -> str:
+    """Cross-validate every :data:`ABLATION` variant on the same folds and features; returns a Markdown table
+    (also written to ``ablation.md`` and ``ablation.json`` in the output folder)."""
+    full = RecipeConfig(**{**config.__dict__, "levels": LEVELS, "use_text": True, "early": True, "late": True})
+    dataset, rec, base = check(full)
+    features = compute(rec, dataset, LEVELS, True, config.cache or config.output / "cache", config.layer)
+    labels = dataset.label_ids()[features.indices]
+    position = {int(i): k for k, i in enumerate(features.indices)}
+    folds = [([position[i] for i in tr if i in position], [position[i] for i in te if i in position])
+             for tr, te in dataset.folds(config.folds)]
+    rows = []
+    for name, switches in ABLATION:
+        fusion = FusionConfig(**{**base.__dict__, **switches})
+        keep = [*fusion.levels, *(["text"] if fusion.use_text else [])]
+        items = [{k: it[k] for k in keep} for it in features.items]
+        matrices = []
+        for tr, te in folds:
+            model, _ = train(fusion, [items[k] for k in tr], labels[tr], config.train)
+            pred = predict(model, [items[k] for k in te]).argmax(1)
+            matrices.append(confusion_matrix(labels[te], pred, len(dataset.labels)))
+        scores = FoldScores.from_folds(matrices)
+        rows.append({"variant": name, **scores.to_dict()})
+        progress(f"{name}: UA {scores.ua_mean:.3f}")
+    table = "\n".join([f"| {dataset.name} ({len(features.items)} utterances, {len(folds)} folds) | UA | WA |",
+                       "|---|---|---|"] + [f"| {r['variant']} | {100 * r['ua_mean']:.1f} ± {100 * r['ua_std']:.1f} | "
+                                           f"{100 * r['wa_mean']:.1f} ± {100 * r['wa_std']:.1f} |" for r in rows])
+    (config.output / "ablation.md").write_text(table + "\n", encoding="utf-8")
+    _write_json(config.output / "ablation.json", {"rows": rows, "bundle": str(config.bundle)})
+    return table
+
+
 def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
                  progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the configured heads on every utterance and write ``config.bundle`` plus the fusion head to ``out``."""

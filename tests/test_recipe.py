@@ -136,3 +136,16 @@ def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bun
     result = CliRunner().invoke(main, ["predict", str(SAMPLE), str(SAMPLE), "--bundle", str(tmp_path / "b"),
                                        "--text", "x"])
     assert result.exit_code == 2 and "--transcripts" in result.output
+
+
+def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    from export.recipe import ABLATION
+
+    result = CliRunner().invoke(main, ["ablate", "--config", str(write_config(tmp_path, corpus, tiny_bundle))])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| ") and "UA" not in line]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [name for name, _ in ABLATION]
+    assert (tmp_path / "run" / "ablation.md").is_file()
+    data = json.loads((tmp_path / "run" / "ablation.json").read_text())
+    assert all(len(r["ua_per_fold"]) == 2 for r in data["rows"])
+    assert len(list((tmp_path / "run" / "cache").rglob("*.npz"))) == 8  # features computed once for all variants
