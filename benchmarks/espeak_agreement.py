@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.stats import error_summary
 from edgeser.aligner import align
 from edgeser.options import SegmentOptions
 
@@ -103,14 +104,6 @@ class Espeak:
         return audio, {pos - 1: ms / 1000 for pos, ms in self._words if pos > 0}
 
 
-def summary(errors: list[float]) -> dict[str, float]:
-    signed = 1000 * np.array(errors)
-    e = np.abs(signed)
-    return {"starts": int(e.size), "median_ms": round(float(np.median(e)), 1),
-            "signed_median_ms": round(float(np.median(signed)), 1), "p90_ms": round(float(np.percentile(e, 90)), 1),
-            **{f"within_{t}ms": round(float(np.mean(e <= t)), 3) for t in (20, 50, 100)}}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -138,7 +131,7 @@ def main() -> None:
     result = {"reference": "libespeak-ng word events (en-us voice)", "sentences": len(SENTENCES),
               "rates_wpm": list(RATES), "sentences_skipped": skipped,
               "words_without_own_espeak_event": folded,
-              "raw_spikes": summary(raw), "default_boundary_rule": summary(ruled)}
+              "raw_spikes": error_summary(raw), "default_boundary_rule": error_summary(ruled)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

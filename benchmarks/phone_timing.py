@@ -24,6 +24,7 @@ import numpy as np
 from rich.progress import track
 
 from benchmarks.align_agreement import DATA, select_files
+from benchmarks.stats import error_summary
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
 from edgeser.options import SegmentOptions
@@ -51,14 +52,6 @@ def pocketsphinx_phones(decoder: Any, wave: np.ndarray, text: str) -> list[list[
         return None
     return [[(p.start / 100, (p.start + p.duration) / 100) for p in word] for word in alignment
             if word.name not in ("<sil>", "<s>", "</s>") and not word.name.startswith("+")]
-
-
-def summary(errors: list[float]) -> dict[str, float]:
-    signed = 1000 * np.array(errors)
-    e = np.abs(signed)
-    return {"boundaries": int(e.size), "median_ms": round(float(np.median(e)), 1),
-            "signed_median_ms": round(float(np.median(signed)), 1), "p90_ms": round(float(np.percentile(e, 90)), 1),
-            **{f"within_{t}ms": round(float(np.mean(e <= t)), 3) for t in (20, 50)}}
 
 
 def main() -> None:
@@ -99,10 +92,10 @@ def main() -> None:
     test = [it for it in items if it["actor"] > 10]
     best = max(PHONE_SHIFTS_MS, key=lambda s: float(np.mean(np.abs(errors(tune, s)) <= 0.05)))
     result = {"reference": "pocketsphinx 5.1.1 phone alignment (two passes)", "files_failed": failed,
-              "even_split_given_true_word_spans": summary(even),
+              "even_split_given_true_word_spans": error_summary(even),
               "default_aligner_phone_shift_ms": {"chosen": best, "tuned_on": "actors 01-10"},
-              "default_aligner_actors_11_20": {"no_shift": summary(errors(test, 0)),
-                                               "with_shift": summary(errors(test, best))}}
+              "default_aligner_actors_11_20": {"no_shift": error_summary(errors(test, 0)),
+                                               "with_shift": error_summary(errors(test, best))}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -46,6 +46,14 @@ def main(verbose: bool) -> None:
         logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
 
+def _require_torch(command: str) -> None:
+    """Torch-side commands: fail with the install command when the [export] extra is missing."""
+    from edgeser._optional import require
+
+    for module in ("torch", "transformers", "onnx"):
+        require(module, "export", command)
+
+
 @main.command("export")
 @click.option("--speech", "speech_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Hugging Face folder of a Wav2Vec2ForCTC-compatible checkpoint.")
@@ -72,10 +80,7 @@ def export_cmd(speech_dir: Path | None, speech_config: str | None, text_dir: str
     if not (speech_dir or speech_config or text_dir):
         raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
     with _errors():
-        from edgeser._optional import require
-
-        for module in ("torch", "transformers", "onnx"):
-            require(module, "export", "edgeser export")
+        _require_torch("edgeser export")
         from export.pipeline import export_bundle
         from export.sources import load_speech, load_text, speech_from_config
 
@@ -247,9 +252,7 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
 def evaluate(config_path: Path) -> None:
     """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]."""
     with _errors():
-        from edgeser._optional import require
-
-        require("torch", "export", "edgeser evaluate")
+        _require_torch("edgeser evaluate")
         from export.recipe import RecipeConfig
         from export.recipe import evaluate as run_evaluation
 
@@ -267,9 +270,7 @@ def evaluate(config_path: Path) -> None:
 def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
     """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
     with _errors():
-        from edgeser._optional import require
-
-        require("torch", "export", "edgeser train")
+        _require_torch("edgeser train")
         from export.recipe import RecipeConfig, train_bundle
 
         result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print)
@@ -320,9 +321,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
 def ablate(config_path: Path) -> None:
     """The seed paper's ablation table: speech levels, text only, early/late fusion (needs edgeser[export])."""
     with _errors():
-        from edgeser._optional import require
-
-        require("torch", "export", "edgeser ablate")
+        _require_torch("edgeser ablate")
         from export.recipe import RecipeConfig
         from export.recipe import ablate as run_ablation
 

@@ -40,9 +40,9 @@ from edgeser._optional import require
 from edgeser.datasets import Dataset, iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
 from edgeser.errors import DatasetError, EdgeserError
 from edgeser.metrics import FoldScores, confusion_matrix
-from export.features import compute
+from export.features import FeatureSet, compute
 from export.model import LEVELS, FusionConfig
-from export.train import TrainConfig, predict, train
+from export.train import Features, TrainConfig, predict, train
 
 LOADERS: dict[str, Callable[[Path], Dataset]] = {"ravdess": load_ravdess, "iemocap": load_iemocap,
                                                  "meld": load_meld, "manifest": load_manifest}
@@ -147,24 +147,49 @@ def check(config: RecipeConfig) -> tuple[Dataset, EmotionRecognizer, FusionConfi
     return dataset, rec, fusion
 
 
-def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Cross-validate the configured heads; writes ``results.json`` and ``confusion.png`` to the output folder."""
+@dataclass(frozen=True)
+class Prepared:
+    """A checked run: dataset, recognizer, head config, features, their labels, and folds over feature positions."""
+
+    dataset: Dataset
+    rec: EmotionRecognizer
+    fusion: FusionConfig
+    features: FeatureSet
+    labels: np.ndarray
+    folds: list[tuple[list[int], list[int]]]
+
+
+def prepare(config: RecipeConfig, progress: Callable[[str], None] = print) -> Prepared:
+    """:func:`check`, then the features (cached), with failures reported and folds mapped onto them."""
     dataset, rec, fusion = check(config)
     features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
                        config.layer)
     for utt_id, reason in features.failures:
         progress(f"skipped {utt_id}: {reason}")
-    labels = dataset.label_ids()[features.indices]
     position = {int(i): k for k, i in enumerate(features.indices)}
+    folds = [([position[i] for i in tr if i in position], [position[i] for i in te if i in position])
+             for tr, te in dataset.folds(config.folds)]
+    return Prepared(dataset, rec, fusion, features, dataset.label_ids()[features.indices], folds)
+
+
+def cross_validate(run: Prepared, fusion: FusionConfig, items: list[Features], train_config: TrainConfig,
+                   progress: Callable[[str], None] | None = None) -> FoldScores:
+    """Train on each fold's training part, score its held-out part."""
     matrices = []
-    for f, (train_idx, test_idx) in enumerate(dataset.folds(config.folds)):
-        tr = [position[i] for i in train_idx if i in position]
-        te = [position[i] for i in test_idx if i in position]
-        model, _ = train(fusion, [features.items[k] for k in tr], labels[tr], config.train)
-        pred = predict(model, [features.items[k] for k in te]).argmax(1)
-        matrices.append(confusion_matrix(labels[te], pred, len(dataset.labels)))
-        progress(f"fold {f + 1}: UA {FoldScores.from_folds([matrices[-1]]).ua[0]:.3f} on {len(te)} utterances")
-    scores = FoldScores.from_folds(matrices)
+    for f, (tr, te) in enumerate(run.folds):
+        model, _ = train(fusion, [items[k] for k in tr], run.labels[tr], train_config)
+        pred = predict(model, [items[k] for k in te]).argmax(1)
+        matrices.append(confusion_matrix(run.labels[te], pred, len(run.dataset.labels)))
+        if progress is not None:
+            progress(f"fold {f + 1}: UA {FoldScores.from_folds([matrices[-1]]).ua[0]:.3f} on {len(te)} utterances")
+    return FoldScores.from_folds(matrices)
+
+
+def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Cross-validate the configured heads; writes ``results.json`` and ``confusion.png`` to the output folder."""
+    run = prepare(config, progress)
+    dataset, features = run.dataset, run.features
+    scores = cross_validate(run, run.fusion, features.items, config.train, progress)
     result = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
               "labels": list(dataset.labels), "utterances": len(features.items),
               "failures": [{"id": i, "reason": r} for i, r in features.failures], **scores.to_dict()}
@@ -192,23 +217,13 @@ def ablate(config: RecipeConfig, progress: Callable[[str], None] = print) -> str
     """Cross-validate every :data:`ABLATION` variant on the same folds and features; returns a Markdown table
     (also written to ``ablation.md`` and ``ablation.json`` in the output folder)."""
     full = RecipeConfig(**{**config.__dict__, "levels": LEVELS, "use_text": True, "early": True, "late": True})
-    dataset, rec, base = check(full)
-    features = compute(rec, dataset, LEVELS, True, config.cache or config.output / "cache", config.layer)
-    labels = dataset.label_ids()[features.indices]
-    position = {int(i): k for k, i in enumerate(features.indices)}
-    folds = [([position[i] for i in tr if i in position], [position[i] for i in te if i in position])
-             for tr, te in dataset.folds(config.folds)]
+    run = prepare(full, progress)
+    dataset, features, folds = run.dataset, run.features, run.folds
     rows = []
     for name, switches in ABLATION:
-        fusion = FusionConfig(**{**base.__dict__, **switches})
+        fusion = FusionConfig(**{**run.fusion.__dict__, **switches})
         keep = [*fusion.levels, *(["text"] if fusion.use_text else [])]
-        items = [{k: it[k] for k in keep} for it in features.items]
-        matrices = []
-        for tr, te in folds:
-            model, _ = train(fusion, [items[k] for k in tr], labels[tr], config.train)
-            pred = predict(model, [items[k] for k in te]).argmax(1)
-            matrices.append(confusion_matrix(labels[te], pred, len(dataset.labels)))
-        scores = FoldScores.from_folds(matrices)
+        scores = cross_validate(run, fusion, [{k: it[k] for k in keep} for it in features.items], config.train)
         rows.append({"variant": name, **scores.to_dict()})
         progress(f"{name}: UA {scores.ua_mean:.3f}")
     table = "\n".join([f"| {dataset.name} ({len(features.items)} utterances, {len(folds)} folds) | UA | WA |",
@@ -224,13 +239,9 @@ def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
     """Train the configured heads on every utterance and write ``config.bundle`` plus the fusion head to ``out``."""
     from export.pipeline import add_fusion
 
-    dataset, rec, fusion = check(config)
-    features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
-                       config.layer)
-    for utt_id, reason in features.failures:
-        progress(f"skipped {utt_id}: {reason}")
-    labels = dataset.label_ids()[features.indices]
-    model, _ = train(fusion, features.items, labels, config.train)
+    run = prepare(config, progress)
+    dataset, rec, features = run.dataset, run.rec, run.features
+    model, _ = train(run.fusion, features.items, run.labels, config.train)
     exposed = len(rec.speech.exposed_layers) if rec.bundle.manifest.speech else 1
     provenance = {"dataset": dataset.name, "data_path": str(config.data_path), "utterances": len(features.items),
                   "counts": dataset.subset(features.indices).counts(), "train": asdict(config.train),
