@@ -152,6 +152,12 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
                           f"inputs {list(x.spec.input_names)}")
         t.add_row("  source", json.dumps(x.provenance.get("source", {})))
         t.add_row("  parity", _parity(x.provenance))
+    if m.fusion:
+        f = m.fusion
+        trained = f"{f.provenance.get('dataset', 'unknown data')} ({f.provenance.get('utterances', '?')} utts)"
+        t.add_row("fusion", f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
+                            f"speech layer {f.layer}; trained on {trained}")
+        t.add_row("  parity", _parity(f.provenance))
     t.add_row("size", f"{sum(f.bytes for f in m.files.values()) / 1e6:.1f} MB in {len(m.files)} files")
     out.print(t)
     c = Table("check", "ok", "detail")

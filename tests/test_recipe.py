@@ -131,6 +131,8 @@ def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bun
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "b" / "bundle.json").read_text())["fusion"]["levels"] == [
         "frame", "phone", "syllable", "word"]
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "b")])
+    assert result.exit_code == 0 and "trained on corpus (8 utts)" in result.output
     result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--bundle", str(tiny_bundle)])
     assert result.exit_code == 1 and "no fusion head" in result.output
     result = CliRunner().invoke(main, ["predict", str(SAMPLE), str(SAMPLE), "--bundle", str(tmp_path / "b"),

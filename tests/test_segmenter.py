@@ -198,3 +198,26 @@ def test_bundle_segment_uses_one_encoder_pass(tiny_bundle: Path, monkeypatch: py
     seg = rec.segment(SAMPLE, "kids are talking", lexicon=Lexicon({}, g2p=None))
     assert len(calls) == 1 and [w.label for w in seg.words] == ["kids", "are", "talking"]
     assert seg.phone_timing == PHONES_UNIFORM and 0 <= seg.words[0].start_s < seg.words[-1].end_s <= seg.duration_s
+
+
+def test_default_aligner_covers_audio_beyond_hamas_30_s_limit() -> None:
+    """hama's recognizer stops silently at 30 s; the aligner feeds it chunks, so 40+ s are covered to the end."""
+    pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
+    pytest.importorskip("pocketsphinx", reason="CMUdict comes from pocketsphinx (edgeser[align])")
+    from edgeser.aligner import align, default_aligner
+    from edgeser.audio import load_audio
+
+    sentences = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+    waves, texts = [], []
+    for f in ravdess_files(20):  # whole files until past 40 s
+        waves.append(load_audio(f))
+        texts.append(sentences[f.name.split("-")[4]])
+        if sum(w.size for w in waves) > 40 * 16000:
+            break
+    wave = np.concatenate(waves)
+    em = default_aligner().emissions(wave)
+    assert abs(em.num_frames - wave.size / 320) <= 3  # three 20 s chunks, at most a frame of rounding each
+    seg = align(wave, " ".join(texts), sample_rate=16000)
+    assert len(seg.words) == 6 * len(waves) and seg.words[-1].label == "door"
+    assert seg.words[-1].end_s > seg.duration_s - 2.0  # the last word is near the end, not lost after 30 s
+    assert seg.confidence > 0.5
