@@ -21,6 +21,7 @@ from edgeser.ctc.spans import merge_tokens
 from edgeser.errors import AlignmentError
 from edgeser.options import SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon, equivalents
+from edgeser.phonetics.normalize import normalize_words
 from edgeser.phonetics.syllabify import syllabify
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,8 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
 
     words, syllables, phones = [], [], []
     for w, plan in enumerate(plans):
-        scores = [unit_spans[(w, u)][2] for u in range(len(plan.unit_ids))]
-        words.append(Segment("word", plan.label, starts[w], ends[w], float(np.exp(np.mean(scores)))))
+        log_scores = [unit_spans[(w, u)][2] for u in range(len(plan.unit_ids))]  # mean log-prob per unit
+        words.append(Segment("word", plan.label, starts[w], ends[w], float(np.exp(np.mean(log_scores)))))
         if vocab.kind == "phonemes":
             bounds = [starts[w]]
             for u in range(1, len(plan.unit_ids)):  # a phone starts at its spike, moved back by the phone shift
@@ -241,7 +242,7 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
             bounds.append(ends[w])
             labels_w = [_chosen(plan.unit_ids[u], plan.unit_labels[u], vocab.tokens, lp, unit_spans[(w, u)])
                         for u in range(len(plan.unit_ids))]
-            phone_scores = scores
+            phone_scores = [float(np.exp(s)) for s in log_scores]
         else:
             n = max(len(plan.phones), 1)
             bounds = list(np.linspace(starts[w], ends[w], n + 1))
@@ -302,8 +303,6 @@ def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Le
     options = options or SegmentOptions()
     lexicon = lexicon or Lexicon.default()
     if text is not None:
-        from edgeser.phonetics.normalize import normalize_words
-
         words = normalize_words(text)
         if not words:
             raise AlignmentError(f"the transcript {text!r} has no words after normalisation (letters or "
@@ -326,8 +325,6 @@ def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Le
             plans.append(WordPlan("".join(phones), tuple((i,) for i in ids), phones, phones))
         skipped: list[str] = []
     else:
-        from edgeser.phonetics.normalize import normalize_words
-
         text = " ".join("".join(vocab.tokens[i] for i in ids) for ids in decoded)
         candidates, skipped = plan_words(normalize_words(text), emissions, lexicon, "skip")
         plans = [c[0] for c in candidates]

@@ -62,6 +62,19 @@ def test_phoneme_alignment_places_each_phone_and_picks_equivalents() -> None:
     assert seg.words[1].label == "a" and seg.phones[3].label == "ə"  # lexicon says ʌ; the model heard ə
 
 
+@pytest.mark.parametrize("vocab,spikes,text", [
+    (CHARS, {5: "A", 8: "B", 12: "|", 20: "C"}, "ab c"),
+    (PHONES, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"}, "cab a"),
+])
+def test_scores_are_probabilities_at_every_level(vocab: CtcVocab, spikes: dict[int, str], text: str) -> None:
+    seg = segment(peaks(vocab, 40, spikes), text, aligner="t", lexicon=LEXICON)
+    for level in ("word", "syllable", "phone"):
+        assert all(0.0 < s.score <= 1.0 for s in seg.level(level)), level
+    syllable = seg.syllables[0]
+    inside = [p.score for p in seg.phones if syllable.start_s <= p.start_s < syllable.end_s]
+    assert syllable.score == pytest.approx(float(np.exp(np.mean(np.log(inside)))))
+
+
 def test_boundary_shift_never_overlaps_neighbours() -> None:
     em = peaks(CHARS, 30, {5: "A", 6: "B", 7: "|", 8: "C"})
     seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions(start_shift_s=0.08,
