@@ -234,3 +234,13 @@ def test_default_aligner_covers_audio_beyond_hamas_30_s_limit() -> None:
     assert len(seg.words) == 6 * len(waves) and seg.words[-1].label == "door"
     assert seg.words[-1].end_s > seg.duration_s - 2.0  # the last word is near the end, not lost after 30 s
     assert seg.confidence > 0.5
+
+
+def test_decoder_labels_are_exact_and_explicit() -> None:
+    from edgeser.ctc.decode import _labels
+
+    labels = _labels(CHARS.tokens, CHARS.blank_id, CHARS.word_delimiter)
+    assert labels[0] == "" and labels[1] == " " and len(set(labels[2:])) == 4 and not any(x.isalpha() for x in labels)
+    assert _labels(CHARS.tokens, 0, "|", spelled=True)[2:] == ["a", "b", "c", "'"]
+    with pytest.raises(ValueError, match="share a lower-case spelling"):
+        _labels(("<pad>", "A", "a"), 0, None, spelled=True)

@@ -18,10 +18,24 @@ INSTALL = "pip install --no-deps pyctcdecode==0.5.0 pygtrie"
 _PRIVATE_USE = 0xE000
 
 
-def _labels(tokens: tuple[str, ...], blank_id: int, delimiter: str | None) -> list[str]:
-    """One label per token: "" for the blank, " " for the word delimiter, and a private-use character
-    for every other token, so decoded text maps back to token ids exactly (nothing guessed from spellings)."""
-    return ["" if i == blank_id else " " if t == delimiter else chr(_PRIVATE_USE + i) for i, t in enumerate(tokens)]
+def _labels(tokens: tuple[str, ...], blank_id: int, delimiter: str | None, spelled: bool = False) -> list[str]:
+    """One label per token: "" for the blank, " " for the word delimiter, and a private-use character for
+    every other token, so decoded text maps back to token ids exactly (nothing guessed from spellings).
+    With ``spelled``, single-character tokens keep their lower-case spelling, so a language model sees words."""
+    labels = []
+    for i, t in enumerate(tokens):
+        if i == blank_id:
+            labels.append("")
+        elif t == delimiter:
+            labels.append(" ")
+        elif spelled and len(t) == 1:
+            labels.append(t.lower())
+        else:
+            labels.append(chr(_PRIVATE_USE + i))
+    named = [lab for lab in labels if lab.strip()]
+    if len(set(named)) != len(named):
+        raise ValueError("two tokens share a lower-case spelling; decode without a language model")
+    return labels
 
 
 class BeamDecoder:
@@ -37,10 +51,7 @@ class BeamDecoder:
         self._kenlm = kenlm_path is not None
         if self._kenlm:
             require("kenlm", "align", "decoding with a KenLM language model", install="pip install kenlm")
-        labels = _labels(self.vocab.tokens, self.vocab.blank_id, self.vocab.word_delimiter)
-        if self._kenlm:  # real lower-case letters, so the language model sees words
-            labels = [lab if len(t) != 1 or i == self.vocab.blank_id else (" " if t == self.vocab.word_delimiter
-                      else t.lower()) for i, (t, lab) in enumerate(zip(self.vocab.tokens, labels, strict=True))]
+        labels = _labels(self.vocab.tokens, self.vocab.blank_id, self.vocab.word_delimiter, spelled=self._kenlm)
         self._decoder = pyctcdecode.build_ctcdecoder(labels, kenlm_model_path=kenlm_path)
         self._index = {lab: i for i, lab in enumerate(labels) if lab.strip()}
 
