@@ -36,6 +36,16 @@ def test_teacher_targets_spell_the_sentence() -> None:
     assert target[0] != WORD_BOUNDARY != target[-1]
 
 
+def test_training_forward_always_has_hidden_states() -> None:
+    config = compact_config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
+                            conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    assert config.layerdrop == 0.0
+    model = SpeechEmotionModel(config, num_emotions=4).train()
+    for _ in range(20):  # with LayerDrop, some of these steps would drop both layers and lose the hidden states
+        _, emotion_logits, _ = model(torch.randn(2, 8000), torch.ones(2, 8000, dtype=torch.long))
+        assert emotion_logits.shape == (2, 4)
+
+
 def test_multitask_training_learns_and_exports(tmp_path: Path) -> None:
     teacher = HamaAligner()
     waves = [load_audio(f) for f in [SAMPLE, *ravdess_files(2)]]
