@@ -99,14 +99,18 @@ class EmotionRecognizer:
         Raises:
             AudioError: Unusable audio (see :func:`edgeser.audio.load_audio`).
         """
-        section = self.speech
-        if self._speech is None:  # unreachable: the speech property raises first
-            raise BundleError(f"{self.bundle.path}: speech graph not loaded")
         sources: list[AudioSource] = list(audio) if isinstance(audio, (list, tuple)) else [audio]  # type: ignore[list-item]
         if not sources:
             raise AudioError("no audio given: pass a path, an array, or a non-empty list of them")
         t0 = time.perf_counter()
         waves = [self.load_audio(s, sample_rate) for s in sources]
+        return self._encode_loaded(waves, audio_load_s=time.perf_counter() - t0)
+
+    def _encode_loaded(self, waves: list[np.ndarray], audio_load_s: float | None = None) -> EncoderOutput:
+        """:meth:`encode` for waveforms already read and checked by :meth:`load_audio` (not checked again)."""
+        section = self.speech
+        if self._speech is None:  # unreachable: the speech property raises first
+            raise BundleError(f"{self.bundle.path}: speech graph not loaded")
         t1 = time.perf_counter()
         feeds, lengths = speech_feeds(waves, section)
         section.spec.check_feeds(feeds)
@@ -123,7 +127,7 @@ class EmotionRecognizer:
         hidden = hidden * mask[:, None, :, None]
         return EncoderOutput(hidden_states=hidden, log_probs=log_probs, frame_mask=mask, num_frames=num_frames,
                              num_samples=lengths, layers=section.exposed_layers, hop_s=section.frames.hop_s,
-                             timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1))
+                             timings=Timings(audio_load_s=audio_load_s, speech_encoder_s=t2 - t1))
 
     def emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
         """The CTC emissions of utterance ``index`` of an :meth:`encode` result, on the bundle's frame grid."""
@@ -149,7 +153,7 @@ class EmotionRecognizer:
         """
         wave = self.load_audio(audio, sample_rate)
         check_not_silent(wave)
-        encoded = self.encode(wave, sample_rate=self.speech.frames.sample_rate)
+        encoded = self._encode_loaded([wave])
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
 
     def segment_encoded(self, encoded: EncoderOutput, text: str | None = None, *, index: int = 0,
@@ -179,7 +183,7 @@ class EmotionRecognizer:
         wave = self.load_audio(audio, sample_rate)
         check_not_silent(wave)
         t1 = time.perf_counter()
-        encoded = self.encode(wave, sample_rate=self.speech.frames.sample_rate)
+        encoded = self._encode_loaded([wave])
         t2 = time.perf_counter()
         seg = self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
         t3 = time.perf_counter()

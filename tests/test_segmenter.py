@@ -206,8 +206,10 @@ def test_bundle_segment_uses_one_encoder_pass(tiny_bundle: Path, monkeypatch: py
 
     rec = EmotionRecognizer.from_bundle(tiny_bundle)
     calls = []
-    original = rec.encode
-    monkeypatch.setattr(rec, "encode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    speech_graph = rec._speech
+    assert speech_graph is not None
+    original = speech_graph.run
+    monkeypatch.setattr(speech_graph, "run", lambda feeds: calls.append(1) or original(feeds))  # the graph itself
     seg = rec.segment(SAMPLE, "kids are talking", lexicon=Lexicon({}, g2p=None))
     assert len(calls) == 1 and [w.label for w in seg.words] == ["kids", "are", "talking"]
     assert seg.phone_timing == PHONES_UNIFORM and 0 <= seg.words[0].start_s < seg.words[-1].end_s <= seg.duration_s
