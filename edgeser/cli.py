@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from edgeser import __version__
+from edgeser import __version__, default
 from edgeser.bundle import Bundle, FileCheck, read_manifest
 from edgeser.errors import EdgeserError
 from edgeser.options import RuntimeOptions
@@ -101,6 +101,7 @@ def export_cmd(speech_dir: Path | None, speech_config: str | None, text_dir: str
 
 
 def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
+    path = default.resolve(path, progress=err.print)
     manifest = read_manifest(path.resolve())
     bundle = Bundle(path=path.resolve(), manifest=manifest)
     checks = bundle.check_files(verify_hashes=verify)
@@ -118,9 +119,10 @@ def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest, its path and the checks as JSON.")
 @click.option("--no-verify", is_flag=True, help="Skip sha256 checks (sizes are still checked).")
 def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
-    """Summarise a bundle and check its files; exit status 1 if any check fails."""
+    """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails."""
     with _errors():
         manifest, checks = _inspect_checks(bundle, verify=not no_verify)
+        bundle = default.resolve(bundle)
     ok = all(c.ok for c in checks)
     if as_json:
         data = {**manifest.to_dict(), "path": str(bundle.resolve()),
@@ -146,12 +148,14 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
                            f"(id {s.ctc.blank_id}), word delimiter {s.ctc.word_delimiter!r}")
         t.add_row("  source", json.dumps(s.provenance.get("source", {})))
         t.add_row("  parity", _parity(s.provenance))
+        t.add_row("  precision", _precision(s.provenance))
     if m.text:
         x = m.text
         t.add_row("text", f"{x.graph}: hidden {x.hidden_size}, max {x.max_tokens} tokens, "
                           f"inputs {list(x.spec.input_names)}")
         t.add_row("  source", json.dumps(x.provenance.get("source", {})))
         t.add_row("  parity", _parity(x.provenance))
+        t.add_row("  precision", _precision(x.provenance))
     if m.fusion:
         f = m.fusion
         trained = f"{f.provenance.get('dataset', 'unknown data')} ({f.provenance.get('utterances', '?')} utts)"
@@ -166,6 +170,17 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
     out.print(c)
 
 
+def _precision(provenance: dict[str, Any]) -> str:
+    q = provenance.get("quantization")
+    if not q:
+        return "fp32"
+    calib = q.get("calibration") or {}
+    parts = [q["precision"], f"{q['method']} calibration on {calib.get('items')} items "
+                             f"(sha256 {str(calib.get('sha256'))[:12]}…)" if q.get("method") else "",
+             f"{len(q.get('kept_float', []))} nodes kept in float" if q.get("kept_float") else ""]
+    return "; ".join(p for p in parts if p)
+
+
 def _parity(provenance: dict[str, Any]) -> str:
     p = provenance.get("parity")
     if not p:
@@ -176,7 +191,8 @@ def _parity(provenance: dict[str, Any]) -> str:
 
 @main.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bundle", "bundle_path", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
+@click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path),
+              help="Bundle folder, or 'default'.")
 @click.option("--text", default=None, help="Also run the text encoder on this transcript.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Threads per graph (0 = automatic).")
 @click.option("--json", "as_json", is_flag=True, help="Print shapes and timings as JSON.")
@@ -295,8 +311,8 @@ def _transcripts(path: Path) -> dict[str, str]:
 
 @main.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bundle", "bundle_path", required=True, type=click.Path(path_type=Path),
-              help="A bundle with a fusion head (from `edgeser train`).")
+@click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path),
+              help="A bundle with a fusion head (from `edgeser train`), or 'default': the shipped model.")
 @click.option("--text", default=None, help="The transcript (for a single AUDIO).")
 @click.option("--transcripts", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV with columns path,transcript, for several files.")
@@ -308,7 +324,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
     by_path = _transcripts(transcripts) if transcripts else {}
     with _errors():
-        rec = EmotionRecognizer.from_bundle(bundle_path)
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
         table = Table("file", "label", *rec.bundle.manifest.labels, "transcript")
         for path in audio:
             result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())))
@@ -333,3 +349,111 @@ def ablate(config_path: Path) -> None:
 
         table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print)
     click.echo(table)
+
+
+def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: float, work: Path) -> Any:
+    """A prepared set folder as it is, or a dataset (CSV/folder) drawn into a new set under ``work``."""
+    from calibration.sets import INDEX, CalibrationSet, build
+    from edgeser.datasets import open_dataset
+
+    if (source / INDEX).is_file():
+        return CalibrationSet.load(source)
+    dataset = open_dataset(source)
+    with _progress(f"calibration set from {dataset.name}", size) as advance:
+        return build(dataset, work / "calibration", n=size, seed=seed, min_s=min_s, max_s=max_s,
+                     progress=lambda done, total: advance())
+
+
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Any]:
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
+
+
+@main.group()
+def calibration() -> None:
+    """Representative sets for INT8 calibration."""
+
+
+@calibration.command("build")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the set to.")
+@click.option("--size", type=int, default=64, show_default=True, help="Number of utterances.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--min-s", type=float, default=1.0, show_default=True, help="Shortest item (deployment range).")
+@click.option("--max-s", type=float, default=10.0, show_default=True, help="Longest item (deployment range).")
+@click.option("--overwrite", is_flag=True)
+def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: float, max_s: float,
+                      overwrite: bool) -> None:
+    """Draw a calibration set from DATASET (a manifest CSV such as ravdess/labels.csv, or a corpus folder):
+    balanced over classes and speakers, lengths spread over [min-s, max-s]."""
+    from calibration.sets import build
+    from edgeser.datasets import open_dataset
+
+    with _errors():
+        ds = open_dataset(dataset)
+        with _progress(f"calibration set from {ds.name}", size) as advance:
+            cset = build(ds, out, n=size, seed=seed, min_s=min_s, max_s=max_s, overwrite=overwrite,
+                         progress=lambda done, total: advance())
+    click.echo(json.dumps({"path": str(out), **cset.describe()}, indent=2))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--precision", required=True, type=click.Choice(["int8", "int8-dynamic", "fp16"]))
+@click.option("--calibration", "calibration_source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A set from `edgeser calibration build`, or a dataset (manifest CSV or corpus folder) to draw one "
+                   "from. Needed for int8; for the others it feeds the agreement check.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True,
+              help="Calibration method (int8).")
+@click.option("--ua-budget", type=float, default=1.0, show_default=True,
+              help="Largest UA drop (points) against the FP32 parent on --validation.")
+@click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
+                   "utterances), when the bundle has a fusion head.")
+@click.option("--validation-size", type=int, default=200, show_default=True)
+@click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
+@click.option("--calibration-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def quantize(bundle: Path, precision: str, calibration_source: Path | None, out: Path, method: str, ua_budget: float,
+             validation: Path | None, validation_size: int, graphs: str, calibration_size: int, seed: int,
+             overwrite: bool) -> None:
+    """Write an INT8 or FP16 variant of BUNDLE (a folder or 'default'), checked against its FP32 parent."""
+    import tempfile
+
+    import numpy as np
+
+    with _errors():
+        _require_torch("edgeser quantize")
+        from edgeser.datasets import open_dataset
+        from export.quantize import QuantizeConfig, quantize_bundle
+
+        config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
+                                graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
+        source = default.resolve(bundle, progress=err.print)
+        with tempfile.TemporaryDirectory(prefix="edgeser-calib-") as tmp:
+            cset = (_calibration_set(calibration_source, calibration_size, seed, 1.0, 10.0, Path(tmp))
+                    if calibration_source is not None else None)
+            val = None
+            drawn = calibration_source is not None and not (calibration_source / "calibration.json").is_file()
+            val_source = validation or (calibration_source if drawn else None)
+            if val_source is not None:
+                ds = open_dataset(val_source)
+                used = {sid for it in (cset.items if cset else ()) for sid, _, _ in it.sources}
+                keep = [i for i, u in enumerate(ds.utterances) if u.id not in used and u.path is not None]
+                rng = np.random.default_rng(seed)
+                val = ds.subset(sorted(rng.permutation(keep)[:validation_size].tolist()))
+            report = quantize_bundle(source, out, config, cset, val, overwrite=overwrite, progress=err.print)
+    guard = report["guard"]
+    if guard["parent"] is not None:
+        err.print(f"UA parent {100 * guard['parent']['ua']:.1f} → variant {100 * guard['variant']['ua']:.1f} on "
+                  f"{guard['variant']['utterances']} validation utterances (budget {ua_budget} points)")
+    for g, r in report["graphs"].items():
+        err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
+                  f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
+    err.print(f"[green]wrote[/] {out} in {report['seconds']} s")

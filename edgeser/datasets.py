@@ -186,3 +186,25 @@ def iter_missing_audio(dataset: Dataset) -> Iterator[Path]:
     for u in dataset.utterances:
         if u.path is not None and not u.path.is_file():
             yield u.path
+
+
+def open_dataset(source: str | os.PathLike[str]) -> Dataset:
+    """A dataset from a folder or CSV, recognising the corpus by its files.
+
+    - a CSV with an ``emotion4`` column (``ravdess/labels.csv``) or a folder holding one → RAVDESS;
+    - a folder with ``Session1``..``Session5`` → IEMOCAP; a folder with ``train_sent_emo.csv`` → MELD;
+    - any other CSV → :func:`load_manifest` (``path,speaker,label[,transcript][,fold]``).
+    """
+    path = Path(source)
+    if path.is_dir():
+        if (path / "labels.csv").is_file():
+            return load_ravdess(path)
+        if any(path.glob("Session[1-5]")):
+            return load_iemocap(path)
+        if (path / "train_sent_emo.csv").is_file():
+            return load_meld(path)
+        raise DatasetError(f"{path}: not a RAVDESS, IEMOCAP or MELD folder; pass a manifest CSV "
+                           "(path,speaker,label[,transcript])")
+    with open(_require(path, "dataset manifest"), newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return load_ravdess(path.parent) if "emotion4" in header else load_manifest(path)

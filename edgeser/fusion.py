@@ -30,6 +30,11 @@ class FusionHead:
         Raises:
             ValueError: A level or the text is missing, or a mask row has no true position.
         """
+        return self._backend.run(self.feeds(speech, text))
+
+    def feeds(self, speech: Mapping[str, tuple[np.ndarray, np.ndarray]],
+              text: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The graph's named inputs for these features (checked against the spec); see :meth:`__call__`."""
         parts = {level: speech[level] for level in self.levels if level in speech}
         missing = [lv for lv in self.levels if lv not in parts]
         if missing:
@@ -45,4 +50,4 @@ class FusionHead:
             feeds[name] = np.ascontiguousarray(features, dtype=np.float32)
             feeds[f"{name}_mask"] = np.ascontiguousarray(mask, dtype=bool)
         self.spec.check_feeds(feeds)
-        return self._backend.run(feeds)
+        return feeds

@@ -8,14 +8,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgeser import default
 from edgeser.audio import AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
-from edgeser.errors import AudioError, BundleError
+from edgeser.errors import AlignmentError, AudioError, BundleError
 from edgeser.fusion import FusionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
+from edgeser.phonetics.p2g import PhonesToWords
 from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, check_not_silent, segment
@@ -42,7 +44,11 @@ class EmotionRecognizer:
         m = bundle.manifest
         self._speech = self._open(m.speech) if m.speech else None
         self._text = self._open(m.text) if m.text else None
+        if m.fusion is not None and m.fusion.uses_text and m.text is None:
+            raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; add one "
+                              "(edgeser.default.combine) or use a bundle trained with use_text = false")
         self._fusion = FusionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
+        self._p2g: PhonesToWords | None = None
         self._tokenizer = (
             TextTokenizer(bundle.file(m.text.tokenizer),
                           max_tokens=min(m.text.max_tokens, self.options.max_text_tokens),
@@ -51,13 +57,15 @@ class EmotionRecognizer:
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike[str], options: RuntimeOptions | None = None) -> EmotionRecognizer:
-        """Load and check the bundle at ``path``.
+        """Load and check the bundle at ``path``; ``"default"`` names the shipped model (built on first use, see
+        :mod:`edgeser.default`).
 
         Raises:
             BundleError: Missing, tampered or inconsistent bundle files.
             BackendUnavailableError: A requested execution provider is not installed.
         """
         options = options or RuntimeOptions()
+        path = default.resolve(path)
         return cls(Bundle.load(path, verify_hashes=options.verify_hashes), options)
 
     def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
@@ -73,6 +81,11 @@ class EmotionRecognizer:
                 raise BundleError(f"{path}: ONNX metadata {key}={stored.get(key)!r} but bundle.json says {want!r}; "
                                   "the graph and manifest come from different exports, re-export the bundle")
         return backend
+
+    @property
+    def fusion(self) -> FusionHead | None:
+        """The fusion head, where the bundle has one."""
+        return self._fusion
 
     @property
     def speech(self) -> SpeechSection:
@@ -193,6 +206,8 @@ class EmotionRecognizer:
         transcript = text if text is not None else seg.transcript
         text_in, text_s = None, None
         if fusion.uses_text:
+            if text is None and self.speech.ctc.kind == "phonemes":  # IPA means nothing to a text encoder
+                transcript = self._spell(seg)
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
         t5 = time.perf_counter()
@@ -212,6 +227,35 @@ class EmotionRecognizer:
                                           pooling_s=t4 - t3, text_encoder_s=text_s if text_s else t5 - t4,
                                           fusion_s=t6 - t5))
 
+    def _spell(self, seg: Segmentation) -> str:
+        """Decoded phones → words (hama's P2G), for the text branch."""
+        if self._p2g is None:
+            self._p2g = PhonesToWords()
+        words = [[p.label for p in seg.phones if w.start_s <= p.start_s < w.end_s] for w in seg.words]
+        spelled = self._p2g(words)
+        if not spelled:
+            raise AlignmentError("no words could be spelled from the decoded phones; pass the transcript")
+        return spelled
+
+    def text_feeds(self, text: str | Sequence[str]) -> dict[str, np.ndarray]:
+        """The text graph's inputs for one text or a batch, checked against its spec.
+
+        Raises:
+            TextError: Empty text.
+            BundleError: The bundle has no text encoder.
+        """
+        return self._tokenize(text)[0]
+
+    def _tokenize(self, text: str | Sequence[str]
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[tuple[str, ...], ...]]:
+        if self._tokenizer is None or self.bundle.manifest.text is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no text encoder; export one with --text")
+        spec = self.bundle.manifest.text.spec
+        all_feeds, tokens = self._tokenizer([text] if isinstance(text, str) else list(text))
+        feeds = {name: all_feeds[name] for name in spec.input_names}
+        spec.check_feeds(feeds)
+        return feeds, all_feeds["attention_mask"].astype(bool), tokens
+
     def embed_text(self, text: str | Sequence[str]) -> TextOutput:
         """Run the text encoder over one text or a batch; returns token embeddings.
 
@@ -221,14 +265,9 @@ class EmotionRecognizer:
         """
         if self._text is None or self._tokenizer is None or self.bundle.manifest.text is None:
             raise BundleError(f"{self.bundle.path}: this bundle has no text encoder; export one with --text")
-        spec = self.bundle.manifest.text.spec
-        texts = [text] if isinstance(text, str) else list(text)
         t0 = time.perf_counter()
-        all_feeds, tokens = self._tokenizer(texts)
-        feeds = {name: all_feeds[name] for name in spec.input_names}
-        spec.check_feeds(feeds)
+        feeds, mask, tokens = self._tokenize(text)
         hidden = self._text.run(feeds)["last_hidden_state"]
-        mask = all_feeds["attention_mask"].astype(bool)
         hidden = hidden * mask[:, :, None]
         return TextOutput(token_embeddings=hidden, token_mask=mask, tokens=tokens,
                           timings=Timings(text_encoder_s=time.perf_counter() - t0))

@@ -1,0 +1,104 @@
+"""Feeds for each graph of a bundle, from a calibration set: ``{input_name: ndarray}`` per utterance.
+
+That is the form ONNX Runtime's ``CalibrationDataReader``, Polygraphy's data loaders and ModelOpt's
+calibration loops all take. :class:`OrtReader` adapts any of these iterables to ONNX Runtime.
+
+- speech: the waveform as the runtime feeds it (normalised, with its attention mask where the graph has one);
+- text: the transcript's tokens (items without a transcript are skipped);
+- fusion: the pooled speech levels and text embeddings that the FP32 encoders give for the utterance
+  (segmented with the transcript where there is one, decoded otherwise), as :meth:`EmotionRecognizer.predict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from calibration.sets import CalibrationSet
+from edgeser import EmotionRecognizer
+from edgeser.errors import BundleError, DatasetError, EdgeserError
+from edgeser.pooling import level_features
+from edgeser.recognizer import speech_feeds
+
+Feeds = dict[str, np.ndarray]
+
+
+def speech(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
+    for wave in cset.waves():
+        feeds, _ = speech_feeds([wave], rec.speech)
+        yield feeds
+
+
+def text(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
+    section = rec.bundle.manifest.text
+    if section is None:
+        raise BundleError(f"{rec.bundle.path}: no text encoder to calibrate")
+    transcripts = [it.transcript for it in cset.items if it.transcript]
+    if not transcripts:
+        raise DatasetError(f"{cset.root}: no item has a transcript, so the text encoder cannot be calibrated")
+    for t in transcripts:
+        yield rec.text_feeds(t)
+
+
+def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
+    head, section = rec.fusion, rec.bundle.manifest.fusion
+    if head is None or section is None:
+        raise BundleError(f"{rec.bundle.path}: no fusion head to calibrate")
+    for i, item in enumerate(cset.items):
+        wave = cset.audio(i)
+        encoded = rec.encode(wave, sample_rate=16000)
+        try:
+            seg = rec.segment_encoded(encoded, item.transcript)
+        except EdgeserError:  # a transcript that cannot be aligned: skip the item, as training would
+            continue
+        levels = level_features(encoded.hidden_states[:, section.layer], encoded.num_frames, [seg],
+                                rec.speech.frames, section.levels)
+        text_in = None
+        if section.uses_text:
+            embedded = rec.embed_text(item.transcript or seg.transcript)
+            text_in = (embedded.token_embeddings, embedded.token_mask)
+        yield head.feeds(levels, text_in)
+
+
+READERS = {"speech": speech, "text": text, "fusion": fusion}
+
+
+class OrtReader:
+    """``onnxruntime.quantization.CalibrationDataReader`` over an iterable of feeds (materialised once, so
+    ``rewind`` works for multi-pass calibration methods such as entropy and percentile)."""
+
+    def __init__(self, feeds: Iterable[Feeds], only: Iterable[str] | None = None) -> None:
+        keep = set(only) if only is not None else None
+        self._data = [{k: v for k, v in f.items() if keep is None or k in keep} for f in feeds]
+        if not self._data:
+            raise DatasetError("the calibration set gave no feeds for this graph")
+        self._pos = 0
+
+    def get_next(self) -> Feeds | None:
+        if self._pos >= len(self._data):
+            return None
+        self._pos += 1
+        return self._data[self._pos - 1]
+
+    def rewind(self) -> None:
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[Feeds]:
+        return iter(self._data)
+
+    def set_range(self, start_index: int, end_index: int) -> None:  # ORT's interface, for stride calibration
+        self._data = self._data[start_index:end_index]
+        self._pos = 0
+
+
+def feeds_for(graph: str, cset: CalibrationSet, rec: EmotionRecognizer) -> OrtReader:
+    """An :class:`OrtReader` for the bundle's ``graph`` (``speech``, ``text`` or ``fusion``)."""
+    if graph not in READERS:
+        raise ValueError(f"graph must be one of {sorted(READERS)}, got {graph!r}")
+    reader: Any = READERS[graph]
+    return OrtReader(reader(cset, rec))

@@ -1,0 +1,378 @@
+"""Lower-precision variants of a bundle: static INT8 (Q/DQ, calibrated), dynamic INT8, FP16; with a guard.
+
+- ``int8``: ONNX Runtime static quantization in the Q/DQ format: int8 per-channel weights, uint8
+  activations whose ranges come from a calibration set (``minmax``, ``entropy`` or ``percentile``). The
+  Q/DQ graph is also what TensorRT builds INT8 engines from (strongly typed network).
+- ``int8-dynamic``: int8 weights, activation ranges computed per call; MatMul/Gemm only (integer
+  convolutions, ConvInteger, are slower than float ones on the CPU provider). For CPUs.
+- ``fp16``: weights and activations in float16, float32 inputs and outputs kept. For GPUs; the CPU
+  provider runs many float16 ops through casts, slowly.
+
+The guard compares every variant with its FP32 parent before anything is written: on the calibration
+utterances, the agreement of each graph's outputs (cosine of hidden states, CTC frame agreement); on a
+labelled validation set (utterances not in the calibration set), the UA of the fused model. When UA drops
+more than the budget, the most sensitive quantized nodes (lowest signal-to-quantization-noise ratio of
+their input activations, from ONNX Runtime's ``qdq_loss_debug``) are kept in float, a step at a time, until
+the budget holds; what was kept and why is recorded. A variant that still fails raises
+:class:`QuantizationError` and nothing is written.
+
+The graph is quantized by ONNX Runtime's tools; TensorRT engines are built from the result by
+:mod:`export.tensorrt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+import edgeser
+from calibration import readers
+from calibration.readers import OrtReader
+from calibration.sets import CalibrationSet
+from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.bundle import Manifest, write_bundle
+from edgeser.datasets import Dataset
+from edgeser.errors import EdgeserError
+from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("int8", "int8-dynamic", "fp16")
+METHODS = ("minmax", "entropy", "percentile")
+STATIC_OPS = ("MatMul", "Gemm", "Conv")
+DYNAMIC_OPS = ("MatMul", "Gemm")
+
+
+class QuantizationError(EdgeserError):
+    """A variant failed its accuracy guard (nothing was written), or cannot be made from this bundle."""
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """How to make a variant.
+
+    Attributes:
+        precision: ``int8`` (static, calibrated), ``int8-dynamic`` or ``fp16``.
+        method: Calibration method for ``int8``: ``minmax``, ``entropy`` or ``percentile``.
+        graphs: Which graphs to convert; the fusion head is tiny and stays FP32 by default.
+        per_channel: Per-channel weight scales (static INT8).
+        ua_budget: Largest UA drop accepted against the FP32 parent, in points (needs a validation set and
+            a fusion head).
+        min_cosine: Smallest mean cosine similarity accepted between a variant's and the parent's hidden
+            states (speech) or token embeddings (text) on the calibration utterances: catches the silent
+            garbage output that quantized transformer speech models are known for.
+        fallback_steps: How many times sensitive nodes may be moved back to float before giving up.
+        fallback_fraction: Share of the quantized nodes moved back at each step.
+    """
+
+    precision: str
+    method: str = "minmax"
+    graphs: tuple[str, ...] = ("speech", "text")
+    per_channel: bool = True
+    ua_budget: float = 1.0
+    min_cosine: float = 0.9
+    fallback_steps: int = 4
+    fallback_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if unknown := set(self.graphs) - {"speech", "text", "fusion"}:
+            raise ValueError(f"graphs must be among speech, text, fusion; got {sorted(unknown)}")
+        if self.ua_budget < 0 or not 0 < self.fallback_fraction <= 1:
+            raise ValueError("ua_budget must be >= 0 and fallback_fraction in (0, 1]")
+
+
+@dataclass
+class GraphReport:
+    graph: str
+    quantized_nodes: int = 0
+    kept_float: list[str] = field(default_factory=list)
+    kept_because: str = ""
+    agreement: dict[str, float] = field(default_factory=dict)
+    bytes_parent: int = 0
+    bytes_variant: int = 0
+
+
+def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers.OrtReader | None,
+                   exclude: Sequence[str] = ()) -> int:
+    """Convert one ONNX graph; returns the number of nodes of the quantizable op types left quantized.
+
+    Graph metadata (``edgeser.*`` keys, checked when a bundle loads) is carried over.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if config.precision != "fp16":
+        src = preprocess(src, dst.with_name(dst.stem + ".pre.onnx"))
+    model = onnx.load(str(src))
+    if config.precision == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=list(exclude))
+        _copy_metadata(model, converted)
+        onnx.save(converted, str(dst))
+        return len(model.graph.node) - len(exclude)
+    ops = STATIC_OPS if config.precision == "int8" else DYNAMIC_OPS
+    candidates = [n.name for n in model.graph.node if n.op_type in ops]
+    if config.precision == "int8-dynamic":
+        with _quiet_root_logger():
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(ops), per_channel=False,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude))
+    else:
+        if reader is None:
+            raise QuantizationError("static INT8 needs a calibration set")
+        reader.rewind()
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[config.method]
+        with _quiet_root_logger():
+            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=list(ops), per_channel=config.per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                            nodes_to_exclude=list(exclude),
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    out = onnx.load(str(dst))
+    _copy_metadata(model, out)
+    onnx.save(out, str(dst))
+    return len([c for c in candidates if c not in set(exclude)])
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """ONNX Runtime's quantizer warns on the root logger (e.g. about pre-processing, which is done here)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def preprocess(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's recommended step before quantization (shape inference, graph optimisation); returns
+    ``dst``, or ``src`` unchanged where the graph's dynamic shapes defeat it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if dst.is_file():
+        return dst
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as e:
+        log.warning("quantization pre-processing of %s failed (%s); quantizing the graph as exported", src.name, e)
+        return src
+    return dst
+
+
+def _copy_metadata(src: onnx.ModelProto, dst: onnx.ModelProto) -> None:
+    have = {p.key for p in dst.metadata_props}
+    for p in src.metadata_props:
+        if p.key not in have:
+            dst.metadata_props.append(p)
+
+
+def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, work: Path, max_feeds: int = 8
+                ) -> list[tuple[str, float]]:
+    """Quantized nodes of ``float_path``, most sensitive first: ``(node name, SQNR dB)`` where the SQNR is
+    that of the node's quantized input activation (ONNX Runtime's ``qdq_loss_debug``)."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    aug_float, aug_qdq = work / "float_aug.onnx", work / "qdq_aug.onnx"
+    modify_model_output_intermediate_tensors(str(float_path), str(aug_float), op_types_for_saving=None)
+    modify_model_output_intermediate_tensors(str(qdq_path), str(aug_qdq), op_types_for_saving=None)
+    few = OrtReader(list(reader)[:max_feeds])  # every tensor of every feed is kept in memory
+    float_acts = collect_activations(str(aug_float), few)
+    few.rewind()
+    qdq_acts = collect_activations(str(aug_qdq), few)
+    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    model = onnx.load(str(float_path))
+    scored = []
+    for node in model.graph.node:
+        if node.op_type not in STATIC_OPS:
+            continue
+        sqnr = [float(errors[t]["qdq_err"]) for t in node.input if t in errors and "qdq_err" in errors[t]]
+        if sqnr:
+            scored.append((node.name, min(sqnr)))
+    return sorted(scored, key=lambda x: x[1])
+
+
+def agreement(parent: dict[str, np.ndarray], variant: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean cosine similarity per float output (over positions), and frame-level argmax agreement of
+    ``logits`` where present."""
+    out = {}
+    for name, a in parent.items():
+        b = variant[name]
+        if a.dtype.kind != "f":
+            continue
+        x, y = a.reshape(-1, a.shape[-1]).astype(np.float64), b.reshape(-1, b.shape[-1]).astype(np.float64)
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        keep = norms > 0
+        out[f"{name}_cosine"] = float(np.mean((x * y).sum(1)[keep] / norms[keep])) if keep.any() else 1.0
+        if name == "logits":
+            out["logits_argmax_agreement"] = float(np.mean(x.argmax(1) == y.argmax(1)))
+    return out
+
+
+def _run(path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return [dict(zip(names, session.run(None, f), strict=True)) for f in feeds]
+
+
+def mean_agreement(parent: Path, variant: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
+    rows = [agreement(a, b) for a, b in zip(_run(parent, feeds), _run(variant, feeds), strict=True)]
+    return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
+
+
+def evaluate_ua(bundle: Path, dataset: Dataset, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present)."""
+    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
+    labels = rec.bundle.manifest.labels
+    truth, pred, failed = [], [], 0
+    for u in dataset.utterances:
+        assert u.path is not None
+        try:
+            result = rec.predict(u.path, u.transcript)
+        except EdgeserError:
+            failed += 1
+            continue
+        truth.append(labels.index(u.label))
+        pred.append(labels.index(result.label))
+    cm = confusion_matrix(truth, pred, len(labels))
+    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth), "failed": failed}
+
+
+def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig, calibration: CalibrationSet | None,
+                    validation: Dataset | None = None, *, overwrite: bool = False,
+                    progress: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Write the variant of ``bundle`` described by ``config`` to ``out``; returns the guard's report.
+
+    Raises:
+        QuantizationError: The variant fails its guard even with the fallback (nothing is written), or
+            static INT8 was asked without a calibration set.
+    """
+    parent = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=True))
+    m = parent.bundle.manifest
+    sections = {"speech": m.speech, "text": m.text, "fusion": m.fusion}
+    graphs = [g for g in config.graphs if sections[g] is not None]
+    if not graphs:
+        raise QuantizationError(f"{bundle}: has none of the graphs {list(config.graphs)}")
+    if config.precision == "int8" and calibration is None:
+        raise QuantizationError("static INT8 needs a calibration set (--calibration)")
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgeser-quantize-") as tmp:
+        work = Path(tmp)
+        feeds: dict[str, readers.OrtReader] = {}
+        if calibration is not None:
+            for g in graphs:
+                progress(f"{g}: collecting calibration feeds from {len(calibration)} utterances")
+                feeds[g] = readers.feeds_for(g, calibration, parent)
+        reports = {g: GraphReport(g) for g in graphs}
+        exclude: dict[str, list[str]] = {g: [] for g in graphs}
+        ranked: dict[str, list[tuple[str, float]]] = {}
+        ua_parent = ua_variant = None
+        for step in range(config.fallback_steps + 1):
+            for g in graphs:
+                src = parent.bundle.file(sections[g].graph)  # type: ignore[union-attr]
+                dst = work / f"{g}.onnx"
+                progress(f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
+                         + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
+                reports[g].quantized_nodes = quantize_graph(src, dst, config, feeds.get(g), exclude[g])
+                reports[g].kept_float = list(exclude[g])
+                reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
+                if g in feeds:
+                    reports[g].agreement = mean_agreement(src, dst, list(feeds[g]))
+                    progress(f"{g}: agreement with FP32 {reports[g].agreement}")
+            staged = work / f"variant-{step}"
+            _write_variant(parent, staged, {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
+                           guard={})
+            cosines_ok = all(v >= config.min_cosine for r in reports.values() for k, v in r.agreement.items()
+                             if k.endswith("_cosine"))
+            ua_ok = True
+            if validation is not None and m.fusion is not None:
+                if ua_parent is None:
+                    progress(f"validation: FP32 parent on {len(validation)} utterances")
+                    ua_parent = evaluate_ua(parent.bundle.path, validation)
+                progress(f"validation: variant on {len(validation)} utterances")
+                ua_variant = evaluate_ua(staged, validation)
+                ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
+            if (cosines_ok and ua_ok) or step == config.fallback_steps or config.precision != "int8":
+                break  # passed, out of steps, or nothing to fall back on (dynamic INT8 and FP16 keep no ranking)
+            reason = ("UA dropped more than the budget" if not ua_ok else
+                      f"an output's cosine to FP32 fell below {config.min_cosine}")
+            for g in graphs:  # move the most sensitive nodes of each graph back to float
+                if g not in feeds:
+                    continue
+                if g not in ranked:
+                    progress(f"{g}: ranking quantized nodes by sensitivity (SQNR of their inputs)")
+                    pre = work / f"{g}.pre.onnx"
+                    ranked[g] = sensitivity(pre if pre.is_file() else parent.bundle.file(sections[g].graph),  # type: ignore[union-attr]
+                                            work / f"{g}.onnx", feeds[g], work)
+                k = max(1, round(config.fallback_fraction * len(ranked[g])))
+                exclude[g] = [name for name, _ in ranked[g][: len(exclude[g]) + k]]
+                reports[g].kept_because = reason + "; kept the lowest-SQNR nodes: " + ", ".join(
+                    f"{name} ({db:.1f} dB)" for name, db in ranked[g][: len(exclude[g])][:8])
+        guard = {"ua_budget_points": config.ua_budget, "min_cosine": config.min_cosine,
+                 "parent": ua_parent, "variant": ua_variant, "passed": bool(cosines_ok and ua_ok)}
+        report = {"precision": config.precision, "config": asdict(config), "guard": guard,
+                  "graphs": {g: asdict(r) for g, r in reports.items()},
+                  "calibration": calibration.describe() if calibration is not None else None,
+                  "seconds": round(time.perf_counter() - t_start, 1)}
+        if not guard["passed"]:
+            raise QuantizationError(
+                f"the {config.precision} variant failed its guard after {config.fallback_steps} fallback steps "
+                f"(UA parent {_pct(ua_parent)} vs variant {_pct(ua_variant)}, budget {config.ua_budget} points; "
+                f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
+                "--method entropy or percentile, a larger calibration set, or a larger --ua-budget")
+        _write_variant(parent, Path(out), {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
+                       guard=guard, overwrite=overwrite)
+    return report
+
+
+def _pct(result: dict[str, Any] | None) -> str:
+    return "n/a" if result is None else f"{100 * result['ua']:.1f}"
+
+
+def _write_variant(parent: EmotionRecognizer, out: Path, converted: dict[str, Path], config: QuantizeConfig,
+                   calibration: CalibrationSet | None, reports: dict[str, GraphReport], *, guard: dict[str, Any],
+                   overwrite: bool = True) -> Manifest:
+    m = parent.bundle.manifest
+    recipe = {"precision": config.precision, "method": config.method if config.precision == "int8" else None,
+              "per_channel": config.per_channel if config.precision == "int8" else False,
+              "calibration": calibration.describe() if calibration is not None else None,
+              "parent": {"path": str(parent.bundle.path), "created": m.created}, "guard": guard}
+    sections: dict[str, Any] = {"speech": m.speech, "text": m.text, "fusion": m.fusion}
+    for g, report in reports.items():
+        s = sections[g]
+        sections[g] = replace(s, provenance={**s.provenance, "quantization": {
+            **recipe, "quantized_nodes": report.quantized_nodes, "kept_float": report.kept_float,
+            "kept_because": report.kept_because, "agreement_with_parent": report.agreement}})
+    with write_bundle(out, overwrite=overwrite) as writer:
+        for name in m.files:
+            graph = next((g for g in converted if sections[g].graph == name), None)
+            shutil.copy2(converted[graph] if graph else parent.bundle.path / name, writer.path(name))
+        return writer.finish(Manifest(edgeser_version=edgeser.__version__,
+                                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                      labels=m.labels, files={}, speech=sections["speech"], text=sections["text"],
+                                      fusion=sections["fusion"]))

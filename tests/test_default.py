@@ -1,0 +1,72 @@
+"""The default model: combining shipped parts with a text encoder, the ``default`` name, and the shipped bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgeser import EmotionRecognizer, default
+from edgeser.bundle import Bundle
+from edgeser.errors import BundleError
+from tests.conftest import SAMPLE
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.export
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory, tiny_speech_dir: Path, tiny_text_dir: Path) -> dict[str, Path]:
+    """A speech + fusion bundle without text (like the shipped parts), and a text-only bundle."""
+    from export.model import FusionConfig, FusionModel
+    from export.pipeline import add_fusion, export_bundle
+    from export.sources import load_speech, load_text
+
+    root = tmp_path_factory.mktemp("default")
+    export_bundle(root / "speech", speech=load_speech(tiny_speech_dir), exporter="torchscript")
+    export_bundle(root / "text", text=load_text(tiny_text_dir), exporter="torchscript")
+    speech_dim = Bundle.load(root / "speech").manifest.speech.hidden_size  # type: ignore[union-attr]
+    text_dim = Bundle.load(root / "text").manifest.text.hidden_size  # type: ignore[union-attr]
+    model = FusionModel(FusionConfig(speech_dim=speech_dim, text_dim=text_dim, dim=16, heads=2))
+    add_fusion(root / "speech", model, root / "parts", layer=0, provenance={"dataset": "none (random)"},
+               exporter="torchscript")
+    return {"parts": root / "parts", "text": root / "text", "speech": root / "speech"}
+
+
+def test_parts_without_text_are_refused_with_the_fix(parts: dict[str, Path]) -> None:
+    with pytest.raises(BundleError, match="no text encoder"):
+        EmotionRecognizer.from_bundle(parts["parts"])
+
+
+def test_combine_gives_a_bundle_that_predicts(parts: dict[str, Path], tmp_path: Path) -> None:
+    manifest = default.combine(parts["parts"], parts["text"], tmp_path / "full")
+    assert {"speech.onnx", "fusion.onnx", "text.onnx", "tokenizer.json"} <= set(manifest.files)
+    rec = EmotionRecognizer.from_bundle(tmp_path / "full")
+    result = rec.predict(SAMPLE, "kids are talking by the door")
+    assert set(result.probabilities) == set(rec.bundle.manifest.labels)
+    assert abs(sum(result.probabilities.values()) - 1) < 1e-4
+
+
+def test_combine_refuses_a_text_encoder_of_another_width(parts: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="has no text encoder"):
+        default.combine(parts["parts"], parts["speech"], tmp_path / "x")
+    wrong = tmp_path / "wrong-parts"
+    shutil.copytree(parts["parts"], wrong)
+    manifest = (wrong / "bundle.json").read_text()
+    (wrong / "bundle.json").write_text(manifest.replace('"text_dim": 24', '"text_dim": 25'))
+    with pytest.raises(BundleError, match="trained on 25"):
+        default.combine(wrong, parts["text"], tmp_path / "y")
+    assert not (tmp_path / "y").exists()
+
+
+def test_the_default_name_resolves_to_the_configured_folder(parts: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default.resolve("bundles/mine") == Path("bundles/mine")
+    monkeypatch.setenv("EDGESER_DEFAULT_BUNDLE", str(tmp_path / "absent"))
+    with pytest.raises(BundleError, match="EDGESER_DEFAULT_BUNDLE points here"):
+        default.resolve("default")
+    default.combine(parts["parts"], parts["text"], tmp_path / "built")
+    monkeypatch.setenv("EDGESER_DEFAULT_BUNDLE", str(tmp_path / "built"))
+    assert default.resolve("default") == tmp_path / "built"
+    assert EmotionRecognizer.from_bundle("default").bundle.path == (tmp_path / "built").resolve()
