@@ -138,6 +138,37 @@ class FusionSection:
 
 
 @dataclass(frozen=True)
+class EngineEntry:
+    """A TensorRT engine built from one of the bundle's graphs, for one TensorRT version and GPU.
+
+    ``profile`` maps each input to its ``[min, opt, max]`` shapes. Engines are not portable: the runtime
+    refuses one built for another TensorRT version or GPU.
+    """
+
+    graph: str  # "speech", "text" or "fusion"
+    file: str
+    tensorrt_version: str
+    gpu: str
+    compute_capability: str
+    precision: str
+    profile: dict[str, list[list[int]]]
+    timing_cache: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "file": self.file, "tensorrt_version": self.tensorrt_version, "gpu": self.gpu,
+                "compute_capability": self.compute_capability, "precision": self.precision,
+                "profile": self.profile, "timing_cache": self.timing_cache}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineEntry:
+        return cls(graph=str(d["graph"]), file=str(d["file"]), tensorrt_version=str(d["tensorrt_version"]),
+                   gpu=str(d["gpu"]), compute_capability=str(d["compute_capability"]),
+                   precision=str(d["precision"]), profile={k: [list(map(int, s)) for s in v]
+                                                           for k, v in d["profile"].items()},
+                   timing_cache=d.get("timing_cache"))
+
+
+@dataclass(frozen=True)
 class FileEntry:
     sha256: str
     bytes: int
@@ -155,6 +186,7 @@ class Manifest:
     text: TextSection | None
     schema_version: int = SCHEMA_VERSION
     fusion: FusionSection | None = None
+    engines: tuple[EngineEntry, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "schema_version": self.schema_version, "edgeser_version": self.edgeser_version,
@@ -162,7 +194,8 @@ class Manifest:
                 "files": {k: {"sha256": v.sha256, "bytes": v.bytes} for k, v in sorted(self.files.items())},
                 "speech": self.speech.to_dict() if self.speech else None,
                 "text": self.text.to_dict() if self.text else None,
-                "fusion": self.fusion.to_dict() if self.fusion else None}
+                "fusion": self.fusion.to_dict() if self.fusion else None,
+                **({"engines": [e.to_dict() for e in self.engines]} if self.engines else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -188,7 +221,8 @@ class Manifest:
                 speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
                 schema_version=version,
-                fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None)
+                fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None,
+                engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
@@ -262,6 +296,7 @@ class Bundle:
         referenced = [m.speech.graph] if m.speech else []
         referenced += [m.text.graph, m.text.tokenizer] if m.text else []
         referenced += [m.fusion.graph] if m.fusion else []
+        referenced += [e.file for e in m.engines]
         for name in referenced:
             if name not in m.files:
                 checks.append(FileCheck(name, False, "referenced by bundle.json but not in its file list; "
@@ -310,7 +345,7 @@ class BundleWriter:
                 files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
         final = Manifest(edgeser_version=manifest.edgeser_version, created=manifest.created,
                          labels=manifest.labels, files=files, speech=manifest.speech, text=manifest.text,
-                         fusion=manifest.fusion)
+                         fusion=manifest.fusion, engines=manifest.engines)
         data = json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n"
         with open(self.staging / MANIFEST, "w", encoding="utf-8") as f:
             f.write(data)

@@ -457,3 +457,31 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
         err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
                   f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
     err.print(f"[green]wrote[/] {out} in {report['seconds']} s")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (a copy with engines).")
+@click.option("--graphs", default="speech,text,fusion", show_default=True)
+@click.option("--min-audio-s", type=float, default=0.5, show_default=True)
+@click.option("--opt-audio-s", type=float, default=4.0, show_default=True)
+@click.option("--max-audio-s", type=float, default=30.0, show_default=True)
+@click.option("--max-tokens", type=int, default=128, show_default=True)
+@click.option("--max-batch", type=int, default=1, show_default=True)
+@click.option("--timing-cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the persistent timing cache lives (default ~/.cache/edgeser/trt-timing).")
+@click.option("--overwrite", is_flag=True)
+def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_s: float, max_audio_s: float,
+            max_tokens: int, max_batch: int, timing_cache_dir: Path | None, overwrite: bool) -> None:
+    """Build TensorRT engines for BUNDLE's graphs on this GPU (TensorRT 10; untested by this project).
+
+    Build from an int8 or fp16 variant (`edgeser quantize`): the network is strongly typed, so its
+    precision is the graph's. Run the result with RuntimeOptions.tensorrt()."""
+    from export.tensorrt import ProfileConfig, build_bundle_engines
+
+    with _errors():
+        config = ProfileConfig(audio_s=(min_audio_s, opt_audio_s, max_audio_s), tokens=(2, min(32, max_tokens),
+                               max_tokens), max_batch=max_batch)
+        path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
+                                    timing_cache_dir=timing_cache_dir, overwrite=overwrite, progress=err.print)
+    err.print(f"[green]wrote[/] {path}")

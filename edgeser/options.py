@@ -15,6 +15,9 @@ class RuntimeOptions:
         max_audio_s: Longest audio accepted by one call; longer input raises ``AudioError``.
         max_text_tokens: Text longer than this many tokens is truncated (with a warning).
         verify_hashes: Check every bundle file's sha256 on load (costs ~1 s per 400 MB).
+        backend: ``"onnxruntime"`` runs the ONNX graphs; ``"tensorrt"`` runs the bundle's TensorRT engines
+            (``edgeser engines``) and ONNX Runtime for graphs without one. TensorRT is untested here.
+        provider_options: Options per ONNX Runtime provider, ``((provider, ((key, value), ...)), ...)``.
     """
 
     threads: int = 0
@@ -22,6 +25,8 @@ class RuntimeOptions:
     max_audio_s: float = 60.0
     max_text_tokens: int = 128
     verify_hashes: bool = True
+    backend: str = "onnxruntime"
+    provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -32,6 +37,8 @@ class RuntimeOptions:
             raise ValueError("providers must be a tuple of names, not a single string")
         if not self.max_audio_s > 0:
             raise ValueError(f"max_audio_s must be positive, got {self.max_audio_s}")
+        if self.backend not in ("onnxruntime", "tensorrt"):
+            raise ValueError(f"backend must be 'onnxruntime' or 'tensorrt', got {self.backend!r}")
         if self.max_text_tokens < 2:
             raise ValueError(f"max_text_tokens must be >= 2, got {self.max_text_tokens}")
 
@@ -44,6 +51,25 @@ class RuntimeOptions:
     def cuda(cls) -> RuntimeOptions:
         """ONNX Runtime's CUDA provider with CPU fallback (needs onnxruntime-gpu; untested here)."""
         return cls(providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+    @classmethod
+    def ort_tensorrt(cls, cache_dir: str = "~/.cache/edgeser/ort-trt", fp16: bool = False) -> RuntimeOptions:
+        """ONNX Runtime's TensorRT provider (engines built and cached by ONNX Runtime itself), then CUDA, then
+        CPU. Needs onnxruntime-gpu built with TensorRT (on Jetson: the wheel for your JetPack). Untested here."""
+        from pathlib import Path
+
+        cache = str(Path(cache_dir).expanduser())
+        trt = (("trt_engine_cache_enable", "True"), ("trt_engine_cache_path", cache),
+               ("trt_timing_cache_enable", "True"), ("trt_timing_cache_path", cache),
+               ("trt_fp16_enable", str(fp16)))
+        return cls(providers=("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+                   provider_options=(("TensorrtExecutionProvider", trt),))
+
+    @classmethod
+    def tensorrt(cls) -> RuntimeOptions:
+        """The bundle's own TensorRT engines (``edgeser engines``); ONNX Runtime on CUDA for graphs without one.
+        Untested here: no GPU has been lent to this project."""
+        return cls(backend="tensorrt", providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,14 @@ class EmotionRecognizer:
 
     def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
         path = self.bundle.file(section.graph)
-        backend = OrtBackend(path, self.options)
+        if self.options.backend == "tensorrt":
+            role = graph_metadata(section)["edgeser.role"]
+            entry = next((e for e in self.bundle.manifest.engines if e.graph == role), None)
+            if entry is not None:
+                from edgeser.backends.trt import TrtBackend
+
+                return TrtBackend(self.bundle.file(entry.file), entry, graph_metadata(section))
+        backend: Backend = OrtBackend(path, self.options)
         if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
             raise BundleError(f"{path}: graph has inputs {list(backend.input_names)} and outputs "
                               f"{list(backend.output_names)}, bundle.json declares {list(section.spec.input_names)} "

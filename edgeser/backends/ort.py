@@ -27,7 +27,9 @@ class OrtBackend:
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=so, providers=list(options.providers))
+            extra = {name: dict(opts) for name, opts in options.provider_options}
+            providers = [(p, extra[p]) if p in extra else p for p in options.providers]
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad graphs
             raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({e}); re-export the bundle") from e
         self._inputs = tuple(i.name for i in self._session.get_inputs())

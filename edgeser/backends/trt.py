@@ -1,0 +1,138 @@
+"""TensorRT backend: runs a serialized engine from a bundle. UNTESTED ON A GPU.
+
+Written against the documented TensorRT 10 Python API (``Runtime.deserialize_cuda_engine``, named I/O
+tensors, ``IExecutionContext.set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3``) with CUDA
+memory through cuda-python; no GPU has been lent to this project, so it has never run. Engines are not
+portable across TensorRT versions or GPUs: :func:`check_engine` refuses a mismatch before loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeser._optional import require
+from edgeser.bundle import EngineEntry
+from edgeser.errors import BackendUnavailableError, BundleError
+
+_INSTALL = "JetPack's TensorRT on Jetson (python3-libnvinfer), NVIDIA's tensorrt wheels elsewhere; plus cuda-python"
+
+
+def check_engine(entry: EngineEntry, trt_version: str, gpu: str, capability: str) -> None:
+    """Raise :class:`BundleError` when ``entry`` was built for another TensorRT version or GPU."""
+    problems = []
+    if entry.tensorrt_version != trt_version:
+        problems.append(f"TensorRT {entry.tensorrt_version} (this machine has {trt_version})")
+    if entry.compute_capability != capability or entry.gpu != gpu:
+        problems.append(f"{entry.gpu}, compute capability {entry.compute_capability} "
+                        f"(this machine has {gpu}, {capability})")
+    if problems:
+        raise BundleError(f"{entry.file}: this TensorRT engine was built for {' and '.join(problems)}; engines "
+                          "are not portable. Rebuild it here with `edgeser engines BUNDLE --out ...`, or run the "
+                          "bundle with ONNX Runtime (RuntimeOptions.cpu() / .cuda())")
+
+
+class TrtBackend:
+    """One TensorRT engine, with the interface of :class:`edgeser.backends.OrtBackend`.
+
+    Inputs are copied to device buffers sized for the current shapes, the engine runs on its own CUDA
+    stream, outputs are copied back; buffers grow as needed and are reused between calls.
+    """
+
+    def __init__(self, path: Path, entry: EngineEntry, metadata: Mapping[str, str]) -> None:
+        trt = require("tensorrt", "trt", "the TensorRT backend", install=_INSTALL)
+        self._cudart = _cudart()
+        gpu, capability = _gpu_identity(self._cudart)
+        check_engine(entry, str(trt.__version__), gpu, capability)
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if self._engine is None:
+            raise BundleError(f"{path}: TensorRT could not deserialize this engine; rebuild it")
+        self._context = self._engine.create_execution_context()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self._inputs = tuple(n for n in names if is_input[n])
+        self._outputs = tuple(n for n in names if not is_input[n])
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        self._metadata = dict(metadata)
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        err, self._stream = self._cudart.cudaStreamCreate()
+        _check(err, "cudaStreamCreate")
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ONNX metadata of the graph the engine was built from (engines carry none of their own)."""
+        return self._metadata
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                _check(self._cudart.cudaFree(ptr)[0], "cudaFree")
+            err, ptr = self._cudart.cudaMalloc(max(nbytes, 1))
+            _check(err, "cudaMalloc")
+            self._buffers[name] = (ptr, nbytes)
+        return int(ptr)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cudart = self._cudart
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self._inputs:
+            host = np.ascontiguousarray(feeds[name], dtype=self._dtypes[name])
+            if not self._context.set_input_shape(name, host.shape):
+                raise ValueError(f"input {name!r} shape {host.shape} is outside the engine's optimization profile; "
+                                 "rebuild the engine with a wider profile (edgeser engines --max-audio-s ...)")
+            ptr = self._buffer(name, host.nbytes)
+            _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self._stream)[0], "cudaMemcpyAsync")
+            self._context.set_tensor_address(name, ptr)
+        outputs = {}
+        for name in self._outputs:
+            shape = tuple(self._context.get_tensor_shape(name))
+            outputs[name] = np.empty(shape, dtype=self._dtypes[name])
+            self._context.set_tensor_address(name, self._buffer(name, outputs[name].nbytes))
+        if not self._context.execute_async_v3(self._stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+        for name, host in outputs.items():
+            ptr = self._buffers[name][0]
+            _check(cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, d2h, self._stream)[0], "cudaMemcpyAsync")
+        _check(cudart.cudaStreamSynchronize(self._stream)[0], "cudaStreamSynchronize")
+        return outputs
+
+    def __del__(self) -> None:
+        for ptr, _ in getattr(self, "_buffers", {}).values():
+            self._cudart.cudaFree(ptr)
+
+
+def _check(err: Any, what: str) -> None:
+    if int(err) != 0:
+        raise RuntimeError(f"{what} failed with CUDA error {err}")
+
+
+def _gpu_identity(cudart: Any) -> tuple[str, str]:
+    err, prop = cudart.cudaGetDeviceProperties(0)
+    if int(err) != 0:
+        raise BackendUnavailableError(f"no CUDA device (cudaGetDeviceProperties returned {err}); run the bundle "
+                                      "with ONNX Runtime on the CPU (RuntimeOptions.cpu())")
+    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
+    return name.strip("\x00 "), f"{prop.major}.{prop.minor}"
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        cudart = require("cuda.cudart", "trt", "the TensorRT backend (CUDA memory)", install="pip install cuda-python")
+    return cudart
