@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgeser._optional import require
-from edgeser.bundle import Bundle, EngineEntry, GraphSpec, write_bundle
+from edgeser.bundle import Bundle, EngineEntry, write_bundle
+from edgeser.specs import GraphSpec
 from edgeser.errors import BundleError
 
 log = logging.getLogger(__name__)
