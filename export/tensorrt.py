@@ -25,8 +25,8 @@ from pathlib import Path
 
 from edgeser._optional import require
 from edgeser.bundle import Bundle, EngineEntry, write_bundle
-from edgeser.specs import GraphSpec
 from edgeser.errors import BundleError
+from edgeser.specs import GraphSpec
 
 log = logging.getLogger(__name__)
 
