@@ -485,3 +485,43 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
         path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
                                     timing_cache_dir=timing_cache_dir, overwrite=overwrite, progress=err.print)
     err.print(f"[green]wrote[/] {path}")
+
+
+@main.command()
+@click.option("--bundle", "bundles", multiple=True, help="A variant: PATH, NAME=PATH, or 'default'. Repeat.")
+@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Manifest CSV (e.g. ravdess/labels.csv) or corpus folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--device-name", default=None, help="Label for this machine in tables (default: host name).")
+@click.option("--test-groups", default=None, help="Held-out groups (speakers), comma-separated; default: those the "
+                                                  "bundle was not trained on.")
+@click.option("--reference", default=None, help="Variant the latency ratios are taken against (default: first).")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed rounds per clip.")
+@click.option("--clips", "clips_per_bucket", type=int, default=3, show_default=True, help="Clips per length bucket.")
+@click.option("--batch", type=int, default=8, show_default=True, help="Batch size for the throughput figure.")
+@click.option("--threads", type=int, default=0, show_default=True)
+@click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
+@click.option("--compare", "compare_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of measuring: merge these result folders (several devices) into --out.")
+def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device_name: str | None,
+          test_groups: str | None, reference: str | None, repeats: int, clips_per_bucket: int, batch: int,
+          threads: int, no_baselines: bool, compare_dirs: tuple[Path, ...]) -> None:
+    """Accuracy against latency, size and memory for each bundle variant; writes results.json, table.md and
+    pareto.png to --out."""
+    from benchmarks import suite
+
+    with _errors():
+        if compare_dirs:
+            result = suite.compare(compare_dirs)
+        else:
+            if not bundles or dataset_path is None:
+                raise click.UsageError("give --bundle (one or more) and --dataset, or --compare DIR ...")
+            from edgeser.datasets import open_dataset
+
+            result = suite.run([suite.parse_variant(b) for b in bundles], open_dataset(dataset_path),
+                               test_groups=test_groups.split(",") if test_groups else None, repeats=repeats,
+                               clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,
+                               baselines=not no_baselines, device_name=device_name, progress=err.print)
+        suite.write(result, out)
+    click.echo(suite.markdown(result))
+    err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")

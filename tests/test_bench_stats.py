@@ -1,0 +1,48 @@
+"""The benchmark statistics on fixed inputs: percentiles, interleaving, paired ratios, Pareto front, and the
+UA/WA the suite reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.stats import interleaved, paired_ratios, pareto_front, percentiles
+from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+
+
+def test_percentiles_interpolate_between_order_statistics() -> None:
+    got = percentiles([4.0, 1.0, 3.0, 2.0, 5.0], (50, 90, 99))
+    assert got == {"p50": 3.0, "p90": pytest.approx(4.6), "p99": pytest.approx(4.96)}
+    assert percentiles([7.0]) == {"p50": 7.0, "p90": 7.0, "p99": 7.0}
+    with pytest.raises(ValueError):
+        percentiles([])
+
+
+def test_interleaving_visits_every_variant_each_round_after_warmup() -> None:
+    order = interleaved(["A", "B", "C"], repeats=2, warmup=1)
+    assert order == [("A", True), ("B", True), ("C", True), ("A", False), ("B", False), ("C", False),
+                     ("A", False), ("B", False), ("C", False)]
+    assert interleaved(["A"], 1, warmup=0) == [("A", False)]
+    with pytest.raises(ValueError):
+        interleaved([], 1)
+
+
+def test_paired_ratios_use_the_same_round() -> None:
+    # a machine that slows down in round 3 slows both alike: the ratio stays 2
+    got = paired_ratios([2.0, 2.0, 8.0, 2.0], [1.0, 1.0, 4.0, 1.0])
+    assert got == {"median": 2.0, "p10": 2.0, "p90": 2.0}
+    with pytest.raises(ValueError):
+        paired_ratios([1.0], [1.0, 2.0])
+
+
+def test_pareto_front() -> None:
+    pts = [(100.0, 60.0), (50.0, 55.0), (200.0, 70.0), (150.0, 58.0), (50.0, 50.0)]
+    assert pareto_front(pts) == [1, 0, 2]
+
+
+def test_ua_and_wa_on_a_hand_computed_case() -> None:
+    truth = [0, 0, 0, 0, 1, 1, 2, 2, 2, 3]
+    pred = [0, 0, 0, 1, 1, 0, 2, 2, 3, 3]
+    cm = confusion_matrix(truth, pred, 4)
+    assert unweighted_accuracy(cm) == pytest.approx(np.mean([3 / 4, 1 / 2, 2 / 3, 1]))
+    assert weighted_accuracy(cm) == pytest.approx(7 / 10)
