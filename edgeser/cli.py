@@ -525,3 +525,82 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
         suite.write(result, out)
     click.echo(suite.markdown(result))
     err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")
+
+
+def _stream_options(threshold: float, min_silence_s: float, max_utterance_s: float, partial_every: float | None,
+                    live: bool) -> Any:
+    from edgeser.streaming import StreamOptions
+
+    return StreamOptions(threshold=threshold, min_silence_s=min_silence_s, max_utterance_s=max_utterance_s,
+                         partial_every_s=partial_every, backpressure="drop-oldest" if live else "block")
+
+
+def _print_result(r: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        return
+    span = f"[{r.start_s:7.2f}-{r.end_s:7.2f} s]{' partial' if r.partial else ''}"
+    dropped = f" ({r.dropped_before} dropped before)" if r.dropped_before else ""
+    if r.prediction is None:
+        click.echo(f"{span} error: {r.error}{dropped}")
+        return
+    p = r.prediction
+    click.echo(f"{span} {p.label:<8} {p.probabilities[p.label]:.2f}  {r.latency_s * 1000:5.0f} ms  "
+               f"{p.transcript}{dropped}")
+
+
+@main.command()
+@click.option("--file", "file_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read a WAV/FLAC/OGG file.")
+@click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian 16-bit PCM from stdin.")
+@click.option("--mic", is_flag=True, help="Read the default microphone (needs edgeser[stream]).")
+@click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of --stdin / --mic audio.")
+@click.option("--channels", type=int, default=1, show_default=True, help="Channels of --stdin audio.")
+@click.option("--realtime", is_flag=True, help="Read --file at real-time pace (default: as fast as possible).")
+@click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path))
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="VAD speech probability.")
+@click.option("--min-silence-s", type=float, default=0.3, show_default=True, help="Silence that ends an utterance.")
+@click.option("--max-utterance-s", type=float, default=10.0, show_default=True, help="Longer speech is split.")
+@click.option("--partial-every", type=float, default=None, help="Partial results every N s of ongoing speech.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channels: int, realtime: bool,
+           bundle_path: Path, threshold: float, min_silence_s: float, max_utterance_s: float,
+           partial_every: float | None, as_json: bool) -> None:
+    """Recognise emotion per utterance of live or recorded audio: one line per utterance."""
+    from edgeser import streaming
+
+    if sum([file_path is not None, use_stdin, mic]) != 1:
+        raise click.UsageError("give exactly one of --file F, --stdin, --mic")
+    with _errors():
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
+                  else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
+                  else streaming.microphone_source(sample_rate=rate))
+        options = _stream_options(threshold, min_silence_s, max_utterance_s, partial_every, source.live)
+        try:
+            for r in rec.stream(source, options):
+                _print_result(r, as_json)
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local by default).")
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path))
+@click.option("--min-silence-s", type=float, default=0.3, show_default=True)
+@click.option("--max-utterance-s", type=float, default=10.0, show_default=True)
+def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float) -> None:
+    """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
+    (protocol in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream]."""
+    from edgeser.service import serve as run_service
+    from edgeser.streaming import StreamOptions
+
+    with _errors():
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        options = StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s)
+        err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
+        try:
+            run_service(rec, host, port, options)
+        except KeyboardInterrupt:
+            pass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, check_not_silent, segment
 from edgeser.text import TextTokenizer
+
+if TYPE_CHECKING:
+    from edgeser.streaming import Source, StreamOptions, StreamResult
 
 
 class EmotionRecognizer:
@@ -278,6 +282,23 @@ class EmotionRecognizer:
         hidden = hidden * mask[:, :, None]
         return TextOutput(token_embeddings=hidden, token_mask=mask, tokens=tokens,
                           timings=Timings(text_encoder_s=time.perf_counter() - t0))
+
+    def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,
+               vad: Callable[[np.ndarray], float] | None = None) -> Iterator[StreamResult]:
+        """Recognise each utterance of a live or recorded stream as it ends (see :mod:`edgeser.streaming`).
+
+        Args:
+            source: A :class:`edgeser.streaming.Source` (``file_source``, ``pcm_source``, ``microphone_source``).
+            options: :class:`edgeser.streaming.StreamOptions` (VAD thresholds, padding, lengths, back-pressure).
+            text: A transcript for every utterance (rarely known live; by default words are decoded).
+            vad: A speech-probability function per 512-sample chunk (default: silero-vad).
+
+        Yields:
+            :class:`edgeser.streaming.StreamResult`, one per utterance (and per partial, when asked for).
+        """
+        from edgeser import streaming
+
+        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=16000), source, options, vad)
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer({str(self.bundle.path)!r}, {self.options!r})"

@@ -1,0 +1,436 @@
+"""Live recognition: voice activity detection cuts a stream into utterances; each goes through the whole
+pipeline; results come with their time in the stream and the latency from end of speech to result.
+
+Pieces, each usable alone:
+
+- :class:`SileroVad`: silero-vad's ONNX model (MIT, from the ``silero-vad`` package's data folder; loaded
+  with ONNX Runtime without importing that package, which imports torch): speech probability per 32 ms.
+- :class:`UtteranceDetector`: probabilities → utterances, with padding, minimum speech, minimum silence,
+  and a maximum length at which long speech is split (never dropped); optional partial results.
+- Sources: :func:`file_source` (real-time pace or as fast as possible), :func:`pcm_source` (raw 16-bit PCM,
+  e.g. stdin from a ROS node or GStreamer), :func:`microphone_source` (``sounddevice``).
+- :func:`stream`: the detector in the caller's thread, recognition in a worker thread behind a bounded
+  queue. When recognition falls behind a live source, the oldest waiting utterance is dropped and counted
+  (``StreamResult.dropped_before``), so memory stays bounded; file sources read as fast as possible wait
+  instead (``backpressure="block"``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from edgeser.audio import load_audio
+from edgeser.errors import BackendUnavailableError, EdgeserError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+CHUNK = 512  # silero-vad's window at 16 kHz: 32 ms
+_CONTEXT = 64
+
+
+def silero_model_path() -> Path:
+    """The ONNX file inside the installed ``silero-vad`` package, found without importing it (it imports torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError('voice activity detection needs silero-vad\'s model: pip install --no-deps '
+                                      '"silero-vad>=5" (its model runs in ONNX Runtime; torch is not needed)')
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    if not path.is_file():
+        raise BackendUnavailableError(f"{path}: missing from the silero-vad package; reinstall it")
+    return path
+
+
+class SileroVad:
+    """Speech probability of each 512-sample (32 ms) chunk of 16 kHz audio, keeping the model's state."""
+
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path or silero_model_path()), so,
+                                             providers=["CPUExecutionProvider"])
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, _CONTEXT), dtype=np.float32)
+
+    def __call__(self, chunk: np.ndarray) -> float:
+        if chunk.shape != (CHUNK,):
+            raise ValueError(f"silero-vad takes chunks of {CHUNK} samples at 16 kHz, got {chunk.shape}")
+        x = np.concatenate([self._context, chunk[None, :].astype(np.float32)], axis=1)
+        out, self._state = self._session.run(None, {"input": x, "state": self._state,
+                                                    "sr": np.array(SAMPLE_RATE, dtype=np.int64)})
+        self._context = x[:, -_CONTEXT:]
+        return float(out[0, 0])
+
+
+class EnergyVad:
+    """A level detector with the same interface: probability 1 when a chunk's RMS is above ``threshold_db``
+    dBFS. For tests with synthetic signals and for quiet, speech-only channels; not a speech detector."""
+
+    def __init__(self, threshold_db: float = -40.0) -> None:
+        self.threshold_db = threshold_db
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, chunk: np.ndarray) -> float:
+        rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2)))
+        return 1.0 if 20 * np.log10(max(rms, 1e-10)) > self.threshold_db else 0.0
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How the stream is cut into utterances.
+
+    Attributes:
+        threshold: Speech starts when the VAD probability reaches this.
+        neg_threshold: ...and may end once it falls below this (default ``threshold - 0.15``).
+        min_speech_s: Shorter bursts are ignored.
+        min_silence_s: Silence that ends an utterance. It is also the least end-of-speech → result delay.
+        pad_s: Audio kept before the start and after the end of speech.
+        max_utterance_s: Longer speech is split here; the rest continues as the next utterance.
+        partial_every_s: Emit a partial result every this many seconds of ongoing speech (``None``: never).
+        queue_size: Utterances waiting for recognition before back-pressure applies.
+        backpressure: ``"drop-oldest"`` (live sources: the oldest waiting utterance is dropped and counted)
+            or ``"block"`` (offline sources: reading waits for recognition).
+    """
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None
+    min_speech_s: float = 0.25
+    min_silence_s: float = 0.3
+    pad_s: float = 0.1
+    max_utterance_s: float = 10.0
+    partial_every_s: float | None = None
+    queue_size: int = 4
+    backpressure: str = "drop-oldest"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.max_utterance_s <= self.min_speech_s:
+            raise ValueError("max_utterance_s must be longer than min_speech_s")
+        if self.queue_size < 1:
+            raise ValueError("queue_size must be >= 1")
+        if self.backpressure not in ("drop-oldest", "block"):
+            raise ValueError(f"backpressure must be 'drop-oldest' or 'block', got {self.backpressure!r}")
+        if self.partial_every_s is not None and self.partial_every_s <= 0:
+            raise ValueError("partial_every_s must be positive")
+
+    @property
+    def exit_threshold(self) -> float:
+        return self.neg_threshold if self.neg_threshold is not None else max(0.01, self.threshold - 0.15)
+
+
+@dataclass(frozen=True, eq=False)
+class Utterance:
+    """A piece of the stream: ``samples`` (16 kHz) from ``start_s`` to ``end_s`` of stream time.
+    ``partial`` marks audio of an utterance still going on; ``split`` one cut at the maximum length."""
+
+    start_s: float
+    end_s: float
+    samples: np.ndarray
+    partial: bool = False
+    split: bool = False
+    detected_at: float = field(default_factory=time.perf_counter)
+
+
+class UtteranceDetector:
+    """Feed 16 kHz audio of any chunk size; get the utterances it completes (see :class:`StreamOptions`)."""
+
+    def __init__(self, vad: Callable[[np.ndarray], float], options: StreamOptions | None = None) -> None:
+        self.vad = vad
+        self.options = options or StreamOptions()
+        o = self.options
+        self._pad = int(o.pad_s * SAMPLE_RATE)
+        self._min_silence = int(o.min_silence_s * SAMPLE_RATE)
+        self._min_speech = int(o.min_speech_s * SAMPLE_RATE)
+        self._max = int(o.max_utterance_s * SAMPLE_RATE)
+        self._partial = int(o.partial_every_s * SAMPLE_RATE) if o.partial_every_s else None
+        self._pending = np.zeros(0, dtype=np.float32)  # not yet a whole VAD chunk
+        self._history = np.zeros(0, dtype=np.float32)  # recent audio, for the start padding
+        self._pos = 0  # samples consumed by the VAD
+        self._speech_start: int | None = None
+        self._silence_since: int | None = None
+        self._buffer: list[np.ndarray] = []
+        self._buffer_start = 0
+        self._last_partial = 0
+
+    def feed(self, samples: np.ndarray) -> list[Utterance]:
+        out: list[Utterance] = []
+        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        n = self._pending.size // CHUNK
+        for k in range(n):
+            out += self._step(self._pending[k * CHUNK : (k + 1) * CHUNK])
+        self._pending = self._pending[n * CHUNK :]
+        return out
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: the utterance in progress (if long enough) ends here."""
+        if self._pending.size:
+            out = self._step(np.concatenate([self._pending, np.zeros(CHUNK - self._pending.size, np.float32)]))
+            self._pending = np.zeros(0, dtype=np.float32)
+        else:
+            out = []
+        if self._speech_start is not None:
+            out += self._close(self._pos, split=False)
+        return out
+
+    def _step(self, chunk: np.ndarray) -> list[Utterance]:
+        o, out = self.options, list[Utterance]()
+        p = self.vad(chunk)
+        start = self._pos
+        self._pos += CHUNK
+        if self._speech_start is None:
+            self._history = np.concatenate([self._history, chunk])[-(self._pad + CHUNK) :]
+            if p >= o.threshold:
+                self._speech_start = start
+                self._silence_since = None
+                pre = self._history[: -CHUNK][-self._pad :] if self._pad else self._history[:0]
+                self._buffer = [pre, chunk]
+                self._buffer_start = start - pre.size
+                self._last_partial = start
+            return out
+        self._buffer.append(chunk)
+        if p < o.exit_threshold:
+            if self._silence_since is None:
+                self._silence_since = start
+            if self._pos - self._silence_since >= self._min_silence:
+                return self._close(self._silence_since, split=False)
+        elif p >= o.threshold:
+            self._silence_since = None
+        if self._pos - self._buffer_start >= self._max:
+            return self._close(self._pos, split=True)
+        if self._partial and self._pos - self._last_partial >= self._partial:
+            self._last_partial = self._pos
+            audio = np.concatenate(self._buffer)
+            out.append(Utterance(self._buffer_start / SAMPLE_RATE, self._pos / SAMPLE_RATE, audio, partial=True))
+        return out
+
+    def _close(self, speech_end: int, *, split: bool) -> list[Utterance]:
+        assert self._speech_start is not None
+        audio = np.concatenate(self._buffer)
+        end = min(self._pos, speech_end + (0 if split else self._pad))
+        audio = audio[: end - self._buffer_start]
+        start_s = self._buffer_start / SAMPLE_RATE
+        speech = speech_end - self._speech_start
+        self._speech_start, self._silence_since, self._buffer = None, None, []
+        self._history = audio[-self._pad :] if self._pad else audio[:0]
+        if split:  # speech goes on: the next utterance starts right here
+            self._speech_start = self._pos
+            self._buffer, self._buffer_start, self._last_partial = [], self._pos, self._pos
+        if speech < self._min_speech and not split:
+            return []
+        return [Utterance(start_s, end / SAMPLE_RATE, audio, split=split)]
+
+
+# ---- sources: iterables of float32 16 kHz chunks, with whether they are live ----
+
+@dataclass
+class Source:
+    chunks: Iterable[np.ndarray]
+    live: bool
+    name: str
+
+
+def file_source(path: str | Path, realtime: bool = False, chunk_s: float = 0.1) -> Source:
+    """A WAV/FLAC/OGG file (any rate, mono or stereo) at real-time pace or as fast as possible."""
+    wave = load_audio(path, max_seconds=None)
+    step = int(chunk_s * SAMPLE_RATE)
+
+    def chunks() -> Iterator[np.ndarray]:
+        t0 = time.perf_counter()
+        for i in range(0, wave.size, step):
+            if realtime:
+                delay = t0 + i / SAMPLE_RATE - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            yield wave[i : i + step]
+
+    return Source(chunks(), live=realtime, name=str(path))
+
+
+def pcm_source(stream: BinaryIO | None = None, sample_rate: int = SAMPLE_RATE, channels: int = 1,
+               chunk_s: float = 0.1) -> Source:
+    """Raw little-endian 16-bit PCM (stdin by default), resampled to 16 kHz as it arrives."""
+    import soxr
+
+    f = stream if stream is not None else sys.stdin.buffer
+    frame = 2 * channels
+    step = int(chunk_s * sample_rate) * frame
+    resampler = (soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
+                 if sample_rate != SAMPLE_RATE else None)
+
+    def chunks() -> Iterator[np.ndarray]:
+        rest = b""
+        while True:
+            data = f.read(step)
+            last = not data
+            data = rest + (data or b"")
+            usable = len(data) - len(data) % frame
+            rest = data[usable:]
+            x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            if channels > 1:
+                x = x.reshape(-1, channels).mean(axis=1)
+            if resampler is not None:
+                x = resampler.resample_chunk(x, last=last)
+            if x.size:
+                yield x
+            if last:
+                return
+
+    return Source(chunks(), live=True, name="pcm")
+
+
+def microphone_source(sample_rate: int = SAMPLE_RATE, device: int | str | None = None, chunk_s: float = 0.1
+                      ) -> Source:
+    """The default (or named) input device through ``sounddevice`` (``pip install "edgeser[stream]"``)."""
+    from edgeser._optional import require
+
+    sd = require("sounddevice", "stream", "microphone input")
+    q: queue.Queue[np.ndarray] = queue.Queue(maxsize=100)
+
+    def callback(indata: np.ndarray, frames: int, t: Any, status: Any) -> None:
+        if status:
+            log.warning("microphone: %s", status)
+        try:
+            q.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            log.warning("microphone: dropped %d samples (the reader is not keeping up)", frames)
+
+    def chunks() -> Iterator[np.ndarray]:
+        import soxr
+
+        with sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
+                            blocksize=int(chunk_s * sample_rate), callback=callback):
+            while True:
+                x = q.get()
+                yield x if sample_rate == SAMPLE_RATE else soxr.resample(x, sample_rate, SAMPLE_RATE)
+
+    return Source(chunks(), live=True, name="microphone")
+
+
+# ---- the loop ----
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One recognised utterance (or a partial one).
+
+    Attributes:
+        start_s / end_s: Where it lies in the stream.
+        prediction: The :class:`edgeser.results.Prediction`, or ``None`` when recognition failed (``error``).
+        latency_s: From the moment the detector closed the utterance (end of speech plus ``min_silence_s``)
+            to the result.
+        dropped_before: Utterances dropped under back-pressure since the previous result.
+    """
+
+    start_s: float
+    end_s: float
+    prediction: Any
+    error: str | None
+    partial: bool
+    split: bool
+    latency_s: float
+    dropped_before: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+                             "partial": self.partial, "split": self.split, "latency_s": round(self.latency_s, 4),
+                             "dropped_before": self.dropped_before}
+        if self.prediction is not None:
+            d.update({"label": self.prediction.label, "probabilities": self.prediction.probabilities,
+                      "transcript": self.prediction.transcript})
+        else:
+            d["error"] = self.error
+        return d
+
+
+_DONE = object()
+
+
+def stream(recognize: Callable[[np.ndarray], Any], source: Source, options: StreamOptions | None = None,
+           vad: Callable[[np.ndarray], float] | None = None) -> Iterator[StreamResult]:
+    """Detect utterances in ``source`` and recognise each with ``recognize(samples)`` in a worker thread.
+
+    The caller's thread reads the source and runs the detector; the worker takes utterances from a queue of
+    ``options.queue_size``. With ``backpressure="drop-oldest"`` a full queue drops its oldest utterance (logged
+    and counted); with ``"block"`` reading waits. Results come out in order.
+    """
+    options = options or StreamOptions(backpressure="drop-oldest" if source.live else "block")
+    detector = UtteranceDetector(vad or SileroVad(), options)
+    todo: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
+    results: queue.Queue[Any] = queue.Queue()
+    dropped = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while (item := todo.get()) is not _DONE:
+            with lock:
+                n, dropped[0] = dropped[0], 0
+            try:
+                pred, error = recognize(item.samples), None
+            except EdgeserError as e:
+                pred, error = None, str(e)
+            results.put(StreamResult(item.start_s, item.end_s, pred, error, item.partial, item.split,
+                                     time.perf_counter() - item.detected_at, n))
+        results.put(_DONE)
+
+    def submit(u: Utterance) -> None:
+        if options.backpressure == "block":
+            todo.put(u)
+            return
+        while True:
+            try:
+                todo.put_nowait(u)
+                return
+            except queue.Full:
+                try:
+                    old = todo.get_nowait()
+                    with lock:
+                        dropped[0] += 1
+                    log.warning("recognition is slower than real time: dropped the utterance at %.2f-%.2f s",
+                                old.start_s, old.end_s)
+                except queue.Empty:
+                    pass
+
+    thread = threading.Thread(target=worker, name="edgeser-recognize", daemon=True)
+    thread.start()
+
+    def drain() -> Iterator[StreamResult]:
+        while True:
+            try:
+                r = results.get_nowait()
+            except queue.Empty:
+                return
+            if r is _DONE:
+                return
+            yield r
+
+    try:
+        for chunk in source.chunks:
+            for u in detector.feed(chunk):
+                submit(u)
+            yield from drain()
+        for u in detector.flush():
+            submit(u)
+    finally:
+        todo.put(_DONE)
+    while (r := results.get()) is not _DONE:
+        yield r
+    thread.join()

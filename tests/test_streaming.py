@@ -1,0 +1,206 @@
+"""Streaming: utterance detection on synthetic patterns with known boundaries, max-length splitting, partial
+results, back-pressure, PCM sources, and silero-vad on real speech."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgeser.streaming import (
+    SAMPLE_RATE,
+    EnergyVad,
+    Source,
+    StreamOptions,
+    UtteranceDetector,
+    pcm_source,
+    stream,
+)
+
+SR = SAMPLE_RATE
+
+
+def pattern(*parts: tuple[str, float], seed: int = 0) -> np.ndarray:
+    """Concatenated ``("tone"|"noise"|"silence", seconds)`` parts."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for kind, seconds in parts:
+        n = int(seconds * SR)
+        if kind == "tone":
+            out.append(0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / SR))
+        elif kind == "noise":
+            out.append(0.1 * rng.standard_normal(n))
+        else:
+            out.append(1e-4 * rng.standard_normal(n))  # near-silence, as a real room
+    return np.concatenate(out).astype(np.float32)
+
+
+def detect(wave: np.ndarray, options: StreamOptions, chunk: int = 1600) -> list:  # type: ignore[type-arg]
+    d = UtteranceDetector(EnergyVad(-40), options)
+    out = []
+    for i in range(0, wave.size, chunk):
+        out += d.feed(wave[i : i + chunk])
+    return out + d.flush()
+
+
+def test_known_boundaries_are_found_within_a_vad_chunk() -> None:
+    wave = pattern(("silence", 1.0), ("tone", 1.5), ("silence", 1.0), ("noise", 0.8), ("silence", 2.0),
+                   ("tone", 0.5), ("silence", 0.5))
+    truth = [(1.0, 2.5), (3.5, 4.3), (6.3, 6.8)]
+    opts = StreamOptions(pad_s=0.0, min_silence_s=0.3, min_speech_s=0.2)
+    found = [u for u in detect(wave, opts) if not u.partial]
+    assert len(found) == 3
+    for u, (a, b) in zip(found, truth, strict=True):
+        assert abs(u.start_s - a) <= 0.032 and abs(u.end_s - b) <= 0.032  # one 32 ms VAD window
+        assert u.samples.size == pytest.approx((u.end_s - u.start_s) * SR, abs=1)
+
+
+def test_padding_short_bursts_and_chunk_size_independence() -> None:
+    wave = pattern(("silence", 1.0), ("tone", 0.1), ("silence", 1.0), ("tone", 1.0), ("silence", 1.0))
+    opts = StreamOptions(pad_s=0.2, min_speech_s=0.25)
+    a = detect(wave, opts, chunk=160)
+    b = detect(wave, opts, chunk=7919)
+    assert len(a) == len(b) == 1  # the 100 ms burst is below min_speech_s
+    assert a[0].start_s == b[0].start_s == pytest.approx(2.1 - 0.2, abs=0.032)
+    assert a[0].end_s == pytest.approx(3.1 + 0.2, abs=0.032)
+    np.testing.assert_array_equal(a[0].samples, b[0].samples)
+
+
+def test_long_speech_is_split_never_dropped() -> None:
+    wave = pattern(("silence", 0.5), ("noise", 7.0), ("silence", 1.0))
+    found = detect(wave, StreamOptions(pad_s=0.0, max_utterance_s=3.0))
+    assert [u.split for u in found] == [True, True, False]
+    assert sum(u.samples.size for u in found) == pytest.approx(7.0 * SR, abs=3 * 512)
+    for a, b in itertools.pairwise(found):
+        assert b.start_s == pytest.approx(a.end_s)  # contiguous: nothing lost between pieces
+
+
+def test_partial_results_while_speech_goes_on() -> None:
+    wave = pattern(("silence", 0.5), ("tone", 3.2), ("silence", 1.0))
+    found = detect(wave, StreamOptions(pad_s=0.0, partial_every_s=1.0))
+    partial = [u for u in found if u.partial]
+    assert len(partial) == 3 and next(u for u in found if not u.partial).end_s == pytest.approx(3.7, abs=0.04)
+    assert all(u.start_s == pytest.approx(0.5, abs=0.04) for u in partial)
+
+
+def test_end_of_stream_closes_the_open_utterance() -> None:
+    found = detect(pattern(("silence", 0.5), ("tone", 1.0)), StreamOptions(pad_s=0.0))
+    assert len(found) == 1 and found[0].end_s == pytest.approx(1.5, abs=0.04)
+
+
+def test_backpressure_drops_the_oldest_and_counts_it() -> None:
+    wave = pattern(*([("tone", 0.4), ("silence", 0.4)] * 8))
+    gate = threading.Event()
+
+    def slow(samples: np.ndarray) -> str:
+        gate.wait(5)  # recognition stalls until the whole stream has been read
+        return "ok"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, wave.size, 1600):
+            yield wave[i : i + 1600]
+        gate.set()
+
+    results = list(stream(slow, Source(chunks(), live=True, name="t"),
+                          StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2, queue_size=2), EnergyVad()))
+    total = len(results) + sum(r.dropped_before for r in results)
+    assert total == 8 and sum(r.dropped_before for r in results) >= 4
+    assert [r.start_s for r in results] == sorted(r.start_s for r in results)
+
+
+def test_block_policy_loses_nothing() -> None:
+    wave = pattern(*([("tone", 0.4), ("silence", 0.4)] * 6))
+
+    def slow(samples: np.ndarray) -> int:
+        time.sleep(0.02)
+        return samples.size
+
+    src = Source((wave[i : i + 4000] for i in range(0, wave.size, 4000)), live=False, name="f")
+    results = list(stream(slow, src, StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2, queue_size=1,
+                                                   backpressure="block"), EnergyVad()))
+    assert len(results) == 6 and all(r.dropped_before == 0 and r.latency_s > 0 for r in results)
+
+
+def test_pcm_source_resamples_and_downmixes() -> None:
+    rate = 48000
+    t = np.arange(rate) / rate
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
+    pcm = (stereo * 32767).astype("<i2").tobytes()
+    chunks = list(pcm_source(io.BytesIO(pcm + b"\x01"), sample_rate=rate, channels=2).chunks)  # odd tail byte
+    x = np.concatenate(chunks)
+    assert x.size == pytest.approx(SR, abs=64) and np.abs(x).max() == pytest.approx(0.5, abs=0.02)
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError):
+        StreamOptions(threshold=1.5)
+    with pytest.raises(ValueError):
+        StreamOptions(max_utterance_s=0.1)
+    with pytest.raises(ValueError):
+        StreamOptions(backpressure="unbounded")
+
+
+def test_silero_finds_the_speech_in_the_sample() -> None:
+    pytest.importorskip("onnxruntime")
+    from edgeser.streaming import SileroVad, silero_model_path
+    from tests.conftest import SAMPLE
+
+    try:
+        silero_model_path()
+    except Exception as e:
+        pytest.skip(f"silero-vad is not installed: {e}")
+    from edgeser.audio import load_audio
+
+    speech = load_audio(SAMPLE)
+    quiet = pattern(("silence", 1.5))
+    wave = np.concatenate([quiet, speech, quiet, speech, quiet])
+    d = UtteranceDetector(SileroVad(), StreamOptions(pad_s=0.0, min_silence_s=0.5))
+    found = [u for u in d.feed(wave) + d.flush() if not u.partial]
+    assert len(found) == 2
+    first_start = 1.5 + np.argmax(np.abs(speech) > 0.02) / SR  # where the sample becomes audible
+    assert abs(found[0].start_s - first_start) < 0.25
+    assert found[1].start_s > 1.5 + speech.size / SR + 1.0
+
+
+def test_service_round_trip() -> None:
+    """PCM over a WebSocket in, one JSON message per utterance out, then the end message."""
+    pytest.importorskip("websockets")
+    import json
+    import types
+
+    from websockets.sync.client import connect
+
+    from edgeser import service, streaming
+
+    class Stub:  # the recognizer: EnergyVad, and a "prediction" that reports the utterance length
+        def stream(self, source, options):  # type: ignore[no-untyped-def]
+            def recognize(samples: np.ndarray) -> types.SimpleNamespace:
+                return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0},
+                                             transcript=f"{samples.size / SR:.1f}")
+            return streaming.stream(recognize, source, options, EnergyVad())
+
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(Stub(), "127.0.0.1", 0,
+                                                          StreamOptions(pad_s=0.0), ready), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    port = ready.server.socket.getsockname()[1]  # type: ignore[attr-defined]
+    wave = pattern(("silence", 0.5), ("tone", 1.0), ("silence", 0.6), ("tone", 0.5), ("silence", 0.5))
+    rate = 48000
+    import soxr
+
+    pcm = (soxr.resample(wave, SR, rate) * 32767).astype("<i2").tobytes()
+    with connect(f"ws://127.0.0.1:{port}") as ws:
+        ws.send(json.dumps({"sample_rate": rate}))
+        for i in range(0, len(pcm), 9601):  # odd sizes: samples split across messages
+            ws.send(pcm[i : i + 9601])
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    ready.server.shutdown()  # type: ignore[attr-defined]
+    assert [m["type"] for m in messages] == ["utterance", "utterance", "end"]
+    assert messages[0]["start_s"] == pytest.approx(0.5, abs=0.04) and messages[0]["transcript"] == "1.0"
+    assert messages[1]["start_s"] == pytest.approx(2.1, abs=0.04) and messages[2]["utterances"] == 2
