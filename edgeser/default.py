@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 NAME = "default"
 SHIPPED = Path(__file__).parent / "models" / "default"
-"""The shipped parts: ``bundle.json``, ``speech.onnx``, ``fusion.onnx`` and the model card."""
-MODEL_CARD = SHIPPED / "MODEL_CARD.md"
+"""The shipped parts: ``bundle.json``, ``speech.onnx`` and ``fusion.onnx``."""
+MODEL_CARD = Path(__file__).parent / "models" / "MODEL_CARD.md"
 
 
 def home() -> Path:
