@@ -604,3 +604,21 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
             run_service(rec, host, port, options)
         except KeyboardInterrupt:
             pass
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Distillation config (TOML or JSON): teacher, data, [student], [train]. See export/distill.py.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoints, history.json, and the student folder at the end. Re-run to resume.")
+def distill(config_path: Path, out: Path) -> None:
+    """Distil a speech encoder (emotion logits, CTC emissions, hidden states) into a smaller student."""
+    with _errors():
+        _require_torch("edgeser distill")
+        from export.distill import DistillConfig
+        from export.distill import distill as run_distill
+
+        summary = run_distill(DistillConfig.from_file(config_path), out, progress=err.print)
+    err.print(f"[green]wrote[/] {out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
+              f"(teacher {summary['teacher_params'] / 1e6:.2f}M); export it with "
+              f"`edgeser export --speech {out / 'student'} --out ...`")

@@ -74,12 +74,18 @@ class SpeechEmotionModel(nn.Module):
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, emotion, frames, _ = self.outputs(input_values, attention_mask)
+        return logits, emotion, frames
+
+    def outputs(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CTC logits, emotion logits, frames per utterance, and the last hidden layer (zero on padding)."""
         out = self.ctc(input_values, attention_mask=attention_mask, output_hidden_states=True)
-        frames = self.ctc._get_feat_extract_output_lengths(attention_mask.sum(-1))
+        frames = self.ctc._get_feat_extract_output_lengths(attention_mask.sum(-1))  # type: ignore[arg-type]
         mask = torch.arange(out.logits.shape[1])[None, :] < frames[:, None]
         hidden = out.hidden_states[-1] * mask[..., None]
         pooled = hidden.sum(1) / frames[:, None].clamp(min=1)
-        return out.logits, self.emotion(pooled), frames
+        return out.logits, self.emotion(pooled), frames, hidden
 
 
 def batch_inputs(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
