@@ -46,3 +46,15 @@ def test_ua_and_wa_on_a_hand_computed_case() -> None:
     cm = confusion_matrix(truth, pred, 4)
     assert unweighted_accuracy(cm) == pytest.approx(np.mean([3 / 4, 1 / 2, 2 / 3, 1]))
     assert weighted_accuracy(cm) == pytest.approx(7 / 10)
+
+
+def test_tegrastats_power_summary() -> None:
+    from benchmarks.devices.jetson import power_summary
+
+    lines = ["11-25-2026 10:00:00 RAM 2190/7620MB (lfb 4x4MB) CPU [12%@1420,off] GR3D_FREQ 0% "
+             "VDD_IN 4952mW/4952mW VDD_CPU_GPU_CV 1082mW/1082mW VDD_SOC 1484mW/1484mW",
+             "11-25-2026 10:00:01 RAM 2191/7620MB VDD_IN 6952mW/5952mW VDD_CPU_GPU_CV 2082mW/1582mW "
+             "VDD_SOC 1500mW/1492mW", "garbage line"]
+    got = power_summary(lines)
+    assert got["VDD_IN"] == {"mean_mw": 5952.0, "peak_mw": 6952.0, "samples": 2}
+    assert set(got) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
