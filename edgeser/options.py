@@ -76,15 +76,27 @@ class RuntimeOptions:
 class SegmentOptions:
     """How audio is cut into words, syllables and phones.
 
+    CTC spikes come late (about 90 ms at word starts for the default aligner), and how late depends on
+    the sound that starts the word: a fricative's spike sits well into its hiss, a vowel's near its onset.
+    The boundary rule moves each word start earlier by the shift of its first phone's class, never further
+    than ``overlap_s`` before the previous word's last aligned frame; each word end later by
+    ``end_shift_s`` (``final_end_shift_s`` for the last word, whose decay CTC never marks), never past the
+    next word's start. The defaults were chosen against pocketsphinx on RAVDESS actors 01-10 (12 files
+    each) and are reported on actors 11-20 (``benchmarks/align_agreement.py``); RAVDESS has no word
+    starting with a nasal or an approximant, so those classes use ``start_shift_s``. Other CTC models may
+    need their own values.
+
     Attributes:
-        start_shift_s: Word starts move this much earlier, never before the previous word's last aligned
-            frame (CTC spikes come late: about 90 ms for the default aligner).
-        end_shift_s: Word ends move this much later, never past the next word's start. Both defaults
-            were chosen against pocketsphinx on RAVDESS actors 01-10 for the default (hama) aligner
-            (``benchmarks/align_agreement.py``); other CTC models may need their own.
+        start_shift_s: Word-start shift for first-phone classes not in ``start_shift_by_class`` (and for
+            character CTC, where the first phone is not aligned).
+        start_shift_by_class: ``((class, seconds), ...)`` with classes from
+            :func:`edgeser.phonetics.manner` (vowel, stop, fricative, nasal, approximant).
+        overlap_s: How far a start may move before the previous word's last aligned frame.
+        end_shift_s: Word-end shift inside an utterance.
+        final_end_shift_s: Word-end shift of the last word.
         phone_shift_s: Inside a word, each phone's start moves this much earlier, never before the
-            previous phone's last aligned frame (phonemic CTC only; same late-spike correction, chosen on
-            RAVDESS actors 01-10 against pocketsphinx's phone alignment: ``benchmarks/phone_timing.py``).
+            previous phone's last aligned frame (phonemic CTC only; chosen on RAVDESS actors 01-10 against
+            pocketsphinx's phone alignment: ``benchmarks/phone_timing.py``).
         on_unknown: What to do with transcript characters/phones the CTC vocabulary cannot express:
             ``"error"`` raises ``AlignmentError`` naming them; ``"skip"`` leaves them out (logged,
             and listed in ``Segmentation.skipped``).
@@ -93,7 +105,10 @@ class SegmentOptions:
     """
 
     start_shift_s: float = 0.12
-    end_shift_s: float = 0.12
+    start_shift_by_class: tuple[tuple[str, float], ...] = (("vowel", 0.10), ("stop", 0.11), ("fricative", 0.13))
+    overlap_s: float = 0.01
+    end_shift_s: float = 0.07
+    final_end_shift_s: float = 0.14
     phone_shift_s: float = 0.06
     on_unknown: str = "error"
     beam_width: int = 32
@@ -104,5 +119,17 @@ class SegmentOptions:
             raise ValueError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
         if self.beam_width < 1:
             raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
-        if not all(0 <= s < 1 for s in (self.start_shift_s, self.end_shift_s, self.phone_shift_s)):
-            raise ValueError("start_shift_s, end_shift_s and phone_shift_s must be in [0, 1) seconds")
+        shifts = (self.start_shift_s, self.end_shift_s, self.final_end_shift_s, self.phone_shift_s, self.overlap_s,
+                  *(v for _, v in self.start_shift_by_class))
+        if not all(0 <= v < 1 for v in shifts):
+            raise ValueError("every shift (start, by class, overlap, end, final end, phone) must be in [0, 1) seconds")
+
+    def start_shift(self, manner: str | None) -> float:
+        """The word-start shift for a word whose first phone is of this manner class."""
+        return dict(self.start_shift_by_class).get(manner or "", self.start_shift_s)
+
+    @classmethod
+    def exact(cls) -> SegmentOptions:
+        """No boundary rule: words and phones at their aligned frames."""
+        return cls(start_shift_s=0.0, start_shift_by_class=(), overlap_s=0.0, end_shift_s=0.0, final_end_shift_s=0.0,
+                   phone_shift_s=0.0)

@@ -22,7 +22,7 @@ from edgeser.errors import AlignmentError
 from edgeser.options import SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon, equivalents
 from edgeser.phonetics.normalize import normalize_words
-from edgeser.phonetics.syllabify import syllabify
+from edgeser.phonetics.syllabify import manner, syllabify
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +222,16 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
 
     word_frames = [(unit_spans[(w, 0)][0], unit_spans[(w, len(p.unit_ids) - 1)][1]) for w, p in enumerate(plans)]
     duration = emissions.time(emissions.num_frames)
-    # Shifted words never overlap: a start moves back at most to the previous word's aligned end, then an
-    # end moves forward at most to the next word's (shifted) start. Starts come first: CTC puts them late.
-    starts = [max(0.0, emissions.time(s) - options.start_shift_s,
-                  emissions.time(word_frames[w - 1][1]) if w else 0.0) for w, (s, _) in enumerate(word_frames)]
-    ends = [min(duration, emissions.time(e) + options.end_shift_s,
-                starts[w + 1] if w + 1 < len(plans) else duration) for w, (_, e) in enumerate(word_frames)]
+    # Shifted words never overlap: a start moves back at most to (just before) the previous word's aligned
+    # end, then an end moves forward at most to the next word's (shifted) start. Starts come first: CTC puts
+    # them late, by an amount that depends on the first phone's manner (SegmentOptions).
+    first = [manner(p.phones[0]) if p.phones and vocab.kind == "phonemes" else None for p in plans]
+    starts = [max(0.0, emissions.time(s) - options.start_shift(first[w]),
+                  emissions.time(word_frames[w - 1][1]) - options.overlap_s if w else 0.0)
+              for w, (s, _) in enumerate(word_frames)]
+    last = len(plans) - 1
+    ends = [min(duration, emissions.time(e) + (options.final_end_shift_s if w == last else options.end_shift_s),
+                starts[w + 1] if w < last else duration) for w, (_, e) in enumerate(word_frames)]
 
     words, syllables, phones = [], [], []
     for w, plan in enumerate(plans):

@@ -168,6 +168,30 @@ def load_text(path: str | os.PathLike[str]) -> TextSource:
                                    "parameters": sum(p.numel() for p in model.parameters())})
 
 
+TEXT_PRESETS: dict[str, dict[str, Any]] = {
+    "bert-base": {},  # BertConfig's defaults are bert-base: 12 layers, 768 wide, 110M parameters
+    "bert-large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+}
+
+
+def text_from_config(name: str, seed: int = 0) -> TextSource:
+    """A randomly initialised ``BertModel`` of a preset size with all-MiniLM-L6-v2's tokenizer (the
+    bert-base-uncased vocabulary), for latency work: right shapes and speed, meaningless values."""
+    from transformers import BertConfig, BertModel
+
+    if name not in TEXT_PRESETS:
+        raise BundleError(f"unknown text config {name!r}: use one of {sorted(TEXT_PRESETS)}")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TEXT_PRESETS[name]))
+    model.eval()  # type: ignore[no-untyped-call]
+    return TextSource(model=model, tokenizer=tokenizer, uses_token_type_ids=True,
+                      max_tokens=int(model.config.max_position_embeddings),
+                      description={"kind": "config", "preset": name, "random_weights": True, "seed": seed,
+                                   "architecture": "BertModel",
+                                   "parameters": sum(p.numel() for p in model.parameters())})
+
+
 def _folder(path: str | os.PathLike[str], what: str) -> Path:
     root = Path(path).expanduser().resolve()
     if not (root / "config.json").is_file():

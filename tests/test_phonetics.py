@@ -77,3 +77,16 @@ def test_cmudict_and_hama_g2p() -> None:
     assert lex.pronounce("kids").phones == ("k", "ɪ", "d", "z")
     oov = lex.pronounce("edgeser")
     assert oov.source == "g2p" and oov.phones[:2] == ("ɛ", "d͡ʒ")
+
+
+def test_manner_classes() -> None:
+    from edgeser.options import SegmentOptions
+    from edgeser.phonetics import manner
+
+    assert [manner(p) for p in ("aɪ", "k", "d͡ʒ", "ʃ", "ŋ", "ɹ", "iː", "@")] == [
+        "vowel", "stop", "stop", "fricative", "nasal", "approximant", "vowel", None]
+    opts = SegmentOptions()
+    assert opts.start_shift("fricative") == 0.13 and opts.start_shift("nasal") == opts.start_shift_s
+    assert opts.start_shift(None) == opts.start_shift_s
+    with pytest.raises(ValueError, match="shift"):
+        SegmentOptions(start_shift_by_class=(("vowel", -0.1),))

@@ -81,3 +81,30 @@ def test_agreement_measures() -> None:
     b = {"logits": np.array([[[0.0, 1.0], [0.0, 1.0]]]), "ids": np.array([1])}
     got = agreement(a, b)
     assert got["logits_cosine"] == pytest.approx(0.5) and got["logits_argmax_agreement"] == 0.5
+
+
+def _qdq_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    return {op: ops.count(op) for op in ("QuantizeLinear", "DequantizeLinear", "MatMul", "Conv", "MatMulInteger",
+                                         "DynamicQuantizeLinear")}
+
+
+def test_qdq_node_counts(tiny_bundle: Path, cset: CalibrationSet, tmp_path: Path) -> None:
+    """Static INT8 puts a DequantizeLinear on both inputs of every quantized MatMul/Conv (weights and
+    activations) and none on the ones kept in float; dynamic INT8 has no Q/DQ but integer MatMuls."""
+    import onnx
+
+    report = quantize_bundle(tiny_bundle, tmp_path / "s", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0),
+                             cset)
+    model = onnx.load(str(tmp_path / "s" / "speech.onnx"))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    targets = [n for n in model.graph.node if n.op_type in ("MatMul", "Conv")]
+    dq_fed = [n for n in targets if all(producers.get(i) == "DequantizeLinear" for i in n.input[:2])]
+    assert len(dq_fed) == report["graphs"]["speech"]["quantized_nodes"] == len(targets) > 0
+    counts = _qdq_counts(tmp_path / "s" / "speech.onnx")
+    assert counts["DequantizeLinear"] >= 2 * len(targets) and counts["QuantizeLinear"] >= len(targets)
+    quantize_bundle(tiny_bundle, tmp_path / "d", QuantizeConfig("int8-dynamic", graphs=("speech",)), cset)
+    dynamic = _qdq_counts(tmp_path / "d" / "speech.onnx")
+    assert dynamic["MatMulInteger"] > 0 and dynamic["QuantizeLinear"] == 0 and dynamic["Conv"] > 0

@@ -29,7 +29,7 @@ CHARS = CtcVocab(tokens=("<pad>", "|", "A", "B", "C", "'"), blank_id=0, word_del
 PHONES = CtcVocab(tokens=("<b>", "<wb>", "æ", "b", "s", "i", "ʌ", "ə"), blank_id=0, word_delimiter="<wb>",
                   unk_token=None, kind="phonemes")
 LEXICON = Lexicon({"ab": ("æ", "b"), "c": ("s", "i"), "cab": ("s", "æ", "b"), "a": ("ʌ",)}, g2p=None)
-EXACT = SegmentOptions(start_shift_s=0.0, end_shift_s=0.0, phone_shift_s=0.0)  # boundaries at the aligned frames
+EXACT = SegmentOptions.exact()  # boundaries at the aligned frames
 
 
 def peaks(vocab: CtcVocab, frames: int, spikes: dict[int, str], floor: float = 0.02) -> Emissions:
@@ -77,10 +77,14 @@ def test_scores_are_probabilities_at_every_level(vocab: CtcVocab, spikes: dict[i
 
 def test_boundary_shift_never_overlaps_neighbours() -> None:
     em = peaks(CHARS, 30, {5: "A", 6: "B", 7: "|", 8: "C"})
-    seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions(start_shift_s=0.08,
-                                                                                   end_shift_s=0.08))
+    seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions(
+        start_shift_s=0.08, end_shift_s=0.08, final_end_shift_s=0.08, overlap_s=0.0))
     w0, w1 = seg.words
     assert w0.start_s == pytest.approx(0.02) and w0.end_s <= w1.start_s and w1.start_s == pytest.approx(0.14)
+    # a start may reach overlap_s before the previous word's last aligned frame, and no further
+    seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions(
+        start_shift_s=0.3, overlap_s=0.01))
+    assert seg.words[1].start_s == pytest.approx(0.14 - 0.01) == seg.words[0].end_s
 
 
 def test_a_wrong_transcript_is_reported_by_confidence_not_hidden() -> None:

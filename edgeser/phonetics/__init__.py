@@ -2,6 +2,6 @@
 
 from edgeser.phonetics.lexicon import Lexicon, Pronunciation
 from edgeser.phonetics.normalize import normalize_words
-from edgeser.phonetics.syllabify import is_vowel, syllabify
+from edgeser.phonetics.syllabify import is_vowel, manner, syllabify
 
-__all__ = ["Lexicon", "Pronunciation", "is_vowel", "normalize_words", "syllabify"]
+__all__ = ["Lexicon", "Pronunciation", "is_vowel", "manner", "normalize_words", "syllabify"]
