@@ -50,7 +50,7 @@ def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
         wave = cset.audio(i)
         encoded = rec.encode(wave, sample_rate=16000)
         try:
-            seg = rec.segment_encoded(encoded, item.transcript)
+            seg = rec.segment_for_fusion(encoded, wave, item.transcript)
         except EdgeserError:  # a transcript that cannot be aligned: skip the item, as training would
             continue
         levels = level_features(encoded.hidden_states[:, section.layer], encoded.num_frames, [seg],

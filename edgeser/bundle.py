@@ -126,15 +126,25 @@ class FusionSection:
     uses_text: bool
     layer: int  # index into speech.exposed_layers
     provenance: dict[str, Any] = field(default_factory=dict)
+    segmenter: str = "bundle"
+    """Where the segments the head was trained on came from: ``"bundle"`` (the speech graph's own CTC head,
+    one encoder pass) or ``"hama"`` (the default phoneme aligner, a second, small pass). Prediction uses
+    the same, so that features match training."""
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in ("bundle", "hama"):
+            raise BundleError(f"fusion segmenter must be 'bundle' or 'hama', got {self.segmenter!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"graph": self.graph, "spec": self.spec.to_dict(), "levels": list(self.levels),
-                "uses_text": self.uses_text, "layer": self.layer, "provenance": self.provenance}
+                "uses_text": self.uses_text, "layer": self.layer, "segmenter": self.segmenter,
+                "provenance": self.provenance}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FusionSection:
         return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]), levels=tuple(d["levels"]),
-                   uses_text=bool(d["uses_text"]), layer=int(d["layer"]), provenance=dict(d.get("provenance", {})))
+                   uses_text=bool(d["uses_text"]), layer=int(d["layer"]), provenance=dict(d.get("provenance", {})),
+                   segmenter=str(d.get("segmenter", "bundle")))
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,18 @@ class EmotionRecognizer:
         name = f"bundle {self.bundle.path.name} ({self.speech.ctc.kind} CTC)"
         return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
 
+    def segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
+                           options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
+        """The segments the fusion head expects: from the bundle's CTC head (same pass as ``encoded``), or
+        from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``)."""
+        fusion = self.bundle.manifest.fusion
+        if fusion is not None and fusion.segmenter == "hama":
+            from edgeser.aligner import default_aligner
+
+            aligner = default_aligner()
+            return segment(aligner.emissions(wave), text, aligner=aligner.name, lexicon=lexicon, options=options)
+        return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
+
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Prediction:
         """The emotion of one utterance: one encoder pass, segmentation, pooling, text, fusion.
@@ -209,7 +221,7 @@ class EmotionRecognizer:
         t1 = time.perf_counter()
         encoded = self._encode_loaded([wave])
         t2 = time.perf_counter()
-        seg = self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
+        seg = self.segment_for_fusion(encoded, wave, text, options=options, lexicon=lexicon)
         t3 = time.perf_counter()
         speech = level_features(encoded.hidden_states[:, fusion.layer], encoded.num_frames, [seg],
                                 self.speech.frames, fusion.levels)
@@ -217,7 +229,8 @@ class EmotionRecognizer:
         transcript = text if text is not None else seg.transcript
         text_in, text_s = None, None
         if fusion.uses_text:
-            if text is None and self.speech.ctc.kind == "phonemes":  # IPA means nothing to a text encoder
+            phonemic = fusion.segmenter == "hama" or self.speech.ctc.kind == "phonemes"
+            if text is None and phonemic:  # decoded IPA means nothing to a text encoder
                 transcript = self._spell(seg)
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s

@@ -17,9 +17,11 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
+from edgeser.aligner import default_aligner
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError
 from edgeser.pooling import level_features
+from edgeser.segmenter import segment
 from export.train import Features
 
 
@@ -33,14 +35,19 @@ class FeatureSet:
 
 
 def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[str], use_text: bool,
-                       layer: int = -1) -> Features:
+                       layer: int = -1, segmenter: str = "bundle") -> Features:
     """``{level: (positions, dim)}`` for the speech levels and ``{"text": (tokens, dim)}``, unpadded."""
     feats: Features = {}
     if levels:
         if utt.path is None:
             raise ValueError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
-        encoded = rec.encode(utt.path)
-        segs = [rec.segment_encoded(encoded, utt.transcript)] if set(levels) - {"frame"} else []
+        wave = rec.load_audio(utt.path)
+        encoded = rec.encode(wave, sample_rate=16000)
+        if set(levels) - {"frame"}:
+            segs = [segment(default_aligner().emissions(wave), utt.transcript, aligner="hama")
+                    if segmenter == "hama" else rec.segment_encoded(encoded, utt.transcript)]
+        else:
+            segs = []
         for level, (x, mask) in level_features(encoded.hidden_states[:, layer], encoded.num_frames, segs,
                                                rec.speech.frames, levels).items():
             feats[level] = x[0][mask[0]]
@@ -52,18 +59,19 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
     return feats
 
 
-def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, layer: int) -> str:
-    """Changes whenever the graphs, the levels or the layer change."""
+def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, layer: int,
+              segmenter: str = "bundle") -> str:
+    """Changes whenever the graphs, the levels, the layer or the segmenter change."""
     files = rec.bundle.manifest.files
     ident = {"graphs": {k: v.sha256 for k, v in sorted(files.items())}, "levels": list(levels), "text": use_text,
-             "layer": layer}
+             "layer": layer, **({"segmenter": segmenter} if segmenter != "bundle" else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def compute(rec: EmotionRecognizer, dataset: Dataset, levels: Sequence[str], use_text: bool, cache: Path,
-            layer: int = -1) -> FeatureSet:
+            layer: int = -1, segmenter: str = "bundle") -> FeatureSet:
     """Features of every utterance, read from ``cache`` when present, else computed and written there."""
-    folder = cache / f"{dataset.name}-{cache_key(rec, levels, use_text, layer)}"
+    folder = cache / f"{dataset.name}-{cache_key(rec, levels, use_text, layer, segmenter)}"
     folder.mkdir(parents=True, exist_ok=True)
     items, indices, failures = [], [], []
     for i, utt in enumerate(track(dataset.utterances, description=f"features ({dataset.name})")):
@@ -73,7 +81,7 @@ def compute(rec: EmotionRecognizer, dataset: Dataset, levels: Sequence[str], use
                 feats = {k: z[k] for k in z.files}
         else:
             try:
-                feats = utterance_features(rec, utt, levels, use_text, layer)
+                feats = utterance_features(rec, utt, levels, use_text, layer, segmenter)
             except (EdgeserError, ValueError) as e:
                 failures.append((utt.id, str(e)))
                 continue

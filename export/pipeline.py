@@ -152,7 +152,7 @@ FUSION_CASES = ({"frame": 97, "phone": 31, "syllable": 13, "word": 7, "text": 14
 
 
 def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, provenance: dict[str, Any],
-               exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
+               segmenter: str = "bundle", exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
                progress: Callable[[str], None] = log.info) -> Manifest:
     """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel).
 
@@ -170,7 +170,7 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
             shutil.copy2(src.path / name, writer.path(name))
         graph, spec = FusionGraph(model.eval()).eval(), fusion_spec(model)
         section = FusionSection(graph="fusion.onnx", spec=spec, levels=tuple(c.levels), uses_text=c.use_text,
-                                layer=layer)
+                                layer=layer, segmenter=segmenter)
         progress(f"exporting fusion head ({exporter})")
         t0 = time.perf_counter()
         opset = export_onnx(graph, spec, fusion_example(model, 2, FUSION_TRACE), writer.path(section.graph),

@@ -15,6 +15,7 @@ Config (TOML or JSON); relative paths are relative to the config file::
     early = true
     late = true
     use_text = true
+    segmenter = "bundle"         # or "hama": segments from the default phoneme aligner
 
     [train]
     epochs = 30
@@ -67,6 +68,7 @@ class RecipeConfig:
     heads: int = 4
     dropout: float = 0.2
     layer: int = -1
+    segmenter: str = "bundle"
     cache: Path | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -98,7 +100,7 @@ class RecipeConfig:
         data, model, train_cfg, output = section("data"), section("model"), section("train"), section("output")
         unknown = set(raw) - {"data", "model", "train", "output"}
         train_keys = {f.name for f in fields(TrainConfig)}
-        model_keys = {"bundle", "levels", "early", "late", "use_text", "dim", "heads", "dropout", "layer"}
+        model_keys = {"bundle", "levels", "early", "late", "use_text", "dim", "heads", "dropout", "layer", "segmenter"}
         problems = [f"unknown section(s) {sorted(unknown)}"] if unknown else []
         problems += [f"unknown [model] key {k!r}" for k in model if k not in model_keys]
         problems += [f"unknown [train] key {k!r}" for k in train_cfg if k not in train_keys]
@@ -113,6 +115,7 @@ class RecipeConfig:
                    late=bool(model.get("late", True)), use_text=bool(model.get("use_text", True)),
                    dim=int(model.get("dim", 128)), heads=int(model.get("heads", 4)),
                    dropout=float(model.get("dropout", 0.2)), layer=int(model.get("layer", -1)),
+                   segmenter=str(model.get("segmenter", "bundle")),
                    cache=base / output["cache"] if "cache" in output else None, train=TrainConfig(**train_cfg))
 
 
@@ -163,7 +166,7 @@ def prepare(config: RecipeConfig, progress: Callable[[str], None] = print) -> Pr
     """:func:`check`, then the features (cached), with failures reported and folds mapped onto them."""
     dataset, rec, fusion = check(config)
     features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
-                       config.layer)
+                       config.layer, config.segmenter)
     for utt_id, reason in features.failures:
         progress(f"skipped {utt_id}: {reason}")
     position = {int(i): k for k, i in enumerate(features.indices)}
@@ -247,7 +250,7 @@ def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
                   "counts": dataset.subset(features.indices).counts(), "train": asdict(config.train),
                   "skipped": len(features.failures)}
     manifest = add_fusion(config.bundle, model, out, layer=config.layer % exposed, provenance=provenance,
-                          overwrite=overwrite, progress=progress)
+                          segmenter=config.segmenter, overwrite=overwrite, progress=progress)
     return {"bundle": str(out), "utterances": len(features.items), "files": sorted(manifest.files)}
 
 

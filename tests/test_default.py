@@ -70,3 +70,26 @@ def test_the_default_name_resolves_to_the_configured_folder(parts: dict[str, Pat
     monkeypatch.setenv("EDGESER_DEFAULT_BUNDLE", str(tmp_path / "built"))
     assert default.resolve("default") == tmp_path / "built"
     assert EmotionRecognizer.from_bundle("default").bundle.path == (tmp_path / "built").resolve()
+
+
+def test_a_head_trained_on_hama_segments_predicts_with_hama_segments(parts: dict[str, Path], tmp_path: Path) -> None:
+    """The segmenter a head was trained with is recorded and used again at prediction (the default model's
+    compact CTC head has only heard two sentences, so it is trained on hama's segments)."""
+    pytest.importorskip("hama")
+    import json
+
+    full = tmp_path / "full"
+    default.combine(parts["parts"], parts["text"], full)
+    raw = json.loads((full / "bundle.json").read_text())
+    assert raw["fusion"]["segmenter"] == "bundle"
+    raw["fusion"]["segmenter"] = "hama"
+    (full / "bundle.json").write_text(json.dumps(raw))
+    rec = EmotionRecognizer.from_bundle(full)
+    seg = rec.segment_for_fusion(rec.encode(SAMPLE), rec.load_audio(SAMPLE), "kids are talking by the door")
+    assert seg.aligner.startswith("hama") and [w.label for w in seg.words][-1] == "door"
+    result = rec.predict(SAMPLE)  # no transcript: hama decodes phones, P2G spells them for the text branch
+    assert result.segmentation.aligner.startswith("hama") and "door" in result.transcript.lower()
+    raw["fusion"]["segmenter"] = "whisper"
+    (full / "bundle.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="segmenter"):
+        Bundle.load(full, verify_hashes=False)
