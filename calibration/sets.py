@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
+from edgeser.bundle import default_dir_mode
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import DatasetError
 
@@ -177,6 +178,7 @@ def build(dataset: Dataset, out: str | os.PathLike[str], *, n: int = 64, seed: i
     lengths = target_lengths(n, min_s, max_s, rng)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    staging.chmod(default_dir_mode())
     try:
         (staging / "audio").mkdir()
         items = []

