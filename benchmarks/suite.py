@@ -38,7 +38,7 @@ from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
 from edgeser.datasets import Dataset
 from edgeser.errors import EdgeserError
-from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.metrics import confusion_matrix, evaluate, unweighted_accuracy, weighted_accuracy
 
 BUCKETS_S = (1.0, 4.0, 10.0)
 STAGES = ("audio_load_s", "speech_encoder_s", "segmentation_s", "pooling_s", "text_encoder_s", "fusion_s")
@@ -122,24 +122,6 @@ def clips(dataset: Dataset, indices: Sequence[int], seconds: float, n: int, seed
     return out
 
 
-def accuracy(rec: EmotionRecognizer, dataset: Dataset, test: Sequence[int]) -> dict[str, Any]:
-    labels = rec.bundle.manifest.labels
-    truth, pred, failed = [], [], 0
-    for i in test:
-        u = dataset.utterances[i]
-        assert u.path is not None
-        try:
-            result = rec.predict(u.path, u.transcript)
-        except EdgeserError:
-            failed += 1
-            continue
-        truth.append(labels.index(u.label))
-        pred.append(labels.index(result.label))
-    cm = confusion_matrix(truth, pred, len(labels))
-    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth), "failed": failed,
-            "confusion": cm.tolist()}
-
-
 def probe(bundle: Path, audio: Path) -> dict[str, float]:
     """Run in a fresh process: bundle load, first call, and that process's peak RSS."""
     code = ("import json,resource,time,sys;t0=time.perf_counter();from edgeser import EmotionRecognizer as R;"
@@ -181,7 +163,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
                         "size_mb": round(sum(f.bytes for f in b.files.values()) / 1e6, 2)}
         if rec.fusion is not None:
             progress(f"{v.name}: accuracy on {len(test)} held-out utterances")
-            rows[v.name].update(accuracy(rec, dataset, test))
+            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in test]))
     # latency, interleaved
     stage_times: dict[str, dict[str, list[dict[str, float]]]] = {v.name: {} for v in variants}
     totals: dict[str, dict[str, list[float]]] = {v.name: {} for v in variants}

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgeser.datasets import Utterance
+    from edgeser.recognizer import EmotionRecognizer
+
+
+def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance]) -> dict[str, Any]:
+    """UA, WA and the confusion matrix of ``rec.predict`` over labelled utterances (transcripts used where
+    present); utterances it refuses (``EdgeserError``: silent, unalignable...) are counted, not scored."""
+    from edgeser.errors import EdgeserError
+
+    labels = rec.bundle.manifest.labels
+    truth, pred, failed = [], [], 0
+    for u in utterances:
+        if u.path is None:
+            raise ValueError(f"{u.id}: no audio to predict from")
+        try:
+            result = rec.predict(u.path, u.transcript)
+        except EdgeserError:
+            failed += 1
+            continue
+        truth.append(labels.index(u.label))
+        pred.append(labels.index(result.label))
+    cm = confusion_matrix(truth, pred, len(labels))
+    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth), "failed": failed,
+            "confusion": cm.tolist()}
 
 
 def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -55,6 +54,7 @@ from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
+from export.configfile import read_config
 from export.encoder import SpeechEmotionModel, batch_inputs, save
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -84,19 +84,7 @@ class DistillConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> DistillConfig:
         path = Path(path)
-        if not path.is_file():
-            raise DatasetError(f"{path}: no such config file")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            raw = json.loads(text)
-        elif sys.version_info >= (3, 11):
-            import tomllib
-
-            raw = tomllib.loads(text)
-        else:  # Python 3.10 (JetPack 6): the tomli backport, or use a JSON config
-            from edgeser._optional import require
-
-            raw = require("tomli", "export", "TOML configs on Python 3.10", install="pip install tomli").loads(text)
+        raw = read_config(path)
         unknown = set(raw) - {"teacher", "data", "student", "train"}
         bad_train = set(raw.get("train", {})) - {f.name for f in fields(DistillTrain)}
         if unknown or bad_train or "teacher" not in raw or not raw.get("data"):

@@ -44,7 +44,7 @@ from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.bundle import Manifest, write_bundle
 from edgeser.datasets import Dataset
 from edgeser.errors import EdgeserError
-from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.metrics import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -245,22 +245,9 @@ def mean_agreement(parent: Path, variant: Path, feeds: Sequence[dict[str, np.nda
     return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
 
 
-def evaluate_ua(bundle: Path, dataset: Dataset, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def evaluate_ua(bundle: Path, dataset: Dataset) -> dict[str, Any]:
     """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present)."""
-    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
-    labels = rec.bundle.manifest.labels
-    truth, pred, failed = [], [], 0
-    for u in dataset.utterances:
-        assert u.path is not None
-        try:
-            result = rec.predict(u.path, u.transcript)
-        except EdgeserError:
-            failed += 1
-            continue
-        truth.append(labels.index(u.label))
-        pred.append(labels.index(result.label))
-    cm = confusion_matrix(truth, pred, len(labels))
-    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth), "failed": failed}
+    return evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), dataset.utterances)
 
 
 def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig, calibration: CalibrationSet | None,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -37,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer
-from edgeser._optional import require
 from edgeser.datasets import Dataset, iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
-from edgeser.errors import DatasetError, EdgeserError
+from edgeser.errors import DatasetError
 from edgeser.metrics import FoldScores, confusion_matrix
+from export.configfile import read_config
 from export.features import FeatureSet, compute
 from export.model import LEVELS, FusionConfig
 from export.train import Features, TrainConfig, predict, train
@@ -75,20 +74,7 @@ class RecipeConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> RecipeConfig:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix == ".json":
-                raw = json.loads(text)
-            elif sys.version_info >= (3, 11):
-                import tomllib
-
-                raw = tomllib.loads(text)
-            else:  # Python 3.10 (JetPack 6): the tomli backport, or use a JSON config
-                raw = require("tomli", "export", "TOML configs on Python 3.10", install="pip install tomli").loads(text)
-        except (ValueError, ImportError, EdgeserError) as e:
-            raise ConfigError(f"{path}: cannot parse ({e})") from e
+        raw = read_config(path, ConfigError)
         base = path.parent
 
         def section(name: str) -> dict[str, Any]:

@@ -38,3 +38,29 @@ def test_bad_inputs() -> None:
         confusion_matrix([0], [0, 1], 4)
     with pytest.raises(ValueError, match="no examples"):
         unweighted_accuracy(np.zeros((4, 4), dtype=np.int64))
+
+
+def test_evaluate_scores_predictions_and_counts_refusals() -> None:
+    import types
+    from pathlib import Path
+
+    from edgeser.datasets import Utterance
+    from edgeser.errors import AudioError
+    from edgeser.metrics import evaluate
+
+    said = {"a": "neutral", "b": "happy", "c": "happy", "d": None}
+
+    class Rec:
+        bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(labels=("neutral", "happy", "angry", "sad")))
+
+        def predict(self, path: Path, text: str | None) -> types.SimpleNamespace:
+            label = said[path.stem]
+            if label is None:
+                raise AudioError("silent")
+            return types.SimpleNamespace(label=label)
+
+    utts = [Utterance(k, Path(f"{k}.wav"), "s", "s", truth, None)
+            for k, truth in (("a", "neutral"), ("b", "happy"), ("c", "neutral"), ("d", "sad"))]
+    got = evaluate(Rec(), utts)  # type: ignore[arg-type]
+    assert got["failed"] == 1 and got["utterances"] == 3
+    assert got["ua"] == pytest.approx((1 / 2 + 1) / 2) and got["wa"] == pytest.approx(2 / 3)
