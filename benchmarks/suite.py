@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,12 +138,21 @@ def probe(bundle: Path, audio: Path) -> dict[str, float]:
     return result
 
 
+BACKENDS = {"cpu": RuntimeOptions.cpu, "cuda": RuntimeOptions.cuda, "ort-tensorrt": RuntimeOptions.ort_tensorrt,
+            "tensorrt": RuntimeOptions.tensorrt}
+"""``--backend`` names: ONNX Runtime on the CPU (the default), its CUDA or TensorRT provider, or the bundle's
+own TensorRT engines. Only ``cpu`` has been measured by this project."""
+
+
 def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[str] | None = None,
         repeats: int = 5, clips_per_bucket: int = 3, batch: int = 8, threads: int = 0, reference: str | None = None,
-        baselines: bool = True, device_name: str | None = None, seed: int = 0,
+        baselines: bool = True, device_name: str | None = None, seed: int = 0, backend: str = "cpu",
         progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every variant; returns the JSON-ready result (see the module docstring)."""
-    options = RuntimeOptions(threads=threads, verify_hashes=False)
+    if backend not in BACKENDS:
+        raise EdgeserError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+    preset = BACKENDS[backend]()
+    options = replace(preset, threads=threads, verify_hashes=False)
     recs = {v.name: EmotionRecognizer.from_bundle(v.path, options) for v in variants}
     first = recs[variants[0].name].bundle
     train, test, how = split(dataset, first, test_groups)
@@ -159,7 +168,8 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
         rows[v.name] = {"variant": v.name, "bundle": str(v.path),
                         "precision": (b.speech.provenance.get("quantization", {}).get("precision", "fp32")
                                       if b.speech else "-"),
-                        "backend": "onnxruntime " + ",".join(options.providers),
+                        "backend": (f"{options.backend} " if options.backend != "onnxruntime" else "onnxruntime ")
+                                   + ",".join(options.providers),
                         "size_mb": round(sum(f.bytes for f in b.files.values()) / 1e6, 2)}
         if rec.fusion is not None:
             progress(f"{v.name}: accuracy on {len(test)} held-out utterances")
@@ -266,9 +276,9 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
 
 def markdown(result: dict[str, Any]) -> str:
     """The table: one row per variant (and device, for merged results)."""
-    lines = ["| device | variant | precision | UA | WA | p50 1 s | p50 4 s | p90 4 s | p50 10 s | RTF 4 s | "
+    lines = ["| device | variant | precision | backend | UA | WA | p50 1 s | p50 4 s | p90 4 s | p50 10 s | RTF 4 s | "
              "ratio 4 s (p10-p90) | cold start | peak RSS | size |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
         ratio = r.get("latency_ratio_to_reference", {}).get("4s")
@@ -278,6 +288,7 @@ def markdown(result: dict[str, Any]) -> str:
 
         lines.append(" | ".join([
             f"| {r.get('device', result['machine']['device_name'])}", r["variant"], r.get("precision", "-"),
+            r.get("backend", "-").replace("ExecutionProvider", ""),
             f"{100 * r['ua']:.1f}" if "ua" in r else "-", f"{100 * r['wa']:.1f}" if "wa" in r else "-",
             ms("1s"), ms("4s"), ms("4s", "p90"), ms("10s"),
             f"{r['rtf']['4s']:.3f}" if "4s" in r.get("rtf", {}) else "-",
@@ -287,7 +298,7 @@ def markdown(result: dict[str, Any]) -> str:
     for b in result.get("baselines", []):
         ua = f"{100 * b['ua']:.1f}" if "ua" in b else f"skipped: {b.get('skipped')}"
         wa = f"{100 * b['wa']:.1f}" if "wa" in b else "-"
-        lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | {ua} | {wa} |"
+        lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | {wa} |"
                      + " - |" * 9)
     return "\n".join(lines) + "\n"
 

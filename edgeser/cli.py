@@ -506,12 +506,15 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
 @click.option("--clips", "clips_per_bucket", type=int, default=3, show_default=True, help="Clips per length bucket.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Batch size for the throughput figure.")
 @click.option("--threads", type=int, default=0, show_default=True)
+@click.option("--backend", type=click.Choice(["cpu", "cuda", "ort-tensorrt", "tensorrt"]), default="cpu",
+              show_default=True, help="ONNX Runtime CPU/CUDA/TensorRT provider, or the bundles' TensorRT engines "
+                                      "(only cpu has been run by this project).")
 @click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
 @click.option("--compare", "compare_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Instead of measuring: merge these result folders (several devices) into --out.")
 def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device_name: str | None,
           test_groups: str | None, reference: str | None, repeats: int, clips_per_bucket: int, batch: int,
-          threads: int, no_baselines: bool, compare_dirs: tuple[Path, ...]) -> None:
+          threads: int, backend: str, no_baselines: bool, compare_dirs: tuple[Path, ...]) -> None:
     """Accuracy against latency, size and memory for each bundle variant; writes results.json, table.md and
     pareto.png to --out."""
     from benchmarks import suite
@@ -527,7 +530,8 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
             result = suite.run([suite.parse_variant(b) for b in bundles], open_dataset(dataset_path),
                                test_groups=test_groups.split(",") if test_groups else None, repeats=repeats,
                                clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,
-                               baselines=not no_baselines, device_name=device_name, progress=err.print)
+                               baselines=not no_baselines, device_name=device_name, backend=backend,
+                               progress=err.print)
         suite.write(result, out)
     click.echo(suite.markdown(result))
     err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")
