@@ -357,14 +357,28 @@ def ablate(config_path: Path) -> None:
     click.echo(table)
 
 
-def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: float, work: Path) -> Any:
+def _training_speakers(dataset: Any, groups: list[str] | None) -> Any:
+    """The utterances of the groups a head was trained on, so that quantizing never touches the speakers its
+    held-out scores are measured on (all of them when the bundle records no groups)."""
+    if not groups:
+        return dataset
+    keep = [i for i, u in enumerate(dataset.utterances) if u.group in set(groups)]
+    if not keep:
+        return dataset
+    err.print(f"{dataset.name}: using the {len(keep)} utterances of the {len(set(groups))} groups the head was "
+              "trained on (its held-out speakers stay unseen)")
+    return dataset.subset(keep)
+
+
+def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: float, work: Path,
+                     groups: list[str] | None = None) -> Any:
     """A prepared set folder as it is, or a dataset (CSV/folder) drawn into a new set under ``work``."""
     from calibration.sets import INDEX, CalibrationSet, build
     from edgeser.datasets import open_dataset
 
     if (source / INDEX).is_file():
         return CalibrationSet.load(source)
-    dataset = open_dataset(source)
+    dataset = _training_speakers(open_dataset(source), groups)
     with _progress(f"calibration set from {dataset.name}", size) as advance:
         return build(dataset, work / "calibration", n=size, seed=seed, min_s=min_s, max_s=max_s,
                      progress=lambda done, total: advance())
@@ -412,7 +426,8 @@ def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: flo
 @click.option("--precision", required=True, type=click.Choice(["int8", "int8-dynamic", "fp16"]))
 @click.option("--calibration", "calibration_source", type=click.Path(exists=True, path_type=Path), default=None,
               help="A set from `edgeser calibration build`, or a dataset (manifest CSV or corpus folder) to draw one "
-                   "from. Needed for int8; for the others it feeds the agreement check.")
+                   "from (only the speakers the bundle's head was trained on, when it records them). Needed for "
+                   "int8; for the others it feeds the agreement check.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write.")
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True,
               help="Calibration method (int8).")
@@ -442,14 +457,16 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
         config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
                                 graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
         source = default.resolve(bundle, progress=err.print)
+        fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
+        groups = fusion.provenance.get("train_groups") if fusion else None
         with tempfile.TemporaryDirectory(prefix="edgeser-calib-") as tmp:
-            cset = (_calibration_set(calibration_source, calibration_size, seed, 1.0, 10.0, Path(tmp))
+            cset = (_calibration_set(calibration_source, calibration_size, seed, 1.0, 10.0, Path(tmp), groups)
                     if calibration_source is not None else None)
             val = None
             drawn = calibration_source is not None and not (calibration_source / "calibration.json").is_file()
             val_source = validation or (calibration_source if drawn else None)
             if val_source is not None:
-                ds = open_dataset(val_source)
+                ds = _training_speakers(open_dataset(val_source), groups)
                 used = {sid for it in (cset.items if cset else ()) for sid, _, _ in it.sources}
                 keep = [i for i, u in enumerate(ds.utterances) if u.id not in used and u.path is not None]
                 rng = np.random.default_rng(seed)
