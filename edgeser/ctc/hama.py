@@ -1,4 +1,4 @@
-"""The default aligner until a trained model ships: ``hama``'s phoneme CTC recognizer (Apache-2.0).
+"""The default aligner: ``hama``'s phoneme CTC recognizer (Apache-2.0), also the default model's segmenter.
 
 Its vocabulary is IPA with a ``<wb>`` word-boundary token and a ``<blank>``; one frame is 320
 samples at 16 kHz. The recognizer silently stops at 30 s of audio, so audio is fed in chunks.
