@@ -22,6 +22,7 @@ The graph is quantized by ONNX Runtime's tools; TensorRT engines are built from 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
@@ -185,8 +186,9 @@ def _copy_metadata(src: onnx.ModelProto, dst: onnx.ModelProto) -> None:
 
 def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, work: Path, max_feeds: int = 8
                 ) -> list[tuple[str, float]]:
-    """Quantized nodes of ``float_path``, most sensitive first: ``(node name, SQNR dB)`` where the SQNR is
-    that of the node's quantized input activation (ONNX Runtime's ``qdq_loss_debug``)."""
+    """Quantized nodes of ``float_path``, most sensitive first: ``(node name, SQNR dB)``, from the
+    signal-to-quantization-noise ratios of the node's quantized input and output activations, against their
+    own quantization and against the float model (ONNX Runtime's ``qdq_loss_debug``)."""
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
@@ -203,14 +205,27 @@ def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, wor
     qdq_acts = collect_activations(str(aug_qdq), few)
     errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
     model = onnx.load(str(float_path))
-    scored = []
+    local: list[tuple[str, float]] = []  # noise that quantizing the node's own tensors adds
+    cross: list[tuple[str, float]] = []  # distance of those tensors from the float model's
     for node in model.graph.node:
         if node.op_type not in STATIC_OPS:
             continue
-        sqnr = [float(errors[t]["qdq_err"]) for t in node.input if t in errors and "qdq_err" in errors[t]]
-        if sqnr:
-            scored.append((node.name, min(sqnr)))
-    return sorted(scored, key=lambda x: x[1])
+        tensors = [t for t in (*node.input, *node.output) if t in errors]  # a quantized node's output is too
+        for out, key in ((local, "qdq_err"), (cross, "xmodel_err")):
+            values = [float(errors[t][key]) for t in tensors if key in errors[t] and np.isfinite(errors[t][key])]
+            if values:
+                out.append((node.name, min(values)))
+    # SQNR is a ratio of powers: one huge channel hides, from the local measure, that the others were
+    # flattened; the cross-model measure sees it downstream but also blames late nodes for early errors. The
+    # two rankings are interleaved, so each step keeps the worst of both in float.
+    ranked: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for pair in itertools.zip_longest(sorted(local, key=lambda x: x[1]), sorted(cross, key=lambda x: x[1])):
+        for item in pair:
+            if item is not None and item[0] not in seen:
+                seen.add(item[0])
+                ranked.append(item)
+    return ranked
 
 
 def agreement(parent: dict[str, np.ndarray], variant: dict[str, np.ndarray]) -> dict[str, float]:
@@ -222,9 +237,11 @@ def agreement(parent: dict[str, np.ndarray], variant: dict[str, np.ndarray]) -> 
         if a.dtype.kind != "f":
             continue
         x, y = a.reshape(-1, a.shape[-1]).astype(np.float64), b.reshape(-1, b.shape[-1]).astype(np.float64)
-        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-        keep = norms > 0
-        out[f"{name}_cosine"] = float(np.mean((x * y).sum(1)[keep] / norms[keep])) if keep.any() else 1.0
+        keep = np.linalg.norm(x, axis=1) > 0  # rows the parent leaves at zero (padding) say nothing
+        norms = np.linalg.norm(x[keep], axis=1) * np.linalg.norm(y[keep], axis=1)
+        dots = (x[keep] * y[keep]).sum(1)  # a variant row collapsed to zero scores 0, not skipped
+        out[f"{name}_cosine"] = float(np.mean(np.where(norms > 0, dots / np.maximum(norms, 1e-300), 0.0))) \
+            if keep.any() else 1.0
         if name == "logits":
             out["logits_argmax_agreement"] = float(np.mean(x.argmax(1) == y.argmax(1)))
     return out

@@ -108,3 +108,44 @@ def test_qdq_node_counts(tiny_bundle: Path, cset: CalibrationSet, tmp_path: Path
     quantize_bundle(tiny_bundle, tmp_path / "d", QuantizeConfig("int8-dynamic", graphs=("speech",)), cset)
     dynamic = _qdq_counts(tmp_path / "d" / "speech.onnx")
     assert dynamic["MatMulInteger"] > 0 and dynamic["QuantizeLinear"] == 0 and dynamic["Conv"] > 0
+
+
+def test_fallback_finds_a_node_made_sensitive_on_purpose(tmp_path: Path) -> None:
+    """A two-layer graph whose hidden activation has one channel of rare, huge spikes (a ReLU over a
+    shifted, 1000x scaled projection): uint8 quantization of that activation flattens every other channel,
+    the output's cosine to FP32 collapses, the SQNR ranking puts the two nodes around it first, and keeping
+    them in float restores the output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from calibration.readers import OrtReader
+    from export.quantize import mean_agreement, quantize_graph, sensitivity
+
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((16, 16)).astype(np.float32) / 4
+    w1[:, 0] = 0
+    w1[0, 0] = 1000.0  # channel 0 = relu(1000 * x0 - 3000): zero unless x0 > 3, then hundreds
+    b1 = np.zeros(16, np.float32)
+    b1[0] = -3000.0
+    w2 = rng.standard_normal((16, 8)).astype(np.float32) / 4
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["a"], name="first"), helper.make_node("Add", ["a", "b1"], ["z"]),
+         helper.make_node("Relu", ["z"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["y"], name="second")],
+        "spiky", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"), numpy_helper.from_array(w2, "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    feeds = [{"x": rng.standard_normal((512, 16)).astype(np.float32)} for _ in range(4)]
+    assert any((f["x"][:, 0] > 3.3).any() for f in feeds)  # the spikes occur in calibration data
+
+    config = QuantizeConfig("int8")
+    quantize_graph(tmp_path / "f.onnx", tmp_path / "q.onnx", config, OrtReader(feeds))
+    broken = mean_agreement(tmp_path / "f.onnx", tmp_path / "q.onnx", feeds)["y_cosine"]
+    ranked = sensitivity(tmp_path / "q.pre.onnx", tmp_path / "q.onnx", OrtReader(feeds), tmp_path)
+    top = [name for name, _ in ranked[:2]]  # the MatMul reading the spikes and the projection making them
+    assert set(top) == {"second", "first/MatMulAddFusion"} and dict(ranked)["second"] < 10  # dB
+    quantize_graph(tmp_path / "f.onnx", tmp_path / "k.onnx", config, OrtReader(feeds), exclude=top)
+    kept = mean_agreement(tmp_path / "f.onnx", tmp_path / "k.onnx", feeds)["y_cosine"]
+    assert broken < 0.9 and kept > 0.999
