@@ -300,6 +300,12 @@ def markdown(result: dict[str, Any]) -> str:
         wa = f"{100 * b['wa']:.1f}" if "wa" in b else "-"
         lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | {wa} |"
                      + " - |" * 9)
+    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
+    lines.append("")
+    for m in machines:
+        lines.append(f"{m.get('device_name')}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, GPU: "
+                     f"{m.get('gpu', '?')}, ONNX Runtime {m.get('onnxruntime', '?')}, TensorRT "
+                     f"{m.get('tensorrt') or 'not installed'}; measured {m.get('measured', '?')}.")
     return "\n".join(lines) + "\n"
 
 

@@ -527,21 +527,26 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
               show_default=True, help="ONNX Runtime CPU/CUDA/TensorRT provider, or the bundles' TensorRT engines "
                                       "(only cpu has been run by this project).")
 @click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
-@click.option("--compare", "compare_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Instead of measuring: merge these result folders (several devices) into --out.")
+@click.option("--compare", is_flag=True, help="Instead of measuring: merge the result folders given as arguments "
+                                              "(several devices) into --out.")
+@click.argument("compare_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device_name: str | None,
           test_groups: str | None, reference: str | None, repeats: int, clips_per_bucket: int, batch: int,
-          threads: int, backend: str, no_baselines: bool, compare_dirs: tuple[Path, ...]) -> None:
+          threads: int, backend: str, no_baselines: bool, compare: bool, compare_dirs: tuple[Path, ...]) -> None:
     """Accuracy against latency, size and memory for each bundle variant; writes results.json, table.md and
     pareto.png to --out."""
     from benchmarks import suite
 
+    if compare_dirs and not compare:
+        raise click.UsageError("result folders are arguments of --compare: edgeser bench --compare DIR1 DIR2 --out DIR")
     with _errors():
-        if compare_dirs:
+        if compare:
+            if len(compare_dirs) < 1:
+                raise click.UsageError("--compare needs at least one result folder")
             result = suite.compare(compare_dirs)
         else:
             if not bundles or dataset_path is None:
-                raise click.UsageError("give --bundle (one or more) and --dataset, or --compare DIR ...")
+                raise click.UsageError("give --bundle (one or more) and --dataset, or --compare DIR1 DIR2 ...")
             from edgeser.datasets import open_dataset
 
             result = suite.run([suite.parse_variant(b) for b in bundles], open_dataset(dataset_path),

@@ -58,3 +58,25 @@ def test_tegrastats_power_summary() -> None:
     got = power_summary(lines)
     assert got["VDD_IN"] == {"mean_mw": 5952.0, "peak_mw": 6952.0, "samples": 2}
     assert set(got) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
+
+
+def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from benchmarks.suite import compare, write
+
+    row = {"variant": "default", "precision": "fp32", "backend": "onnxruntime CPUExecutionProvider", "ua": 0.6,
+           "wa": 0.61, "latency_ms": {"4s": {"p50": 100.0, "p90": 120.0, "p99": 130.0}}, "rtf": {"4s": 0.025},
+           "size_mb": 8.9}
+    for device, p50 in (("orin", 300.0), ("desktop", 50.0)):
+        (tmp_path / device).mkdir()
+        result = {"machine": {"device_name": device}, "dataset": "ravdess",
+                  "rows": [{**row, "latency_ms": {"4s": {"p50": p50, "p90": p50, "p99": p50}}}]}
+        (tmp_path / device / "results.json").write_text(json.dumps(result))
+    merged = compare([tmp_path / "orin", tmp_path / "desktop"])
+    assert [(r["device"], r["latency_ms"]["4s"]["p50"]) for r in merged["rows"]] == [("orin", 300.0),
+                                                                                     ("desktop", 50.0)]
+    write(merged, tmp_path / "out")
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| orin | default |" in table and "| desktop | default |" in table
+    assert (tmp_path / "out" / "pareto.png").stat().st_size > 1000
