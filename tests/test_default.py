@@ -93,3 +93,13 @@ def test_a_head_trained_on_hama_segments_predicts_with_hama_segments(parts: dict
     (full / "bundle.json").write_text(json.dumps(raw))
     with pytest.raises(BundleError, match="segmenter"):
         Bundle.load(full, verify_hashes=False)
+
+
+def test_warm_up_runs_every_graph_of_the_shipped_model() -> None:
+    """The shipped default: a complete bundle (no build), warm-up touches its graphs and its segmenter."""
+    pytest.importorskip("hama")
+    rec = EmotionRecognizer.from_bundle("default")
+    assert rec.bundle.path == default.SHIPPED.resolve() and rec.bundle.manifest.fusion is not None
+    assert rec.warm_up() > 0
+    result = rec.predict(SAMPLE, "kids are talking by the door")
+    assert result.label in rec.bundle.manifest.labels and abs(sum(result.probabilities.values()) - 1) < 1e-4
