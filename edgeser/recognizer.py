@@ -297,19 +297,21 @@ class EmotionRecognizer:
                           timings=Timings(text_encoder_s=time.perf_counter() - t0))
 
     def warm_up(self) -> float:
-        """Load and run every graph once on a second of low noise (and the hama aligner, where the fusion head
-        segments with it), so that the first real call is not the slow one; returns the seconds it took."""
+        """Load and run every graph, the segmenter and the decoder once on a second of low noise, so that the
+        first real call is not the slow one; returns the seconds it took."""
         t0 = time.perf_counter()
         noise = (0.01 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
         if self._speech is not None:
             self._encode_loaded([noise])
         if self._text is not None:
             self.embed_text("hello")
-        fusion = self.bundle.manifest.fusion
-        if fusion is not None and fusion.segmenter == "hama":
-            from edgeser.aligner import default_aligner
+        if self._fusion is not None:  # segmentation: the aligner, the lexicon, the beam decoder
+            from edgeser.errors import EdgeserError
 
-            default_aligner().emissions(noise)
+            try:
+                self.predict(noise, sample_rate=16000)
+            except EdgeserError:  # noise may well hold no words; what mattered was loading
+                pass
         return time.perf_counter() - t0
 
     def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,

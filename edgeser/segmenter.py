@@ -314,10 +314,10 @@ def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Le
         candidates, unknown = plan_words(words, emissions, lexicon, options.on_unknown)
         plans = choose_pronunciations(emissions, candidates) if candidates else []
         return align_words(emissions, plans, options, mode="forced", aligner=aligner, skipped=unknown)
-    from edgeser.ctc.decode import BeamDecoder
+    from edgeser.ctc.decode import beam_decoder
 
     vocab = emissions.vocab
-    decoded = BeamDecoder(vocab, options.beam_width, options.kenlm_path)(emissions)
+    decoded = beam_decoder(vocab, options.beam_width, options.kenlm_path)(emissions)
     decoded = [ids for ids in decoded if ids]
     if not decoded:
         raise AlignmentError("no words were recognised in the audio (is it speech?); pass the transcript to "

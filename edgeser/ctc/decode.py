@@ -6,6 +6,7 @@ pyctcdecode 0.5.0 declares ``numpy<2`` but works with numpy 2; install it withou
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -59,3 +60,9 @@ class BeamDecoder:
         beams = self._decoder.decode_beams(emissions.log_probs, beam_width=self.beam_width)
         text = beams[0][0] if beams else ""
         return [tuple(self._index[c] for c in word if c in self._index) for word in text.split()]
+
+
+@functools.lru_cache(maxsize=8)
+def beam_decoder(vocab: Any, beam_width: int = 32, kenlm_path: str | None = None) -> BeamDecoder:
+    """A :class:`BeamDecoder`, built once per vocabulary and setting (building one takes a few hundred ms)."""
+    return BeamDecoder(vocab, beam_width, kenlm_path)
