@@ -57,7 +57,7 @@ def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
                                 rec.speech.frames, section.levels)
         text_in = None
         if section.uses_text:
-            embedded = rec.embed_text(item.transcript or seg.transcript)
+            embedded = rec.embed_text(rec.fusion_transcript(seg, item.transcript))
             text_in = (embedded.token_embeddings, embedded.token_mask)
         yield head.feeds(levels, text_in)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from edgeser.audio import AudioSource, load_audio
 from edgeser.ctc.hama import FRAME_SAMPLES, SAMPLE_RATE, HamaAligner
 from edgeser.options import SegmentOptions
@@ -32,5 +34,11 @@ def align(audio: AudioSource, text: str | None = None, *, sample_rate: int | Non
     wave = load_audio(audio, sample_rate, target_rate=SAMPLE_RATE, max_seconds=max_audio_s,
                       min_samples=FRAME_SAMPLES)
     check_not_silent(wave)
+    return segment_wave(wave, text, options=options, lexicon=lexicon)
+
+
+def segment_wave(wave: np.ndarray, text: str | None = None, *, options: SegmentOptions | None = None,
+                 lexicon: Lexicon | None = None) -> Segmentation:
+    """:func:`align` for 16 kHz mono float32 audio already read and checked."""
     aligner = default_aligner()
     return segment(aligner.emissions(wave), text, aligner=aligner.name, lexicon=lexicon, options=options)

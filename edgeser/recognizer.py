@@ -188,16 +188,27 @@ class EmotionRecognizer:
         return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
 
     def segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
-                           options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
+                           options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
+                           segmenter: str | None = None) -> Segmentation:
         """The segments the fusion head expects: from the bundle's CTC head (same pass as ``encoded``), or
-        from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``)."""
+        from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``;
+        ``segmenter`` overrides it, for computing training features before a head exists)."""
         fusion = self.bundle.manifest.fusion
-        if fusion is not None and fusion.segmenter == "hama":
-            from edgeser.aligner import default_aligner
+        if (segmenter or (fusion.segmenter if fusion is not None else "bundle")) == "hama":
+            from edgeser.aligner import segment_wave
 
-            aligner = default_aligner()
-            return segment(aligner.emissions(wave), text, aligner=aligner.name, lexicon=lexicon, options=options)
+            return segment_wave(wave, text, options=options, lexicon=lexicon)
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
+
+    def fusion_transcript(self, seg: Segmentation, text: str | None = None) -> str:
+        """The text a text-reading fusion head gets: the transcript, or the words decoded from the audio;
+        decoded phones (a phonemic segmenter) are first spelled as words, since IPA means nothing to a text
+        encoder."""
+        if text is not None:
+            return text
+        fusion = self.bundle.manifest.fusion
+        phonemic = (fusion is not None and fusion.segmenter == "hama") or self.speech.ctc.kind == "phonemes"
+        return self._spell(seg) if phonemic else seg.transcript
 
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Prediction:
@@ -229,9 +240,7 @@ class EmotionRecognizer:
         transcript = text if text is not None else seg.transcript
         text_in, text_s = None, None
         if fusion.uses_text:
-            phonemic = fusion.segmenter == "hama" or self.speech.ctc.kind == "phonemes"
-            if text is None and phonemic:  # decoded IPA means nothing to a text encoder
-                transcript = self._spell(seg)
+            transcript = self.fusion_transcript(seg, text)
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
         t5 = time.perf_counter()

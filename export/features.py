@@ -17,11 +17,9 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
-from edgeser.aligner import default_aligner
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError
 from edgeser.pooling import level_features
-from edgeser.segmenter import segment
 from export.train import Features
 
 
@@ -43,11 +41,8 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
             raise ValueError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
         wave = rec.load_audio(utt.path)
         encoded = rec.encode(wave, sample_rate=16000)
-        if set(levels) - {"frame"}:
-            segs = [segment(default_aligner().emissions(wave), utt.transcript, aligner="hama")
-                    if segmenter == "hama" else rec.segment_encoded(encoded, utt.transcript)]
-        else:
-            segs = []
+        segs = ([rec.segment_for_fusion(encoded, wave, utt.transcript, segmenter=segmenter)]
+                if set(levels) - {"frame"} else [])
         for level, (x, mask) in level_features(encoded.hidden_states[:, layer], encoded.num_frames, segs,
                                                rec.speech.frames, levels).items():
             feats[level] = x[0][mask[0]]
