@@ -107,7 +107,6 @@ def export_cmd(speech_dir: Path | None, speech_config: str | None, text_config: 
 
 
 def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
-    path = default.resolve(path, progress=err.print)
     manifest = read_manifest(path.resolve())
     bundle = Bundle(path=path.resolve(), manifest=manifest)
     checks = bundle.check_files(verify_hashes=verify)
@@ -127,8 +126,8 @@ def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
 def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
     """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails."""
     with _errors():
+        bundle = default.resolve(bundle, progress=err.print)
         manifest, checks = _inspect_checks(bundle, verify=not no_verify)
-        bundle = default.resolve(bundle)
     ok = all(c.ok for c in checks)
     if as_json:
         data = {**manifest.to_dict(), "path": str(bundle.resolve()),

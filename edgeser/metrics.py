@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeser.errors import EdgeserError
+
 if TYPE_CHECKING:
     from edgeser.datasets import Utterance
     from edgeser.recognizer import EmotionRecognizer
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
 def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance]) -> dict[str, Any]:
     """UA, WA and the confusion matrix of ``rec.predict`` over labelled utterances (transcripts used where
     present); utterances it refuses (``EdgeserError``: silent, unalignable...) are counted, not scored."""
-    from edgeser.errors import EdgeserError
-
     labels = rec.bundle.manifest.labels
     truth, pred, failed = [], [], 0
     for u in utterances:

@@ -14,7 +14,7 @@ from edgeser.audio import AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
-from edgeser.errors import AlignmentError, AudioError, BundleError
+from edgeser.errors import AlignmentError, AudioError, BundleError, EdgeserError
 from edgeser.fusion import FusionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
@@ -310,17 +310,15 @@ class EmotionRecognizer:
         first real call is not the slow one; returns the seconds it took."""
         t0 = time.perf_counter()
         noise = (0.01 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
-        if self._speech is not None:
-            self._encode_loaded([noise])
-        if self._text is not None:
-            self.embed_text("hello")
-        if self._fusion is not None:  # segmentation: the aligner, the lexicon, the beam decoder
-            from edgeser.errors import EdgeserError
-
+        if self._fusion is not None:  # the whole pipeline: graphs, aligner, lexicon, beam decoder
             try:
                 self.predict(noise, sample_rate=16000)
             except EdgeserError:  # noise may well hold no words; what mattered was loading
                 pass
+        if self._speech is not None and self._fusion is None:
+            self._encode_loaded([noise])
+        if self._text is not None and (self._fusion is None or not self._fusion.uses_text):
+            self.embed_text("hello")
         return time.perf_counter() - t0
 
     def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,
