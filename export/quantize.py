@@ -258,7 +258,13 @@ def _run(path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> list[dict[str, n
 
 
 def mean_agreement(parent: Path, variant: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
-    rows = [agreement(a, b) for a, b in zip(_run(parent, feeds), _run(variant, feeds), strict=True)]
+    """:func:`agreement` of the two graphs' outputs, averaged over ``feeds``."""
+    return _mean_agreement(_run(parent, feeds), _run(variant, feeds))
+
+
+def _mean_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[dict[str, np.ndarray]]
+                    ) -> dict[str, float]:
+    rows = [agreement(a, b) for a, b in zip(parent, variant, strict=True)]
     return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
 
 
@@ -294,27 +300,32 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 feeds[g] = readers.feeds_for(g, calibration, parent)
         reports = {g: GraphReport(g) for g in graphs}
         exclude: dict[str, list[str]] = {g: [] for g in graphs}
+        converted: dict[str, list[str]] = {}  # the exclude list each graph was last converted with
+        parent_out = {g: _run(parent.bundle.file(sections[g].graph), list(f))  # type: ignore[union-attr]
+                      for g, f in feeds.items()}
         ranked: dict[str, list[tuple[str, float]]] = {}
         ua_parent = ua_variant = None
         for step in range(config.fallback_steps + 1):
             for g in graphs:
+                if converted.get(g) == exclude[g]:
+                    continue  # nothing moved back to float in this graph: its variant stands
                 src = parent.bundle.file(sections[g].graph)  # type: ignore[union-attr]
                 dst = work / f"{g}.onnx"
                 progress(f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
                          + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
                 reports[g].quantized_nodes = quantize_graph(src, dst, config, feeds.get(g), exclude[g])
-                reports[g].kept_float = list(exclude[g])
+                converted[g] = reports[g].kept_float = list(exclude[g])
                 reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
                 if g in feeds:
-                    reports[g].agreement = mean_agreement(src, dst, list(feeds[g]))
+                    reports[g].agreement = _mean_agreement(parent_out[g], _run(dst, list(feeds[g])))
                     progress(f"{g}: agreement with FP32 {reports[g].agreement}")
-            staged = work / f"variant-{step}"
-            _write_variant(parent, staged, {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
-                           guard={})
             cosines_ok = all(v >= config.min_cosine for r in reports.values() for k, v in r.agreement.items()
                              if k.endswith("_cosine"))
             ua_ok = True
             if validation is not None and m.fusion is not None:
+                staged = work / f"variant-{step}"
+                _write_variant(parent, staged, {g: work / f"{g}.onnx" for g in graphs}, config, calibration,
+                               reports, guard={})
                 if ua_parent is None:
                     progress(f"validation: FP32 parent on {len(validation)} utterances")
                     ua_parent = evaluate_ua(parent.bundle.path, validation)
@@ -329,7 +340,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 if g not in feeds:
                     continue
                 if g not in ranked:
-                    progress(f"{g}: ranking quantized nodes by sensitivity (SQNR of their inputs)")
+                    progress(f"{g}: ranking quantized nodes by sensitivity (SQNR of their activations)")
                     pre = work / f"{g}.pre.onnx"
                     ranked[g] = sensitivity(pre if pre.is_file() else parent.bundle.file(sections[g].graph),  # type: ignore[union-attr]
                                             work / f"{g}.onnx", feeds[g], work)
