@@ -27,32 +27,23 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.recognizer import EmotionRecognizer
-from edgeser.streaming import SAMPLE_RATE, Source, StreamOptions
+from edgeser.streaming import SAMPLE_RATE, PcmDecoder, Source, StreamOptions
 
 log = logging.getLogger(__name__)
 
 
 def _audio_chunks(messages: queue.Queue[Any], config: dict[str, int]) -> Iterator[np.ndarray]:
-    """PCM messages → float32 16 kHz chunks, until ``None``."""
-    import soxr
-
-    resampler = None
-    rest = b""
-    while (data := messages.get()) is not None:
-        channels = config.get("channels", 1)
-        rate = config.get("sample_rate", SAMPLE_RATE)
-        if resampler is None and rate != SAMPLE_RATE:
-            resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        data = rest + data
-        usable = len(data) - len(data) % (2 * channels)
-        rest = data[usable:]
-        x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
-        if channels > 1:
-            x = x.reshape(-1, channels).mean(axis=1)
-        if resampler is not None:
-            x = resampler.resample_chunk(x)
+    """PCM messages → float32 16 kHz chunks, until ``None`` (the format is read when the first audio comes)."""
+    decode: PcmDecoder | None = None
+    while True:
+        data = messages.get()
+        if decode is None:
+            decode = PcmDecoder(config.get("sample_rate", SAMPLE_RATE), config.get("channels", 1))
+        x = decode(data or b"", last=data is None)
         if x.size:
             yield x
+        if data is None:
+            return
 
 
 def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions) -> None:

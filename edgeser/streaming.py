@@ -266,33 +266,46 @@ def file_source(path: str | Path, realtime: bool = False, chunk_s: float = 0.1) 
     return Source(chunks(), live=realtime, name=str(path))
 
 
+class PcmDecoder:
+    """Little-endian signed 16-bit PCM, in pieces of any size (a frame may be split between two), to mono
+    float32 at 16 kHz: channels averaged, resampled as it arrives."""
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> None:
+        import soxr
+
+        self.channels = channels
+        self._rest = b""
+        self._resampler = (soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
+                           if sample_rate != SAMPLE_RATE else None)
+
+    def __call__(self, data: bytes, last: bool = False) -> np.ndarray:
+        """The samples of ``data`` (and of bytes held back from earlier); ``last`` flushes the resampler."""
+        frame = 2 * self.channels
+        data = self._rest + data
+        usable = len(data) - len(data) % frame
+        self._rest = data[usable:]
+        x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+        if self.channels > 1:
+            x = x.reshape(-1, self.channels).mean(axis=1)
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x, last=last)
+        return x
+
+
 def pcm_source(stream: BinaryIO | None = None, sample_rate: int = SAMPLE_RATE, channels: int = 1,
                chunk_s: float = 0.1) -> Source:
     """Raw little-endian 16-bit PCM (stdin by default), resampled to 16 kHz as it arrives."""
-    import soxr
-
     f = stream if stream is not None else sys.stdin.buffer
-    frame = 2 * channels
-    step = int(chunk_s * sample_rate) * frame
-    resampler = (soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
-                 if sample_rate != SAMPLE_RATE else None)
+    step = int(chunk_s * sample_rate) * 2 * channels
+    decode = PcmDecoder(sample_rate, channels)
 
     def chunks() -> Iterator[np.ndarray]:
-        rest = b""
         while True:
             data = f.read(step)
-            last = not data
-            data = rest + (data or b"")
-            usable = len(data) - len(data) % frame
-            rest = data[usable:]
-            x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
-            if channels > 1:
-                x = x.reshape(-1, channels).mean(axis=1)
-            if resampler is not None:
-                x = resampler.resample_chunk(x, last=last)
+            x = decode(data or b"", last=not data)
             if x.size:
                 yield x
-            if last:
+            if not data:
                 return
 
     return Source(chunks(), live=True, name="pcm")
