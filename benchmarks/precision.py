@@ -6,7 +6,8 @@ with ``edgeser bench`` on the default model). Each variant is made with ``export
 switched off (``min_cosine=0``), so that the plain recipe is timed; its agreement with FP32 is reported.
 Static INT8: Q/DQ, per-channel int8 weights, uint8 activations, MatMul/Gemm/Conv, minmax calibration on
 16 RAVDESS clips of 1-8 s. Dynamic INT8: MatMul/Gemm. One thread, 4 s of audio, 32 tokens; variants
-interleaved round by round, ratios to FP32 per round.
+interleaved round by round, ratios to FP32 per round. Each speech graph is also profiled once by op type
+(ONNX Runtime's profiler), to show where INT8 does and does not save time on this CPU.
 
     python -m benchmarks.precision --out benchmarks/results/precision.json
 """
@@ -27,6 +28,7 @@ from calibration.sets import build
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess
+from edgeser.recognizer import speech_feeds
 from export.pipeline import export_bundle
 from export.quantize import QuantizeConfig, quantize_bundle
 from export.sources import speech_from_config, text_from_config
@@ -34,6 +36,28 @@ from export.sources import speech_from_config, text_from_config
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 SENTENCE = ("Well, I guess we will just have to wait and see what happens tomorrow morning at nine, "
             "when the others finally arrive here.")
+
+
+def op_profile(path: Path, feeds: dict[str, np.ndarray], runs: int = 3) -> dict[str, float]:
+    """Milliseconds per run spent in each op type (after ONNX Runtime's graph fusions), one thread; the
+    first run is a warm-up and not counted."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        so.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        for _ in range(runs + 1):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    run_starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    by_op: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= run_starts[1]:
+            by_op[e["args"]["op_name"]] = by_op.get(e["args"]["op_name"], 0.0) + e["dur"] / 1000 / runs
+    return {k: round(v, 1) for k, v in sorted(by_op.items(), key=lambda kv: -kv[1]) if v >= 1.0}
 
 
 def main() -> None:
@@ -79,6 +103,7 @@ def main() -> None:
             speech[name].append(t1 - t0)
             text[name].append(t2 - t1)
     rows = []
+    feeds, _ = speech_feeds([four], recs["fp32"].speech)
     for name in variants:
         size = sum(f.bytes for f in recs[name].bundle.manifest.files.values())
         rows.append({"variant": name, "bundle_mb": round(size / 1e6, 1),
@@ -90,6 +115,7 @@ def main() -> None:
                                                                                        text["fp32"]).items()},
                      "agreement_with_fp32": {g: r["agreement"] for g, r in reports[name]["graphs"].items()}
                      if name in reports else None,
+                     "speech_ms_by_op_type": op_profile(variants[name] / "speech.onnx", feeds),
                      "quantize_s": reports[name]["wall_s"] if name in reports else None})
         print(json.dumps(rows[-1]))
     result = {"protocol": __doc__.split("\n\n")[1], "threads": 1, "audio_s": 4.0, "tokens": int(tokens),

@@ -130,21 +130,36 @@ class FusionSection:
     """Where the segments the head was trained on came from: ``"bundle"`` (the speech graph's own CTC head,
     one encoder pass) or ``"hama"`` (the default phoneme aligner, a second, small pass). Prediction uses
     the same, so that features match training."""
+    boundaries: dict[str, Any] | None = None
+    """The boundary rule (``SegmentOptions.boundary_rule()``) the head's training segments were cut with;
+    prediction cuts its segments the same way, whatever the library's current defaults. ``None`` (bundles
+    written before it was recorded): the current defaults."""
 
     def __post_init__(self) -> None:
         if self.segmenter not in ("bundle", "hama"):
             raise BundleError(f"fusion segmenter must be 'bundle' or 'hama', got {self.segmenter!r}")
+        if self.boundaries is not None:
+            from edgeser.options import SegmentOptions
+
+            try:
+                SegmentOptions().with_boundary_rule(self.boundaries)
+            except (ValueError, TypeError) as e:
+                raise BundleError(f"fusion boundaries: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
-        return {"graph": self.graph, "spec": self.spec.to_dict(), "levels": list(self.levels),
-                "uses_text": self.uses_text, "layer": self.layer, "segmenter": self.segmenter,
-                "provenance": self.provenance}
+        d = {"graph": self.graph, "spec": self.spec.to_dict(), "levels": list(self.levels),
+             "uses_text": self.uses_text, "layer": self.layer, "segmenter": self.segmenter,
+             "provenance": self.provenance}
+        if self.boundaries is not None:
+            d["boundaries"] = self.boundaries
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FusionSection:
         return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]), levels=tuple(d["levels"]),
                    uses_text=bool(d["uses_text"]), layer=int(d["layer"]), provenance=dict(d.get("provenance", {})),
-                   segmenter=str(d.get("segmenter", "bundle")))
+                   segmenter=str(d.get("segmenter", "bundle")),
+                   boundaries=dict(d["boundaries"]) if d.get("boundaries") is not None else None)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,28 +74,36 @@ class RuntimeOptions:
         return cls(backend="tensorrt", providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
 
 
+BOUNDARY_RULE_FIELDS = ("start_shift_s", "start_shift_by_class", "overlap_s", "end_shift_s", "final_end_shift_s",
+                        "final_end_scale", "phone_shift_s")
+"""The :class:`SegmentOptions` fields that place boundaries (a head trained on pooled segments records them)."""
+
+
 @dataclass(frozen=True)
 class SegmentOptions:
     """How audio is cut into words, syllables and phones.
 
     CTC spikes come late (about 90 ms at word starts for the default aligner), and how late depends on
-    the sound that starts the word: a fricative's spike sits well into its hiss, a vowel's near its onset.
+    the sound that starts the word: a sibilant's spike sits well into its hiss, a vowel's near its onset.
     The boundary rule moves each word start earlier by the shift of its first phone's class, never further
     than ``overlap_s`` before the previous word's last aligned frame; each word end later by
-    ``end_shift_s`` (``final_end_shift_s`` for the last word, whose decay CTC never marks), never past the
-    next word's start. The defaults were chosen against pocketsphinx on RAVDESS actors 01-10 (12 files
-    each) and are reported on actors 11-20 (``benchmarks/align_agreement.py``); RAVDESS has no word
-    starting with a nasal or an approximant, so those classes use ``start_shift_s``. Other CTC models may
-    need their own values.
+    ``end_shift_s``, never past the next word's start. The last word's end, whose decay CTC never marks,
+    moves by ``final_end_shift_s`` plus ``final_end_scale`` times the word's aligned length (utterance-final
+    lengthening: the slower the final word, the longer its last sound fades). The defaults were chosen
+    against pocketsphinx on RAVDESS actors 01-10 (24 files each) and are reported on actors 11-20
+    (``benchmarks/align_agreement.py``); RAVDESS has no word starting with a nasal or an approximant, so
+    those classes use ``start_shift_s``, and its sibilant and fricative classes each rest on one word
+    ("sitting", "the"). Other CTC models may need their own values.
 
     Attributes:
         start_shift_s: Word-start shift for first-phone classes not in ``start_shift_by_class`` (and for
             character CTC, where the first phone is not aligned).
         start_shift_by_class: ``((class, seconds), ...)`` with classes from
-            :func:`edgeser.phonetics.manner` (vowel, stop, fricative, nasal, approximant).
+            :func:`edgeser.phonetics.manner` (vowel, stop, sibilant, fricative, nasal, approximant).
         overlap_s: How far a start may move before the previous word's last aligned frame.
         end_shift_s: Word-end shift inside an utterance.
         final_end_shift_s: Word-end shift of the last word.
+        final_end_scale: Further shift of the last word's end, as a fraction of its aligned length.
         phone_shift_s: Inside a word, each phone's start moves this much earlier, never before the
             previous phone's last aligned frame (phonemic CTC only; chosen on RAVDESS actors 01-10 against
             pocketsphinx's phone alignment: ``benchmarks/phone_timing.py``).
@@ -105,10 +115,12 @@ class SegmentOptions:
     """
 
     start_shift_s: float = 0.12
-    start_shift_by_class: tuple[tuple[str, float], ...] = (("vowel", 0.10), ("stop", 0.11), ("fricative", 0.13))
-    overlap_s: float = 0.01
-    end_shift_s: float = 0.07
-    final_end_shift_s: float = 0.14
+    start_shift_by_class: tuple[tuple[str, float], ...] = (("vowel", 0.09), ("stop", 0.11), ("sibilant", 0.22),
+                                                           ("fricative", 0.09))
+    overlap_s: float = 0.02
+    end_shift_s: float = 0.08
+    final_end_shift_s: float = 0.0
+    final_end_scale: float = 0.7
     phone_shift_s: float = 0.06
     on_unknown: str = "error"
     beam_width: int = 32
@@ -123,6 +135,23 @@ class SegmentOptions:
                   *(v for _, v in self.start_shift_by_class))
         if not all(0 <= v < 1 for v in shifts):
             raise ValueError("every shift (start, by class, overlap, end, final end, phone) must be in [0, 1) seconds")
+        if not 0 <= self.final_end_scale <= 2:
+            raise ValueError(f"final_end_scale must be in [0, 2], got {self.final_end_scale}")
+
+    def boundary_rule(self) -> dict[str, Any]:
+        """The boundary rule's parameters as JSON-ready values (what a fusion head records, see
+        :meth:`with_boundary_rule`)."""
+        return {k: [list(p) for p in self.start_shift_by_class] if k == "start_shift_by_class" else getattr(self, k)
+                for k in BOUNDARY_RULE_FIELDS}
+
+    def with_boundary_rule(self, rule: Mapping[str, Any]) -> SegmentOptions:
+        """These options with the boundary rule ``rule`` (from :meth:`boundary_rule`) in place of their own."""
+        unknown = set(rule) - set(BOUNDARY_RULE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown boundary-rule parameters {sorted(unknown)}; known: {BOUNDARY_RULE_FIELDS}")
+        values: dict[str, Any] = {k: tuple((str(c), float(v)) for c, v in rule[k]) if k == "start_shift_by_class"
+                                  else float(rule[k]) for k in rule}
+        return replace(self, **values)
 
     def start_shift(self, manner: str | None) -> float:
         """The word-start shift for a word whose first phone is of this manner class."""
@@ -132,4 +161,4 @@ class SegmentOptions:
     def exact(cls) -> SegmentOptions:
         """No boundary rule: words and phones at their aligned frames."""
         return cls(start_shift_s=0.0, start_shift_by_class=(), overlap_s=0.0, end_shift_s=0.0, final_end_shift_s=0.0,
-                   phone_shift_s=0.0)
+                   final_end_scale=0.0, phone_shift_s=0.0)

@@ -192,8 +192,11 @@ class EmotionRecognizer:
                            segmenter: str | None = None) -> Segmentation:
         """The segments the fusion head expects: from the bundle's CTC head (same pass as ``encoded``), or
         from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``;
-        ``segmenter`` overrides it, for computing training features before a head exists)."""
+        ``segmenter`` overrides it, for computing training features before a head exists), with the boundary
+        rule the head was trained with (``FusionSection.boundaries``; it overrides that part of ``options``)."""
         fusion = self.bundle.manifest.fusion
+        if fusion is not None and fusion.boundaries is not None:  # cut as the head's training segments were
+            options = (options or SegmentOptions()).with_boundary_rule(fusion.boundaries)
         if (segmenter or (fusion.segmenter if fusion is not None else "bundle")) == "hama":
             from edgeser.aligner import segment_wave
 

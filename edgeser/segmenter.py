@@ -230,7 +230,9 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
                   emissions.time(word_frames[w - 1][1]) - options.overlap_s if w else 0.0)
               for w, (s, _) in enumerate(word_frames)]
     last = len(plans) - 1
-    ends = [min(duration, emissions.time(e) + (options.final_end_shift_s if w == last else options.end_shift_s),
+    final_shift = options.final_end_shift_s + options.final_end_scale * emissions.hop_s * (
+        word_frames[last][1] - word_frames[last][0])
+    ends = [min(duration, emissions.time(e) + (final_shift if w == last else options.end_shift_s),
                 starts[w + 1] if w < last else duration) for w, (_, e) in enumerate(word_frames)]
 
     words, syllables, phones = [], [], []

@@ -26,6 +26,7 @@ from edgeser.bundle import (
     graph_metadata,
     write_bundle,
 )
+from edgeser.options import SegmentOptions
 from edgeser.recognizer import speech_feeds
 from edgeser.specs import FrameFormula
 from edgeser.text import TextTokenizer
@@ -153,11 +154,16 @@ FUSION_CASES = ({"frame": 97, "phone": 31, "syllable": 13, "word": 7, "text": 14
 
 def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, provenance: dict[str, Any],
                segmenter: str = "bundle", exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
+               boundaries: dict[str, Any] | None = None,
                progress: Callable[[str], None] = log.info) -> Manifest:
     """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel).
 
     The graph is checked against torch on two shapes other than the trace shape, as the encoders are.
+    ``boundaries`` is the boundary rule the training segments were cut with (recorded, and used when
+    predicting); by default the library's current rule, which is what ``export.features`` uses.
     """
+    if boundaries is None:
+        boundaries = SegmentOptions().boundary_rule()
     src = Bundle.load(source)
     c = model.config
     if src.manifest.speech is None and c.levels:
@@ -170,7 +176,7 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
             shutil.copy2(src.path / name, writer.path(name))
         graph, spec = FusionGraph(model.eval()).eval(), fusion_spec(model)
         section = FusionSection(graph="fusion.onnx", spec=spec, levels=tuple(c.levels), uses_text=c.use_text,
-                                layer=layer, segmenter=segmenter)
+                                layer=layer, segmenter=segmenter, boundaries=boundaries)
         progress(f"exporting fusion head ({exporter})")
         t0 = time.perf_counter()
         opset = export_onnx(graph, spec, fusion_example(model, 2, FUSION_TRACE), writer.path(section.graph),

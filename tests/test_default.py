@@ -103,3 +103,34 @@ def test_warm_up_runs_every_graph_of_the_shipped_model() -> None:
     assert rec.warm_up() > 0
     result = rec.predict(SAMPLE, "kids are talking by the door")
     assert result.label in rec.bundle.manifest.labels and abs(sum(result.probabilities.values()) - 1) < 1e-4
+
+
+def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    """A head records the boundary rule of its training segments; prediction uses it, not the library's
+    current defaults (which may have been retuned since), and a malformed rule is refused at load."""
+    pytest.importorskip("hama")
+    import json
+
+    from edgeser.aligner import segment_wave
+    from edgeser.options import SegmentOptions
+
+    full = tmp_path / "full"
+    default.combine(parts["parts"], parts["text"], full)
+    raw = json.loads((full / "bundle.json").read_text())
+    assert raw["fusion"]["boundaries"] == SegmentOptions().boundary_rule()  # add_fusion records the current rule
+    rule = SegmentOptions.exact().boundary_rule()  # a head trained on raw spike times
+    raw["fusion"].update(segmenter="hama", boundaries=rule)
+    (full / "bundle.json").write_text(json.dumps(raw))
+    rec = EmotionRecognizer.from_bundle(full)
+    wave = rec.load_audio(SAMPLE)
+    seg = rec.segment_for_fusion(rec.encode(wave, sample_rate=16000), wave, "kids are talking by the door",
+                                 options=SegmentOptions(on_unknown="skip"))
+    exact = segment_wave(wave, "kids are talking by the door", options=SegmentOptions.exact())
+    current = segment_wave(wave, "kids are talking by the door")
+    assert [(w.start_s, w.end_s) for w in seg.words] == [(w.start_s, w.end_s) for w in exact.words]
+    assert [w.start_s for w in seg.words] != [w.start_s for w in current.words]
+    raw["fusion"]["boundaries"] = {**rule, "start_shift_ms": 90}
+    (full / "bundle.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="boundaries.*start_shift_ms"):
+        Bundle.load(full, verify_hashes=False)

@@ -83,10 +83,13 @@ def test_manner_classes() -> None:
     from edgeser.options import SegmentOptions
     from edgeser.phonetics import manner
 
-    assert [manner(p) for p in ("aɪ", "k", "d͡ʒ", "ʃ", "ŋ", "ɹ", "iː", "@")] == [
-        "vowel", "stop", "stop", "fricative", "nasal", "approximant", "vowel", None]
+    assert [manner(p) for p in ("aɪ", "k", "d͡ʒ", "ʃ", "ð", "ŋ", "ɹ", "iː", "@")] == [
+        "vowel", "stop", "stop", "sibilant", "fricative", "nasal", "approximant", "vowel", None]
     opts = SegmentOptions()
-    assert opts.start_shift("fricative") == 0.13 and opts.start_shift("nasal") == opts.start_shift_s
+    assert opts.start_shift("sibilant") > opts.start_shift("fricative")
+    assert opts.start_shift("nasal") == opts.start_shift_s
     assert opts.start_shift(None) == opts.start_shift_s
     with pytest.raises(ValueError, match="shift"):
         SegmentOptions(start_shift_by_class=(("vowel", -0.1),))
+    with pytest.raises(ValueError, match="final_end_scale"):
+        SegmentOptions(final_end_scale=-0.5)

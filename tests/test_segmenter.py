@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,14 @@ def test_decoder_labels_are_exact_and_explicit() -> None:
     assert _labels(CHARS.tokens, 0, "|", spelled=True)[2:] == ["a", "b", "c", "'"]
     with pytest.raises(ValueError, match="share a lower-case spelling"):
         _labels(("<pad>", "A", "a"), 0, None, spelled=True)
+
+
+def test_final_word_end_grows_with_its_aligned_length() -> None:
+    em = peaks(CHARS, 40, {5: "A", 8: "B", 12: "|", 18: "C", 19: "C", 20: "C", 21: "C"})
+    exact = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=SegmentOptions.exact()).words[1]
+    assert exact.end_s - exact.start_s > 0.05  # a long final word, so the scaled term is visible
+    shifted = replace(SegmentOptions.exact(), final_end_shift_s=0.05, final_end_scale=0.5)
+    seg = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=shifted)
+    assert seg.words[1].end_s == pytest.approx(exact.end_s + 0.05 + 0.5 * (exact.end_s - exact.start_s))
+    assert seg.words[0].end_s == pytest.approx(segment(em, "ab c", aligner="t", lexicon=LEXICON,
+                                                       options=SegmentOptions.exact()).words[0].end_s)

@@ -26,14 +26,16 @@ _ONSETS = frozenset(
 
 
 _MANNER = {**{p: "stop" for p in ("p", "b", "t", "d", "k", "ɡ", "g", "ʔ", "t͡ʃ", "d͡ʒ", "tʃ", "dʒ")},
-           **{p: "fricative" for p in ("f", "v", "θ", "ð", "s", "z", "ʃ", "ʒ", "h")},
+           **{p: "sibilant" for p in ("s", "z", "ʃ", "ʒ")},
+           **{p: "fricative" for p in ("f", "v", "θ", "ð", "h")},
            **{p: "nasal" for p in ("m", "n", "ŋ")},
            **{p: "approximant" for p in ("l", "ɹ", "r", "w", "j", "ɫ")}}
 
 
 def manner(phone: str) -> str | None:
-    """The manner class of an IPA phone: ``vowel``, ``stop`` (affricates included), ``fricative``,
-    ``nasal`` or ``approximant``; ``None`` when unknown."""
+    """The manner class of an IPA phone: ``vowel``, ``stop`` (affricates included), ``sibilant`` (s z ʃ ʒ,
+    whose loud frication lasts longest), ``fricative`` (the other fricatives), ``nasal`` or ``approximant``;
+    ``None`` when unknown."""
     if is_vowel(phone):
         return "vowel"
     return _MANNER.get(phone.rstrip("ːˑ"))
