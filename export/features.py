@@ -19,6 +19,7 @@ from rich.progress import track
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError
+from edgeser.options import SegmentOptions
 from edgeser.pooling import level_features
 from export.train import Features
 
@@ -56,10 +57,15 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
 
 def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, layer: int,
               segmenter: str = "bundle") -> str:
-    """Changes whenever the graphs, the levels, the layer or the segmenter change."""
+    """Changes whenever the graphs, the levels, the layer, the segmenter or the boundary rule the segments are
+    cut with (the bundle's recorded one, else the library's current defaults) change."""
     files = rec.bundle.manifest.files
+    fusion = rec.bundle.manifest.fusion
+    rule = fusion.boundaries if fusion is not None and fusion.boundaries is not None else \
+        SegmentOptions().boundary_rule()
     ident = {"graphs": {k: v.sha256 for k, v in sorted(files.items())}, "levels": list(levels), "text": use_text,
-             "layer": layer, **({"segmenter": segmenter} if segmenter != "bundle" else {})}
+             "layer": layer, **({"segmenter": segmenter} if segmenter != "bundle" else {}),
+             **({"boundaries": rule} if set(levels) - {"frame"} else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

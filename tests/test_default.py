@@ -132,5 +132,24 @@ def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts
     assert [w.start_s for w in seg.words] != [w.start_s for w in current.words]
     raw["fusion"]["boundaries"] = {**rule, "start_shift_ms": 90}
     (full / "bundle.json").write_text(json.dumps(raw))
-    with pytest.raises(BundleError, match="boundaries.*start_shift_ms"):
+    with pytest.raises(BundleError, match=r"boundaries.*start_shift_ms"):
         Bundle.load(full, verify_hashes=False)
+
+
+def test_feature_cache_key_follows_the_boundary_rule(parts: dict[str, Path], tmp_path: Path) -> None:
+    """Cached training features cut with one boundary rule are not reused for another (frame features,
+    which no segment touches, are)."""
+    import json
+
+    from edgeser.options import SegmentOptions
+    from export.features import cache_key
+
+    full = tmp_path / "full"
+    default.combine(parts["parts"], parts["text"], full)
+    before = EmotionRecognizer.from_bundle(full)
+    raw = json.loads((full / "bundle.json").read_text())
+    raw["fusion"]["boundaries"] = SegmentOptions.exact().boundary_rule()
+    (full / "bundle.json").write_text(json.dumps(raw))
+    after = EmotionRecognizer.from_bundle(full)
+    assert cache_key(before, ("frame", "phone"), False, -1) != cache_key(after, ("frame", "phone"), False, -1)
+    assert cache_key(before, ("frame",), False, -1) == cache_key(after, ("frame",), False, -1)
