@@ -102,7 +102,8 @@ class SegmentOptions:
             :func:`edgeser.phonetics.manner` (vowel, stop, sibilant, fricative, nasal, approximant).
         overlap_s: How far a start may move before the previous word's last aligned frame.
         end_shift_s: Word-end shift inside an utterance.
-        final_end_shift_s: Word-end shift of the last word.
+        final_end_shift_s: Word-end shift of the last word; may be negative (the scaled term usually
+            outweighs it), though the end never moves before the end of the word's first aligned frame.
         final_end_scale: Further shift of the last word's end, as a fraction of its aligned length.
         phone_shift_s: Inside a word, each phone's start moves this much earlier, never before the
             previous phone's last aligned frame (phonemic CTC only; chosen on RAVDESS actors 01-10 against
@@ -119,8 +120,8 @@ class SegmentOptions:
                                                            ("fricative", 0.09))
     overlap_s: float = 0.02
     end_shift_s: float = 0.08
-    final_end_shift_s: float = 0.0
-    final_end_scale: float = 0.7
+    final_end_shift_s: float = -0.05
+    final_end_scale: float = 0.85
     phone_shift_s: float = 0.06
     on_unknown: str = "error"
     beam_width: int = 32
@@ -131,10 +132,12 @@ class SegmentOptions:
             raise ValueError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
         if self.beam_width < 1:
             raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
-        shifts = (self.start_shift_s, self.end_shift_s, self.final_end_shift_s, self.phone_shift_s, self.overlap_s,
+        shifts = (self.start_shift_s, self.end_shift_s, self.phone_shift_s, self.overlap_s,
                   *(v for _, v in self.start_shift_by_class))
         if not all(0 <= v < 1 for v in shifts):
-            raise ValueError("every shift (start, by class, overlap, end, final end, phone) must be in [0, 1) seconds")
+            raise ValueError("every shift (start, by class, overlap, end, phone) must be in [0, 1) seconds")
+        if not -1 < self.final_end_shift_s < 1:
+            raise ValueError(f"final_end_shift_s must be in (-1, 1) seconds, got {self.final_end_shift_s}")
         if not 0 <= self.final_end_scale <= 2:
             raise ValueError(f"final_end_scale must be in [0, 2], got {self.final_end_scale}")
 

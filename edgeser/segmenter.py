@@ -135,7 +135,10 @@ def plan_words(words: Sequence[str], emissions: Emissions, lexicon: Lexicon, on_
 
 
 @dataclass(frozen=True, eq=False)
-class _Path:
+class ForcedPath:
+    """The Viterbi path of planned words through one utterance's emissions (:func:`forced_path`). It does
+    not depend on the boundary rule, so one path serves every :class:`SegmentOptions` tried on it."""
+
     states: np.ndarray  # target index per frame, -1 on blanks
     frame_scores: np.ndarray  # log-prob of the aligned label per frame
     labels: np.ndarray  # aligned column per frame (extended columns for equivalent phones)
@@ -150,7 +153,7 @@ class _Path:
         return spans
 
 
-def _viterbi(log_probs: np.ndarray, vocab: Any, plans: Sequence[WordPlan]) -> _Path:
+def _viterbi(log_probs: np.ndarray, vocab: Any, plans: Sequence[WordPlan]) -> ForcedPath:
     """Force-align the planned words (delimiters between them) to ``log_probs``."""
     delimiter = vocab.tokens.index(vocab.word_delimiter) if vocab.word_delimiter is not None else None
     # Units that several ids may emit (equivalent phones) become one extra column: the best member per frame.
@@ -174,7 +177,7 @@ def _viterbi(log_probs: np.ndarray, vocab: Any, plans: Sequence[WordPlan]) -> _P
     ext = np.concatenate([log_probs, np.stack(extra, axis=1)], axis=1) if extra else log_probs
     states = align_states(ext, np.array(targets), vocab.blank_id)
     labels = np.where(states >= 0, np.array(targets)[np.maximum(states, 0)], vocab.blank_id)
-    return _Path(states, ext[np.arange(labels.size), labels], labels, owner)
+    return ForcedPath(states, ext[np.arange(labels.size), labels], labels, owner)
 
 
 def choose_pronunciations(emissions: Emissions, candidates: Sequence[Sequence[WordPlan]]) -> list[WordPlan]:
@@ -207,14 +210,22 @@ def choose_pronunciations(emissions: Emissions, candidates: Sequence[Sequence[Wo
     return chosen
 
 
-def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: SegmentOptions, *, mode: str,
-                aligner: str, skipped: Sequence[str] = ()) -> Segmentation:
-    """Force-align planned words to the emissions and build the three levels."""
+def forced_path(emissions: Emissions, plans: Sequence[WordPlan]) -> ForcedPath:
+    """Force-align planned words (word delimiters between them) to the emissions."""
     if not plans:
         raise AlignmentError("nothing to align: the transcript has no words the aligner can spell; pass the "
                              "spoken words (letters or digits)")
+    return _viterbi(emissions.log_probs, emissions.vocab, plans)
+
+
+def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: SegmentOptions, *, mode: str,
+                aligner: str, skipped: Sequence[str] = (), path: ForcedPath | None = None) -> Segmentation:
+    """Force-align planned words to the emissions and build the three levels.
+
+    ``path`` is :func:`forced_path` of the same emissions and plans, where the caller already has it.
+    """
+    path = path or forced_path(emissions, plans)
     vocab, lp = emissions.vocab, emissions.log_probs
-    path = _viterbi(lp, vocab, plans)
     # Compare with the best unconstrained path on frames where either path emits a token (silence says nothing).
     speech = (path.labels != vocab.blank_id) | (lp.argmax(axis=1) != vocab.blank_id)
     confidence = float(np.exp(np.mean((path.frame_scores - lp.max(axis=1))[speech])))
@@ -234,6 +245,7 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
         word_frames[last][1] - word_frames[last][0])
     ends = [min(duration, emissions.time(e) + (final_shift if w == last else options.end_shift_s),
                 starts[w + 1] if w < last else duration) for w, (_, e) in enumerate(word_frames)]
+    ends[last] = max(ends[last], emissions.time(word_frames[last][0] + 1))  # a negative final shift keeps a frame
 
     words, syllables, phones = [], [], []
     for w, plan in enumerate(plans):

@@ -262,3 +262,28 @@ def test_final_word_end_grows_with_its_aligned_length() -> None:
     assert seg.words[1].end_s == pytest.approx(exact.end_s + 0.05 + 0.5 * (exact.end_s - exact.start_s))
     assert seg.words[0].end_s == pytest.approx(segment(em, "ab c", aligner="t", lexicon=LEXICON,
                                                        options=SegmentOptions.exact()).words[0].end_s)
+
+
+def test_negative_final_shift_moves_the_last_end_earlier_but_keeps_one_frame() -> None:
+    em = peaks(CHARS, 40, {5: "A", 8: "B", 12: "|", 18: "C", 19: "C", 20: "C", 21: "C"})
+    exact = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=EXACT).words[1]
+    earlier = segment(em, "ab c", aligner="t", lexicon=LEXICON,
+                      options=replace(EXACT, final_end_shift_s=-0.02)).words[1]
+    assert earlier.end_s == pytest.approx(exact.end_s - 0.02)
+    floor = segment(em, "ab c", aligner="t", lexicon=LEXICON, options=replace(EXACT, final_end_shift_s=-0.5)).words[1]
+    assert floor.start_s == exact.start_s and floor.end_s == pytest.approx(exact.start_s + em.hop_s)  # one frame
+    with pytest.raises(ValueError, match="final_end_shift_s"):
+        SegmentOptions(final_end_shift_s=-1.0)
+
+
+def test_a_precomputed_path_gives_the_same_segmentation() -> None:
+    from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words
+
+    em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"})
+    candidates, _ = plan_words(["cab", "a"], em, LEXICON, "error")
+    plans = choose_pronunciations(em, candidates)
+    opts = SegmentOptions()
+    direct = align_words(em, plans, opts, mode="forced", aligner="t")
+    assert align_words(em, plans, opts, mode="forced", aligner="t", path=forced_path(em, plans)) == direct
+    with pytest.raises(AlignmentError, match="nothing to align"):
+        forced_path(em, [])
