@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
 from export.pipeline import export_bundle
 from export.sources import load_text, speech_from_config
@@ -77,22 +76,12 @@ def main() -> None:
     for row in rows.values():
         for key in ("speech_ms", "text_ms"):
             row[key + "_p50"] = round(float(np.median(row.pop(key))), 1)
-    result = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+    result = {"machine": machine(),
               "config": args.config, "audio_s": args.audio_s, "threads": args.threads, "repeats": args.repeats,
               "exporters": rows, "latency_ratios": ratios}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

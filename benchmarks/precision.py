@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import interleaved, paired_ratios, percentiles
+from benchmarks.suite import machine
 from calibration.sets import build
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
@@ -118,8 +119,9 @@ def main() -> None:
                      "speech_ms_by_op_type": op_profile(variants[name] / "speech.onnx", feeds),
                      "quantize_s": reports[name]["wall_s"] if name in reports else None})
         print(json.dumps(rows[-1]))
-    result = {"protocol": __doc__.split("\n\n")[1], "threads": 1, "audio_s": 4.0, "tokens": int(tokens),
-              "rounds": args.rounds, "export_s": round(export_s, 1), "calibration": cset.describe(), "rows": rows}
+    result = {"protocol": __doc__.split("\n\n")[1], "machine": machine(), "threads": 1, "audio_s": 4.0,
+              "tokens": int(tokens), "rounds": args.rounds, "export_s": round(export_s, 1),
+              "calibration": cset.describe(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
