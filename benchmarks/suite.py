@@ -62,19 +62,24 @@ INT8_INSTRUCTIONS = ("avx_vnni", "avx512_vnni", "amx_int8", "asimddp", "i8mm")
 without them ONNX Runtime's int8 kernels gain about 2x over float, with them several times more."""
 
 
+def cpu_info(cpuinfo: str) -> tuple[str | None, list[str]]:
+    """The CPU model and its :data:`INT8_INSTRUCTIONS` from the text of ``/proc/cpuinfo`` (x86 or Arm)."""
+    model, flags = None, set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+            model = value.strip()
+        elif key.strip() in ("flags", "Features"):  # x86, Arm
+            flags |= set(value.split())
+    return model, sorted(flags & set(INT8_INSTRUCTIONS))
+
+
 def machine(device_name: str | None = None) -> dict[str, Any]:
     """What the numbers were measured on."""
     import onnxruntime as ort
 
-    models, flags = [], set()
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                models.append(value.strip())
-            elif key.strip() in ("flags", "Features"):  # x86, Arm
-                flags |= set(value.split())
-    cpu = models[0] if models else platform.processor() or platform.machine() or "unknown"
+    model, int8 = cpu_info(Path("/proc/cpuinfo").read_text()) if Path("/proc/cpuinfo").is_file() else (None, [])
+    cpu = model or platform.processor() or platform.machine() or "unknown"
     gpu = "none"
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
@@ -89,7 +94,7 @@ def machine(device_name: str | None = None) -> dict[str, Any]:
     except ImportError:
         trt_version = None
     return {"device_name": device_name or platform.node(), "cpu": cpu, "cores": os.cpu_count(),
-            "cpu_int8_instructions": sorted(flags & set(INT8_INSTRUCTIONS)), "gpu": gpu,
+            "cpu_int8_instructions": int8, "gpu": gpu,
             "os": platform.platform(), "python": platform.python_version(), "onnxruntime": ort.__version__,
             "tensorrt": trt_version, "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 

@@ -80,3 +80,15 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
     table = (tmp_path / "out" / "table.md").read_text()
     assert "| orin | default |" in table and "| desktop | default |" in table
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 1000
+
+
+def test_cpu_info_reads_the_model_and_int8_instructions_on_x86_and_arm() -> None:
+    from benchmarks.suite import cpu_info
+
+    x86 = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n"
+           "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n")
+    assert cpu_info(x86) == ("Intel(R) Xeon(R) Processor", ["amx_int8", "avx512_vnni"])
+    amd = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx avx2 fma\n"
+    assert cpu_info(amd) == ("AMD EPYC 7B13", [])
+    orin = "processor\t: 0\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd aes crc32 atomics asimddp\nCPU part\t: 0xd42\n"
+    assert cpu_info(orin) == (None, ["asimddp"])
