@@ -262,10 +262,9 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         return
     t = Table("word", "start s", "end s", "score", "syllables", "phones",
               title=f"{audio} ({seg.mode}; confidence {seg.confidence:.2f}; {seg.aligner})")
-    for w in seg.words:
-        inside = [s.label for s in seg.syllables if w.start_s <= s.start_s < w.end_s]
-        phones = [p.label for p in seg.phones if w.start_s <= p.start_s < w.end_s]
-        t.add_row(w.label, f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.score:.2f}", ".".join(inside), " ".join(phones))
+    for w, syllables, phones in zip(seg.words, seg.by_word("syllable"), seg.by_word("phone"), strict=True):
+        t.add_row(w.label, f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.score:.2f}",
+                  ".".join(s.label for s in syllables), " ".join(p.label for p in phones))
     out.print(t)
     if seg.skipped:
         err.print(f"[yellow]left out:[/] {'; '.join(seg.skipped)}")

@@ -267,7 +267,7 @@ class EmotionRecognizer:
         """Decoded phones → words (hama's P2G), for the text branch."""
         if self._p2g is None:
             self._p2g = PhonesToWords()
-        words = [[p.label for p in seg.phones if w.start_s <= p.start_s < w.end_s] for w in seg.words]
+        words = [[p.label for p in phones] for phones in seg.by_word("phone")]
         spelled = self._p2g(words)
         if not spelled:
             raise AlignmentError("no words could be spelled from the decoded phones; pass the transcript")

@@ -74,6 +74,18 @@ class Segmentation:
             raise ValueError(f"level must be one of {LEVELS}, got {name!r}")
         return {"word": self.words, "syllable": self.syllables, "phone": self.phones}[name]
 
+    def by_word(self, name: str) -> list[tuple[Segment, ...]]:
+        """The syllables or phones of each word, in word order. A segment belongs to the first word whose
+        span holds its midpoint (ends included), so a phone squeezed to zero length where one word meets
+        the next stays with its own word."""
+        groups: list[list[Segment]] = [[] for _ in self.words]
+        for seg in self.level(name):
+            mid = (seg.start_s + seg.end_s) / 2
+            w = next((i for i, word in enumerate(self.words) if word.start_s <= mid <= word.end_s), None)
+            if w is not None:
+                groups[w].append(seg)
+        return [tuple(g) for g in groups]
+
     def to_dict(self) -> dict[str, Any]:
         return {"transcript": self.transcript, "mode": self.mode, "confidence": round(self.confidence, 4),
                 "phone_timing": self.phone_timing, "aligner": self.aligner, "duration_s": round(self.duration_s, 4),
@@ -257,7 +269,7 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
                 spike, previous_end = unit_spans[(w, u)][0], unit_spans[(w, u - 1)][1]
                 bounds.append(max(emissions.time(spike) - options.phone_shift_s, emissions.time(previous_end),
                                   bounds[-1]))
-            bounds.append(ends[w])
+            bounds = [min(b, ends[w]) for b in bounds] + [ends[w]]  # a large overlap_s can end a word early
             labels_w = [_chosen(plan.unit_ids[u], plan.unit_labels[u], vocab.tokens, lp, unit_spans[(w, u)])
                         for u in range(len(plan.unit_ids))]
             phone_scores = [float(np.exp(s)) for s in log_scores]

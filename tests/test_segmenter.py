@@ -287,3 +287,28 @@ def test_a_precomputed_path_gives_the_same_segmentation() -> None:
     assert align_words(em, plans, opts, mode="forced", aligner="t", path=forced_path(em, plans)) == direct
     with pytest.raises(AlignmentError, match="nothing to align"):
         forced_path(em, [])
+
+
+def test_phones_and_syllables_group_by_word_even_when_squeezed_to_zero_length() -> None:
+    from edgeser.segmenter import Segmentation
+
+    def seg(level: str, label: str, a: float, b: float) -> Segment:
+        return Segment(level, label, a, b, 1.0)
+
+    words = (seg("word", "kids", 0.95, 1.22), seg("word", "are", 1.22, 1.35))
+    phones = (seg("phone", "k", 0.95, 1.08), seg("phone", "ɪ", 1.08, 1.14), seg("phone", "d", 1.14, 1.22),
+              seg("phone", "z", 1.22, 1.22), seg("phone", "ɝ", 1.22, 1.35))
+    s = Segmentation(words=words, syllables=(seg("syllable", "kɪdz", 0.95, 1.22), seg("syllable", "ɝ", 1.22, 1.35)),
+                     phones=phones, transcript="kids are", mode="forced", confidence=1.0, phone_timing="aligned",
+                     aligner="t", duration_s=2.0)
+    assert [[p.label for p in g] for g in s.by_word("phone")] == [["k", "ɪ", "d", "z"], ["ɝ"]]
+    assert [[x.label for x in g] for g in s.by_word("syllable")] == [["kɪdz"], ["ɝ"]]
+
+
+def test_a_large_overlap_never_leaves_a_phone_ending_before_it_starts() -> None:
+    em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 10: "<wb>", 11: "ə"})
+    opts = replace(SegmentOptions(), overlap_s=0.3)
+    seg = segment(em, "cab a", aligner="t", lexicon=LEXICON, options=opts)
+    assert seg.words[1].start_s < seg.words[0].end_s + 1e-9
+    assert all(p.end_s >= p.start_s for p in (*seg.phones, *seg.syllables))
+    assert [p.label for g in seg.by_word("phone") for p in g] == [p.label for p in seg.phones]
