@@ -39,7 +39,7 @@ UNRELATED = "The weather will be cold tomorrow morning."
 GRID_S = tuple(round(0.01 * i, 2) for i in range(26))
 CLASSES = ("vowel", "stop", "sibilant", "fricative")  # RAVDESS has no word starting with a nasal or approximant
 SINGLE_SHIFT = SegmentOptions(start_shift_s=0.12, start_shift_by_class=(), overlap_s=0.0, end_shift_s=0.12,
-                              final_end_shift_s=0.12)
+                              final_end_shift_s=0.12, final_end_scale=0.0)
 """The rule before per-class shifts: 120 ms for every start and end."""
 
 
