@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from edgeser.metrics import confusion_matrix, unweighted_accuracy
-from export.model import FusionConfig, FusionModel
+from export.model import FusionConfig, FusionEnsemble, FusionModel
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _names(config: FusionConfig) -> list[str]:
     return [*config.levels, *(["text"] if config.use_text else [])]
 
 
-def predict(model: FusionModel, items: Sequence[Features], batch_size: int = 256) -> np.ndarray:
+def predict(model: FusionModel | FusionEnsemble, items: Sequence[Features], batch_size: int = 256) -> np.ndarray:
     """Final log-probabilities ``(utterances, classes)``."""
     model.eval()
     out = []
@@ -107,3 +107,13 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.eval(), best
+
+
+def train_ensemble(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
+                   seeds: int) -> FusionEnsemble:
+    """``seeds`` models trained as :func:`train` does with seeds ``train_config.seed + 0 .. seeds - 1``,
+    averaged (:class:`FusionEnsemble`)."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k))[0] for k in range(seeds)]
+    return FusionEnsemble(members).eval()

@@ -155,3 +155,59 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
     np.testing.assert_allclose(got["early_scores"], ref["early"].numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="missing"):
         head({"frame": speech["frame"]}, (text.token_embeddings, text.token_mask))
+
+
+def test_an_ensemble_averages_its_members_probabilities_and_exports(tmp_path: Path) -> None:
+    from export.model import FusionEnsemble
+
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame", "word"))
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(FusionModel(config).eval())
+    ensemble = FusionEnsemble(members).eval()
+    inputs = batch(config)
+    with torch.no_grad():
+        out = ensemble(**inputs)
+        each = [m(**inputs) for m in members]
+    assert set(out) == set(each[0]) == {"scores", "early", "speech", "text"}
+    for k in out:
+        mean = torch.stack([torch.exp(o[k]) for o in each]).mean(0)
+        assert torch.allclose(torch.exp(out[k]), mean, atol=1e-6)
+        assert not torch.allclose(out[k], each[0][k], atol=1e-3)  # the members differ, so averaging shows
+    assert torch.allclose(torch.exp(out["scores"]).sum(-1), torch.ones(3), atol=1e-5)
+    assert ensemble.input_names() == members[0].input_names()
+
+    graph = FusionGraph(ensemble).eval()  # exports as one fusion graph, as a single model does
+    spec = fusion_spec(ensemble)
+    trace = {k: v.numpy() for k, v in batch(config, 2, 0).items()}
+    export_onnx(graph, spec, trace, tmp_path / "fusion.onnx", exporter="torchscript")
+    case = {k: v.numpy() for k, v in batch(config, 4, 3, {"frame": 11, "word": 6, "text": 5}).items()}
+    report = check_parity(graph, tmp_path / "fusion.onnx", spec, [case], tolerance=1e-4)
+    assert max(report["max_abs_diff"].values()) < 1e-4
+
+    other = FusionModel(FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2))
+    with pytest.raises(ValueError, match="same FusionConfig"):
+        FusionEnsemble([members[0], other])
+    with pytest.raises(ValueError, match="at least one"):
+        FusionEnsemble([])
+
+
+def test_train_ensemble_trains_one_member_per_seed() -> None:
+    from export.train import TrainConfig, predict, train_ensemble
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 64)
+    items = []
+    for c in labels:
+        frame = rng.standard_normal((6, SPEECH)).astype(np.float32)
+        frame[:, 3 * c: 3 * c + 3] += 2.0  # the class is in which channels carry a bump
+        items.append({"frame": frame})
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame",), early=False,
+                          use_text=False)
+    ensemble = train_ensemble(config, items, labels, TrainConfig(epochs=15, batch_size=16, lr=3e-3), seeds=2)
+    a, b = (dict(m.named_parameters()) for m in ensemble.members)
+    assert len(ensemble.members) == 2 and not torch.equal(a["speech_head.1.weight"], b["speech_head.1.weight"])
+    assert (predict(ensemble, items).argmax(1) == labels).mean() > 0.9
+    with pytest.raises(ValueError, match="seeds"):
+        train_ensemble(config, items, labels, TrainConfig(epochs=1), seeds=0)

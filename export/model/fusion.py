@@ -12,10 +12,16 @@ syllable and word (``edgeser.pooling``). Text is the BERT token embeddings.
 
 Every part is switchable (levels, early, late, text) for the ablation. Inputs are padded batches with
 boolean masks (true = real position); every mask row must have at least one true position.
+
+A :class:`FusionEnsemble` averages several models of one configuration (trained with different seeds):
+on a few hundred utterances a single head's UA moves by several points with its seed, and the average of
+five is steadier and, on RAVDESS, better than the typical member.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -175,3 +181,29 @@ class FusionModel(nn.Module):
     def input_names(self) -> list[str]:
         names = [n for lv in self.config.levels for n in (lv, f"{lv}_mask")]
         return names + (["text", "text_mask"] if self.config.use_text else [])
+
+
+class FusionEnsemble(nn.Module):
+    """Models of one configuration whose probabilities are averaged, with :class:`FusionModel`'s interface.
+
+    Every output (the final scores and each branch) is the log of the members' mean probability, so an
+    ensemble trains, predicts and exports (one fusion graph) wherever a single model does.
+    """
+
+    def __init__(self, members: Sequence[FusionModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        if any(m.config != members[0].config for m in members):
+            raise ValueError("every member of an ensemble must have the same FusionConfig")
+        self.config = members[0].config
+        self.members = nn.ModuleList(members)
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = [member(**inputs) for member in self.members]
+        return {k: torch.logsumexp(torch.stack([o[k] for o in outputs]), dim=0) - math.log(len(outputs))
+                for k in outputs[0]}
+
+    def input_names(self) -> list[str]:
+        names: list[str] = self.members[0].input_names()  # type: ignore[operator]
+        return names
