@@ -236,7 +236,8 @@ def align_words(emissions: Emissions, plans: Sequence[WordPlan], options: Segmen
 
     ``path`` is :func:`forced_path` of the same emissions and plans, where the caller already has it.
     """
-    path = path or forced_path(emissions, plans)
+    if path is None:
+        path = forced_path(emissions, plans)
     vocab, lp = emissions.vocab, emissions.log_probs
     # Compare with the best unconstrained path on frames where either path emits a token (silence says nothing).
     speech = (path.labels != vocab.blank_id) | (lp.argmax(axis=1) != vocab.blank_id)
