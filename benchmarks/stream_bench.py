@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.stats import percentiles
+from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess
@@ -133,7 +134,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     held = [u.path for u in ds.utterances if u.group in HELD_OUT and u.path is not None]
     files = [held[i] for i in rng.permutation(len(held))[: args.files]]
-    out: dict[str, Any] = {"protocol": __doc__.split("\n\n")[1], "variants": {}}
+    out: dict[str, Any] = {"protocol": __doc__.split("\n\n")[1], "machine": machine(), "variants": {}}
     for spec in args.bundle or ["default"]:
         name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
         rec = EmotionRecognizer.from_bundle(default.resolve(path), RuntimeOptions(threads=args.threads))
