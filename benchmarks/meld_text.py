@@ -1,8 +1,10 @@
 """The text branch on MELD (4 classes): a trained text head on frozen all-MiniLM-L6-v2 token embeddings
 against the baseline of mean-pooled MiniLM embeddings + class-balanced logistic regression.
 
-Both are selected on the dev split (epoch for the head, C for the regression) and scored once on test.
-Embeddings come from edgeser's runtime (the exported text graph in ONNX Runtime) and are cached.
+Both are selected on the dev split (epoch and setting for the head, C for the regression) and scored once on
+test. The head is an average of ``--seeds`` models (each keeping its best dev epoch), as the default model's
+head is; each seed's own dev UA is reported too. Embeddings come from edgeser's runtime (the exported text
+graph in ONNX Runtime) and are cached.
 
     python -m benchmarks.meld_text --out benchmarks/results/meld_text.json
 """
@@ -24,7 +26,7 @@ from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accu
 from export.model import FusionConfig
 from export.pipeline import export_bundle
 from export.sources import load_text
-from export.train import TrainConfig, predict, train
+from export.train import TrainConfig, predict, train_ensemble
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld_text"
 GRID = ((128, 0.2, 1e-3), (128, 0.3, 3e-4), (64, 0.3, 3e-4), (64, 0.5, 1e-3))
@@ -53,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgeser-meld-cache")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=5, help="models per head setting, averaged")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -78,9 +81,11 @@ def main() -> None:
     for dim, dropout, lr in GRID:
         config = FusionConfig(speech_dim=1, text_dim=tokens["train"][0].shape[1], levels=(), early=False,
                               late=True, use_text=True, dim=dim, heads=4, dropout=dropout)
-        model, kept = train(config, items["train"], y["train"], TrainConfig(epochs=args.epochs, lr=lr),
-                            valid=(items["dev"], y["dev"]))
-        grid.append(({"dim": dim, "dropout": dropout, "lr": lr, **kept}, model))
+        model = train_ensemble(config, items["train"], y["train"], TrainConfig(epochs=args.epochs, lr=lr), args.seeds,
+                               valid=(items["dev"], y["dev"]))
+        members = [scores(y["dev"], predict(m, items["dev"]).argmax(1))["ua"] for m in model.members]
+        grid.append(({"dim": dim, "dropout": dropout, "lr": lr, "seeds": args.seeds, "member_dev_ua": members,
+                      "valid_ua": scores(y["dev"], predict(model, items["dev"]).argmax(1))["ua"]}, model))
         print(grid[-1][0])
     chosen, model = max(grid, key=lambda g: g[0]["valid_ua"])
     result = {

@@ -110,10 +110,11 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
 
 
 def train_ensemble(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
-                   seeds: int) -> FusionEnsemble:
-    """``seeds`` models trained as :func:`train` does with seeds ``train_config.seed + 0 .. seeds - 1``,
-    averaged (:class:`FusionEnsemble`)."""
+                   seeds: int, valid: tuple[Sequence[Features], np.ndarray] | None = None) -> FusionEnsemble:
+    """``seeds`` models trained as :func:`train` does (each keeping its best epoch on ``valid``, when given)
+    with seeds ``train_config.seed + 0 .. seeds - 1``, averaged (:class:`FusionEnsemble`)."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k))[0] for k in range(seeds)]
+    members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k), valid=valid)[0]
+               for k in range(seeds)]
     return FusionEnsemble(members).eval()

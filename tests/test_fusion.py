@@ -209,5 +209,8 @@ def test_train_ensemble_trains_one_member_per_seed() -> None:
     a, b = (dict(m.named_parameters()) for m in ensemble.members)
     assert len(ensemble.members) == 2 and not torch.equal(a["speech_head.1.weight"], b["speech_head.1.weight"])
     assert (predict(ensemble, items).argmax(1) == labels).mean() > 0.9
+    kept = train_ensemble(config, items, labels, TrainConfig(epochs=3, batch_size=16, lr=3e-3), seeds=2,
+                          valid=(items[:32], labels[:32]))  # each member keeps its best epoch on valid
+    assert len(kept.members) == 2
     with pytest.raises(ValueError, match="seeds"):
         train_ensemble(config, items, labels, TrainConfig(epochs=1), seeds=0)
