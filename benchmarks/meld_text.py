@@ -81,8 +81,8 @@ def main() -> None:
     for dim, dropout, lr in GRID:
         config = FusionConfig(speech_dim=1, text_dim=tokens["train"][0].shape[1], levels=(), early=False,
                               late=True, use_text=True, dim=dim, heads=4, dropout=dropout)
-        model = train_ensemble(config, items["train"], y["train"], TrainConfig(epochs=args.epochs, lr=lr), args.seeds,
-                               valid=(items["dev"], y["dev"]))
+        model = train_ensemble(config, items["train"], y["train"],
+                               TrainConfig(epochs=args.epochs, lr=lr, seeds=args.seeds), valid=(items["dev"], y["dev"]))
         members = [scores(y["dev"], predict(m, items["dev"]).argmax(1))["ua"] for m in model.members]
         grid.append(({"dim": dim, "dropout": dropout, "lr": lr, "seeds": args.seeds, "member_dev_ua": members,
                       "valid_ua": scores(y["dev"], predict(model, items["dev"]).argmax(1))["ua"]}, model))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def main() -> None:
                               num_classes=len(ds.labels), labels=ds.labels, **switches)
         keep = [*config.levels, *(["text"] if config.use_text else [])]
         items = [{k: it[k] for k in keep} for it in feats.items]
-        ensemble = train_ensemble(config, [items[i] for i in train_idx], labels[train_idx], TRAIN, args.seeds)
+        ensemble = train_ensemble(config, [items[i] for i in train_idx], labels[train_idx],
+                                  replace(TRAIN, seeds=args.seeds))
         tested = [items[i] for i in test_idx]
         ua, wa = [], []
         for member in ensemble.members:

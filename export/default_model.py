@@ -71,6 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
+    train_config = replace(TRAIN, seeds=args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     encoder_bundle = args.out / "encoder-bundle"
     if not encoder_bundle.is_dir():
@@ -91,7 +92,7 @@ def main() -> None:
     text_dim = rec.bundle.manifest.text.hidden_size  # type: ignore[union-attr]
     results: dict[str, Any] = {"held_out": list(HELD_OUT), "train_utterances": len(train_idx),
                                "test_utterances": len(test_idx), "failures": feats.failures,
-                               "train": asdict(TRAIN), "seeds": args.seeds, "variants": {}}
+                               "train": asdict(train_config), "variants": {}}
     valid = np.isin(groups, VALIDATION)
     inner_idx, valid_idx = np.flatnonzero(~test & ~valid), np.flatnonzero(valid)
     models = {}
@@ -102,7 +103,7 @@ def main() -> None:
         items = [{k: it[k] for k in keep} for it in feats.items]
         scores = {}
         for part, fit, score in (("validation_13_16", inner_idx, valid_idx), ("held_out_17_20", train_idx, test_idx)):
-            model = train_ensemble(config, [items[i] for i in fit], labels[fit], TRAIN, args.seeds)
+            model = train_ensemble(config, [items[i] for i in fit], labels[fit], train_config)
             scored = [items[i] for i in score]
             cm = confusion_matrix(labels[score], predict(model, scored).argmax(1), len(ds.labels))
             members = [unweighted_accuracy(confusion_matrix(labels[score], predict(member, scored).argmax(1),
@@ -119,8 +120,8 @@ def main() -> None:
     print(f"chosen on validation: {chosen}")
     train_groups = sorted(set(groups[train_idx].tolist()))
     provenance = {"dataset": "ravdess (4-class)", "data_path": str(DATA), "utterances": len(train_idx),
-                  "train_groups": train_groups, "held_out_groups": list(HELD_OUT), "train": asdict(TRAIN),
-                  "seeds": args.seeds, "configuration": chosen,
+                  "train_groups": train_groups, "held_out_groups": list(HELD_OUT), "train": asdict(train_config),
+                  "configuration": chosen,
                   "chosen_on": "validation actors 13-16 (heads trained on 01-12)",
                   "held_out_scores": results["variants"][chosen]["held_out_17_20"]}
     full = args.out / "full"

@@ -19,6 +19,7 @@ Config (TOML or JSON); relative paths are relative to the config file::
 
     [train]
     epochs = 30
+    seeds = 5                    # heads trained with seeds 0..4, averaged (default 1: one head)
 
     [output]
     dir = "runs/ravdess"
@@ -42,7 +43,7 @@ from edgeser.metrics import FoldScores, confusion_matrix
 from export.configfile import read_config
 from export.features import FeatureSet, compute
 from export.model import LEVELS, FusionConfig
-from export.train import Features, TrainConfig, predict, train
+from export.train import Features, TrainConfig, fit, predict
 
 LOADERS: dict[str, Callable[[Path], Dataset]] = {"ravdess": load_ravdess, "iemocap": load_iemocap,
                                                  "meld": load_meld, "manifest": load_manifest}
@@ -95,6 +96,10 @@ class RecipeConfig:
                 problems.append(f"missing {key!r}")
         if problems:
             raise ConfigError(f"{path}: {'; '.join(problems)}")
+        try:
+            train = TrainConfig(**train_cfg)
+        except ValueError as e:
+            raise ConfigError(f"{path}: [train] {e}") from e
         return cls(dataset=str(data["dataset"]), data_path=base / data["path"], bundle=base / model["bundle"],
                    output=base / output["dir"], folds=data.get("folds", 5),
                    levels=tuple(model.get("levels", LEVELS)), early=bool(model.get("early", True)),
@@ -102,7 +107,7 @@ class RecipeConfig:
                    dim=int(model.get("dim", 128)), heads=int(model.get("heads", 4)),
                    dropout=float(model.get("dropout", 0.2)), layer=int(model.get("layer", -1)),
                    segmenter=str(model.get("segmenter", "bundle")),
-                   cache=base / output["cache"] if "cache" in output else None, train=TrainConfig(**train_cfg))
+                   cache=base / output["cache"] if "cache" in output else None, train=train)
 
 
 def check(config: RecipeConfig) -> tuple[Dataset, EmotionRecognizer, FusionConfig]:
@@ -166,7 +171,7 @@ def cross_validate(run: Prepared, fusion: FusionConfig, items: list[Features], t
     """Train on each fold's training part, score its held-out part."""
     matrices = []
     for f, (tr, te) in enumerate(run.folds):
-        model, _ = train(fusion, [items[k] for k in tr], run.labels[tr], train_config)
+        model = fit(fusion, [items[k] for k in tr], run.labels[tr], train_config)
         pred = predict(model, [items[k] for k in te]).argmax(1)
         matrices.append(confusion_matrix(run.labels[te], pred, len(run.dataset.labels)))
         if progress is not None:
@@ -230,7 +235,7 @@ def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
 
     run = prepare(config, progress)
     dataset, rec, features = run.dataset, run.rec, run.features
-    model, _ = train(run.fusion, features.items, run.labels, config.train)
+    model = fit(run.fusion, features.items, run.labels, config.train)
     exposed = len(rec.speech.exposed_layers) if rec.bundle.manifest.speech else 1
     provenance = {"dataset": dataset.name, "data_path": str(config.data_path), "utterances": len(features.items),
                   "counts": dataset.subset(features.indices).counts(), "train": asdict(config.train),

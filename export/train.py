@@ -24,7 +24,11 @@ Features = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; the defaults suit frozen-encoder features on a CPU."""
+    """Optimisation settings; the defaults suit frozen-encoder features on a CPU.
+
+    ``seeds`` > 1 trains that many heads (seeds ``seed``, ``seed + 1``, ...) and averages them
+    (:func:`fit`, :class:`~export.model.FusionEnsemble`).
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -32,6 +36,12 @@ class TrainConfig:
     weight_decay: float = 1e-2
     seed: int = 0
     class_balanced: bool = True
+    seeds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"seeds, epochs and batch_size must be >= 1, got {self.seeds}, {self.epochs}, "
+                             f"{self.batch_size}")
 
 
 def collate(items: Sequence[Features], names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -110,11 +120,17 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
 
 
 def train_ensemble(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
-                   seeds: int, valid: tuple[Sequence[Features], np.ndarray] | None = None) -> FusionEnsemble:
-    """``seeds`` models trained as :func:`train` does (each keeping its best epoch on ``valid``, when given)
-    with seeds ``train_config.seed + 0 .. seeds - 1``, averaged (:class:`FusionEnsemble`)."""
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
+                   valid: tuple[Sequence[Features], np.ndarray] | None = None) -> FusionEnsemble:
+    """``train_config.seeds`` models trained as :func:`train` does (each keeping its best epoch on ``valid``,
+    when given) with seeds ``train_config.seed + 0, 1, ...``, averaged (:class:`FusionEnsemble`)."""
     members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k), valid=valid)[0]
-               for k in range(seeds)]
+               for k in range(train_config.seeds)]
     return FusionEnsemble(members).eval()
+
+
+def fit(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig
+        ) -> FusionModel | FusionEnsemble:
+    """One head (:func:`train`) or, with ``train_config.seeds`` > 1, their average (:func:`train_ensemble`)."""
+    if train_config.seeds == 1:
+        return train(config, items, labels, train_config)[0]
+    return train_ensemble(config, items, labels, train_config)

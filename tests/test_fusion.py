@@ -194,7 +194,8 @@ def test_an_ensemble_averages_its_members_probabilities_and_exports(tmp_path: Pa
 
 
 def test_train_ensemble_trains_one_member_per_seed() -> None:
-    from export.train import TrainConfig, predict, train_ensemble
+    from export.model import FusionEnsemble
+    from export.train import TrainConfig, fit, predict, train_ensemble
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 64)
@@ -205,12 +206,15 @@ def test_train_ensemble_trains_one_member_per_seed() -> None:
         items.append({"frame": frame})
     config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame",), early=False,
                           use_text=False)
-    ensemble = train_ensemble(config, items, labels, TrainConfig(epochs=15, batch_size=16, lr=3e-3), seeds=2)
+    ensemble = train_ensemble(config, items, labels, TrainConfig(epochs=15, batch_size=16, lr=3e-3, seeds=2))
     a, b = (dict(m.named_parameters()) for m in ensemble.members)
     assert len(ensemble.members) == 2 and not torch.equal(a["speech_head.1.weight"], b["speech_head.1.weight"])
     assert (predict(ensemble, items).argmax(1) == labels).mean() > 0.9
-    kept = train_ensemble(config, items, labels, TrainConfig(epochs=3, batch_size=16, lr=3e-3), seeds=2,
+    kept = train_ensemble(config, items, labels, TrainConfig(epochs=3, batch_size=16, lr=3e-3, seeds=2),
                           valid=(items[:32], labels[:32]))  # each member keeps its best epoch on valid
     assert len(kept.members) == 2
+    single = fit(config, items, labels, TrainConfig(epochs=1))
+    assert isinstance(single, FusionModel) and isinstance(fit(config, items, labels, TrainConfig(epochs=1, seeds=2)),
+                                                          FusionEnsemble)
     with pytest.raises(ValueError, match="seeds"):
-        train_ensemble(config, items, labels, TrainConfig(epochs=1), seeds=0)
+        TrainConfig(seeds=0)

@@ -151,3 +151,21 @@ def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None
     data = json.loads((tmp_path / "run" / "ablation.json").read_text())
     assert all(len(r["ua_per_fold"]) == 2 for r in data["rows"])
     assert len(list((tmp_path / "run" / "cache").rglob("*.npz"))) == 8  # features computed once for all variants
+
+
+def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    from edgeser import EmotionRecognizer
+    from export.recipe import ConfigError, RecipeConfig
+
+    config = write_config(tmp_path, corpus, tiny_bundle, levels=["frame"], early=False)
+    config.write_text(config.read_text().replace("[train]\n", "[train]\nseeds = 2\n"))
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--out", str(tmp_path / "trained")])
+    assert result.exit_code == 0, result.output
+    trained = EmotionRecognizer.from_bundle(tmp_path / "trained")
+    fusion = trained.bundle.manifest.fusion
+    assert fusion is not None and fusion.provenance["train"]["seeds"] == 2
+    probs = trained.predict(SAMPLE, "Kids are talking by the door.").probabilities
+    assert abs(sum(probs.values()) - 1) < 1e-4
+    config.write_text(config.read_text().replace("seeds = 2", "seeds = 0"))
+    with pytest.raises(ConfigError, match=r"\[train\] seeds"):
+        RecipeConfig.from_file(config)
