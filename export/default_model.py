@@ -36,6 +36,7 @@ import edgeser
 from edgeser import EmotionRecognizer, default
 from edgeser.bundle import Bundle, write_bundle
 from edgeser.datasets import load_ravdess
+from edgeser.errors import BundleError
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from export.features import compute
 from export.model import LEVELS, FusionConfig
@@ -69,9 +70,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--ship", action="store_true", help="write the parts to edgeser/models/default")
     args = ap.parse_args()
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    train_config = replace(TRAIN, seeds=args.seeds)
+    try:
+        train_config = replace(TRAIN, seeds=args.seeds)
+    except ValueError as e:  # TrainConfig checks the count
+        ap.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     encoder_bundle = args.out / "encoder-bundle"
     if not encoder_bundle.is_dir():
@@ -137,8 +139,8 @@ def encoders_only(bundle: Path, out: Path) -> None:
     src = Bundle.load(bundle)
     m = src.manifest
     if m.speech is None or m.text is None:
-        raise SystemExit(f"{bundle}: needs both a speech and a text encoder (the complete default bundle has them: "
-                         "edgeser.default.build)")
+        raise BundleError(f"{bundle}: needs both a speech and a text encoder (the complete default bundle has them: "
+                          "edgeser.default.build)")
     with write_bundle(out) as writer:
         for name in m.files:
             if m.fusion is None or name != m.fusion.graph:
