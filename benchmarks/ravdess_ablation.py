@@ -9,6 +9,11 @@ library's current boundary rule; the text is that transcript. Each configuration
 seeds: each seed is scored alone (mean ± std) and the seeds' probabilities are averaged (what
 ``export.default_model`` ships).
 
+112 utterances of 4 speakers make every UA uncertain by several points, so each row is also compared with
+the speech-frames row and with the eGeMAPS + logistic-regression baseline (trained on the same actors, when
+openSMILE is installed) by a stratified paired bootstrap of the UA difference
+(``benchmarks.stats.paired_bootstrap_ua``; 95% interval). Per-utterance predictions are kept in the result.
+
     python -m benchmarks.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
         --out benchmarks/results/ravdess_ablation.json
 """
@@ -23,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.egemaps_baseline import egemaps
+from benchmarks.stats import paired_bootstrap_ua
 from edgeser import EmotionRecognizer
-from edgeser.datasets import load_ravdess
+from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
 from export.features import compute
@@ -40,6 +47,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("runs/ablation-cache"))
     ap.add_argument("--seeds", type=int, default=5, help="heads per configuration (seeds 0..N-1): scored one by "
                     "one (mean ± std) and averaged (one ensemble)")
+    ap.add_argument("--egemaps-cache", type=Path, default=Path("runs/egemaps.npy"),
+                    help="eGeMAPS functionals of the dataset, computed once (needs openSMILE: "
+                    "pip install -e '.[bench]')")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     rec = EmotionRecognizer.from_bundle(args.encoder_bundle)
@@ -63,16 +73,50 @@ def main() -> None:
             cm = confusion_matrix(labels[test_idx], predict(member, tested).argmax(1), len(ds.labels))
             ua.append(unweighted_accuracy(cm))
             wa.append(weighted_accuracy(cm))
-        cm = confusion_matrix(labels[test_idx], predict(ensemble, tested).argmax(1), len(ds.labels))
-        rows.append({"configuration": name, "ensemble_ua": unweighted_accuracy(cm),
+        predicted = predict(ensemble, tested).argmax(1)
+        cm = confusion_matrix(labels[test_idx], predicted, len(ds.labels))
+        rows.append({"configuration": name, "predictions": predicted.tolist(), "ensemble_ua": unweighted_accuracy(cm),
                      "ensemble_wa": weighted_accuracy(cm), "ua_mean": float(np.mean(ua)), "ua_std": float(np.std(ua)),
                      "wa_mean": float(np.mean(wa)), "wa_std": float(np.std(wa)), "ua": ua, "wa": wa})
         print(f"{name}: {args.seeds} seeds averaged UA {100 * rows[-1]['ensemble_ua']:.1f}, WA "
               f"{100 * rows[-1]['ensemble_wa']:.1f}; one seed UA {100 * np.mean(ua):.1f} ± {100 * np.std(ua):.1f}")
-    result = {"protocol": __doc__.split("\n\n")[1], "held_out": list(HELD_OUT), "train_utterances": len(train_idx),
+    truth = labels[test_idx]
+    baseline = egemaps_row(ds, feats.indices, train_idx, test_idx, labels, args.egemaps_cache)
+    for row in rows:
+        row["vs_speech_frames"] = paired_bootstrap_ua(truth, row["predictions"], rows[0]["predictions"], len(ds.labels))
+        if "predictions" in baseline:
+            row["vs_egemaps"] = paired_bootstrap_ua(truth, row["predictions"], baseline["predictions"], len(ds.labels))
+        print(f"{row['configuration']}: UA minus speech frames {fmt(row['vs_speech_frames'])}"
+              + (f"; minus eGeMAPS {fmt(row['vs_egemaps'])}" if "vs_egemaps" in row else ""))
+    result = {"protocol": "\n\n".join(__doc__.split("\n\n")[1:3]), "truth": truth.tolist(), "baseline": baseline,
+              "held_out": list(HELD_OUT), "train_utterances": len(train_idx),
               "test_utterances": len(test_idx), "seeds": args.seeds, "failures": feats.failures, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def egemaps_row(ds: Dataset, indices: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray, labels: np.ndarray,
+                cache: Path) -> dict[str, Any]:
+    """eGeMAPS + class-balanced logistic regression (global z-scores from the training actors) on the same
+    split, with its predictions; or the reason it was skipped."""
+    name = "eGeMAPS + logistic regression (same split)"
+    try:
+        x = egemaps(ds, cache)[indices]
+    except ImportError:
+        return {"configuration": name, "skipped": "openSMILE is not installed (pip install -e '.[bench]')"}
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x[train_idx].mean(0), x[train_idx].std(0) + 1e-8
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit((x[train_idx] - mu) / sd,
+                                                                               labels[train_idx])
+    predicted = clf.predict((x[test_idx] - mu) / sd)
+    cm = confusion_matrix(labels[test_idx], predicted, len(ds.labels))
+    return {"configuration": name, "predictions": predicted.tolist(), "ua": unweighted_accuracy(cm),
+            "wa": weighted_accuracy(cm)}
+
+
+def fmt(d: dict[str, float]) -> str:
+    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
 if __name__ == "__main__":

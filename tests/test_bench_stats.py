@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.stats import interleaved, paired_ratios, pareto_front, percentiles
+from benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 
@@ -92,3 +92,32 @@ def test_cpu_info_reads_the_model_and_int8_instructions_on_x86_and_arm() -> None
     assert cpu_info(amd) == ("AMD EPYC 7B13", [])
     orin = "processor\t: 0\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd aes crc32 atomics asimddp\nCPU part\t: 0xd42\n"
     assert cpu_info(orin) == (None, ["asimddp"])
+
+
+def test_paired_bootstrap_ua_difference_and_interval() -> None:
+    truth = [0, 0, 1, 1]
+    a = [0, 0, 1, 0]  # recalls 1.0, 0.5: UA 0.75
+    b = [0, 1, 1, 0]  # recalls 0.5, 0.5: UA 0.5
+    got = paired_bootstrap_ua(truth, a, b, num_classes=3, rounds=2000)  # class 2 absent: not averaged in
+    assert got["difference"] == pytest.approx(0.25)
+    # a is right wherever b is, so no redraw can favour b
+    assert 0.0 <= got["low"] <= got["difference"] <= got["high"] <= 0.5
+    assert got["share_a_better"] > 0.5
+    same = paired_bootstrap_ua(truth, a, a, num_classes=2, rounds=100)
+    assert same == {"difference": 0.0, "low": 0.0, "high": 0.0, "share_a_better": 0.0}
+
+
+def test_paired_bootstrap_ua_separates_real_from_chance_differences() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 4, 400)
+    good = np.where(rng.random(400) < 0.8, truth, (truth + 1) % 4)  # ~80% right
+    poor = np.where(rng.random(400) < 0.5, truth, (truth + 1) % 4)  # ~50% right
+    clear = paired_bootstrap_ua(truth, good, poor, 4, rounds=2000)
+    assert clear["low"] > 0.15 and clear["share_a_better"] == 1.0
+    other = np.where(rng.random(400) < 0.8, truth, (truth + 2) % 4)  # as good as `good`, different errors
+    tie = paired_bootstrap_ua(truth, good, other, 4, rounds=2000)
+    assert tie["low"] < 0 < tie["high"]
+    with pytest.raises(ValueError):
+        paired_bootstrap_ua([0, 1], [0], [0, 1], 2)
+    with pytest.raises(ValueError):
+        paired_bootstrap_ua([0, 1], [0, 1], [0, 1], 2, level=1.0)
