@@ -56,7 +56,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def paired_bootstrap_ua(truth: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], num_classes: int,
+def paired_bootstrap_ua(truth: Sequence[int] | np.ndarray, pred_a: Sequence[int] | np.ndarray,
+                        pred_b: Sequence[int] | np.ndarray, num_classes: int,
                         rounds: int = 10000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
     """How sure a UA difference is: ``UA(a) - UA(b)`` on the same utterances, with a stratified paired
     bootstrap (each round redraws every class's utterances with replacement, so the class supports that UA

@@ -5,7 +5,9 @@ that drift of a shared machine touches all alike, and reports ratios to a refere
 spread. Per variant:
 
 - UA/WA on the dataset's held-out speakers: the groups the bundle's fusion head was not trained on
-  (recorded in its provenance), or ``test_groups``;
+  (recorded in its provenance), or ``test_groups``; the UA difference to the reference variant on the
+  same utterances with its 95% paired-bootstrap interval (``benchmarks.stats.paired_bootstrap_ua``: on a
+  hundred utterances a quantized variant a point or two off its parent is usually within it);
 - latency of the whole pipeline (``predict``: audio → encoder → segmentation → pooling → text → fusion)
   on clips of about 1, 4 and 10 s cut from held-out audio, p50/p90/p99, real-time factor, and the
   per-stage breakdown; without a transcript, as a live robot would run it (words decoded from the audio);
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.stats import interleaved, paired_ratios, pareto_front, percentiles
+from benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
@@ -187,7 +189,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
                         "size_mb": round(sum(f.bytes for f in b.files.values()) / 1e6, 2)}
         if rec.fusion is not None:
             progress(f"{v.name}: accuracy on {len(test)} held-out utterances")
-            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in test]))
+            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in test], keep_predictions=True))
     # latency, interleaved
     stage_times: dict[str, dict[str, list[dict[str, float]]]] = {v.name: {} for v in variants}
     totals: dict[str, dict[str, list[float]]] = {v.name: {} for v in variants}
@@ -218,6 +220,9 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     ref = reference or variants[0].name
     result["reference"] = ref
     for name, row in rows.items():
+        if name != ref and "predictions" in row and "predictions" in rows[ref]:
+            row["ua_vs_reference"] = ua_difference(row, rows[ref], len(first.manifest.labels))
+    for name, row in rows.items():
         row["latency_ratio_to_reference"] = {k: {p: round(x, 3) for p, x in paired_ratios(v, totals[ref][k]).items()}
                                              for k, v in totals[name].items() if len(v) == len(totals[ref].get(k, []))}
     # throughput of the speech encoder at batch 1 and `batch`
@@ -244,6 +249,14 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     if baselines:
         result["baselines"] = baseline_rows(dataset, train, test, recs, progress)
     return result
+
+
+def ua_difference(row: dict[str, Any], reference: dict[str, Any], num_classes: int) -> dict[str, float]:
+    """``UA(row) - UA(reference)`` on the utterances both scored, with its paired-bootstrap 95% interval."""
+    pred, ref = np.asarray(row["predictions"]), np.asarray(reference["predictions"])
+    both = (pred >= 0) & (ref >= 0)
+    truth = np.asarray(row["truth"])[both]
+    return {k: round(v, 4) for k, v in paired_bootstrap_ua(truth, pred[both], ref[both], num_classes).items()}
 
 
 def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], recs: dict[str, EmotionRecognizer],
@@ -290,9 +303,9 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
 
 def markdown(result: dict[str, Any]) -> str:
     """The table: one row per variant (and device, for merged results)."""
-    lines = ["| device | variant | precision | backend | UA | WA | p50 1 s | p50 4 s | p90 4 s | p50 10 s | RTF 4 s | "
-             "ratio 4 s (p10-p90) | cold start | peak RSS | size |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| device | variant | precision | backend | UA | UA vs reference [95%] | WA | p50 1 s | p50 4 s | "
+             "p90 4 s | p50 10 s | RTF 4 s | ratio 4 s (p10-p90) | cold start | peak RSS | size |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
         ratio = r.get("latency_ratio_to_reference", {}).get("4s")
@@ -303,7 +316,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(" | ".join([
             f"| {r.get('device', result['machine']['device_name'])}", r["variant"], r.get("precision", "-"),
             r.get("backend", "-").replace("ExecutionProvider", ""),
-            f"{100 * r['ua']:.1f}" if "ua" in r else "-", f"{100 * r['wa']:.1f}" if "wa" in r else "-",
+            f"{100 * r['ua']:.1f}" if "ua" in r else "-", interval(r.get("ua_vs_reference")),
+            f"{100 * r['wa']:.1f}" if "wa" in r else "-",
             ms("1s"), ms("4s"), ms("4s", "p90"), ms("10s"),
             f"{r['rtf']['4s']:.3f}" if "4s" in r.get("rtf", {}) else "-",
             f"{ratio['median']:.2f} ({ratio['p10']:.2f}-{ratio['p90']:.2f})" if ratio else "-",
@@ -312,7 +326,7 @@ def markdown(result: dict[str, Any]) -> str:
     for b in result.get("baselines", []):
         ua = f"{100 * b['ua']:.1f}" if "ua" in b else f"skipped: {b.get('skipped')}"
         wa = f"{100 * b['wa']:.1f}" if "wa" in b else "-"
-        lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | {wa} |"
+        lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | - | {wa} |"
                      + " - |" * 9)
     machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
     lines.append("")
@@ -321,6 +335,11 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{m.get('gpu', '?')}, ONNX Runtime {m.get('onnxruntime', '?')}, TensorRT "
                      f"{m.get('tensorrt') or 'not installed'}; measured {m.get('measured', '?')}.")
     return "\n".join(lines) + "\n"
+
+
+def interval(d: dict[str, float] | None) -> str:
+    """``+1.2 [-3.4, +5.6]`` in UA points, or ``-``."""
+    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]" if d else "-"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -15,24 +15,34 @@ if TYPE_CHECKING:
     from edgeser.recognizer import EmotionRecognizer
 
 
-def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance]) -> dict[str, Any]:
+def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance], *, keep_predictions: bool = False
+             ) -> dict[str, Any]:
     """UA, WA and the confusion matrix of ``rec.predict`` over labelled utterances (transcripts used where
-    present); utterances it refuses (``EdgeserError``: silent, unalignable...) are counted, not scored."""
+    present); utterances it refuses (``EdgeserError``: silent, unalignable...) are counted, not scored.
+
+    With ``keep_predictions``, also ``truth`` and ``predictions``: label ids per utterance, in order, ``-1``
+    for a refused one (to compare two models on the same utterances, e.g. with a paired bootstrap).
+    """
     labels = rec.bundle.manifest.labels
-    truth, pred, failed = [], [], 0
+    truth, pred, every_truth, every_pred = [], [], [], []
     for u in utterances:
         if u.path is None:
             raise ValueError(f"{u.id}: no audio to predict from")
+        every_truth.append(labels.index(u.label))
         try:
             result = rec.predict(u.path, u.transcript)
         except EdgeserError:
-            failed += 1
+            every_pred.append(-1)
             continue
-        truth.append(labels.index(u.label))
+        truth.append(every_truth[-1])
         pred.append(labels.index(result.label))
+        every_pred.append(pred[-1])
     cm = confusion_matrix(truth, pred, len(labels))
-    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth), "failed": failed,
-            "confusion": cm.tolist()}
+    out = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth),
+           "failed": len(every_truth) - len(truth), "confusion": cm.tolist()}
+    if keep_predictions:
+        out.update(truth=every_truth, predictions=every_pred)
+    return out
 
 
 def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,

@@ -121,3 +121,20 @@ def test_paired_bootstrap_ua_separates_real_from_chance_differences() -> None:
         paired_bootstrap_ua([0, 1], [0], [0, 1], 2)
     with pytest.raises(ValueError):
         paired_bootstrap_ua([0, 1], [0, 1], [0, 1], 2, level=1.0)
+
+
+def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
+    from benchmarks.suite import markdown, ua_difference
+
+    truth = [0, 1, 1, 3]
+    row = {"truth": truth, "predictions": [0, 1, -1, 3]}  # the third utterance refused
+    ref = {"truth": truth, "predictions": [0, 0, 1, 3]}
+    got = ua_difference(row, ref, 4)  # scored on utterances 0, 1, 3: UA 1 against 2/3
+    assert got["difference"] == pytest.approx(1 / 3, abs=1e-4)
+    result = {"machine": {"device_name": "here"},
+              "rows": [{"variant": "fp32", "ua": 2 / 3, "size_mb": 9.0},
+                       {"variant": "int8", "ua": 1.0, "ua_vs_reference": got, "size_mb": 3.0}]}
+    lines = markdown(result).splitlines()
+    assert lines[0].split(" | ")[5] == "UA vs reference [95%]"
+    assert lines[2].split(" | ")[5] == "-"
+    assert lines[3].split(" | ")[5] == f"+33.3 [{100 * got['low']:+.1f}, {100 * got['high']:+.1f}]"

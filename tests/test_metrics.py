@@ -64,3 +64,6 @@ def test_evaluate_scores_predictions_and_counts_refusals() -> None:
     got = evaluate(Rec(), utts)  # type: ignore[arg-type]
     assert got["failed"] == 1 and got["utterances"] == 3
     assert got["ua"] == pytest.approx((1 / 2 + 1) / 2) and got["wa"] == pytest.approx(2 / 3)
+    assert "predictions" not in got
+    kept = evaluate(Rec(), utts, keep_predictions=True)  # type: ignore[arg-type]
+    assert kept["truth"] == [0, 1, 0, 3] and kept["predictions"] == [0, 1, 1, -1]
