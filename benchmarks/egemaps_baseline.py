@@ -54,15 +54,21 @@ def per_speaker(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     return out
 
 
+def fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, normalise: bool = True
+                ) -> np.ndarray:
+    """Class-balanced logistic regression (C = 1) trained on ``x[train]``, its predictions for ``x[test]``;
+    with ``normalise``, features z-scored with the training rows' statistics first."""
+    xtr, xte = x[train], x[test]
+    if normalise:
+        mu, sd = xtr.mean(0), xtr.std(0) + 1e-8
+        xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(xtr, y[train])
+    return np.asarray(model.predict(xte))
+
+
 def evaluate(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], normalise: str) -> FoldScores:
-    matrices = []
-    for train, test in folds:
-        xtr, xte = x[train], x[test]
-        if normalise == "global":
-            mu, sd = xtr.mean(0), xtr.std(0) + 1e-8
-            xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
-        model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(xtr, y[train])
-        matrices.append(confusion_matrix(y[test], model.predict(xte), 4))
+    matrices = [confusion_matrix(y[test], fit_predict(x, y, train, test, normalise == "global"), 4)
+                for train, test in folds]
     return FoldScores.from_folds(matrices)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.egemaps_baseline import egemaps
+from benchmarks.egemaps_baseline import egemaps, fit_predict
 from benchmarks.stats import paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, load_ravdess
@@ -104,12 +104,7 @@ def egemaps_row(ds: Dataset, indices: np.ndarray, train_idx: np.ndarray, test_id
         x = egemaps(ds, cache)[indices]
     except ImportError:
         return {"configuration": name, "skipped": "openSMILE is not installed (pip install -e '.[bench]')"}
-    from sklearn.linear_model import LogisticRegression
-
-    mu, sd = x[train_idx].mean(0), x[train_idx].std(0) + 1e-8
-    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit((x[train_idx] - mu) / sd,
-                                                                               labels[train_idx])
-    predicted = clf.predict((x[test_idx] - mu) / sd)
+    predicted = fit_predict(x, labels, train_idx, test_idx)
     cm = confusion_matrix(labels[test_idx], predicted, len(ds.labels))
     return {"configuration": name, "predictions": predicted.tolist(), "ua": unweighted_accuracy(cm),
             "wa": weighted_accuracy(cm)}

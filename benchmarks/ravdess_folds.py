@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.egemaps_baseline import egemaps, per_speaker
+from benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
 from benchmarks.stats import paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess
@@ -97,8 +97,6 @@ def main() -> None:
     if text.failures or len(text.items) != len(ds):
         raise SystemExit(f"text features failed: {text.failures}")
     x = egemaps(ds, args.egemaps_cache)
-    from sklearn.linear_model import LogisticRegression
-
     x_speaker = per_speaker(x, groups)
     pooled: dict[str, np.ndarray] = {name: np.full(len(ds), -1) for name in (*ROWS, PER_SPEAKER, *BASELINES)}
     per_fold: list[dict[str, Any]] = []
@@ -121,11 +119,8 @@ def main() -> None:
             model = train_ensemble(config, [{n: source[i][n] for n in keep} for i in tr], labels[tr],
                                    replace(TRAIN, seeds=args.seeds))
             pooled[name][te] = predict(model, [{n: source[i][n] for n in keep} for i in te]).argmax(1)
-        for name, features, scale in ((BASELINES[0], x, True), (BASELINES[1], x_speaker, False)):
-            mu, sd = (features[tr].mean(0), features[tr].std(0) + 1e-8) if scale else (0.0, 1.0)
-            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit((features[tr] - mu) / sd,
-                                                                                       labels[tr])
-            pooled[name][te] = clf.predict((features[te] - mu) / sd)
+        pooled[BASELINES[0]][te] = fit_predict(x, labels, tr, te)
+        pooled[BASELINES[1]][te] = fit_predict(x_speaker, labels, tr, te, normalise=False)
         for name, pred in pooled.items():
             cm = confusion_matrix(labels[te], pred[te], len(ds.labels))
             fold[name] = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm)}
