@@ -91,7 +91,7 @@ def main() -> None:
     ds = load_ravdess(DATA)
     labels = ds.label_ids()
     groups = np.array([u.group for u in ds.utterances])
-    actors = sorted(set(groups.tolist()))
+    actor_folds = ds.folds(5)  # the baseline benchmark's folds: actors 01-04, 05-08, ...
     text_rec = EmotionRecognizer.from_bundle(args.text_bundle)
     text = compute(text_rec, ds, (), True, args.work / "cache")
     if text.failures or len(text.items) != len(ds):
@@ -101,9 +101,8 @@ def main() -> None:
     pooled: dict[str, np.ndarray] = {name: np.full(len(ds), -1) for name in (*ROWS, PER_SPEAKER, *BASELINES)}
     per_fold: list[dict[str, Any]] = []
     for k, bundle in folds.items():
-        held = actors[4 * (k - 1) : 4 * k]
-        test = np.isin(groups, held)
-        tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+        tr, te = actor_folds[k - 1]
+        held = sorted(set(groups[te].tolist()))
         rec = EmotionRecognizer.from_bundle(bundle)
         frames = compute(rec, ds, ("frame",), False, args.work / "cache")
         if frames.failures or len(frames.items) != len(ds):
