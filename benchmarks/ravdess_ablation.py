@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.egemaps_baseline import egemaps, fit_predict
-from benchmarks.stats import paired_bootstrap_ua
+from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
@@ -86,8 +86,8 @@ def main() -> None:
         row["vs_speech_frames"] = paired_bootstrap_ua(truth, row["predictions"], rows[0]["predictions"], len(ds.labels))
         if "predictions" in baseline:
             row["vs_egemaps"] = paired_bootstrap_ua(truth, row["predictions"], baseline["predictions"], len(ds.labels))
-        print(f"{row['configuration']}: UA minus speech frames {fmt(row['vs_speech_frames'])}"
-              + (f"; minus eGeMAPS {fmt(row['vs_egemaps'])}" if "vs_egemaps" in row else ""))
+        print(f"{row['configuration']}: UA minus speech frames {interval(row['vs_speech_frames'])}"
+              + (f"; minus eGeMAPS {interval(row['vs_egemaps'])}" if "vs_egemaps" in row else ""))
     result = {"protocol": "\n\n".join(__doc__.split("\n\n")[1:3]), "truth": truth.tolist(), "baseline": baseline,
               "held_out": list(HELD_OUT), "train_utterances": len(train_idx),
               "test_utterances": len(test_idx), "seeds": args.seeds, "failures": feats.failures, "rows": rows}
@@ -108,10 +108,6 @@ def egemaps_row(ds: Dataset, indices: np.ndarray, train_idx: np.ndarray, test_id
     cm = confusion_matrix(labels[test_idx], predicted, len(ds.labels))
     return {"configuration": name, "predictions": predicted.tolist(), "ua": unweighted_accuracy(cm),
             "wa": weighted_accuracy(cm)}
-
-
-def fmt(d: dict[str, float]) -> str:
-    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from benchmarks.stats import paired_bootstrap_ua
+from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
@@ -147,7 +147,7 @@ def main() -> None:
         print(f"{name}: UA {100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} over {len(per_fold)} folds; "
               f"pooled UA {100 * s['pooled_ua']:.1f}, WA {100 * s['pooled_wa']:.1f}")
     for name, c in comparisons.items():
-        print(f"{name}: {100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]")
+        print(f"{name}: {interval(c)}")
     result = {"protocol": "\n\n".join(__doc__.split("\n\n")[3:5]), "folds": per_fold, "utterances": int(scored.size),
               "summary": summary, "comparisons": comparisons, "truth": truth.tolist(),
               "predictions": {n: p[scored].tolist() for n, p in pooled.items()}}

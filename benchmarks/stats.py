@@ -84,3 +84,8 @@ def paired_bootstrap_ua(truth: Sequence[int] | np.ndarray, pred_a: Sequence[int]
     tail = (1 - level) / 2
     return {"difference": observed, "low": float(np.quantile(diffs, tail)), "high": float(np.quantile(diffs, 1 - tail)),
             "share_a_better": float(np.mean(diffs > 0))}
+
+
+def interval(d: dict[str, float] | None) -> str:
+    """A :func:`paired_bootstrap_ua` result as ``+1.2 [-3.4, +5.6]`` in UA points, or ``-`` for none."""
+    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]" if d else "-"

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
+from benchmarks.stats import interleaved, interval, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
@@ -335,11 +335,6 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{m.get('gpu', '?')}, ONNX Runtime {m.get('onnxruntime', '?')}, TensorRT "
                      f"{m.get('tensorrt') or 'not installed'}; measured {m.get('measured', '?')}.")
     return "\n".join(lines) + "\n"
-
-
-def interval(d: dict[str, float] | None) -> str:
-    """``+1.2 [-3.4, +5.6]`` in UA points, or ``-``."""
-    return f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]" if d else "-"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
