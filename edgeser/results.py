@@ -29,7 +29,8 @@ class EncoderOutput:
 
     Attributes:
         hidden_states: ``(batch, layers, frames, hidden)`` float32; padded frames are zero.
-        log_probs: ``(batch, frames, vocab)`` CTC log-probabilities; padded frames are zero.
+        log_probs: ``(batch, frames, vocab)`` CTC log-probabilities; padded frames are zero. ``None`` for an
+            encoder without a CTC head (Whisper).
         frame_mask: ``(batch, frames)`` bool, true on real frames.
         num_frames: ``(batch,)`` real frames per utterance.
         num_samples: ``(batch,)`` 16 kHz samples per utterance.
@@ -39,7 +40,7 @@ class EncoderOutput:
     """
 
     hidden_states: np.ndarray
-    log_probs: np.ndarray
+    log_probs: np.ndarray | None
     frame_mask: np.ndarray
     num_frames: np.ndarray
     num_samples: np.ndarray
@@ -50,13 +51,15 @@ class EncoderOutput:
     def __len__(self) -> int:
         return int(self.num_frames.shape[0])
 
-    def item(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Utterance ``i`` without padding: ``(hidden_states[layers, frames, hidden], log_probs[frames, vocab])``."""
+    def item(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Utterance ``i`` without padding: ``(hidden_states[layers, frames, hidden], log_probs[frames, vocab])``
+        (``log_probs`` is ``None`` without a CTC head)."""
         n = int(self.num_frames[i])
-        return self.hidden_states[i, :, :n], self.log_probs[i, :n]
+        return self.hidden_states[i, :, :n], None if self.log_probs is None else self.log_probs[i, :n]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hidden_states_shape": list(self.hidden_states.shape), "log_probs_shape": list(self.log_probs.shape),
+        return {"hidden_states_shape": list(self.hidden_states.shape),
+                "log_probs_shape": None if self.log_probs is None else list(self.log_probs.shape),
                 "num_frames": self.num_frames.tolist(), "num_samples": self.num_samples.tolist(),
                 "layers": list(self.layers), "hop_s": self.hop_s, "timings": self.timings.to_dict()}
 

@@ -100,15 +100,19 @@ class GraphSpec:
 class FrameFormula:
     """How many encoder frames a waveform yields, from the convolutional front end.
 
-    Each conv layer maps ``n`` samples (or frames) to ``floor((n - kernel) / stride) + 1``
-    (no padding), as in wav2vec 2.0's feature encoder. For wav2vec2-base
-    (kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2) that is a hop of 320 samples (20 ms at
-    16 kHz) and a receptive field of 400 samples (25 ms).
+    Each window layer maps ``n`` samples (or frames) to ``floor((n + left + right - kernel) / stride) + 1``,
+    with ``(left, right)`` its padding (none by default), as in wav2vec 2.0's feature encoder. For
+    wav2vec2-base (kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2; no padding) that is a hop of 320
+    samples (20 ms at 16 kHz) and a receptive field of 400 samples (25 ms). Whisper's centred STFT and
+    padded convolutions are the same chain with padding (``export.whisper.WHISPER_FRAMES``): frame ``t``
+    then starts ``offset_samples`` before ``t * hop``.
     """
 
     conv_kernel: tuple[int, ...]
     conv_stride: tuple[int, ...]
     sample_rate: int
+    conv_padding: tuple[tuple[int, int], ...] = ()
+    """``(left, right)`` padding per layer; empty means none anywhere."""
 
     def __post_init__(self) -> None:
         if len(self.conv_kernel) != len(self.conv_stride) or not self.conv_kernel:
@@ -116,6 +120,23 @@ class FrameFormula:
                               f"and strides {self.conv_stride}; re-export the bundle")
         if min(self.conv_kernel) < 1 or min(self.conv_stride) < 1 or self.sample_rate < 1:
             raise BundleError("frame formula kernels, strides and sample rate must be positive; re-export the bundle")
+        if self.conv_padding and (len(self.conv_padding) != len(self.conv_kernel)
+                                  or any(len(p) != 2 or min(p) < 0 for p in self.conv_padding)):
+            raise BundleError(f"frame formula padding must be one non-negative (left, right) pair per kernel, got "
+                              f"{self.conv_padding}; re-export the bundle")
+
+    @property
+    def padding(self) -> tuple[tuple[int, int], ...]:
+        return self.conv_padding or ((0, 0),) * len(self.conv_kernel)
+
+    @property
+    def offset_samples(self) -> int:
+        """Samples by which frame 0's receptive field starts before sample 0 (0 without padding)."""
+        offset, jump = 0, 1
+        for (left, _), s in zip(self.padding, self.conv_stride, strict=True):
+            offset += left * jump
+            jump *= s
+        return offset
 
     @property
     def hop_samples(self) -> int:
@@ -138,29 +159,38 @@ class FrameFormula:
     def num_frames(self, num_samples: int | np.ndarray) -> np.ndarray:
         """Frames produced for ``num_samples`` (scalar or array); 0 when shorter than one frame."""
         n = np.asarray(num_samples, dtype=np.int64)
-        for k, s in zip(self.conv_kernel, self.conv_stride, strict=True):
-            n = np.where(n >= k, (n - k) // s + 1, 0)
+        for k, s, (left, right) in zip(self.conv_kernel, self.conv_stride, self.padding, strict=True):
+            n = np.where(n + left + right >= k, (n + left + right - k) // s + 1, 0)
         return n
 
     def frame_start_s(self, frame: int | np.ndarray) -> np.ndarray:
-        """Time of the first sample each frame sees."""
-        return np.asarray(frame) * self.hop_samples / self.sample_rate
+        """Time of the first sample each frame sees (negative for the first frames of a padded front end)."""
+        return (np.asarray(frame) * self.hop_samples - self.offset_samples) / self.sample_rate
 
     def frame_end_s(self, frame: int | np.ndarray) -> np.ndarray:
         """Time just after the last sample each frame sees."""
-        return (np.asarray(frame) * self.hop_samples + self.receptive_field) / self.sample_rate
+        return (np.asarray(frame) * self.hop_samples - self.offset_samples + self.receptive_field) / self.sample_rate
+
+    def frame_centre_s(self, frame: int | np.ndarray) -> np.ndarray:
+        """Time of the middle of each frame's receptive field."""
+        return (np.asarray(frame) * self.hop_samples - self.offset_samples
+                + self.receptive_field / 2) / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conv_kernel": list(self.conv_kernel), "conv_stride": list(self.conv_stride),
-                "sample_rate": self.sample_rate, "hop_samples": self.hop_samples,
-                "receptive_field": self.receptive_field}
+        d: dict[str, Any] = {"conv_kernel": list(self.conv_kernel), "conv_stride": list(self.conv_stride),
+                             "sample_rate": self.sample_rate, "hop_samples": self.hop_samples,
+                             "receptive_field": self.receptive_field}
+        if self.conv_padding:
+            d |= {"conv_padding": [list(p) for p in self.conv_padding], "offset_samples": self.offset_samples}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FrameFormula:
         formula = cls(conv_kernel=tuple(int(k) for k in d["conv_kernel"]),
                       conv_stride=tuple(int(s) for s in d["conv_stride"]),
-                      sample_rate=int(d["sample_rate"]))
-        for key in ("hop_samples", "receptive_field"):
+                      sample_rate=int(d["sample_rate"]),
+                      conv_padding=tuple((int(p[0]), int(p[1])) for p in d.get("conv_padding", ())))
+        for key in ("hop_samples", "receptive_field", "offset_samples"):
             if key in d and int(d[key]) != getattr(formula, key):
                 raise BundleError(f"bundle.json: speech.frames.{key} is {d[key]} but the kernels and strides "
                                   f"give {getattr(formula, key)}; the file was edited or corrupted, re-export it")

@@ -41,15 +41,22 @@ class TextGraph(nn.Module):
         return hidden
 
 
+def speech_graph(source: SpeechSource, layers: tuple[int, ...]) -> nn.Module:
+    """The module exported as ``speech.onnx``: raw audio in, (CTC logits and) the chosen hidden states out."""
+    if source.architecture == "whisper":
+        from export.whisper import WhisperSpeechGraph
+
+        return WhisperSpeechGraph(source.model, layers).eval()
+    return SpeechGraph(source.model, layers).eval()
+
+
 def speech_spec(source: SpeechSource, layers: tuple[int, ...]) -> GraphSpec:
     inputs = [TensorSpec("input_values", "float32", ("batch", "samples"))]
     if source.uses_attention_mask:
         inputs.append(TensorSpec("attention_mask", "int64", ("batch", "samples")))
-    return GraphSpec(
-        inputs=tuple(inputs),
-        outputs=(TensorSpec("logits", "float32", ("batch", "frames", len(source.vocab.tokens))),
-                 TensorSpec("hidden_states", "float32",
-                            ("batch", len(layers), "frames", int(source.model.config.hidden_size)))))
+    hidden = TensorSpec("hidden_states", "float32", ("batch", len(layers), "frames", source.hidden_size))
+    logits = (TensorSpec("logits", "float32", ("batch", "frames", len(source.vocab.tokens))),) if source.vocab else ()
+    return GraphSpec(inputs=tuple(inputs), outputs=(*logits, hidden))
 
 
 def text_spec(source: TextSource) -> GraphSpec:

@@ -28,15 +28,14 @@ from edgeser.bundle import (
 )
 from edgeser.options import SegmentOptions
 from edgeser.recognizer import speech_feeds
-from edgeser.specs import FrameFormula
 from edgeser.text import TextTokenizer
 from export.graphs import (
     FusionGraph,
-    SpeechGraph,
     TextGraph,
     fusion_example,
     fusion_spec,
     parse_layers,
+    speech_graph,
     speech_spec,
     text_spec,
 )
@@ -90,15 +89,15 @@ def _provenance(source: dict[str, Any], exporter: str, opset: int, parity: dict[
 def _export_speech(src: SpeechSource, writer: BundleWriter, layers: str, exporter: str, opset: int | None,
                    tolerance: float, progress: Callable[[str], None]) -> SpeechSection:
     t0 = time.perf_counter()
-    config = src.model.config
-    chosen = parse_layers(layers, int(config.num_hidden_layers))
+    chosen = parse_layers(layers, src.num_layers)
     spec = speech_spec(src, chosen)
-    frames = FrameFormula(tuple(config.conv_kernel), tuple(config.conv_stride), src.sample_rate)
-    section = SpeechSection(graph="speech.onnx", spec=spec, frames=frames, hidden_size=int(config.hidden_size),
-                            num_layers=int(config.num_hidden_layers), exposed_layers=chosen,
+    frames = src.frames
+    section = SpeechSection(graph="speech.onnx", spec=spec, frames=frames, hidden_size=src.hidden_size,
+                            num_layers=src.num_layers, exposed_layers=chosen,
                             normalize_input=src.normalize_input, uses_attention_mask=src.uses_attention_mask,
-                            ctc=src.vocab)
-    module = SpeechGraph(src.model, chosen).eval()
+                            ctc=src.vocab, architecture=src.architecture, front_end=src.front_end,
+                            max_samples=src.max_samples)
+    module = speech_graph(src, chosen)
     rng = np.random.default_rng(0)
     sample = load_audio(SAMPLE, target_rate=src.sample_rate)
 
@@ -115,7 +114,26 @@ def _export_speech(src: SpeechSource, writer: BundleWriter, layers: str, exporte
     cases = [feeds([int(1.5 * second) - 83]), feeds([int(2.5 * second), int(1.9 * second) + 7, int(0.6 * second)])]
     parity = check_parity(module, writer.path(section.graph), spec, cases, tolerance)
     provenance = _provenance(src.description, exporter, used_opset, parity, time.perf_counter() - t0)
+    if src.architecture == "whisper":
+        from export.whisper import frame_cosine
+
+        speech_clip, clip_name = _real_speech(src.sample_rate)
+        provenance["unpadded_vs_30s_padded"] = {
+            "clip": clip_name, "seconds": round(speech_clip.size / src.sample_rate, 2),
+            "mean_frame_cosine_by_layer": frame_cosine(module, speech_clip)}  # type: ignore[arg-type]
     return SpeechSection(**{**section.__dict__, "provenance": provenance})
+
+
+RAVDESS_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess" / "audio" / "Actor_01"
+
+
+def _real_speech(rate: int) -> tuple[np.ndarray, str]:
+    """A clip of real speech for the padded-versus-unpadded check: a RAVDESS recording where ../shared/data is
+    present (a development checkout), else the bundled (synthesised) sample; the bundle records which."""
+    clips = sorted(RAVDESS_CLIP.glob("03-01-05-*.flac")) if RAVDESS_CLIP.is_dir() else []
+    path = clips[0] if clips else SAMPLE
+    name = f"RAVDESS {path.parent.name}/{path.name} (real speech)" if clips else f"{path.name} (espeak-ng, synthetic)"
+    return load_audio(path, target_rate=rate), name
 
 
 def _export_text(src: TextSource, writer: BundleWriter, exporter: str, opset: int | None, tolerance: float,

