@@ -329,10 +329,13 @@ def _transcripts(path: Path) -> dict[str, str]:
 @click.option("--text", default=None, help="The transcript (for a single AUDIO).")
 @click.option("--transcripts", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV with columns path,transcript, for several files.")
+@click.option("--segments", is_flag=True, help="Also return timed words, syllables and phones (segmenting even "
+                                               "when the head reads only frames; needs edgeser[align]).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
-            as_json: bool) -> None:
-    """The emotion of each AUDIO file, with its words, syllables and phones."""
+            segments: bool, as_json: bool) -> None:
+    """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
+    asks for them)."""
     if text is not None and (transcripts is not None or len(audio) > 1):
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
     by_path = _transcripts(transcripts) if transcripts else {}
@@ -340,12 +343,13 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
         table = Table("file", "label", *rec.bundle.manifest.labels, "transcript")
         for path in audio:
-            result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())))
+            result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
+                                 segments=segments)
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
                 table.add_row(str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
-                              result.transcript)
+                              result.transcript or "")
     if not as_json:
         out.print(table)
 
@@ -585,7 +589,7 @@ def _print_result(r: Any, as_json: bool) -> None:
         return
     p = r.prediction
     click.echo(f"{span} {p.label:<8} {p.probabilities[p.label]:.2f}  {r.latency_s * 1000:5.0f} ms  "
-               f"{p.transcript}{dropped}")
+               f"{p.transcript or ''}{dropped}")
 
 
 @main.command()

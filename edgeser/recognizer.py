@@ -225,13 +225,27 @@ class EmotionRecognizer:
                     or self.speech.ctc.kind == "phonemes")
         return self._spell(seg) if phonemic else seg.transcript
 
+    def needs_segments(self, text: str | None = None) -> bool:
+        """Whether :meth:`predict` must segment: the head pools phones, syllables or words, or reads text that
+        was not given (so the words must be decoded). A head that reads only frames does not: its predictions
+        run no aligner and no decoder (neither hama nor pyctcdecode is needed)."""
+        fusion = self.bundle.manifest.fusion
+        if fusion is None:
+            return True
+        return any(level != "frame" for level in fusion.levels) or (fusion.uses_text and text is None)
+
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
-                options: SegmentOptions | None = None, lexicon: Lexicon | None = None) -> Prediction:
-        """The emotion of one utterance: one encoder pass, segmentation, pooling, text, fusion.
+                options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
+                segments: bool = False) -> Prediction:
+        """The emotion of one utterance: one encoder pass, segmentation (when the head or the caller needs it),
+        pooling, text, fusion.
 
         Args:
             audio: A path or an array (with ``sample_rate``).
-            text: The transcript. Without it the words are decoded from the audio and that text is used.
+            text: The transcript. Without it the words are decoded from the audio and that text is used (by a head
+                that reads text).
+            segments: Also return timed words, syllables and phones when the head does not need them
+                (:meth:`needs_segments`); otherwise ``Prediction.segmentation`` is ``None`` for a frames-only head.
 
         Raises:
             BundleError: The bundle has no fusion head (train one with ``edgeser train``).
@@ -247,15 +261,19 @@ class EmotionRecognizer:
         t1 = time.perf_counter()
         encoded = self._encode_loaded([wave])
         t2 = time.perf_counter()
-        seg = self.segment_for_fusion(encoded, wave, text, options=options, lexicon=lexicon)
+        seg = (self.segment_for_fusion(encoded, wave, text, options=options, lexicon=lexicon)
+               if segments or self.needs_segments(text) else None)
         t3 = time.perf_counter()
-        speech = level_features(encoded.hidden_states[:, fusion.layer], encoded.num_frames, [seg],
-                                self.speech.frames, fusion.levels)
+        speech = level_features(encoded.hidden_states[:, fusion.layer], encoded.num_frames,
+                                [seg] if seg is not None else [], self.speech.frames, fusion.levels)
         t4 = time.perf_counter()
-        transcript = text if text is not None else seg.transcript
+        transcript = text if text is not None else seg.transcript if seg is not None else None
         text_in, text_s = None, None
         if fusion.uses_text:
-            transcript = self.fusion_transcript(seg, text)
+            if seg is not None:
+                transcript = self.fusion_transcript(seg, text)
+            if transcript is None:  # unreachable: needs_segments() is true without a transcript
+                raise AlignmentError("a head that reads text needs the transcript or decoded words")
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
         t5 = time.perf_counter()
@@ -271,8 +289,9 @@ class EmotionRecognizer:
                           branches={k.removesuffix("_scores"): probabilities(v) for k, v in scores.items()
                                     if k != "scores"},
                           transcript=transcript, segmentation=seg,
-                          timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1, segmentation_s=t3 - t2,
-                                          pooling_s=t4 - t3, text_encoder_s=text_s if text_s else t5 - t4,
+                          timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1,
+                                          segmentation_s=t3 - t2 if seg is not None else None,
+                                          pooling_s=t4 - t3, text_encoder_s=text_s,
                                           fusion_s=t6 - t5))
 
     def _spell(self, seg: Segmentation) -> str:

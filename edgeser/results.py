@@ -93,20 +93,27 @@ class Prediction:
         label: The most probable class.
         probabilities: Per class, from the fused scores.
         branches: Per enabled branch (``early``, ``speech``, ``text``), its own class probabilities.
-        transcript: The text used (given, or decoded from the audio).
-        segmentation: Words, syllables and phones with times (``edgeser.segmenter.Segmentation``).
+        transcript: The text used (given, or decoded from the audio); ``None`` when none was given and the
+            head needed none.
+        segmentation: Words, syllables and phones with times (``edgeser.segmenter.Segmentation``); ``None`` when
+            the head reads only frames and no segments were asked for (``predict(..., segments=True)``).
         timings: Seconds per stage.
     """
 
     label: str
     probabilities: dict[str, float]
     branches: dict[str, dict[str, float]]
-    transcript: str
+    transcript: str | None
     segmentation: Any
     timings: Timings
 
     def to_dict(self) -> dict[str, Any]:
-        seg = self.segmentation.to_dict()
-        return {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
-                "transcript": self.transcript, "words": seg["words"], "syllables": seg["syllables"],
-                "phones": seg["phones"], "alignment_confidence": seg["confidence"], "timings": self.timings.to_dict()}
+        """The result as JSON-ready data; ``words``, ``syllables``, ``phones`` and ``alignment_confidence`` appear
+        only when segments were computed."""
+        out = {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
+               "transcript": self.transcript}
+        if self.segmentation is not None:
+            seg = self.segmentation.to_dict()
+            out |= {"words": seg["words"], "syllables": seg["syllables"], "phones": seg["phones"],
+                    "alignment_confidence": seg["confidence"]}
+        return {**out, "timings": self.timings.to_dict()}

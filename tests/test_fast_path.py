@@ -1,0 +1,80 @@
+"""The frames-only fast path: a head that reads only frames runs no aligner and no decoder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLE
+
+from edgeser import EmotionRecognizer
+from edgeser.cli import main
+
+SEGMENTERS = ("hama", "pyctcdecode", "pygtrie")
+
+
+@pytest.fixture
+def no_segmenters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every import of hama and pyctcdecode fail, as if they were not installed."""
+    for name in list(sys.modules):
+        if name.split(".")[0] in SEGMENTERS:
+            monkeypatch.delitem(sys.modules, name)
+    for name in SEGMENTERS:
+        monkeypatch.setitem(sys.modules, name, None)  # `import hama` now raises ImportError
+
+
+def test_the_shipped_head_reads_only_frames() -> None:
+    rec = EmotionRecognizer.from_bundle("default")
+    fusion = rec.bundle.manifest.fusion
+    assert fusion is not None and fusion.levels == ("frame",) and not fusion.uses_text
+    assert not rec.needs_segments()
+
+
+def test_predict_needs_neither_hama_nor_pyctcdecode(no_segmenters: None) -> None:
+    with pytest.raises(ImportError):
+        __import__("hama")
+    rec = EmotionRecognizer.from_bundle("default")
+    p = rec.predict(SAMPLE)
+    assert p.segmentation is None and p.transcript is None
+    assert p.timings.segmentation_s is None and p.timings.text_encoder_s is None
+    assert abs(sum(p.probabilities.values()) - 1) < 1e-4
+    d = p.to_dict()
+    assert "words" not in d and d["label"] == p.label
+    rec.warm_up()  # the warm-up takes the same path
+
+
+def test_segments_on_request_do_not_change_the_scores() -> None:
+    pytest.importorskip("hama")
+    rec = EmotionRecognizer.from_bundle("default")
+    fast, full = rec.predict(SAMPLE), rec.predict(SAMPLE, segments=True)
+    assert full.segmentation is not None and len(full.segmentation.words) > 0
+    assert fast.probabilities == full.probabilities
+    assert {"words", "syllables", "phones"} <= set(full.to_dict())
+
+
+def test_cli_predict_without_segmenters(no_segmenters: None) -> None:
+    result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert row["transcript"] is None and "words" not in row
+    assert set(row["probabilities"]) == {"neutral", "happy", "angry", "sad"}
+
+
+def test_streaming_runs_without_segmenters(no_segmenters: None, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from edgeser.streaming import StreamOptions, file_source
+
+    pytest.importorskip("silero_vad", reason="the VAD model: pip install --no-deps silero-vad==6.2.3")
+    rec = EmotionRecognizer.from_bundle("default")
+    wave = rec.load_audio(SAMPLE)
+    silence = np.zeros(16000, np.float32)
+    sf.write(tmp_path / "two.wav", np.concatenate([silence, wave, silence, wave, silence]), 16000)
+    results = list(rec.stream(file_source(tmp_path / "two.wav"), StreamOptions()))
+    labelled = [r for r in results if r.prediction is not None]
+    assert len(labelled) == 2, [r.error for r in results]
+    assert all(r.prediction.segmentation is None for r in labelled)
