@@ -1,26 +1,28 @@
 """The default model's recipe over all five RAVDESS actor folds, against eGeMAPS + logistic regression.
 
 One split of 4 test actors (112 utterances) cannot resolve a few points of UA (``benchmarks.ravdess_ablation``
-gives its intervals), and the speech encoder is trained with emotion labels, so the usual actor folds need one
-encoder per fold. Train them with the default model's recipe, one per held-out block of four actors:
+gives its intervals), so every figure here pools the five actor folds (01-04 ... 17-20, 560 utterances).
 
-    python -m export.train_encoder --holdout 1-4 --epochs 16 --perturb --out runs/folds/fold-1    # ... 4
-    python -m benchmarks.ravdess_folds --fold 1=runs/folds/fold-1/encoder ... \\
-        --fold 5=runs/default/encoder-bundle --text-bundle runs/default/encoder-bundle \\
+A pretrained encoder that has never heard RAVDESS (the Whisper default) serves every fold as it is:
+
+    python -m benchmarks.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
         --out benchmarks/results/ravdess_folds.json
 
-A fold is a ``Wav2Vec2ForCTC`` folder (exported to a speech-only bundle first) or a bundle (the shipped
-encoder was trained on actors 01-16 by the same command: fold 5). On each fold, the default model's two
-configurations are trained on the 16 other actors, five seeds averaged, as ``export.default_model`` trains
-them: ``speech: frames`` (the shipped head) and ``fusion: frames, early + late with text``. eGeMAPS + LR is
-trained on the same actors (global z-scores from them; needs openSMILE, ``pip install -e '.[bench]'``).
-Reported: UA/WA per fold (mean ± std, as the baseline's benchmark reports it), UA/WA of all 560 utterances'
-predictions pooled, and stratified paired bootstraps of the pooled UA differences (95% intervals).
+An encoder trained with emotion labels (the previous compact default) needs one encoder per fold, trained
+with its recipe on the other 16 actors (``python -m export.train_encoder --holdout 1-4 ... --out
+runs/folds/fold-1``, ...) and given as ``--fold K=PATH`` (a ``Wav2Vec2ForCTC`` folder or a bundle), with
+``--text-bundle`` for the text encoder.
 
-Also, both with per-speaker normalisation (each actor's frames, or eGeMAPS functionals, z-scored with that
-actor's own statistics, test actors included): this uses unlabelled audio of the test speaker, which a
-runtime would need as enrolled speaker statistics; edgeser does not offer that yet, so these rows only say
-whether it would be worth offering.
+On each fold, every head configuration of ``export.default_model.VARIANTS`` (the ablation: speech frames, frames
++ phones, all levels, and early + late fusion with text over frames and over all levels; phones, syllables and
+words from hama's aligner with the transcript) is trained on the 16 other actors, ``--seeds`` seeds averaged, as
+``export.default_model`` trains them. eGeMAPS + LR is trained on the same actors (global z-scores from them;
+needs openSMILE, ``pip install -e '.[bench]'``). Reported: UA/WA per fold (mean ± std), UA/WA of all 560
+utterances' predictions pooled, and stratified paired bootstraps of the pooled UA differences (95% intervals):
+each speech row minus eGeMAPS, and each fused row minus speech frames.
+
+Also, the frames row and eGeMAPS with per-speaker normalisation (each actor's frames, or functionals, z-scored
+with that actor's own statistics, test actors included): what enrolled speaker statistics give.
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.default_model import DATA, TRAIN, VARIANTS
+from export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
 from export.features import compute
 from export.model import FusionConfig
 from export.train import Features, predict, train_ensemble
 
-ROWS = ("speech: frames", "fusion: frames, early + late with text")
+SPEECH = "speech: frames"
 PER_SPEAKER = "speech: frames, per-speaker normalised"
 BASELINES = ("eGeMAPS + LR", "eGeMAPS + LR, per-speaker normalised")
 
@@ -77,42 +79,62 @@ def fold_bundle(spec: str, work: Path) -> tuple[int, Path]:
     return int(k), out
 
 
+def fold_bundles(args: argparse.Namespace) -> dict[int, Path]:
+    if args.encoder_bundle is not None:
+        return dict.fromkeys(range(1, 6), args.encoder_bundle)
+    if not args.fold:
+        raise SystemExit("give --encoder-bundle (one pretrained encoder for every fold) or --fold K=PATH per fold")
+    return dict(sorted(fold_bundle(spec, args.work) for spec in args.fold))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fold", action="append", required=True, metavar="K=PATH",
+    ap.add_argument("--encoder-bundle", type=Path, help="one bundle (speech and text encoders) for every fold")
+    ap.add_argument("--fold", action="append", metavar="K=PATH",
                     help="fold K (actors 4K-3..4K held out): its encoder folder or bundle; repeat for each fold")
-    ap.add_argument("--text-bundle", type=Path, required=True, help="a bundle with the text encoder (MiniLM)")
+    ap.add_argument("--text-bundle", type=Path, help="a bundle with the text encoder (default: --encoder-bundle)")
+    ap.add_argument("--rows", default=";".join(VARIANTS),
+                    help="head configurations (export.default_model.VARIANTS), separated by semicolons")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("runs/folds"), help="exported bundles and feature caches")
     ap.add_argument("--egemaps-cache", type=Path, default=Path("runs/egemaps.npy"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    folds = dict(sorted(fold_bundle(spec, args.work) for spec in args.fold))
+    rows = [r.strip() for r in args.rows.split(";")]
+    unknown = [r for r in rows if r not in VARIANTS]
+    if unknown or SPEECH not in rows:
+        raise SystemExit(f"--rows: unknown {unknown}; choose from {list(VARIANTS)} (including {SPEECH!r})")
+    folds = fold_bundles(args)
     ds = load_ravdess(DATA)
     labels = ds.label_ids()
     groups = np.array([u.group for u in ds.utterances])
     actor_folds = ds.folds(5)  # the baseline benchmark's folds: actors 01-04, 05-08, ...
-    text_rec = EmotionRecognizer.from_bundle(args.text_bundle)
+    text_rec = EmotionRecognizer.from_bundle(args.text_bundle or args.encoder_bundle)
     text = compute(text_rec, ds, (), True, args.work / "cache")
     if text.failures or len(text.items) != len(ds):
         raise SystemExit(f"text features failed: {text.failures}")
+    levels = tuple(dict.fromkeys(lv for r in rows for lv in VARIANTS[r]["levels"]))
     x = egemaps(ds, args.egemaps_cache)
     x_speaker = per_speaker(x, groups)
-    pooled: dict[str, np.ndarray] = {name: np.full(len(ds), -1) for name in (*ROWS, PER_SPEAKER, *BASELINES)}
+    pooled: dict[str, np.ndarray] = {name: np.full(len(ds), -1) for name in (*rows, PER_SPEAKER, *BASELINES)}
     per_fold: list[dict[str, Any]] = []
+    features: dict[Path, list[Features]] = {}
     for k, bundle in folds.items():
         tr, te = actor_folds[k - 1]
         held = sorted(set(groups[te].tolist()))
         rec = EmotionRecognizer.from_bundle(bundle)
-        frames = compute(rec, ds, ("frame",), False, args.work / "cache")
-        if frames.failures or len(frames.items) != len(ds):
-            raise SystemExit(f"fold {k}: frame features failed: {frames.failures}")
-        items: list[Features] = [{**f, **t} for f, t in zip(frames.items, text.items, strict=True)]
+        if bundle not in features:
+            speech = compute(rec, ds, levels, False, args.work / "cache",
+                             segmenter=SEGMENTER if set(levels) - {"frame"} else "bundle")
+            if speech.failures or len(speech.items) != len(ds):
+                raise SystemExit(f"fold {k}: speech features failed: {speech.failures}")
+            features[bundle] = [{**f, **t} for f, t in zip(speech.items, text.items, strict=True)]
+        items = features[bundle]
         fold: dict[str, Any] = {"fold": k, "held_out": held, "bundle": str(bundle)}
         normalised = speaker_normalised(items, groups)
-        for name, source, variant in ((ROWS[0], items, ROWS[0]), (ROWS[1], items, ROWS[1]),
-                                      (PER_SPEAKER, normalised, ROWS[0])):
-            config = FusionConfig(speech_dim=rec.speech.hidden_size, text_dim=text_rec.bundle.manifest.text.hidden_size,  # type: ignore[union-attr]
+        for name, source, variant in [*((r, items, r) for r in rows), (PER_SPEAKER, normalised, SPEECH)]:
+            config = FusionConfig(speech_dim=rec.speech.hidden_size,
+                                  text_dim=text_rec.bundle.manifest.text.hidden_size,  # type: ignore[union-attr]
                                   num_classes=len(ds.labels), labels=ds.labels, **VARIANTS[variant])
             keep = [*config.levels, *(["text"] if config.use_text else [])]
             model = train_ensemble(config, [{n: source[i][n] for n in keep} for i in tr], labels[tr],
@@ -125,7 +147,7 @@ def main() -> None:
             fold[name] = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm)}
         per_fold.append(fold)
         print(f"fold {k} ({held[0]}-{held[-1]}): " + "; ".join(f"{n} UA {100 * fold[n]['ua']:.1f}" for n in pooled))
-    scored = np.flatnonzero(pooled[ROWS[0]] >= 0)
+    scored = np.flatnonzero(pooled[SPEECH] >= 0)
     truth = labels[scored]
     summary: dict[str, Any] = {}
     for name, pred in pooled.items():
@@ -135,20 +157,24 @@ def main() -> None:
         summary[name] = {"ua_mean": float(np.mean(uas)), "ua_std": float(np.std(uas)), "wa_mean": float(np.mean(was)),
                          "pooled_ua": unweighted_accuracy(cm), "pooled_wa": weighted_accuracy(cm),
                          "confusion": cm.tolist()}
-    comparisons = {
-        "speech frames minus eGeMAPS": paired_bootstrap_ua(truth, pooled[ROWS[0]][scored],
-                                                           pooled["eGeMAPS + LR"][scored], len(ds.labels)),
-        "fused minus speech frames": paired_bootstrap_ua(truth, pooled[ROWS[1]][scored], pooled[ROWS[0]][scored],
-                                                         len(ds.labels)),
-        "per-speaker: speech frames minus eGeMAPS": paired_bootstrap_ua(
-            truth, pooled[PER_SPEAKER][scored], pooled[BASELINES[1]][scored], len(ds.labels)),
-    }
+
+    def minus(a: str, b: str) -> dict[str, float]:
+        return paired_bootstrap_ua(truth, pooled[a][scored], pooled[b][scored], len(ds.labels))
+
+    comparisons = {f"{r} minus eGeMAPS": minus(r, BASELINES[0]) for r in rows if r.startswith("speech")}
+    comparisons |= {f"{r} minus speech frames": minus(r, SPEECH) for r in rows if r != SPEECH}
+    comparisons["per-speaker: speech frames minus eGeMAPS"] = minus(PER_SPEAKER, BASELINES[1])
     for name, s in summary.items():
         print(f"{name}: UA {100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} over {len(per_fold)} folds; "
               f"pooled UA {100 * s['pooled_ua']:.1f}, WA {100 * s['pooled_wa']:.1f}")
     for name, c in comparisons.items():
         print(f"{name}: {interval(c)}")
-    result = {"protocol": "\n\n".join(__doc__.split("\n\n")[3:5]), "folds": per_fold, "utterances": int(scored.size),
+    encoder = EmotionRecognizer.from_bundle(next(iter(folds.values()))).speech
+    result = {"protocol": "\n\n".join(__doc__.split("\n\n")[3:5]), "seeds": args.seeds,
+              "encoder": {"bundles": {k: str(v) for k, v in folds.items()}, "architecture": encoder.architecture,
+                          "source": encoder.provenance.get("source", {}).get("name"),
+                          "exposed_layers": list(encoder.exposed_layers)},
+              "folds": per_fold, "utterances": int(scored.size),
               "summary": summary, "comparisons": comparisons, "truth": truth.tolist(),
               "predictions": {n: p[scored].tolist() for n, p in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)

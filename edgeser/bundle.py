@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -242,6 +242,9 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     fusion: FusionSection | None = None
     engines: tuple[EngineEntry, ...] = ()
+    speaker_fusion: FusionSection | None = None
+    """A head trained on frames z-scored with each speaker's own statistics, used when a speaker profile is given
+    (:mod:`edgeser.speaker`); ``None`` when the bundle has none."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "schema_version": self.schema_version, "edgeser_version": self.edgeser_version,
@@ -250,7 +253,8 @@ class Manifest:
                 "speech": self.speech.to_dict() if self.speech else None,
                 "text": self.text.to_dict() if self.text else None,
                 "fusion": self.fusion.to_dict() if self.fusion else None,
-                **({"engines": [e.to_dict() for e in self.engines]} if self.engines else {})}
+                **({"engines": [e.to_dict() for e in self.engines]} if self.engines else {}),
+                **({"speaker_fusion": self.speaker_fusion.to_dict()} if self.speaker_fusion else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -277,7 +281,8 @@ class Manifest:
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
                 schema_version=version,
                 fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None,
-                engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])))
+                engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])),
+                speaker_fusion=FusionSection.from_dict(d["speaker_fusion"]) if d.get("speaker_fusion") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
@@ -351,6 +356,7 @@ class Bundle:
         referenced = [m.speech.graph] if m.speech else []
         referenced += [m.text.graph, m.text.tokenizer] if m.text else []
         referenced += [m.fusion.graph] if m.fusion else []
+        referenced += [m.speaker_fusion.graph] if m.speaker_fusion else []
         referenced += [e.file for e in m.engines]
         for name in referenced:
             if name not in m.files:
@@ -398,9 +404,7 @@ class BundleWriter:
         for p in sorted(self.staging.rglob("*")):
             if p.is_file() and p.name != MANIFEST:
                 files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
-        final = Manifest(edgeser_version=manifest.edgeser_version, created=manifest.created,
-                         labels=manifest.labels, files=files, speech=manifest.speech, text=manifest.text,
-                         fusion=manifest.fusion, engines=manifest.engines)
+        final = replace(manifest, files=files)
         data = json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n"
         with open(self.staging / MANIFEST, "w", encoding="utf-8") as f:
             f.write(data)

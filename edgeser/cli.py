@@ -18,9 +18,10 @@ from rich.table import Table
 
 from edgeser import __version__, default
 from edgeser.bundle import Bundle, FileCheck, read_manifest
-from edgeser.errors import EdgeserError
+from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
+from edgeser.speaker import RunningSpeaker, SpeakerProfile
 
 out = Console()
 err = Console(stderr=True)
@@ -331,9 +332,11 @@ def _transcripts(path: Path) -> dict[str, str]:
               help="CSV with columns path,transcript, for several files.")
 @click.option("--segments", is_flag=True, help="Also return timed words, syllables and phones (segmenting even "
                                                "when the head reads only frames; needs edgeser[align]).")
+@click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The speaker's profile from `edgeser enroll` (all AUDIO files are that speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
-            segments: bool, as_json: bool) -> None:
+            segments: bool, speaker_path: Path | None, as_json: bool) -> None:
     """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
     asks for them)."""
     if text is not None and (transcripts is not None or len(audio) > 1):
@@ -341,10 +344,11 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
     by_path = _transcripts(transcripts) if transcripts else {}
     with _errors():
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         table = Table("file", "label", *rec.bundle.manifest.labels, "transcript")
         for path in audio:
             result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
-                                 segments=segments)
+                                 segments=segments, speaker=profile)
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
@@ -352,6 +356,29 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
                               result.transcript or "")
     if not as_json:
         out.print(table)
+
+
+@main.command()
+@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The speaker profile to write (JSON).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing profile.")
+def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool) -> None:
+    """A speaker's profile from unlabelled recordings of that one speaker (any speech; a minute or two is best),
+    for `predict --speaker` and `listen --speaker`."""
+    with _errors():
+        if out.exists() and not overwrite:
+            raise click.UsageError(f"{out}: already exists; choose another --out or pass --overwrite")
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        if rec.bundle.manifest.speaker_fusion is None:
+            raise BundleError(f"{rec.bundle.path}: this bundle has no head for enrolled speakers; a profile would "
+                              "not be used (the default bundle has one)")
+        profile = rec.enroll(list(audio))
+        profile.save(out)
+    err.print(f"[green]wrote[/] {out}: {profile.seconds:.1f} s of speech from {profile.utterances} recordings "
+              f"({profile.frames} frames, layer {profile.layer})"
+              + (" [yellow]; under 30 s: more audio gives a steadier profile[/]" if profile.seconds < 30 else ""))
 
 
 @main.command()
@@ -605,23 +632,33 @@ def _print_result(r: Any, as_json: bool) -> None:
 @click.option("--min-silence-s", type=float, default=0.3, show_default=True, help="Silence that ends an utterance.")
 @click.option("--max-utterance-s", type=float, default=10.0, show_default=True, help="Longer speech is split.")
 @click.option("--partial-every", type=float, default=None, help="Partial results every N s of ongoing speech.")
+@click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The speaker's profile from `edgeser enroll`.")
+@click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
+              help="Learn the speaker's profile from the stream itself, used after SECONDS of speech (one speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channels: int, realtime: bool,
            bundle_path: Path, threshold: float, min_silence_s: float, max_utterance_s: float,
-           partial_every: float | None, as_json: bool) -> None:
+           partial_every: float | None, speaker_path: Path | None, adapt_speaker: float | None,
+           as_json: bool) -> None:
     """Recognise emotion per utterance of live or recorded audio: one line per utterance."""
     from edgeser import streaming
 
     if sum([file_path is not None, use_stdin, mic]) != 1:
         raise click.UsageError("give exactly one of --file F, --stdin, --mic")
+    if speaker_path is not None and adapt_speaker is not None:
+        raise click.UsageError("give --speaker PROFILE or --adapt-speaker SECONDS, not both")
     with _errors():
+        speaker: SpeakerProfile | RunningSpeaker | None = (
+            SpeakerProfile.load(speaker_path) if speaker_path is not None
+            else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
         options = _stream_options(threshold, min_silence_s, max_utterance_s, partial_every, source.live)
         try:
-            for r in rec.stream(source, options):
+            for r in rec.stream(source, options, speaker=speaker):
                 _print_result(r, as_json)
         except KeyboardInterrupt:
             pass
@@ -633,7 +670,10 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
 @click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path))
 @click.option("--min-silence-s", type=float, default=0.3, show_default=True)
 @click.option("--max-utterance-s", type=float, default=10.0, show_default=True)
-def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float) -> None:
+@click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
+              help="Learn each connection's speaker from its audio, used after SECONDS of speech.")
+def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
+          adapt_speaker: float | None) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
     (protocol in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream]."""
     from edgeser.service import serve as run_service
@@ -644,7 +684,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
         options = StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s)
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
         try:
-            run_service(rec, host, port, options)
+            run_service(rec, host, port, options, adapt_speaker_s=adapt_speaker)
         except KeyboardInterrupt:
             pass
 

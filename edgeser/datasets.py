@@ -138,6 +138,19 @@ def load_ravdess(root: str | os.PathLike[str]) -> Dataset:
     return Dataset("ravdess", utterances)
 
 
+def ravdess_unscored(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """Per actor, the RAVDESS recordings outside the 4-class subset (calm, fearful, disgust, surprised: 32 per
+    actor, about two minutes), in file-name order: speech of that speaker that is never scored, to enrol the
+    speaker with (:mod:`edgeser.speaker`)."""
+    root = Path(root)
+    rows = _read_csv(_require(root / "labels.csv", "RAVDESS labels.csv"), ("path", "speaker", "emotion4"))
+    out: dict[str, list[Path]] = {}
+    for r in sorted(rows, key=lambda r: r["path"]):
+        if not r["emotion4"]:
+            out.setdefault(r["speaker"], []).append(root / r["path"])
+    return out
+
+
 def load_meld(root: str | os.PathLike[str], splits: Sequence[str] = ("train", "dev", "test")) -> Dataset:
     """MELD utterance text, 4 classes (joy → happy, anger → angry, sadness → sad), groups = splits."""
     utterances = []

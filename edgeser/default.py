@@ -129,7 +129,8 @@ def combine(base: Path, text_from: Path, out: Path, *, overwrite: bool = False) 
             shutil.copy2(b.path / name, writer.path(name))
         m = a.manifest
         return writer.finish(Manifest(edgeser_version=m.edgeser_version, created=m.created, labels=m.labels,
-                                      files={}, speech=m.speech, text=text, fusion=fusion))
+                                      files={}, speech=m.speech, text=text, fusion=fusion,
+                                      speaker_fusion=m.speaker_fusion))
 
 
 def describe() -> dict[str, str | bool]:

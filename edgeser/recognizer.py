@@ -22,6 +22,7 @@ from edgeser.phonetics.p2g import PhonesToWords
 from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, check_not_silent, segment
+from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
 from edgeser.text import TextTokenizer
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class EmotionRecognizer:
             raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; add one "
                               "(edgeser.default.combine) or use a bundle trained with use_text = false")
         self._fusion = FusionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
+        self._speaker_fusion = (FusionHead(self._open(m.speaker_fusion), m.speaker_fusion.spec)
+                                if m.speaker_fusion else None)
         self._p2g: PhonesToWords | None = None
         self._tokenizer = (
             TextTokenizer(bundle.file(m.text.tokenizer),
@@ -234,9 +237,38 @@ class EmotionRecognizer:
             return True
         return any(level != "frame" for level in fusion.levels) or (fusion.uses_text and text is None)
 
+    @property
+    def speech_sha256(self) -> str:
+        """The sha256 of the speech graph: what a speaker profile is tied to."""
+        return self.bundle.manifest.files[self.speech.graph].sha256
+
+    def speaker_layer(self) -> int:
+        """The exposed-layer index whose frames speaker profiles describe (the enrolled head's layer)."""
+        m = self.bundle.manifest
+        head = m.speaker_fusion or m.fusion
+        return head.layer if head is not None else len(self.speech.exposed_layers) - 1
+
+    def enroll(self, audio: Sequence[AudioSource], sample_rate: int | None = None) -> SpeakerProfile:
+        """A speaker's profile from unlabelled recordings of that speaker (any speech, any emotion).
+
+        Raises:
+            AudioError: An unusable or silent recording, naming it.
+            SpeakerError: No recordings.
+        """
+        if not audio:
+            raise SpeakerError("no audio to enrol: pass one or more recordings of the speaker")
+        layer = self.speaker_layer()
+        stats = SpeakerStats(self.speech.hidden_size)
+        for source in audio:
+            wave = self.load_audio(source, sample_rate)
+            check_not_silent(wave)
+            hidden, _ = self._encode_loaded([wave]).item(0)
+            stats.add(hidden[layer], seconds=wave.shape[0] / self.speech.frames.sample_rate)
+        return stats.profile(self.speech_sha256, layer)
+
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
-                segments: bool = False) -> Prediction:
+                segments: bool = False, speaker: SpeakerProfile | RunningSpeaker | None = None) -> Prediction:
         """The emotion of one utterance: one encoder pass, segmentation (when the head or the caller needs it),
         pooling, text, fusion.
 
@@ -246,13 +278,30 @@ class EmotionRecognizer:
                 that reads text).
             segments: Also return timed words, syllables and phones when the head does not need them
                 (:meth:`needs_segments`); otherwise ``Prediction.segmentation`` is ``None`` for a frames-only head.
+            speaker: The speaker's profile (:meth:`enroll`): the frames are z-scored with it and read by the
+                bundle's head for enrolled speakers. A :class:`~edgeser.speaker.RunningSpeaker` learns the profile
+                from the utterances it sees (the speaker-independent head until it has heard enough).
 
         Raises:
-            BundleError: The bundle has no fusion head (train one with ``edgeser train``).
+            BundleError: The bundle has no fusion head (train one with ``edgeser train``), or no head for
+                enrolled speakers when ``speaker`` is given.
+            SpeakerError: ``speaker`` was made with another encoder.
             AudioError / AlignmentError / TextError: Unusable input, with the reason.
         """
-        fusion = self.bundle.manifest.fusion
-        if self._fusion is None or fusion is None:
+        running = speaker if isinstance(speaker, RunningSpeaker) else None
+        if running is not None and self.bundle.manifest.speaker_fusion is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a running "
+                              "speaker estimate cannot be used")
+        speaker = running.current() if running is not None else speaker
+        fusion, head = self.bundle.manifest.fusion, self._fusion
+        if isinstance(speaker, SpeakerProfile):
+            fusion, head = self.bundle.manifest.speaker_fusion, self._speaker_fusion
+            if fusion is None or head is None:
+                raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a speaker "
+                                  "profile cannot be used; predict without --speaker, or use a bundle that has one "
+                                  "(the default does)")
+            speaker.check(self.speech_sha256, fusion.layer, self.speech.hidden_size, where=str(self.bundle.path))
+        if head is None or fusion is None:
             raise BundleError(f"{self.bundle.path}: this bundle has no fusion head, so it cannot predict emotions; "
                               "train one with `edgeser train --config ... --out ...`")
         t0 = time.perf_counter()
@@ -264,8 +313,15 @@ class EmotionRecognizer:
         seg = (self.segment_for_fusion(encoded, wave, text, options=options, lexicon=lexicon)
                if segments or self.needs_segments(text) else None)
         t3 = time.perf_counter()
-        speech = level_features(encoded.hidden_states[:, fusion.layer], encoded.num_frames,
-                                [seg] if seg is not None else [], self.speech.frames, fusion.levels)
+        frames = encoded.hidden_states[:, fusion.layer]
+        if running is not None:  # this utterance joins the estimate for the utterances after it
+            layer = self.speaker_layer()
+            running.observe(encoded.hidden_states[0, layer, : int(encoded.num_frames[0])],
+                            wave.shape[0] / self.speech.frames.sample_rate, self.speech_sha256, layer)
+        if isinstance(speaker, SpeakerProfile):
+            frames = speaker.normalise(frames)
+        speech = level_features(frames, encoded.num_frames, [seg] if seg is not None else [], self.speech.frames,
+                                fusion.levels)
         t4 = time.perf_counter()
         transcript = text if text is not None else seg.transcript if seg is not None else None
         text_in, text_s = None, None
@@ -277,7 +333,7 @@ class EmotionRecognizer:
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
         t5 = time.perf_counter()
-        scores = self._fusion(speech, text_in)
+        scores = head(speech, text_in)
         t6 = time.perf_counter()
         labels = self.bundle.manifest.labels
 
@@ -286,6 +342,8 @@ class EmotionRecognizer:
 
         probs = probabilities(scores["scores"])
         return Prediction(label=max(probs, key=lambda k: probs[k]), probabilities=probs,
+                          speaker=None if not isinstance(speaker, SpeakerProfile) else
+                          f"{'running estimate' if running is not None else 'profile'} ({speaker.seconds:.0f} s)",
                           branches={k.removesuffix("_scores"): probabilities(v) for k, v in scores.items()
                                     if k != "scores"},
                           transcript=transcript, segmentation=seg,
@@ -356,7 +414,8 @@ class EmotionRecognizer:
         return time.perf_counter() - t0
 
     def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,
-               vad: Callable[[np.ndarray], float] | None = None) -> Iterator[StreamResult]:
+               vad: Callable[[np.ndarray], float] | None = None,
+               speaker: SpeakerProfile | RunningSpeaker | None = None) -> Iterator[StreamResult]:
         """Recognise each utterance of a live or recorded stream as it ends (see :mod:`edgeser.streaming`).
 
         Args:
@@ -364,6 +423,8 @@ class EmotionRecognizer:
             options: :class:`edgeser.streaming.StreamOptions` (VAD thresholds, padding, lengths, back-pressure).
             text: A transcript for every utterance (rarely known live; by default words are decoded).
             vad: A speech-probability function per 512-sample chunk (default: silero-vad).
+            speaker: An enrolled speaker's profile, or a :class:`~edgeser.speaker.RunningSpeaker` that learns the
+                session's speaker as it goes (see :meth:`predict`).
 
         Yields:
             :class:`edgeser.streaming.StreamResult`, one per utterance (and per partial, when asked for).
@@ -371,7 +432,8 @@ class EmotionRecognizer:
         from edgeser import streaming
 
         self.warm_up()  # the first utterance should not pay for loading models
-        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=16000), source, options, vad)
+        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=16000, speaker=speaker),
+                                source, options, vad)
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer({str(self.bundle.path)!r}, {self.options!r})"

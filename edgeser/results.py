@@ -98,6 +98,8 @@ class Prediction:
         segmentation: Words, syllables and phones with times (``edgeser.segmenter.Segmentation``); ``None`` when
             the head reads only frames and no segments were asked for (``predict(..., segments=True)``).
         timings: Seconds per stage.
+        speaker: How the speaker was known (``"profile (118 s)"``, ``"running estimate (34 s)"``), or ``None``:
+            the speaker-independent head.
     """
 
     label: str
@@ -106,12 +108,13 @@ class Prediction:
     transcript: str | None
     segmentation: Any
     timings: Timings
+    speaker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data; ``words``, ``syllables``, ``phones`` and ``alignment_confidence`` appear
         only when segments were computed."""
         out = {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
-               "transcript": self.transcript}
+               "transcript": self.transcript, "speaker": self.speaker}
         if self.segmentation is not None:
             seg = self.segmentation.to_dict()
             out |= {"words": seg["words"], "syllables": seg["syllables"], "phones": seg["phones"],

@@ -27,6 +27,7 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.recognizer import EmotionRecognizer
+from edgeser.speaker import RunningSpeaker
 from edgeser.streaming import SAMPLE_RATE, PcmDecoder, Source, StreamOptions
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ def _audio_chunks(messages: queue.Queue[Any], config: dict[str, int]) -> Iterato
             return
 
 
-def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions) -> None:
-    """Serve one connection (see the module docstring)."""
+def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions,
+           adapt_speaker_s: float | None = None) -> None:
+    """Serve one connection (see the module docstring); with ``adapt_speaker_s``, the connection's speaker is
+    learnt as it goes (:class:`edgeser.speaker.RunningSpeaker`, used after that many seconds of speech)."""
     import threading
 
     messages: queue.Queue[Any] = queue.Queue(maxsize=256)
@@ -56,7 +59,8 @@ def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions) -> N
 
     def recognise() -> None:
         source = Source(_audio_chunks(messages, config), live=True, name="websocket")
-        for result in rec.stream(source, options):
+        speaker = RunningSpeaker(adapt_speaker_s) if adapt_speaker_s is not None else None
+        for result in rec.stream(source, options, speaker=speaker):
             connection.send(json.dumps({"type": "utterance", **result.to_dict()}, ensure_ascii=False))
             count[0] += 1
 
@@ -84,13 +88,13 @@ def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions) -> N
 
 
 def serve(rec: EmotionRecognizer, host: str = "127.0.0.1", port: int = 8765,
-          options: StreamOptions | None = None, ready: Any = None) -> None:
+          options: StreamOptions | None = None, ready: Any = None, adapt_speaker_s: float | None = None) -> None:
     """Run the service until interrupted. ``ready`` (a ``threading.Event``) is set once it listens."""
     require("websockets", "stream", "the WebSocket service")
     from websockets.sync.server import serve as ws_serve
 
     options = options or StreamOptions()
-    with ws_serve(lambda c: handle(c, rec, options), host, port, max_size=2**22) as server:
+    with ws_serve(lambda c: handle(c, rec, options, adapt_speaker_s), host, port, max_size=2**22) as server:
         if ready is not None:
             ready.server = server
             ready.set()

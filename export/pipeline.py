@@ -172,11 +172,14 @@ FUSION_CASES = ({"frame": 97, "phone": 31, "syllable": 13, "word": 7, "text": 14
 
 def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, provenance: dict[str, Any],
                segmenter: str = "bundle", exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
-               boundaries: dict[str, Any] | None = None,
+               boundaries: dict[str, Any] | None = None, speaker_model: Any = None,
+               speaker_provenance: dict[str, Any] | None = None,
                progress: Callable[[str], None] = log.info) -> Manifest:
-    """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel).
+    """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel) and,
+    when given, ``speaker_model``: the head for enrolled speakers (trained on frames z-scored with each
+    speaker's own statistics, :mod:`edgeser.speaker`), as ``fusion_speaker.onnx``.
 
-    The graph is checked against torch on two shapes other than the trace shape, as the encoders are.
+    Each graph is checked against torch on two shapes other than the trace shape, as the encoders are.
     ``boundaries`` is the boundary rule the training segments were cut with (recorded, and used when
     predicting); by default the library's current rule, which is what ``export.features`` uses.
     """
@@ -192,20 +195,27 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
     with write_bundle(out, overwrite=overwrite) as writer:
         for name in src.manifest.files:
             shutil.copy2(src.path / name, writer.path(name))
-        graph, spec = FusionGraph(model.eval()).eval(), fusion_spec(model)
-        section = FusionSection(graph="fusion.onnx", spec=spec, levels=tuple(c.levels), uses_text=c.use_text,
-                                layer=layer, segmenter=segmenter, boundaries=boundaries)
-        progress(f"exporting fusion head ({exporter})")
-        t0 = time.perf_counter()
-        opset = export_onnx(graph, spec, fusion_example(model, 2, FUSION_TRACE), writer.path(section.graph),
-                            exporter=exporter, metadata=graph_metadata(section))
-        cases = [fusion_example(model, 1, FUSION_CASES[0], seed=1), fusion_example(model, 3, FUSION_CASES[1], seed=2)]
-        parity = check_parity(graph, writer.path(section.graph), spec, cases, tolerance)
-        section = FusionSection(**{**section.__dict__, "provenance": {
-            **provenance, "config": c.to_dict(), "exporter": f"torch.onnx.export ({exporter})", "opset": opset,
-            "parity": parity, "export_seconds": round(time.perf_counter() - t0, 2)}})
+
+        def export_head(head: Any, graph_name: str, record: dict[str, Any]) -> FusionSection:
+            hc = head.config
+            graph, spec = FusionGraph(head.eval()).eval(), fusion_spec(head)
+            section = FusionSection(graph=graph_name, spec=spec, levels=tuple(hc.levels), uses_text=hc.use_text,
+                                    layer=layer, segmenter=segmenter, boundaries=boundaries)
+            progress(f"exporting {graph_name} ({exporter})")
+            t0 = time.perf_counter()
+            opset = export_onnx(graph, spec, fusion_example(head, 2, FUSION_TRACE), writer.path(section.graph),
+                                exporter=exporter, metadata=graph_metadata(section))
+            cases = [fusion_example(head, 1, FUSION_CASES[0], seed=1), fusion_example(head, 3, FUSION_CASES[1], seed=2)]
+            parity = check_parity(graph, writer.path(section.graph), spec, cases, tolerance)
+            return FusionSection(**{**section.__dict__, "provenance": {
+                **record, "config": hc.to_dict(), "exporter": f"torch.onnx.export ({exporter})", "opset": opset,
+                "parity": parity, "export_seconds": round(time.perf_counter() - t0, 2)}})
+
+        section = export_head(model, "fusion.onnx", provenance)
+        speaker = (export_head(speaker_model, "fusion_speaker.onnx", speaker_provenance or provenance)
+                   if speaker_model is not None else None)
         progress("hashing files and writing bundle.json")
         return writer.finish(Manifest(edgeser_version=edgeser.__version__,
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       labels=tuple(c.labels), files={}, speech=src.manifest.speech,
-                                      text=src.manifest.text, fusion=section))
+                                      text=src.manifest.text, fusion=section, speaker_fusion=speaker))

@@ -390,4 +390,4 @@ def _write_variant(parent: EmotionRecognizer, out: Path, converted: dict[str, Pa
         return writer.finish(Manifest(edgeser_version=edgeser.__version__,
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       labels=m.labels, files={}, speech=sections["speech"], text=sections["text"],
-                                      fusion=sections["fusion"]))
+                                      fusion=sections["fusion"], speaker_fusion=m.speaker_fusion))

@@ -347,7 +347,8 @@ class WhisperSpeechGraph(nn.Module):
     embeddings, layer ``i`` the output of block ``i``; the last layer includes the final layer norm (what
     ``WhisperEncoder`` and CTranslate2's ``encode()`` return).
 
-    The positional embeddings are sliced to the input's frames, so a 4 s clip costs 200 frames, not 1500. Each
+    Only the blocks up to the deepest exposed layer are run (a graph of block 2 of 4 holds two blocks). The
+    positional embeddings are sliced to the input's frames, so a 4 s clip costs 200 frames, not 1500. Each
     utterance of a padded batch is computed as if alone: the front end and conv1's output are zeroed past its
     end (as zero padding would be) and attention ignores padded frames.
 
@@ -375,11 +376,13 @@ class WhisperSpeechGraph(nn.Module):
         x = x + enc.embed_positions.weight[:frames]
         bias = torch.where(real, 0.0, torch.finfo(x.dtype).min)[:, None, None, :].to(x.dtype)
         states = [x]
-        for layer in enc.layers:
+        deepest = max(self.layers)
+        for layer in enc.layers[:deepest]:  # blocks past the deepest exposed layer would be wasted work
             out = layer(x, bias)
             x = out[0] if isinstance(out, tuple) else out
             states.append(x)
-        states[-1] = enc.layer_norm(x)
+        if deepest == len(enc.layers):
+            states[-1] = enc.layer_norm(x)
         return torch.stack([states[i] for i in self.layers], dim=1) * real[:, None, :, None]
 
 

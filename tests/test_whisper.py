@@ -272,3 +272,91 @@ def test_packaged_tiny_en_equals_ctranslate2() -> None:
         ours = graph(*_feed([wave]))[:, 0].numpy()
     assert ours.shape == ref.shape
     assert float(np.abs(ours - ref).max()) <= 1e-5 * float(np.abs(ref).max()) * 10
+
+
+def test_a_graph_of_a_middle_layer_runs_only_the_blocks_it_needs(tiny_whisper: object) -> None:
+    from edgeser.audio import load_audio
+
+    wave = load_audio(SAMPLE, target_rate=16000)
+    enc = encoder_of(tiny_whisper)
+    calls: list[int] = []
+    hooks = [layer.register_forward_hook(lambda *_, i=i: calls.append(i)) for i, layer in enumerate(enc.layers)]
+    try:
+        with torch.no_grad():
+            middle = whisper.WhisperSpeechGraph(enc, (1,)).eval()(*_feed([wave]))
+            assert calls == [0]
+            calls.clear()
+            every = whisper.WhisperSpeechGraph(enc, (0, 1, 2)).eval()(*_feed([wave]))
+            assert calls == [0, 1]
+    finally:
+        for h in hooks:
+            h.remove()
+    np.testing.assert_array_equal(middle[:, 0].numpy(), every[:, 1].numpy())
+
+
+@pytest.fixture(scope="module")
+def enrolled_bundle(whisper_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Whisper bundle with a frames head and a head for enrolled speakers (random weights)."""
+    from export.model import FusionConfig, FusionModel
+    from export.pipeline import add_fusion
+
+    config = FusionConfig(speech_dim=32, text_dim=8, levels=("frame",), early=False, late=True, use_text=False)
+    torch.manual_seed(0)
+    plain, enrolled = FusionModel(config), FusionModel(config)
+    out = tmp_path_factory.mktemp("enrolled") / "bundle"
+    add_fusion(whisper_bundle, plain, out, layer=2, provenance={"test": True}, exporter="torchscript",
+               speaker_model=enrolled, speaker_provenance={"test": "speaker"})
+    return out
+
+
+def test_enrolled_predictions_read_normalised_frames(enrolled_bundle: Path) -> None:
+    from edgeser import EmotionRecognizer
+    from edgeser.audio import load_audio
+    from edgeser.speaker import RunningSpeaker, SpeakerError
+
+    rec = EmotionRecognizer.from_bundle(enrolled_bundle)
+    assert rec.bundle.manifest.speaker_fusion is not None and rec.speaker_layer() == 2
+    wave = load_audio(SAMPLE, target_rate=16000)
+    profile = rec.enroll([wave[:20_000], wave[15_000:]], sample_rate=16000)
+    assert profile.layer == 2 and profile.dim == 32 and profile.utterances == 2
+    assert profile.encoder_sha256 == rec.bundle.manifest.files["speech.onnx"].sha256
+    hidden = rec.encode(wave, sample_rate=16000).hidden_states[:, 2]
+    speaker_head = rec._speaker_fusion
+    assert speaker_head is not None
+    mask = np.ones(hidden.shape[:2], bool)
+    expected = np.exp(speaker_head({"frame": (profile.normalise(hidden), mask)}, None)["scores"][0])
+    got = rec.predict(wave, sample_rate=16000, speaker=profile)
+    np.testing.assert_allclose(list(got.probabilities.values()), expected, atol=1e-5)
+    assert got.speaker is not None and got.speaker.startswith("profile")
+    assert rec.predict(wave, sample_rate=16000).speaker is None
+    other = type(profile)(encoder_sha256="0" * 64, layer=2, mean=profile.mean, std=profile.std, frames=1,
+                          seconds=1.0, utterances=1)
+    with pytest.raises(SpeakerError, match="another speech encoder"):
+        rec.predict(wave, sample_rate=16000, speaker=other)
+    running = RunningSpeaker(min_seconds=1.0)
+    first = rec.predict(wave, sample_rate=16000, speaker=running)
+    second = rec.predict(wave, sample_rate=16000, speaker=running)
+    assert first.speaker is None and second.speaker is not None and second.speaker.startswith("running")
+    assert running.seconds == pytest.approx(2 * wave.size / 16000)
+
+
+def test_enroll_and_predict_with_a_speaker_on_the_command_line(enrolled_bundle: Path, whisper_bundle: Path,
+                                                                 tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+
+    runner = CliRunner()
+    profile = tmp_path / "me.json"
+    r = runner.invoke(main, ["enroll", str(SAMPLE), "--bundle", str(enrolled_bundle), "--out", str(profile)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(profile.read_text())["format"] == "edgeser-speaker"
+    r = runner.invoke(main, ["enroll", str(SAMPLE), "--bundle", str(enrolled_bundle), "--out", str(profile)])
+    assert r.exit_code != 0 and "already exists" in r.output
+    r = runner.invoke(main, ["predict", str(SAMPLE), "--bundle", str(enrolled_bundle), "--speaker", str(profile),
+                             "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["speaker"].startswith("profile")
+    r = runner.invoke(main, ["predict", str(SAMPLE), "--bundle", str(enrolled_bundle), "--speaker",
+                             str(tmp_path / "nobody.json")])
+    assert r.exit_code != 0 and "edgeser enroll" in r.output and "Traceback" not in r.output

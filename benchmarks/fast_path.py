@@ -1,0 +1,72 @@
+"""What the whole pipeline costs over its speech encoder: ``predict`` against ``encode`` on the same clips.
+
+For each bundle and clip length (1, 4, 10 s of real RAVDESS speech joined end to end), interleaved rounds time
+``rec.encode(clip)`` (audio checks + the speech graph), ``rec.predict(clip)`` (the whole pipeline: for a
+frames-only head no aligner and no decoder run) and ``rec.predict(clip, segments=True)`` (timed words,
+syllables and phones on request: hama's aligner and decoder), on 1 ONNX Runtime thread. Reported: p50 per
+call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal for the frames-only default:
+``predict`` at most 1.15x ``encode``.
+
+    python -m benchmarks.fast_path --bundle default --out benchmarks/results/fast_path.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.stats import interleaved, paired_ratios, percentiles
+from benchmarks.whisper_probe import DATA, clips, machine
+from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.datasets import load_ravdess
+
+
+def calls(rec: EmotionRecognizer, segments: bool) -> dict[str, Callable[[np.ndarray], Any]]:
+    out: dict[str, Callable[[np.ndarray], Any]] = {
+        "encode": lambda w: rec.encode(w, sample_rate=16000),
+        "predict": lambda w: rec.predict(w, sample_rate=16000)}
+    if segments:
+        out["predict --segments"] = lambda w: rec.predict(w, sample_rate=16000, segments=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", action="append", required=True, metavar="[NAME=]PATH")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--no-segments", action="store_true", help="skip the predict --segments rows (no hama)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    audio = clips(load_ravdess(DATA))
+    result: dict[str, Any] = {"machine": machine(), "threads": 1, "repeats": args.repeats, "bundles": {}}
+    for spec in args.bundle:
+        name, _, path = spec.rpartition("=")
+        rec = EmotionRecognizer.from_bundle(path, RuntimeOptions.cpu(threads=1))
+        rec.warm_up()
+        variants = calls(rec, not args.no_segments)
+        rows: dict[str, Any] = {"needs_segments": rec.needs_segments()}
+        for clip, wave in audio.items():
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            for variant, warm in interleaved(list(variants), args.repeats):
+                t0 = time.perf_counter()
+                variants[variant](wave)
+                if not warm:
+                    times[variant].append(time.perf_counter() - t0)
+            rows[clip] = {k: {"p50_ms": round(1e3 * percentiles(v)["p50"], 2),
+                              "ratio_to_encode": {m: round(r, 3) for m, r in paired_ratios(v, times["encode"]).items()}}
+                          for k, v in times.items()}
+            print(f"{name or path} {clip}: " + "; ".join(
+                f"{k} {v['p50_ms']:.1f} ms (x{v['ratio_to_encode']['median']:.2f})" for k, v in rows[clip].items()))
+        result["bundles"][name or path] = rows
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
