@@ -162,7 +162,8 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
                                         f"front end: {(s.front_end or {}).get('kind', '-')}")
         t.add_row("  source", json.dumps(s.provenance.get("source", {})))
         t.add_row("  parity", _parity(s.provenance))
-        t.add_row("  precision", _precision(s.provenance))
+        t.add_row("  precision", _precision(s.provenance)
+                  + (f"; {s.provenance['storage']['storage']}" if s.provenance.get("storage") else ""))
     if m.text:
         x = m.text
         t.add_row("text", f"{x.graph}: hidden {x.hidden_size}, max {x.max_tokens} tokens, "
@@ -170,11 +171,15 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
         t.add_row("  source", json.dumps(x.provenance.get("source", {})))
         t.add_row("  parity", _parity(x.provenance))
         t.add_row("  precision", _precision(x.provenance))
-    if m.fusion:
-        f = m.fusion
+    for role, f in (("fusion", m.fusion), ("speaker head", m.speaker_fusion)):
+        if f is None:
+            continue
         trained = f"{f.provenance.get('dataset', 'unknown data')} ({f.provenance.get('utterances', '?')} utts)"
-        t.add_row("fusion", f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
-                            f"speech layer {f.layer}; trained on {trained}")
+        t.add_row(role, f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
+                        f"speech layer {f.layer}; trained on {trained}")
+        if f.provenance.get("configuration"):
+            t.add_row("  recipe", f"{f.provenance['configuration']}; chosen on {f.provenance.get('chosen_on', '?')}"
+                                  + (f"; {f.provenance['normalisation']}" if f.provenance.get("normalisation") else ""))
         t.add_row("  parity", _parity(f.provenance))
     t.add_row("size", f"{sum(f.bytes for f in m.files.values()) / 1e6:.1f} MB in {len(m.files)} files")
     out.print(t)
