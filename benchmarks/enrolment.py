@@ -40,7 +40,6 @@ from export.model import FusionConfig
 from export.train import predict, train_ensemble
 
 SECONDS = (5.0, 10.0, 30.0, 60.0, None)  # None: all of the speaker's unscored recordings
-ROW = "speech: frames"
 
 
 def enrolment_frames(rec: EmotionRecognizer, files: dict[str, list[Path]]) -> dict[str, list[tuple[np.ndarray, float]]]:
@@ -74,6 +73,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True, help="the encoder bundle the default is trained on")
     ap.add_argument("--folds", type=Path, required=True, help="benchmarks.ravdess_folds result (the reference head)")
+    ap.add_argument("--row", default="speech: frames", choices=[n for n, v in VARIANTS.items()
+                                                                if v["levels"] == ("frame",) and not v["use_text"]],
+                    help="the head configuration (frames only; the shipped default's)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("runs/folds"))
     ap.add_argument("--out", type=Path, required=True)
@@ -90,9 +92,9 @@ def main() -> None:
     reference = json.loads(args.folds.read_text())
     if reference["truth"] != labels.tolist():
         raise SystemExit(f"{args.folds}: its utterances are not this dataset's, in this order")
-    ref_pred = np.asarray(reference["predictions"][ROW])
+    ref_pred = np.asarray(reference["predictions"][args.row])
     config = FusionConfig(speech_dim=rec.speech.hidden_size, text_dim=384, num_classes=len(ds.labels),
-                          labels=ds.labels, **VARIANTS[ROW])
+                          labels=ds.labels, **VARIANTS[args.row])
     full = {a: profile(r, None, 0, sha, layer) for a, r in enrol.items()}
     pooled = {str(k): np.full(len(ds), -1) for k in SECONDS}
     per_fold = []
@@ -123,8 +125,8 @@ def main() -> None:
         print(f"enrolled on {s['enrolment_s']} s: pooled UA {100 * s['pooled_ua']:.1f}, WA {100 * s['pooled_wa']:.1f}"
               f"; minus the speaker-independent head {interval(s['minus_speaker_independent'])}")
     result = {"protocol": __doc__.split("\n\n")[1], "seeds": args.seeds, "bundle": str(args.bundle),
-              "reference": {"file": str(args.folds), "row": ROW,
-                            "pooled_ua": reference["summary"][ROW]["pooled_ua"]},
+              "reference": {"file": str(args.folds), "row": args.row,
+                            "pooled_ua": reference["summary"][args.row]["pooled_ua"]},
               "folds": per_fold, "summary": summary, "truth": labels.tolist(),
               "predictions": {k: v.tolist() for k, v in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)

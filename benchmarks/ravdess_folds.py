@@ -98,11 +98,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("runs/folds"), help="exported bundles and feature caches")
     ap.add_argument("--egemaps-cache", type=Path, default=Path("runs/egemaps.npy"))
+    ap.add_argument("--add-to", type=Path, default=None,
+                    help="an earlier result of this benchmark (same data and folds): train only --rows and keep its "
+                         "other rows, so that one file holds every row")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     rows = [r.strip() for r in args.rows.split(";")]
+    earlier = json.loads(args.add_to.read_text()) if args.add_to else None
     unknown = [r for r in rows if r not in VARIANTS]
-    if unknown or SPEECH not in rows:
+    if unknown or (SPEECH not in rows and earlier is None):
         raise SystemExit(f"--rows: unknown {unknown}; choose from {list(VARIANTS)} (including {SPEECH!r})")
     folds = fold_bundles(args)
     ds = load_ravdess(DATA)
@@ -147,6 +151,16 @@ def main() -> None:
             fold[name] = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm)}
         per_fold.append(fold)
         print(f"fold {k} ({held[0]}-{held[-1]}): " + "; ".join(f"{n} UA {100 * fold[n]['ua']:.1f}" for n in pooled))
+    if earlier is not None:  # the rows not trained now, from the earlier run (same utterances, same folds)
+        if earlier["truth"] != labels.tolist() or [f["held_out"] for f in earlier["folds"]] != \
+                [f["held_out"] for f in per_fold]:
+            raise SystemExit(f"{args.add_to}: other utterances or folds than this run's")
+        for name, pred in earlier["predictions"].items():
+            if name not in pooled:
+                pooled[name] = np.asarray(pred)
+                for fold, old in zip(per_fold, earlier["folds"], strict=True):
+                    fold[name] = old[name]
+        rows = [r for r in VARIANTS if r in pooled]
     scored = np.flatnonzero(pooled[SPEECH] >= 0)
     truth = labels[scored]
     summary: dict[str, Any] = {}

@@ -52,6 +52,8 @@ TRAIN = TrainConfig(epochs=30)
 VALIDATION = tuple(f"Actor_{i:02d}" for i in range(13, 17))
 VARIANTS: dict[str, dict[str, Any]] = {
     "speech: frames": {"levels": ("frame",), "early": False, "late": True, "use_text": False},
+    "speech: frames, mean + std pooling": {"levels": ("frame",), "early": False, "late": True, "use_text": False,
+                                           "pooling": "mean+std"},
     "speech: frames + phones": {"levels": ("frame", "phone"), "early": False, "late": True, "use_text": False},
     "speech: all levels": {"levels": LEVELS, "early": False, "late": True, "use_text": False},
     "fusion: frames, early + late with text": {"levels": ("frame",), "early": True, "late": True, "use_text": True},

@@ -99,9 +99,24 @@ def test_learns_a_toy_task() -> None:
     assert accuracy > 0.9
 
 
+def test_statistics_pooling_is_mean_and_std_of_the_real_positions() -> None:
+    from export.model.fusion import masked_mean_std
+
+    x = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [99.0, 99.0]]])
+    mask = torch.tensor([[True, True, False]])
+    torch.testing.assert_close(masked_mean_std(x, mask), torch.tensor([[2.0, 4.0, 1.0, 2.0]]), atol=1e-3, rtol=0)
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame",), early=False,
+                          use_text=False, pooling="mean+std")
+    assert FusionConfig.from_dict(config.to_dict()) == config
+    assert "pooling" not in FusionConfig(speech_dim=4, text_dim=4).to_dict()  # older configs read the same
+    with pytest.raises(ValueError, match="pooling"):
+        FusionConfig(speech_dim=4, text_dim=4, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "mean+std"])
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_onnx_export_matches_torch(tmp_path: Path, exporter: str) -> None:
-    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2)
+def test_onnx_export_matches_torch(tmp_path: Path, exporter: str, pooling: str) -> None:
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, pooling=pooling)
     graph = FusionGraph(FusionModel(config).eval()).eval()
     spec = fusion_spec(graph.model)
 

@@ -46,8 +46,13 @@ class FusionConfig:
     late: bool = True
     use_text: bool = True
     labels: tuple[str, ...] = field(default=("neutral", "happy", "angry", "sad"))
+    pooling: str = "mean"
+    """How the late speech branch pools each level: ``"mean"`` (the paper's) or ``"mean+std"`` (statistics
+    pooling: the mean and the standard deviation of the projected positions, as in x-vectors)."""
 
     def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "mean+std"):
+            raise ValueError(f"pooling must be 'mean' or 'mean+std', got {self.pooling!r}")
         unknown = set(self.levels) - set(LEVELS)
         if unknown:
             raise ValueError(f"levels must be a subset of {LEVELS}, got {self.levels}")
@@ -65,6 +70,8 @@ class FusionConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["levels"], d["labels"] = list(self.levels), list(self.labels)
+        if self.pooling == "mean":  # configs written before the option existed stay as they were
+            del d["pooling"]
         return d
 
     @classmethod
@@ -76,6 +83,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` ``(batch, length, dim)`` over positions where ``mask`` ``(batch, length)`` is true."""
     w = mask.to(x.dtype).unsqueeze(-1)
     return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+def masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[mean, std]`` of ``x`` over the positions where ``mask`` is true: ``(batch, 2 * dim)``."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean[:, None, :]) ** 2, mask)
+    return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=-1)
 
 
 class Attention(nn.Module):
@@ -147,7 +161,8 @@ class FusionModel(nn.Module):
             self.early_head = _classifier(2 * c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
         if c.late:
             if c.levels:
-                self.speech_head = _classifier(c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
+                width = c.dim * len(c.levels) * (2 if c.pooling == "mean+std" else 1)
+                self.speech_head = _classifier(width, c.dim, c.num_classes, c.dropout)
             if c.use_text:
                 self.text_head = _classifier(c.dim, c.dim, c.num_classes, c.dropout)
         branches = int(c.early) + int(c.late) * (int(bool(c.levels)) + int(c.use_text))
@@ -165,7 +180,8 @@ class FusionModel(nn.Module):
             out["early"] = torch.log_softmax(self.early_head(torch.cat(fused, dim=-1)), dim=-1)
         if c.late:
             if c.levels:
-                pooled = torch.cat([masked_mean(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
+                pool = masked_mean_std if c.pooling == "mean+std" else masked_mean
+                pooled = torch.cat([pool(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
                 out["speech"] = torch.log_softmax(self.speech_head(pooled), dim=-1)
             if c.use_text:
                 out["text"] = torch.log_softmax(self.text_head(masked_mean(text, text_mask)), dim=-1)
