@@ -52,7 +52,11 @@ def folds() -> str:
     lines = ["| RAVDESS 4-class, 5 actor folds (560 utterances) | UA per fold (01-04 ... 17-20) | UA mean ± std | "
              "pooled UA | pooled WA | minus eGeMAPS [95%] | minus speech frames [95%] |",
              "|---|---|---|---|---|---|---|"]
-    for name, s in r["summary"].items():
+    from export.default_model import VARIANTS
+
+    order = [n for n in VARIANTS if n in r["summary"]] + [n for n in r["summary"] if n not in VARIANTS]
+    for name in order:
+        s = r["summary"][name]
         per = " / ".join(pct(f[name]["ua"]) for f in r["folds"])
         eg = r["comparisons"].get(f"{name} minus eGeMAPS")
         sp = r["comparisons"].get(f"{name} minus speech frames")

@@ -175,7 +175,7 @@ def all_actors(encoder_bundle: Path, folds_file: Path, train_config: TrainConfig
         items = [{"frame": profiles[a].normalise(it["frame"])} for a, it in zip(actors, feats.items, strict=True)]
         speaker_model = train_ensemble(config, items, labels, train_config)
     groups = sorted({u.group for u in ds.utterances})
-    print(f"chosen on five folds: {chosen} (pooled UA {100 * summary[chosen]['pooled_ua']:.1f}); trained on "
+    print(f"configuration: {chosen} (five-fold pooled UA {100 * summary[chosen]['pooled_ua']:.1f}); trained on "
           f"{len(groups)} actors, {len(labels)} utterances")
     provenance = {"dataset": "ravdess (4-class), RAVDESS speech, CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
                   "data_path": "../shared/data/ravdess", "utterances": len(labels), "train_groups": groups,

@@ -78,3 +78,18 @@ def test_streaming_runs_without_segmenters(no_segmenters: None, tmp_path: Path) 
     labelled = [r for r in results if r.prediction is not None]
     assert len(labelled) == 2, [r.error for r in results]
     assert all(r.prediction.segmentation is None for r in labelled)
+
+
+def test_the_shipped_model_is_pinned_on_the_bundled_sample() -> None:
+    """The default's outputs on the bundled sample, recorded when it was shipped (2026-12-01): a change to the
+    model, the front end or the pooling shows here. The tolerance covers CPU kernel differences only."""
+    rec = EmotionRecognizer.from_bundle("default")
+    speech = rec.speech
+    assert (speech.architecture, speech.exposed_layers, speech.hidden_size) == ("whisper", (2,), 384)
+    assert speech.provenance["source"]["model_bin_sha256"].startswith("1a5afae06a4d")
+    assert rec.bundle.manifest.speaker_fusion is not None
+    p = rec.predict(SAMPLE)
+    pinned = {"neutral": 0.386554, "happy": 0.001678, "angry": 0.61176, "sad": 8e-06}
+    assert p.label == "angry"
+    for label, value in pinned.items():
+        assert abs(p.probabilities[label] - value) < 2e-3, (label, p.probabilities)

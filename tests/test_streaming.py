@@ -177,7 +177,7 @@ def test_service_round_trip() -> None:
     from edgeser import service, streaming
 
     class Stub:  # the recognizer: EnergyVad, and a "prediction" that reports the utterance length
-        def stream(self, source, options):  # type: ignore[no-untyped-def]
+        def stream(self, source, options, speaker=None):  # type: ignore[no-untyped-def]
             def recognize(samples: np.ndarray) -> types.SimpleNamespace:
                 return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0},
                                              transcript=f"{samples.size / SR:.1f}")
