@@ -79,6 +79,12 @@ def fold_bundle(spec: str, work: Path) -> tuple[int, Path]:
     return int(k), out
 
 
+def protocol() -> str:
+    """The docstring's paragraphs that say what is trained and scored (recorded in the result file)."""
+    paragraphs = (__doc__ or "").split("\n\n")
+    return "\n\n".join(p for p in paragraphs if p.startswith(("On each fold", "Also, the frames row")))
+
+
 def fold_bundles(args: argparse.Namespace) -> dict[int, Path]:
     if args.encoder_bundle is not None:
         return dict.fromkeys(range(1, 6), args.encoder_bundle)
@@ -184,7 +190,7 @@ def main() -> None:
     for name, c in comparisons.items():
         print(f"{name}: {interval(c)}")
     encoder = EmotionRecognizer.from_bundle(next(iter(folds.values()))).speech
-    result = {"protocol": "\n\n".join(__doc__.split("\n\n")[3:5]), "seeds": args.seeds,
+    result = {"protocol": protocol(), "seeds": args.seeds,
               "encoder": {"bundles": {k: str(v) for k, v in folds.items()}, "architecture": encoder.architecture,
                           "source": encoder.provenance.get("source", {}).get("name"),
                           "exposed_layers": list(encoder.exposed_layers)},
