@@ -350,16 +350,20 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
     with _errors():
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
-        table = Table("file", "label", *rec.bundle.manifest.labels, "transcript")
+        rows = []
         for path in audio:
             result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
                                  segments=segments, speaker=profile)
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
-                table.add_row(str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
-                              result.transcript or "")
+                rows.append([str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
+                             result.transcript])
     if not as_json:
+        with_text = any(r[-1] is not None for r in rows)  # a frames-only head without transcripts has none
+        table = Table("file", "label", *rec.bundle.manifest.labels, *(["transcript"] if with_text else []))
+        for r in rows:
+            table.add_row(*r[:-1], *([r[-1] or ""] if with_text else []))
         out.print(table)
 
 
@@ -382,7 +386,7 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
         profile = rec.enroll(list(audio))
         profile.save(out)
     err.print(f"[green]wrote[/] {out}: {profile.seconds:.1f} s of speech from {profile.utterances} recordings "
-              f"({profile.frames} frames, layer {profile.layer})"
+              f"({profile.frames} frames of encoder layer {rec.speech.exposed_layers[profile.layer]})"
               + (" [yellow]; under 30 s: more audio gives a steadier profile[/]" if profile.seconds < 30 else ""))
 
 
