@@ -178,7 +178,7 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
         t.add_row(role, f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
                         f"speech layer {f.layer}; trained on {trained}")
         if f.provenance.get("configuration"):
-            t.add_row("  recipe", f"{f.provenance['configuration']}; chosen on {f.provenance.get('chosen_on', '?')}"
+            t.add_row("  recipe", f"{f.provenance['configuration']}; {f.provenance.get('chosen_on', '?')}"
                                   + (f"; {f.provenance['normalisation']}" if f.provenance.get("normalisation") else ""))
         t.add_row("  parity", _parity(f.provenance))
     t.add_row("size", f"{sum(f.bytes for f in m.files.values()) / 1e6:.1f} MB in {len(m.files)} files")

@@ -181,7 +181,7 @@ def all_actors(encoder_bundle: Path, folds_file: Path, train_config: TrainConfig
                   "data_path": "../shared/data/ravdess", "utterances": len(labels), "train_groups": groups,
                   "held_out_groups": [], "train": asdict(train_config), "configuration": chosen,
                   "chosen_on": (f"pooled UA over the five actor folds ({folds_file.name}, benchmarks.ravdess_folds)"
-                                if chosen == best else f"given (--configuration); the best on five folds is {best!r}"),
+                                if chosen == best else f"named by --configuration (the five folds' best is {best!r})"),
                   "five_fold_scores": {k: summary[chosen][k] for k in ("pooled_ua", "pooled_wa", "ua_mean", "ua_std")},
                   "five_fold_speech_frames": {k: summary["speech: frames"][k] for k in ("pooled_ua", "pooled_wa")}}
     speaker_provenance = {**provenance, "normalisation": (
