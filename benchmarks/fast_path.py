@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.stats import interleaved, paired_ratios, percentiles
-from benchmarks.whisper_probe import DATA, machine
+from benchmarks.stats import latency_summary, time_interleaved
+from benchmarks.suite import machine
+from benchmarks.whisper_probe import DATA, clips
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.audio import load_audio
 from edgeser.datasets import Dataset, load_ravdess
 
 
 def speech_clips(ds: Dataset) -> dict[str, np.ndarray]:
     """1, 4 and 10 s of speech: RAVDESS files without their first and last 0.8 s (mostly silence), joined."""
-    parts = [load_audio(u.path)[12_800:-12_800] for u in ds.utterances[:8] if u.path is not None]
-    speech = np.concatenate(parts)
-    return {f"{s}s": np.ascontiguousarray(speech[: s * 16000]) for s in (1, 4, 10)}
+    return clips(ds, files=8, trim=12_800)
 
 
 def calls(rec: EmotionRecognizer, segments: bool) -> dict[str, Callable[[np.ndarray], Any]]:
@@ -61,15 +59,8 @@ def main() -> None:
         variants = calls(rec, not args.no_segments)
         rows: dict[str, Any] = {"needs_segments": rec.needs_segments()}
         for clip, wave in audio.items():
-            times: dict[str, list[float]] = {k: [] for k in variants}
-            for variant, warm in interleaved(list(variants), args.repeats):
-                t0 = time.perf_counter()
-                variants[variant](wave)
-                if not warm:
-                    times[variant].append(time.perf_counter() - t0)
-            rows[clip] = {k: {"p50_ms": round(1e3 * percentiles(v)["p50"], 2),
-                              "ratio_to_encode": {m: round(r, 3) for m, r in paired_ratios(v, times["encode"]).items()}}
-                          for k, v in times.items()}
+            times = time_interleaved({k: partial(f, wave) for k, f in variants.items()}, args.repeats)
+            rows[clip] = latency_summary(times, "encode", "ratio_to_encode")
             print(f"{name or path} {clip}: " + "; ".join(
                 f"{k} {v['p50_ms']:.1f} ms (x{v['ratio_to_encode']['median']:.2f})" for k, v in rows[clip].items()))
         result["bundles"][name or path] = rows

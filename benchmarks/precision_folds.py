@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.fast_path import speech_clips
-from benchmarks.stats import interleaved, interval, paired_bootstrap_ua, paired_ratios, percentiles
-from benchmarks.whisper_probe import machine
+from benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
@@ -79,15 +79,9 @@ def main() -> None:
     recs = {n: EmotionRecognizer.from_bundle(p, RuntimeOptions.cpu(threads=1)) for n, p in variants.items()}
     latency: dict[str, Any] = {}
     for clip, wave in speech_clips(ds).items():
-        times: dict[str, list[float]] = {n: [] for n in recs}
-        for name, warm in interleaved(list(recs), args.repeats):
-            t0 = time.perf_counter()
-            recs[name].encode(wave, sample_rate=16000)
-            if not warm:
-                times[name].append(time.perf_counter() - t0)
-        latency[clip] = {n: {"p50_ms": round(1e3 * percentiles(v)["p50"], 2),
-                             "ratio_to_fp32": {m: round(r, 3) for m, r in paired_ratios(v, times[reference]).items()}}
-                         for n, v in times.items()}
+        times = time_interleaved({n: partial(r.encode, wave, sample_rate=16000) for n, r in recs.items()},
+                                 args.repeats)
+        latency[clip] = latency_summary(times, reference, "ratio_to_fp32")
     for name, r in rows.items():
         print(f"{name}: pooled UA {100 * r['pooled_ua']:.1f} WA {100 * r['pooled_wa']:.1f}, minus FP32 "
               f"{interval(r['minus_fp32'])}; 4 s: {latency['4s'][name]['p50_ms']:.1f} ms "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,26 @@ def interleaved(variants: Sequence[str], repeats: int, warmup: int = 1) -> list[
     if not variants or repeats < 1 or warmup < 0:
         raise ValueError("need at least one variant, repeats >= 1 and warmup >= 0")
     return [(v, r < warmup) for r in range(warmup + repeats) for v in variants]
+
+
+def time_interleaved(calls: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1
+                     ) -> dict[str, list[float]]:
+    """Seconds of each timed call of each of ``calls``, run in :func:`interleaved` order (warm-up rounds
+    untimed)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for name, warm in interleaved(list(calls), repeats, warmup):
+        t0 = time.perf_counter()
+        calls[name]()
+        if not warm:
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def latency_summary(times: Mapping[str, Sequence[float]], reference: str, ratio_key: str) -> dict[str, Any]:
+    """Per variant, the p50 in ms and its :func:`paired_ratios` to ``reference`` under ``ratio_key``."""
+    return {name: {"p50_ms": round(1e3 * percentiles(t)["p50"], 2),
+                   ratio_key: {m: round(r, 3) for m, r in paired_ratios(t, times[reference]).items()}}
+            for name, t in times.items()}
 
 
 def paired_ratios(times: Sequence[float], reference: Sequence[float]) -> dict[str, float]:

@@ -95,7 +95,22 @@ def fast_path() -> str:
         f"{m['cores']} cores; `benchmarks/results/fast_path.json`)"
 
 
-TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path}
+def precision() -> str:
+    r = _load("precision_folds.json")
+    lines = ["| encoder of the default (head trained on FP32 frames) | speech.onnx | pooled UA | pooled WA | "
+             "minus FP32 [95%] | 1 s / 4 s / 10 s, 1 thread (ratio to FP32) |", "|---|---|---|---|---|---|"]
+    lat = r["latency_1_thread"]
+    for name, v in r["variants"].items():
+        times = " / ".join(f"{lat[c][name]['p50_ms']:.1f} ms (x{lat[c][name]['ratio_to_fp32']['median']:.2f})"
+                           for c in ("1s", "4s", "10s"))
+        kept = f", {len(v['kept_float'])} nodes kept in float" if v["kept_float"] else ""
+        diff = "-" if name == next(iter(r["variants"])) else interval(v["minus_fp32"])
+        lines.append(f"| {name}{kept} | {v['speech_mb']} MB | {pct(v['pooled_ua'])} | {pct(v['pooled_wa'])} | "
+                     f"{diff} | {times} |")
+    return "\n".join(lines) + "\n\n(`benchmarks/results/precision_folds.json`)"
+
+
+TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path, "precision": precision}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(TABLES):

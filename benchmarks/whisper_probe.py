@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,34 +39,17 @@ import numpy as np
 from rich.progress import track
 
 from benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from benchmarks.stats import interleaved, interval, paired_bootstrap_ua, paired_ratios, percentiles
+from benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
 from edgeser.bundle import sha256_file
 from edgeser.datasets import Dataset, load_ravdess
+from edgeser.errors import BundleError
 from edgeser.metrics import FoldScores, confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 CT2_MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
-
-
-def machine() -> dict[str, Any]:
-    """The CPU (its 8-bit dot-product instructions decide INT8 speed) and library versions."""
-    flags: set[str] = set()
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import onnxruntime
-
-    int8 = sorted(f for f in flags if f in ("avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2"))
-    return {"cpu": model, "cores": __import__("os").cpu_count(), "cpu_int8_instructions": int8,
-            "onnxruntime": onnxruntime.__version__}
 
 
 def pooled_features(bundle: Path, ds: Dataset, cache_dir: Path) -> np.ndarray:
@@ -134,9 +116,11 @@ def row(y: np.ndarray, pred: np.ndarray, folds: FoldScores | None, reference: np
     return out
 
 
-def clips(ds: Dataset) -> dict[str, np.ndarray]:
-    """1, 4 and 10 s of real speech (RAVDESS files joined end to end)."""
-    speech = np.concatenate([load_audio(u.path) for u in ds.utterances[:6] if u.path is not None])
+def clips(ds: Dataset, files: int = 6, trim: int = 0) -> dict[str, np.ndarray]:
+    """1, 4 and 10 s of real speech: the first ``files`` RAVDESS files, less ``trim`` samples at each end (mostly
+    silence), joined end to end."""
+    speech = np.concatenate([load_audio(u.path)[trim:-trim or None] for u in ds.utterances[:files]
+                             if u.path is not None])
     return {f"{s}s": np.ascontiguousarray(speech[: s * 16000]) for s in (1, 4, 10)}
 
 
@@ -181,32 +165,21 @@ def latency(engines: dict[str, Engine], audio: dict[str, np.ndarray], repeats: i
     out: dict[str, Any] = {}
     for clip, wave in audio.items():
         inputs = {k: e.prepare(wave) for k, e in engines.items()}
-        times: dict[str, list[float]] = {k: [] for k in engines}
-        for variant, warm in interleaved(list(engines), repeats):
-            t0 = time.perf_counter()
-            engines[variant].run(inputs[variant])
-            if not warm:
-                times[variant].append(time.perf_counter() - t0)
-        ref = times[next(iter(engines))]
-        out[clip] = {k: {"p50_ms": round(1e3 * percentiles(v)["p50"], 2),
-                         "ratio_to_first": {m: round(r, 3) for m, r in paired_ratios(v, ref).items()}}
-                     for k, v in times.items()}
+        times = time_interleaved({k: partial(e.run, inputs[k]) for k, e in engines.items()}, repeats)
+        out[clip] = latency_summary(times, next(iter(engines)), "ratio_to_first")
     return out
 
 
 def ct2_folder(name: str, work: Path) -> Path | None:
-    """A CTranslate2 folder for a packaged Whisper (the split base model joined once into ``work``)."""
-    from importlib import resources
-
-    from export.whisper import PACKAGED
+    """A CTranslate2 folder for a packaged Whisper (the split base model joined once into ``work``); ``None``
+    when it is not installed."""
+    from export.whisper import PACKAGED, packaged_files
 
     if name not in PACKAGED:
         return None
-    pkg = PACKAGED[name]
     try:
-        parts = [Path(str(resources.files(p).joinpath(f))) for p, f in pkg.parts]
-        config = Path(str(resources.files(pkg.config[0]).joinpath(pkg.config[1])))
-    except ModuleNotFoundError:
+        parts, config = packaged_files(name)
+    except BundleError:
         return None
     if len(parts) == 1:
         return parts[0].parent

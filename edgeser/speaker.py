@@ -171,21 +171,6 @@ class SpeakerStats:
                               utterances=self.utterances)
 
 
-def normalise_by_speaker(frames: list[np.ndarray], speakers: list[str]) -> list[np.ndarray]:
-    """Each speaker's frames z-scored with the statistics of all that speaker's frames (how heads for enrolled
-    speakers are trained: the same :class:`SpeakerStats` and :meth:`SpeakerProfile.normalise` as at run time)."""
-    if len(frames) != len(speakers):
-        raise ValueError(f"{len(frames)} utterances but {len(speakers)} speaker names")
-    profiles = {}
-    for s in sorted(set(speakers)):
-        stats = SpeakerStats(frames[speakers.index(s)].shape[-1])
-        for f, who in zip(frames, speakers, strict=True):
-            if who == s:
-                stats.add(f)
-        profiles[s] = stats.profile("training", 0)
-    return [profiles[s].normalise(f) for f, s in zip(frames, speakers, strict=True)]
-
-
 class RunningSpeaker:
     """A per-session speaker estimate for a stream: each utterance's frames are added after it is scored, and
     once ``min_seconds`` of speech have been heard the statistics so far serve as the speaker's profile.

