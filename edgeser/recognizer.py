@@ -336,6 +336,10 @@ class EmotionRecognizer:
         scores = head(speech, text_in)
         t6 = time.perf_counter()
         labels = self.bundle.manifest.labels
+        if not all(np.isfinite(v).all() for v in scores.values()):
+            raise BundleError(f"{self.bundle.path}: the model gave non-finite scores (NaN or infinity) for this "
+                              "audio, so there is no label to give; check the bundle with `edgeser inspect` and "
+                              "re-export it if it fails")
 
         def probabilities(log_probs: np.ndarray) -> dict[str, float]:
             return {label: round(float(p), 6) for label, p in zip(labels, np.exp(log_probs[0]), strict=True)}

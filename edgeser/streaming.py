@@ -393,16 +393,21 @@ def stream(recognize: Callable[[np.ndarray], Any], source: Source, options: Stre
     lock = threading.Lock()
 
     def worker() -> None:
-        while (item := todo.get()) is not _DONE:
-            with lock:
-                n, dropped[0] = dropped[0], 0
-            try:
-                pred, error = recognize(item.samples), None
-            except EdgeserError as e:
-                pred, error = None, str(e)
-            results.put(StreamResult(item.start_s, item.end_s, pred, error, item.partial, item.split,
-                                     time.perf_counter() - item.detected_at, n))
-        results.put(_DONE)
+        try:
+            while (item := todo.get()) is not _DONE:
+                with lock:
+                    n, dropped[0] = dropped[0], 0
+                try:
+                    pred, error = recognize(item.samples), None
+                except EdgeserError as e:
+                    pred, error = None, str(e)
+                except Exception as e:  # any failure is this utterance's result; the stream goes on
+                    log.exception("recognition failed on the utterance at %.2f-%.2f s", item.start_s, item.end_s)
+                    pred, error = None, f"recognition failed ({type(e).__name__}: {e})"
+                results.put(StreamResult(item.start_s, item.end_s, pred, error, item.partial, item.split,
+                                         time.perf_counter() - item.detected_at, n))
+        finally:  # the consumer waits for this marker: it must come whatever happened
+            results.put(_DONE)
 
     def submit(u: Utterance) -> None:
         if options.backpressure == "block":

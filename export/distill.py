@@ -54,6 +54,7 @@ from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
+from export.checkpoints import load_checkpoint
 from export.configfile import read_config
 from export.encoder import SpeechEmotionModel, batch_inputs, save
 
@@ -107,7 +108,7 @@ class DistillConfig:
 
 def load_teacher(folder: Path) -> tuple[SpeechEmotionModel, tuple[str, ...]]:
     ctc = Wav2Vec2ForCTC.from_pretrained(folder, local_files_only=True)
-    head = torch.load(folder / "emotion_head.pt", weights_only=False)
+    head = load_checkpoint(folder / "emotion_head.pt")
     model = SpeechEmotionModel(ctc.config, num_emotions=len(head["labels"]))
     model.ctc = ctc
     model.emotion.load_state_dict(head["state_dict"])
@@ -181,11 +182,11 @@ def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = 
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = load_checkpoint(checkpoint)
         student.load_state_dict(state["student"])
         projection.load_state_dict(state["projection"])
         opt.load_state_dict(state["optimizer"])
-        history, start = state["history"], state["epoch"] + 1
+        history, start = json.loads(state["history_json"]), state["epoch"] + 1
         rng = np.random.default_rng(t.seed + start)
         progress(f"resuming after epoch {start}")
     max_samples = int(t.max_seconds * 16000)
@@ -213,7 +214,7 @@ def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = 
             progress(json.dumps(history[-1]))
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({"student": student.state_dict(), "projection": projection.state_dict(),
-                        "optimizer": opt.state_dict(), "history": history, "epoch": epoch}, tmp)
+                        "optimizer": opt.state_dict(), "history_json": json.dumps(history), "epoch": epoch}, tmp)
             tmp.replace(checkpoint)
     save(student.eval(), out / "student", labels)
     teacher_params = sum(p.numel() for p in teacher.parameters())

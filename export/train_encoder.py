@@ -24,6 +24,7 @@ from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.ctc.hama import HamaAligner
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from export.checkpoints import load_checkpoint
 from export.encoder import SpeechEmotionModel, batch_inputs, compact_config, multitask_loss, save, teacher_targets
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
@@ -91,10 +92,10 @@ def main() -> None:
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        history, start = state["history"], state["epoch"] + 1
+        history, start = json.loads(state["history_json"]), state["epoch"] + 1
     order_by_length = np.argsort([w.size for w, _, _ in train])
     for epoch in range(start, args.epochs):
         model.train()
@@ -122,8 +123,8 @@ def main() -> None:
         history.append({"epoch": epoch, **totals, "heldout_ua": unweighted_accuracy(cm),
                         "heldout_wa": weighted_accuracy(cm), "seconds": time.perf_counter() - t0})
         print(json.dumps(history[-1]))
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history, "epoch": epoch},
-                   checkpoint)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history_json": json.dumps(history),
+                    "epoch": epoch}, checkpoint)
         (args.out / "results.json").write_text(json.dumps({
             "holdout_actors": args.holdout, "train_files": len(train), "heldout_4class_files": len(test),
             "config": SMALL, "perturb": args.perturb, "epochs_planned": args.epochs, "history": history,

@@ -75,3 +75,37 @@ def test_bad_configs_fail_before_work(tmp_path: Path, teacher: Path) -> None:
     (tmp_path / "e.json").write_text(json.dumps({"teacher": str(teacher), "data": ["."], "train": {"epoch": 1}}))
     with pytest.raises(DatasetError, match="epoch"):
         DistillConfig.from_file(tmp_path / "e.json")
+
+
+class _RunsCode:
+    """Unpickling this would call os.system: what a crafted checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_it(teacher: Path, tmp_path: Path) -> None:
+    from export.checkpoints import load_checkpoint
+    from export.distill import load_teacher
+
+    marker = tmp_path / "ran"
+    crafted = tmp_path / "teacher"
+    crafted.mkdir()
+    for f in teacher.iterdir():
+        if f.is_file():
+            (crafted / f.name).write_bytes(f.read_bytes())
+    torch.save({"state_dict": _RunsCode(marker), "labels": ["a"]}, crafted / "emotion_head.pt")
+    with pytest.raises(DatasetError, match="refused without unpickling"):
+        load_teacher(crafted)
+    with pytest.raises(DatasetError, match=r"emotion_head\.pt"):
+        load_checkpoint(crafted / "emotion_head.pt")
+    assert not marker.exists()
+    (tmp_path / "list.pt").write_bytes(b"")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(DatasetError, match="not the dict"):
+        load_checkpoint(tmp_path / "list.pt")

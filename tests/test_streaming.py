@@ -125,6 +125,30 @@ def test_block_policy_loses_nothing() -> None:
     assert len(results) == 6 and all(r.dropped_before == 0 and r.latency_s > 0 for r in results)
 
 
+def test_a_failing_recognizer_gives_an_error_result_and_the_stream_goes_on() -> None:
+    """Any exception in recognition (not only EdgeserError: a ValueError of the text normaliser, an ONNX Runtime
+    error) becomes that utterance's error; the next utterances are still recognised and the stream ends."""
+    wave = pattern(*([("tone", 0.4), ("silence", 0.4)] * 3))
+    calls = itertools.count()
+
+    def flaky(samples: np.ndarray) -> int:
+        if next(calls) == 1:
+            raise ValueError("could not normalise 'version 1.2.3'")
+        return samples.size
+
+    src = Source((wave[i : i + 1600] for i in range(0, wave.size, 1600)), live=False, name="f")
+    done: list[list] = []  # type: ignore[type-arg]
+    consumer = threading.Thread(target=lambda: done.append(list(stream(
+        flaky, src, StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2), EnergyVad()))))
+    consumer.start()
+    consumer.join(10)
+    assert not consumer.is_alive(), "the stream hung after a failed recognition"
+    results = done[0]
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "ValueError" in results[1].error and "version 1.2.3" in results[1].error
+    assert results[2].prediction is not None
+
+
 def test_pcm_source_resamples_and_downmixes() -> None:
     rate = 48000
     t = np.arange(rate) / rate
