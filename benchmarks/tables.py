@@ -1,10 +1,13 @@
 """Markdown tables of the committed results, for the README and the model card (so that no figure is copied
-by hand): ``python -m benchmarks.tables [probe|folds|enrolment|fast_path]...``.
+by hand): ``python -m benchmarks.tables [probe|folds|enrolment|fast_path|precision|student|bench]...`` prints them;
+``python -m benchmarks.tables --update README.md edgeser/models/MODEL_CARD.md`` rewrites every block between
+``<!-- table: NAME -->`` and ``<!-- end table -->`` in those files with the table of that name.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,23 +98,95 @@ def fast_path() -> str:
         f"{m['cores']} cores; `benchmarks/results/fast_path.json`)"
 
 
+def _times(latency: dict[str, Any], name: str) -> str:
+    """``p50 (xratio)`` at 1 / 4 / 10 s of one encoder in a ``latency_1_thread`` record."""
+    return " / ".join(f"{latency[c][name]['p50_ms']:.1f} ms (x{latency[c][name]['ratio_to_fp32']['median']:.2f})"
+                      for c in ("1s", "4s", "10s"))
+
+
+def _variants(file: str, title: str, reference: str, first: str = "") -> str:
+    """A table of encoder variants (``precision_folds`` / ``student_folds`` result): accuracy, the difference to
+    the first row, and the 1-thread latency; ``first`` is appended to the first row's name."""
+    r = _load(file)
+    lines = [f"| {title} | speech.onnx | pooled UA | pooled WA | minus {reference} [95%] | "
+             f"1 s / 4 s / 10 s, 1 thread (ratio to {reference}) |", "|---|---|---|---|---|---|"]
+    for i, (name, v) in enumerate(r["variants"].items()):
+        notes = f", {len(v['kept_float'])} nodes kept in float" if v.get("kept_float") else ""
+        notes += ", its own head" if v.get("student") else ""
+        size = f"{v['speech_mb']} MB" if "speech_mb" in v else ""
+        lines.append(f"| {name}{first if i == 0 else notes} | {size} | {pct(v['pooled_ua'])} | "
+                     f"{pct(v['pooled_wa'])} | {'-' if i == 0 else interval(v['minus_fp32'])} | "
+                     f"{_times(r['latency_1_thread'], name)} |")
+    for name, b in r.get("baselines", {}).items():
+        lines.append(f"| baseline: {name} | | {pct(b['pooled_ua'])} | {pct(b['pooled_wa'])} | "
+                     f"{interval(b['minus_fp32'])} | |")
+    m = r["machine"]
+    return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores; `benchmarks/results/{file}`)"
+
+
 def precision() -> str:
-    r = _load("precision_folds.json")
-    lines = ["| encoder of the default (head trained on FP32 frames) | speech.onnx | pooled UA | pooled WA | "
-             "minus FP32 [95%] | 1 s / 4 s / 10 s, 1 thread (ratio to FP32) |", "|---|---|---|---|---|---|"]
-    lat = r["latency_1_thread"]
-    for name, v in r["variants"].items():
-        times = " / ".join(f"{lat[c][name]['p50_ms']:.1f} ms (x{lat[c][name]['ratio_to_fp32']['median']:.2f})"
-                           for c in ("1s", "4s", "10s"))
-        kept = f", {len(v['kept_float'])} nodes kept in float" if v["kept_float"] else ""
-        diff = "-" if name == next(iter(r["variants"])) else interval(v["minus_fp32"])
-        lines.append(f"| {name}{kept} | {v['speech_mb']} MB | {pct(v['pooled_ua'])} | {pct(v['pooled_wa'])} | "
-                     f"{diff} | {times} |")
-    return "\n".join(lines) + "\n\n(`benchmarks/results/precision_folds.json`)"
+    return _variants("precision_folds.json", "encoder of the default (head trained on FP32 frames)", "FP32")
 
 
-TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path, "precision": precision}
+def student() -> str:
+    return _variants("student_folds.json", "encoder (each one's head trained on its own frames)", "the teacher",
+                     first=" (the teacher: tiny.en to block 2)")
+
+
+def bench() -> str:
+    """The README's results table: the columns a user choosing a variant reads, from ``edgeser bench``'s run."""
+    r = _load("bench-default/results.json")
+    enc = r.get("encoder_latency", {}).get("clips", {}).get("4s", {})
+
+    def encoder(name: str) -> str:
+        return f"{enc[name]['p50_ms']:.0f} ms (x{enc[name]['ratio_to_first']['median']:.2f})" if name in enc else "-"
+
+    lines = ["| variant | UA | WA | UA scored on | predict p50, 4 s | encoder alone, 4 s (ratio) | peak RSS | size |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lat = row.get("latency_ms", {}).get("4s", {})
+        lines.append(f"| {row['variant']} | {pct(row['ua']) if 'ua' in row else '-'} | "
+                     f"{pct(row['wa']) if 'wa' in row else '-'} | {row.get('accuracy', '-')} | "
+                     f"{lat['p50']:.0f} ms | {encoder(row['variant'])} | {row.get('peak_rss_mb', 0):.0f} MB | "
+                     f"{row['size_mb']:.1f} MB |" if lat else f"| {row['variant']} | - | - | - | - | - | - | - |")
+    names = {row["variant"] for row in r["rows"]}
+    for name in enc:
+        if name not in names:
+            lines.append(f"| {name} | - | - | - | - | {encoder(name)} | - | - |")
+    for b in r.get("baselines", []):
+        if "ua" in b:
+            lines.append(f"| {b['variant']} | {pct(b['ua'])} | {pct(b['wa'])} | {b.get('accuracy', '-')} | "
+                         "- | - | - | - |")
+    m = r["machine"]
+    threads = r["settings"]["threads"] or "all"
+    return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, {threads} thread(s), ONNX Runtime " \
+        f"{m['onnxruntime']}, measured {m['measured']}; `benchmarks/results/bench-default/`, whose `table.md` has " \
+        "every column and `pareto.png` the plot)"
+
+
+TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path, "precision": precision,
+          "student": student, "bench": bench}
+
+MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
+
+
+def update(path: Path) -> int:
+    """Rewrite the marked table blocks of ``path``; returns how many were rewritten."""
+    text = path.read_text(encoding="utf-8")
+    unknown = sorted({m.group(2) for m in MARKER.finditer(text)} - set(TABLES))
+    if unknown:
+        raise SystemExit(f"{path}: unknown table names {unknown}; choose from {sorted(TABLES)}")
+    new, count = MARKER.subn(lambda m: f"{m.group(1)}{TABLES[m.group(2)]()}\n{m.group(4)}", text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+    return count
+
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(TABLES):
-        print(f"### {name}\n\n{TABLES[name]()}\n")
+    if sys.argv[1:2] == ["--update"]:
+        for name in sys.argv[2:]:
+            print(f"{name}: {update(Path(name))} tables rewritten")
+    else:
+        for name in sys.argv[1:] or list(TABLES):
+            print(f"### {name}\n\n{TABLES[name]()}\n")

@@ -57,7 +57,7 @@ def pooled_features(bundle: Path, ds: Dataset, cache_dir: Path) -> np.ndarray:
     the bundle's manifest hash."""
     cache = cache_dir / f"whisper-probe-{sha256_file(bundle / 'bundle.json')[:12]}.npy"
     if cache.is_file():
-        return np.load(cache)
+        return np.asarray(np.load(cache))
     rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=2))
     rows = []
     for u in track(ds.utterances, description=f"encoding with {bundle.name}"):
@@ -124,6 +124,14 @@ def clips(ds: Dataset, files: int = 6, trim: int = 0) -> dict[str, np.ndarray]:
     return {f"{s}s": np.ascontiguousarray(speech[: s * 16000]) for s in (1, 4, 10)}
 
 
+def same(wave: np.ndarray) -> np.ndarray:
+    return wave
+
+
+def encode(rec: EmotionRecognizer, wave: np.ndarray) -> object:
+    return rec.encode(wave, sample_rate=16000)
+
+
 class Engine:
     """One thing to time: ``prepare`` (untimed) turns a clip into the input that ``run`` (timed) takes."""
 
@@ -137,26 +145,34 @@ def engines_for(bundles: dict[str, Path], work: Path) -> dict[str, Engine]:
     out = {}
     for name, path in bundles.items():
         rec = EmotionRecognizer.from_bundle(path, RuntimeOptions.cpu(threads=1))
-        out[f"edgeser {name} (ONNX Runtime, fp32)"] = Engine(lambda w: w, lambda w, rec=rec: rec.encode(
-            w, sample_rate=16000))
+        out[f"edgeser {name} (ONNX Runtime, fp32)"] = Engine(same, partial(encode, rec))
+    for name in bundles:
+        out.update(ct2_engines(CT2_MODELS.get(name, ""), work, threads=1))
+    return out
+
+
+def ct2_engines(packaged: str, work: Path, threads: int) -> dict[str, Engine]:
+    """CTranslate2's ``encode()`` of a packaged Whisper (``export.whisper.PACKAGED``) on ``threads`` threads, on
+    its 30 s window (what faster-whisper runs) and unpadded; log-mel features (transformers'
+    ``WhisperFeatureExtractor``) computed untimed. Empty when ctranslate2, transformers or the model is missing."""
     try:
-        import ctranslate2
+        import ctranslate2  # type: ignore[import-untyped]
         from transformers import WhisperFeatureExtractor
     except ImportError:
-        return out
-    fe = WhisperFeatureExtractor(feature_size=80)
-    for name in bundles:
-        folder = ct2_folder(CT2_MODELS.get(name, ""), work)
-        if folder is None:
-            continue
-        model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=1)
-        for pad, kwargs in (("30 s window", {}), ("unpadded", {"padding": "do_not_pad"})):
-            def prepare(w: np.ndarray, kwargs: dict[str, Any] = kwargs) -> Any:
-                f = fe(w, sampling_rate=16000, return_tensors="np", **kwargs).input_features
-                return ctranslate2.StorageView.from_array(np.ascontiguousarray(f, dtype=np.float32))
+        return {}
+    folder = ct2_folder(packaged, work)
+    if folder is None:
+        return {}
+    fe = WhisperFeatureExtractor(feature_size=80)  # type: ignore[no-untyped-call]
+    model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=threads)
+    short = packaged.removeprefix("whisper-")
+    out = {}
+    for pad, kwargs in (("30 s window", {}), ("unpadded", {"padding": "do_not_pad"})):
+        def prepare(w: np.ndarray, kwargs: dict[str, Any] = kwargs) -> Any:
+            f = fe(w, sampling_rate=16000, return_tensors="np", **kwargs).input_features
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(f, dtype=np.float32))
 
-            out[f"CTranslate2 {name} encode(), {pad} (fp32)"] = Engine(
-                prepare, lambda f, model=model: model.encode(f, to_cpu=True))
+        out[f"CTranslate2 {short} encode(), {pad} (fp32)"] = Engine(prepare, lambda f: model.encode(f, to_cpu=True))
     return out
 
 

@@ -351,20 +351,35 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         rows = []
-        for path in audio:
-            result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
-                                 segments=segments, speaker=profile)
+        failed: list[str] = []
+        for path in audio:  # one bad file is reported in its row; the others are still predicted
+            try:
+                result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
+                                     segments=segments, speaker=profile)
+            except EdgeserError as e:
+                message = str(e) if str(path) in str(e) else f"{path}: {e}"
+                failed.append(message)
+                if as_json:
+                    click.echo(json.dumps({"path": str(path), "error": message}, ensure_ascii=False))
+                else:
+                    rows.append([str(path), "error", *([""] * len(rec.bundle.manifest.labels)), None, message])
+                continue
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
                 rows.append([str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
-                             result.transcript])
+                             result.transcript, None])
     if not as_json:
-        with_text = any(r[-1] is not None for r in rows)  # a frames-only head without transcripts has none
+        with_text = any(r[-2] is not None for r in rows)  # a frames-only head without transcripts has none
         table = Table("file", "label", *rec.bundle.manifest.labels, *(["transcript"] if with_text else []))
         for r in rows:
-            table.add_row(*r[:-1], *([r[-1] or ""] if with_text else []))
+            table.add_row(*r[:-2], *([r[-2] or ""] if with_text else []))
         out.print(table)
+        for r in rows:
+            if r[-1] is not None:
+                err.print(f"[red]error:[/] {r[-1]}")
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
 
 
 @main.command()
@@ -574,12 +589,20 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
               show_default=True, help="ONNX Runtime CPU/CUDA/TensorRT provider, or the bundles' TensorRT engines "
                                       "(only cpu has been run by this project).")
 @click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
+@click.option("--folds", "folds_paths", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="A five-fold accuracy result (python -m benchmarks.precision_folds or student_folds; repeat): "
+                   "variants named in it take its UA/WA and baselines; the others are scored on their own "
+                   "held-out speakers.")
+@click.option("--peer", "peers", multiple=True, type=click.Choice(["whisper-tiny.en", "whisper-base"]),
+              help="Also time CTranslate2's encode() of this packaged Whisper beside the speech encoders (repeat; "
+                   "needs ctranslate2 and the model, edgeser[dev,whisper]).")
 @click.option("--compare", is_flag=True, help="Instead of measuring: merge the result folders given as arguments "
                                               "(several devices) into --out.")
 @click.argument("compare_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device_name: str | None,
           test_groups: str | None, reference: str | None, repeats: int, clips_per_bucket: int, batch: int,
-          threads: int, backend: str, no_baselines: bool, compare: bool, compare_dirs: tuple[Path, ...]) -> None:
+          threads: int, backend: str, no_baselines: bool, folds_paths: tuple[Path, ...], peers: tuple[str, ...],
+          compare: bool, compare_dirs: tuple[Path, ...]) -> None:
     """Accuracy against latency, size and memory for each bundle variant; writes results.json, table.md and
     pareto.png to --out."""
     from benchmarks import suite
@@ -600,7 +623,8 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
                                test_groups=test_groups.split(",") if test_groups else None, repeats=repeats,
                                clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,
                                baselines=not no_baselines, device_name=device_name, backend=backend,
-                               progress=err.print)
+                               folds=suite.read_folds(folds_paths) if folds_paths else None, peers=peers,
+                               work=out / "work", progress=err.print)
         suite.write(result, out)
     click.echo(suite.markdown(result))
     err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")

@@ -51,15 +51,20 @@ HELD_OUT = tuple(f"Actor_{i:02d}" for i in range(17, 21))
 TRAIN = TrainConfig(epochs=30)
 VALIDATION = tuple(f"Actor_{i:02d}" for i in range(13, 17))
 VARIANTS: dict[str, dict[str, Any]] = {
-    "speech: frames": {"levels": ("frame",), "early": False, "late": True, "use_text": False},
-    "speech: frames, mean + std pooling": {"levels": ("frame",), "early": False, "late": True, "use_text": False,
-                                           "pooling": "mean+std"},
-    "speech: frames + phones": {"levels": ("frame", "phone"), "early": False, "late": True, "use_text": False},
-    "speech: all levels": {"levels": LEVELS, "early": False, "late": True, "use_text": False},
-    "fusion: frames, early + late with text": {"levels": ("frame",), "early": True, "late": True, "use_text": True},
+    "speech: frames": {"levels": ("frame",), "early": False, "late": True, "use_text": False, "pooling": "statistics"},
+    "speech: frames, the paper's mean pooling": {"levels": ("frame",), "early": False, "late": True,
+                                                 "use_text": False},
+    "speech: frames + phones": {"levels": ("frame", "phone"), "early": False, "late": True, "use_text": False,
+                                "pooling": "statistics"},
+    "speech: all levels": {"levels": LEVELS, "early": False, "late": True, "use_text": False, "pooling": "statistics"},
+    "fusion: frames, early + late with text": {"levels": ("frame",), "early": True, "late": True, "use_text": True,
+                                               "pooling": "statistics"},
     "fusion: all levels, early + late with text": {"levels": LEVELS, "early": True, "late": True,
-                                                   "use_text": True},
+                                                   "use_text": True, "pooling": "statistics"},
 }
+"""The head configurations compared (the ablation). Every late speech branch but one pools statistics (the mean
+and std of each encoder dimension, z-scored with the training utterances: ``FusionConfig.pooling``); the row
+with the paper's mean of projected positions shows what that choice is worth on Whisper's frames."""
 SEGMENTER = "hama"
 """The compact encoder's CTC head has only heard RAVDESS's two sentences, so segments (and, without a
 transcript, the words) come from hama's phoneme recognizer, trained on far more speech."""

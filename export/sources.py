@@ -52,9 +52,9 @@ class SpeechSource:
     @property
     def frames(self) -> FrameFormula:
         if self.architecture == "whisper":
-            from export.whisper import WHISPER_FRAMES
+            from export.whisper import frame_pool, whisper_frames
 
-            return WHISPER_FRAMES
+            return whisper_frames(frame_pool(self.model.config))
         c = self.model.config
         return FrameFormula(tuple(c.conv_kernel), tuple(c.conv_stride), self.sample_rate)
 
@@ -73,7 +73,9 @@ class SpeechSource:
         """Whisper's positional embeddings end at 1500 frames (30 s); CTC encoders take any length."""
         if self.architecture != "whisper":
             return None
-        return int(self.model.config.max_source_positions) * self.frames.hop_samples
+        from export.whisper import WHISPER_FRAMES
+
+        return int(self.model.config.max_source_positions) * WHISPER_FRAMES.hop_samples
 
     @property
     def front_end(self) -> dict[str, Any] | None:

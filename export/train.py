@@ -76,7 +76,8 @@ def predict(model: FusionModel | FusionEnsemble, items: Sequence[Features], batc
 def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
           valid: tuple[Sequence[Features], np.ndarray] | None = None,
           progress: Callable[[int, float, float | None], None] | None = None) -> tuple[FusionModel, dict[str, float]]:
-    """Train a :class:`FusionModel` with AdamW and (optionally) class-balanced cross-entropy.
+    """Train a :class:`FusionModel` with AdamW and (optionally) class-balanced cross-entropy (after fixing
+    statistics pooling's z-scores from ``items``, when the config pools so).
 
     With ``valid``, the weights of the epoch with the best validation UA are kept.
 
@@ -86,6 +87,8 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
     torch.manual_seed(train_config.seed)
     rng = np.random.default_rng(train_config.seed)
     model = FusionModel(config)
+    if config.pooling == "statistics":
+        model.fit_statistics(collate(items[i : i + 256], _names(config)) for i in range(0, len(items), 256))
     opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     counts = np.bincount(labels, minlength=config.num_classes).astype(np.float32)
     weight = torch.from_numpy(counts.sum() / (config.num_classes * np.maximum(counts, 1))) \

@@ -54,6 +54,27 @@ stride 1, padding 1) and conv2 (kernel 3, stride 2, padding 1). That gives ``flo
 ``ceil(mel / 2)`` encoder frames: a hop of 320 samples (20 ms, 50 frames/s) and a receptive field of 1040
 samples (65 ms) centred on sample ``320 t``."""
 
+FRAME_POOL = "edgeser_frame_pool"
+"""The config attribute of a student encoder (:mod:`export.distill_whisper`) that averages the conv front end's
+frames in groups of that many before the blocks (2: 25 frames/s); absent or 1 for Whisper itself."""
+
+
+def frame_pool(config: Any) -> int:
+    pool = int(getattr(config, FRAME_POOL, 1) or 1)
+    if pool < 1:
+        raise BundleError(f"{FRAME_POOL} must be >= 1, got {pool}")
+    return pool
+
+
+def whisper_frames(pool: int = 1) -> FrameFormula:
+    """:data:`WHISPER_FRAMES`, then (``pool`` > 1) a window of ``pool`` frames every ``pool``, the last one
+    partial (``ceil(frames / pool)``): right padding ``pool - 1``."""
+    if pool == 1:
+        return WHISPER_FRAMES
+    return FrameFormula(conv_kernel=(*WHISPER_FRAMES.conv_kernel, pool),
+                        conv_stride=(*WHISPER_FRAMES.conv_stride, pool), sample_rate=SAMPLE_RATE,
+                        conv_padding=(*WHISPER_FRAMES.conv_padding, (0, pool - 1)))
+
 
 @dataclass(frozen=True)
 class PackagedWhisper:
@@ -347,6 +368,9 @@ class WhisperSpeechGraph(nn.Module):
     embeddings, layer ``i`` the output of block ``i``; the last layer includes the final layer norm (what
     ``WhisperEncoder`` and CTranslate2's ``encode()`` return).
 
+    A student encoder whose config sets :data:`FRAME_POOL` (``k``) averages the front end's frames (positions
+    added) in groups of ``k`` before its blocks: ``ceil(frames / k)`` frames out (:func:`whisper_frames`).
+
     Only the blocks up to the deepest exposed layer are run (a graph of block 2 of 4 holds two blocks). The
     positional embeddings are sliced to the input's frames, so a 4 s clip costs 200 frames, not 1500. Each
     utterance of a padded batch is computed as if alone: the front end and conv1's output are zeroed past its
@@ -364,6 +388,7 @@ class WhisperSpeechGraph(nn.Module):
         self.encoder = encoder
         self.layers = tuple(layers)
         self.log_mel = LogMel(int(encoder.config.num_mel_bins))
+        self.pool = frame_pool(encoder.config)
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         enc = self.encoder
@@ -374,6 +399,8 @@ class WhisperSpeechGraph(nn.Module):
         frames = x.shape[1]
         real = torch.arange(frames, device=x.device)[None, :] < ((lengths // HOP + 1) // 2)[:, None]
         x = x + enc.embed_positions.weight[:frames]
+        if self.pool > 1:  # a student's coarser frames: the mean of each group of real frames
+            x, real = pool_frames(x, real, self.pool)
         bias = torch.where(real, 0.0, torch.finfo(x.dtype).min)[:, None, None, :].to(x.dtype)
         states = [x]
         deepest = max(self.layers)
@@ -384,6 +411,18 @@ class WhisperSpeechGraph(nn.Module):
         if deepest == len(enc.layers):
             states[-1] = enc.layer_norm(x)
         return torch.stack([states[i] for i in self.layers], dim=1) * real[:, None, :, None]
+
+
+def pool_frames(x: torch.Tensor, real: torch.Tensor, pool: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` ``(batch, frames, dim)`` averaged over each group of ``pool`` frames where ``real`` is true (the
+    last group may be partial): ``(batch, ceil(frames / pool), dim)`` and the groups holding a real frame."""
+    frames = x.shape[1]
+    pad = (-frames) % pool
+    w = nn.functional.pad(real.to(x.dtype), (0, pad)).unflatten(1, (-1, pool))  # type: ignore[no-untyped-call]
+    groups = nn.functional.pad(x, (0, 0, 0, pad)).unflatten(1, (-1, pool))  # type: ignore[no-untyped-call]
+    summed = (groups * w[..., None]).sum(2)  # w: (batch, groups, pool)
+    count = w.sum(2)
+    return summed / count.clamp(min=1.0)[..., None], count > 0
 
 
 # --- loading ----------------------------------------------------------------------------------------------------
@@ -450,17 +489,30 @@ def load_packaged(name: str) -> LoadedWhisper:
 
 
 def load_hf_folder(folder: str | os.PathLike[str]) -> LoadedWhisper:
-    """The encoder of a Hugging Face ``WhisperModel`` or ``WhisperForConditionalGeneration`` folder."""
+    """The encoder of a Hugging Face ``WhisperModel`` or ``WhisperForConditionalGeneration`` folder, or of a
+    ``WhisperEncoder`` saved alone (a student of :mod:`export.distill_whisper`)."""
     from transformers import WhisperModel
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     root = Path(folder).expanduser().resolve()
+    architectures = json.loads((root / "config.json").read_text(encoding="utf-8")).get("architectures") or []
     try:
-        model = WhisperModel.from_pretrained(root, local_files_only=True, attn_implementation="eager")
+        if architectures == ["WhisperEncoder"]:
+            encoder = WhisperEncoder.from_pretrained(root, local_files_only=True, attn_implementation="eager")
+            encoder.eval()  # type: ignore[no-untyped-call]
+        else:
+            model = WhisperModel.from_pretrained(root, local_files_only=True, attn_implementation="eager")
+            encoder = model.get_encoder().eval()
     except (OSError, ValueError) as e:
         raise BundleError(f"{root}: cannot load a Whisper model ({e})") from e
-    encoder = model.get_encoder().eval()
-    return LoadedWhisper(encoder, {"kind": "checkpoint", "path": str(root), "architecture": "WhisperEncoder",
-                                   "parameters": sum(p.numel() for p in encoder.parameters())})
+    description: dict[str, Any] = {"kind": "checkpoint", "path": str(root), "architecture": "WhisperEncoder",
+                                   "parameters": sum(p.numel() for p in encoder.parameters())}
+    if frame_pool(encoder.config) > 1:
+        description["frame_pool"] = frame_pool(encoder.config)
+    student = root / "student.json"
+    if student.is_file():
+        description["student"] = json.loads(student.read_text(encoding="utf-8"))
+    return LoadedWhisper(encoder, description)
 
 
 def is_hf_whisper(folder: Path) -> bool:

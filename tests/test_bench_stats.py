@@ -150,3 +150,58 @@ def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
     summary = latency_summary({"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0, 6.0]}, "a", "ratio_to_a")
     assert summary["b"]["p50_ms"] == 4000.0 and summary["b"]["ratio_to_a"]["median"] == 2.0
     assert summary["a"]["ratio_to_a"]["median"] == 1.0
+
+
+def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from benchmarks.suite import markdown, read_folds
+    from edgeser.errors import EdgeserError
+
+    (tmp_path / "other.json").write_text('{"variants": {}}')
+    with pytest.raises(EdgeserError, match="not a five-fold result"):
+        read_folds([tmp_path / "other.json"])
+    one = {"variants": {"a": {"pooled_ua": 0.5}}, "truth": [0, 1], "predictions": {"a": [0, 0]}, "accuracy": "5 folds",
+           "baselines": {"eGeMAPS": {"pooled_ua": 0.4}}}
+    two = {**one, "variants": {"a": {"pooled_ua": 0.9}, "b": {"pooled_ua": 0.6}},
+           "predictions": {"a": [1, 1], "b": [0, 1]}}
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    merged = read_folds([tmp_path / "one.json", tmp_path / "two.json"])
+    assert {k: v["pooled_ua"] for k, v in merged["variants"].items()} == {"a": 0.5, "b": 0.6}  # the first "a" kept
+    assert merged["variants"]["b"]["predictions"] == [0, 1] and merged["variants"]["a"]["truth"] == [0, 1]
+    assert merged["variants"]["a"]["accuracy"] == "5 folds" and merged["baselines"]["eGeMAPS"]["pooled_ua"] == 0.4
+    folds = "5 actor folds (560)"
+    peer = "CTranslate2 tiny.en encode(), 30 s window (fp32)"
+    result = {"machine": {"device_name": "here"}, "protocol": {"held_out": "groups not trained on"},
+              "rows": [{"variant": "default", "ua": 0.78, "size_mb": 13.0, "accuracy": folds},
+                       {"variant": "previous", "ua": 0.6, "size_mb": 8.9, "accuracy": "actors 17-20"}],
+              "encoder_latency": {"clips": {"4s": {
+                  "default": {"p50_ms": 50.0, "ratio_to_first": {"median": 1.0}},
+                  "previous": {"p50_ms": 40.0, "ratio_to_first": {"median": 0.8}},
+                  peer: {"p50_ms": 700.0, "ratio_to_first": {"median": 14.0}}}}},
+              "baselines": [{"variant": "baseline: eGeMAPS + LR (speech)", "ua": 0.625, "wa": 0.63, "accuracy": folds}]}
+    lines = markdown(result).splitlines()
+    table = [line.split(" | ") for line in lines if line.startswith("| here")]
+    assert len({len(cells) for cells in table}) == 1 == len({len(lines[0].split(" | "))} | {len(table[0])})
+    by_name = {cells[1]: cells for cells in table}
+    assert by_name["default"][-2:] == ["50 ms (1.00)", f"{folds} |"]
+    assert by_name["previous"][-1] == "actors 17-20 |"
+    assert by_name[peer][4] == "-" and by_name[peer][-2] == "700 ms (14.00)"
+    assert by_name["baseline: eGeMAPS + LR (speech)"][4] == "62.5"
+    assert by_name["baseline: eGeMAPS + LR (speech)"][-1] == f"{folds} |"
+
+
+def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks import tables
+
+    monkeypatch.setitem(tables.TABLES, "fake", lambda: "| a |\n|---|\n| 1 |")
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- table: fake -->\n| old |\n<!-- end table -->\nmiddle\n<!-- table: fake -->\n"
+                   "<!-- end table -->\nend\n")
+    assert tables.update(doc) == 2
+    assert doc.read_text() == ("intro\n<!-- table: fake -->\n| a |\n|---|\n| 1 |\n<!-- end table -->\nmiddle\n"
+                               "<!-- table: fake -->\n| a |\n|---|\n| 1 |\n<!-- end table -->\nend\n")
+    doc.write_text("<!-- table: nosuch -->\n<!-- end table -->\n")
+    with pytest.raises(SystemExit, match="unknown table"):
+        tables.update(doc)

@@ -113,11 +113,44 @@ def test_statistics_pooling_is_mean_and_std_of_the_real_positions() -> None:
         FusionConfig(speech_dim=4, text_dim=4, pooling="max")
 
 
-@pytest.mark.parametrize("pooling", ["mean", "mean+std"])
+def test_statistics_pooling_z_scores_the_encoder_dimensions_with_the_training_utterances() -> None:
+    """``pooling="statistics"`` pools the encoder's own dimensions (no projection, none created), and after
+    ``fit_statistics`` the pooled training vectors have mean 0 and std 1 per dimension; padding stays out."""
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame", "word"),
+                          early=False, use_text=False, pooling="statistics")
+    model = FusionModel(config)
+    assert len(model.speech_proj) == 0 and model.statistics_shift.shape == (2 * 2 * SPEECH,)
+    train = [batch(config, b=16, seed=s) for s in range(3)]
+    for b in train:
+        for lv in config.levels:
+            b[lv] = 5.0 + 3.0 * b[lv]  # far from unit scale, as Whisper's frames are
+    model.fit_statistics(train)
+    z = torch.cat([(model.speech_statistics(b) - model.statistics_shift) / model.statistics_scale for b in train])
+    torch.testing.assert_close(z.mean(0), torch.zeros(z.shape[1]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(z.shape[1]), atol=1e-3, rtol=0)
+    expected = torch.cat([torch.cat([train[0][lv][0][train[0][f"{lv}_mask"][0]].mean(0),
+                                     train[0][lv][0][train[0][f"{lv}_mask"][0]].std(0, unbiased=False)])
+                          for lv in config.levels])
+    torch.testing.assert_close(model.speech_statistics(train[0])[0], expected, atol=1e-3, rtol=0)
+    model.eval()
+    x = train[0]
+    y = {k: v.clone() for k, v in x.items()}
+    for lv in config.levels:
+        y[lv][~y[f"{lv}_mask"]] = 1e3
+    torch.testing.assert_close(model(**x)["scores"], model(**y)["scores"])
+    early = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, pooling="statistics")
+    out = FusionModel(early).eval()(**batch(early))  # early fusion still projects; its late speech branch does not
+    assert set(out) == {"scores", "early", "speech", "text"}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "mean+std", "statistics"])
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_onnx_export_matches_torch(tmp_path: Path, exporter: str, pooling: str) -> None:
     config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, pooling=pooling)
-    graph = FusionGraph(FusionModel(config).eval()).eval()
+    model = FusionModel(config)
+    if pooling == "statistics":  # fixed z-scores away from the identity, so that the graph must carry them
+        model.fit_statistics([{k: v if k.endswith("_mask") else 2.0 + 3.0 * v for k, v in batch(config, 8, 9).items()}])
+    graph = FusionGraph(model.eval()).eval()
     spec = fusion_spec(graph.model)
 
     def feeds(b: int, seed: int, lengths: dict[str, int]) -> dict[str, np.ndarray]:

@@ -360,3 +360,57 @@ def test_enroll_and_predict_with_a_speaker_on_the_command_line(enrolled_bundle: 
     r = runner.invoke(main, ["predict", str(SAMPLE), "--bundle", str(enrolled_bundle), "--speaker",
                              str(tmp_path / "nobody.json")])
     assert r.exit_code != 0 and "edgeser enroll" in r.output and "Traceback" not in r.output
+
+
+def test_pool_frames_averages_the_real_frames_of_each_group() -> None:
+    x = torch.tensor([[[1.0], [3.0], [5.0], [7.0], [9.0]], [[2.0], [4.0], [6.0], [100.0], [100.0]]])
+    real = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    pooled, valid = whisper.pool_frames(x, real, 2)
+    np.testing.assert_allclose(pooled[..., 0].numpy(), [[2.0, 6.0, 9.0], [3.0, 6.0, 0.0]])
+    assert valid.tolist() == [[True, True, True], [True, True, False]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1040, max_value=480_000))
+def test_a_students_pooled_frame_formula(n: int) -> None:
+    assert int(whisper.whisper_frames(2).num_frames(n)) == -(-((n // 160 + 1) // 2) // 2)  # ceil(frames50 / 2)
+    assert whisper.whisper_frames(2).hop_samples == 640 and whisper.whisper_frames(1) == whisper.WHISPER_FRAMES
+
+
+def test_a_distilled_student_pools_frames_learns_and_loads_back(tiny_whisper: object, tmp_path: Path) -> None:
+    """The student graph's layer 0 is the teacher's front end pair-averaged; its frame count is the formula's
+    and a padded batch equals each utterance alone; distillation lowers the loss; the saved folder loads as a
+    speech source with the pooled formula."""
+    from edgeser.audio import load_audio
+    from export import distill_whisper as dw
+    from export.sources import load_speech
+
+    teacher = encoder_of(tiny_whisper)
+    wave = load_audio(SAMPLE, target_rate=16000)
+    waves = [wave[:24_000], wave[5_000:9_333], wave[:17_001], wave[3_000:20_000]]
+    config = dw.StudentConfig(blocks=1, pool=2, epochs=4, batch_size=2, lr=3e-3)
+    student = dw.make_student(teacher, config).eval()
+    assert len(student.layers) == 1 and len(teacher.layers) == 2  # the teacher is untouched
+    graph = whisper.WhisperSpeechGraph(student, (0, 1)).eval()
+    full = whisper.WhisperSpeechGraph(teacher, (0, 2)).eval()
+    with torch.no_grad():
+        batch = graph(*_feed(waves))
+        for i, w in enumerate(waves):
+            alone = graph(*_feed([w]))[0]
+            n = alone.shape[1]
+            assert n == int(whisper.whisper_frames(2).num_frames(w.size))
+            np.testing.assert_allclose(batch[i, :, :n].numpy(), alone.numpy(), atol=2e-5)
+            front = full(*_feed([w]))[0, 0]
+            pooled, _ = whisper.pool_frames(front[None], torch.ones(1, front.shape[0], dtype=torch.bool), 2)
+            np.testing.assert_allclose(alone[0].numpy(), pooled[0].numpy(), atol=1e-5)
+        targets = [full(*_feed([w]))[0, 1].numpy() for w in waves]
+    trained, losses = dw.distil(teacher, waves, targets, config)
+    assert losses[-1] < 0.8 * losses[0]
+    folder = dw.save_student(trained, tmp_path / "student", {"note": "test"})
+    source = load_speech(folder)
+    assert source.architecture == "whisper" and source.num_layers == 1
+    assert source.frames == whisper.whisper_frames(2) and source.description["student"] == {"note": "test"}
+    with torch.no_grad():
+        again = whisper.WhisperSpeechGraph(source.model, (1,)).eval()(*_feed([waves[0]]))
+        ref = whisper.WhisperSpeechGraph(trained, (1,)).eval()(*_feed([waves[0]]))
+    np.testing.assert_allclose(again.numpy(), ref.numpy(), atol=1e-5)

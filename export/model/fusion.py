@@ -21,7 +21,7 @@ five is steadier and, on RAVDESS, better than the typical member.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 LEVELS = ("frame", "phone", "syllable", "word")
+POOLINGS = ("mean", "mean+std", "statistics")
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,20 @@ class FusionConfig:
     use_text: bool = True
     labels: tuple[str, ...] = field(default=("neutral", "happy", "angry", "sad"))
     pooling: str = "mean"
-    """How the late speech branch pools each level: ``"mean"`` (the paper's) or ``"mean+std"`` (statistics
-    pooling: the mean and the standard deviation of the projected positions, as in x-vectors)."""
+    """How the late speech branch pools each level:
+
+    - ``"mean"`` (the paper's): the mean of the projected positions (each position layer-normed and projected
+      to ``dim``);
+    - ``"mean+std"``: the mean and the standard deviation of the projected positions, as in x-vectors;
+    - ``"statistics"``: the mean and the standard deviation of each *encoder* dimension over the positions,
+      z-scored with the training utterances' statistics (fixed in the graph; :meth:`FusionModel.fit_statistics`),
+      as a linear probe of a frozen encoder reads it. On Whisper's frames this is the head that reaches the
+      probe's accuracy (``benchmarks.ravdess_folds``): per-position layer norms mix Whisper's few large
+      dimensions into all the others."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "mean+std"):
-            raise ValueError(f"pooling must be 'mean' or 'mean+std', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         unknown = set(self.levels) - set(LEVELS)
         if unknown:
             raise ValueError(f"levels must be a subset of {LEVELS}, got {self.levels}")
@@ -149,11 +158,15 @@ class FusionModel(nn.Module):
     for the branches that are enabled.
     """
 
+    statistics_shift: torch.Tensor  # buffers of statistics pooling (registered only when the config pools so)
+    statistics_scale: torch.Tensor
+
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
         self.config = c = config
+        projected = c.early or c.pooling != "statistics"  # statistics pooling reads the encoder's own dimensions
         self.speech_proj = nn.ModuleDict({lv: nn.Sequential(nn.LayerNorm(c.speech_dim), nn.Linear(c.speech_dim, c.dim))
-                                          for lv in c.levels})
+                                          for lv in (c.levels if projected else ())})
         if c.use_text:
             self.text_proj = nn.Sequential(nn.LayerNorm(c.text_dim), nn.Linear(c.text_dim, c.dim))
         if c.early:
@@ -161,7 +174,11 @@ class FusionModel(nn.Module):
             self.early_head = _classifier(2 * c.dim * len(c.levels), c.dim, c.num_classes, c.dropout)
         if c.late:
             if c.levels:
-                width = c.dim * len(c.levels) * (2 if c.pooling == "mean+std" else 1)
+                per_level = {"mean": c.dim, "mean+std": 2 * c.dim, "statistics": 2 * c.speech_dim}[c.pooling]
+                width = per_level * len(c.levels)
+                if c.pooling == "statistics":  # z-scores of the pooled statistics; set by fit_statistics
+                    self.register_buffer("statistics_shift", torch.zeros(width))
+                    self.register_buffer("statistics_scale", torch.ones(width))
                 self.speech_head = _classifier(width, c.dim, c.num_classes, c.dropout)
             if c.use_text:
                 self.text_head = _classifier(c.dim, c.dim, c.num_classes, c.dropout)
@@ -170,7 +187,7 @@ class FusionModel(nn.Module):
 
     def branch_scores(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
-        speech = {lv: self.speech_proj[lv](inputs[lv]) for lv in c.levels}
+        speech = {lv: self.speech_proj[lv](inputs[lv]) for lv in self.speech_proj}
         masks = {lv: inputs[f"{lv}_mask"] for lv in c.levels}
         out: dict[str, torch.Tensor] = {}
         if c.use_text:
@@ -180,12 +197,26 @@ class FusionModel(nn.Module):
             out["early"] = torch.log_softmax(self.early_head(torch.cat(fused, dim=-1)), dim=-1)
         if c.late:
             if c.levels:
-                pool = masked_mean_std if c.pooling == "mean+std" else masked_mean
-                pooled = torch.cat([pool(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
+                if c.pooling == "statistics":
+                    pooled = (self.speech_statistics(inputs) - self.statistics_shift) / self.statistics_scale
+                else:
+                    pool = masked_mean_std if c.pooling == "mean+std" else masked_mean
+                    pooled = torch.cat([pool(speech[lv], masks[lv]) for lv in c.levels], dim=-1)
                 out["speech"] = torch.log_softmax(self.speech_head(pooled), dim=-1)
             if c.use_text:
                 out["text"] = torch.log_softmax(self.text_head(masked_mean(text, text_mask)), dim=-1)
         return out
+
+    def speech_statistics(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[mean, std]`` of each encoder dimension over each level's valid positions, levels concatenated."""
+        return torch.cat([masked_mean_std(inputs[lv], inputs[f"{lv}_mask"]) for lv in self.config.levels], dim=-1)
+
+    @torch.no_grad()
+    def fit_statistics(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
+        """Set the z-scoring of statistics pooling from the training utterances (``batches`` of model inputs)."""
+        pooled = torch.cat([self.speech_statistics(b) for b in batches])
+        self.statistics_shift.copy_(pooled.mean(0))
+        self.statistics_scale.copy_(pooled.std(0, unbiased=False) + 1e-5)
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         branches = self.branch_scores(inputs)
