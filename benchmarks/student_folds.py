@@ -53,10 +53,10 @@ def student_bundle(k: int, held: set[str], teacher: EmotionRecognizer, init: str
     folder, bundle = work / f"fold-{k}" / "encoder", work / f"fold-{k}" / "bundle"
     if not (folder / "student.json").is_file():
         paths = training_audio(DATA, held)
-        missing = [p for p in paths if p not in cache]
-        for p, frames in zip(missing, teacher_frames(teacher, [load_audio(p) for p in missing]), strict=True):
-            cache[p] = frames
         waves = [load_audio(p) for p in paths]
+        missing = [i for i, p in enumerate(paths) if p not in cache]  # the teacher's frames, once per recording
+        for i, frames in zip(missing, teacher_frames(teacher, [waves[i] for i in missing]), strict=True):
+            cache[paths[i]] = frames
         student, losses = distil(load_speech(init).model, waves, [cache[p] for p in paths], config,
                                  progress=lambda e, loss: print(f"fold {k}, epoch {e + 1}: loss {loss:.4f}"))
         save_student(student, folder.parent, {"teacher": str(teacher.bundle.path), "init": init,
@@ -89,6 +89,7 @@ def main() -> None:
     pooled = {name: np.full(len(ds), -1) for name in (TEACHER, STUDENT)}
     cache: dict[Path, np.ndarray] = {}
     bundles = {}
+    recs = {TEACHER: teacher}  # the student's is the last fold's
 
     def head(items: list[dict[str, np.ndarray]], tr: np.ndarray) -> Any:
         fusion = FusionConfig(speech_dim=items[0]["frame"].shape[1], text_dim=384, num_classes=len(ds.labels),
@@ -103,7 +104,7 @@ def main() -> None:
             continue
         held = set(groups[te].tolist())
         bundles[k] = student_bundle(k, held, teacher, args.init, config, args.work, cache)
-        student = EmotionRecognizer.from_bundle(bundles[k])
+        recs[STUDENT] = student = EmotionRecognizer.from_bundle(bundles[k])
         items = compute(student, ds, ("frame",), False, args.work / "cache").items
         for name, source in ((TEACHER, teacher_items), (STUDENT, items)):
             model = head(source, tr)
@@ -122,9 +123,9 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for name, pred in pooled.items():
         cm = confusion_matrix(labels[scored], pred[scored], 4)
-        bundle = args.teacher if name == TEACHER else last
-        manifest = EmotionRecognizer.from_bundle(bundle).bundle.manifest
-        rows[name] = {"bundle": str(bundle), "student": name == STUDENT, "precision": "fp32",
+        manifest = recs[name].bundle.manifest
+        rows[name] = {"bundle": str(args.teacher if name == TEACHER else last), "student": name == STUDENT,
+                      "precision": "fp32",
                       "speech_mb": round(manifest.files[manifest.speech.graph].bytes / 1e6, 1),  # type: ignore[union-attr]
                       "pooled_ua": unweighted_accuracy(cm), "pooled_wa": weighted_accuracy(cm),
                       "minus_fp32": paired_bootstrap_ua(labels[scored], pred[scored], pooled[TEACHER][scored], 4)}

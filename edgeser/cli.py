@@ -362,22 +362,21 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
                 if as_json:
                     click.echo(json.dumps({"path": str(path), "error": message}, ensure_ascii=False))
                 else:
-                    rows.append([str(path), "error", *([""] * len(rec.bundle.manifest.labels)), None, message])
+                    rows.append([str(path), "error", *([""] * len(rec.bundle.manifest.labels)), None])
                 continue
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
                 rows.append([str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
-                             result.transcript, None])
+                             result.transcript])
     if not as_json:
-        with_text = any(r[-2] is not None for r in rows)  # a frames-only head without transcripts has none
+        with_text = any(r[-1] is not None for r in rows)  # a frames-only head without transcripts has none
         table = Table("file", "label", *rec.bundle.manifest.labels, *(["transcript"] if with_text else []))
         for r in rows:
-            table.add_row(*r[:-2], *([r[-2] or ""] if with_text else []))
+            table.add_row(*r[:-1], *([r[-1] or ""] if with_text else []))
         out.print(table)
-        for r in rows:
-            if r[-1] is not None:
-                err.print(f"[red]error:[/] {r[-1]}")
+        for message in failed:
+            err.print(f"[red]error:[/] {message}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
 

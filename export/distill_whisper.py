@@ -38,6 +38,7 @@ from rich.progress import track
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess, ravdess_unscored
+from export.train import collate
 from export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 
 
@@ -84,16 +85,15 @@ def teacher_frames(teacher: EmotionRecognizer, waves: Sequence[np.ndarray]) -> l
 
 def _batch(waves: Sequence[np.ndarray], targets: Sequence[np.ndarray], pool: int
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-padded raw audio and its int64 mask (Whisper takes audio unnormalised), and the teacher's frames padded
+    (:func:`export.train.collate`) and pooled as the student pools its own."""
     longest = max(w.size for w in waves)
     audio = np.zeros((len(waves), longest), np.float32)
     mask = np.zeros((len(waves), longest), np.int64)
-    frames = max(t.shape[0] for t in targets)
-    target = np.zeros((len(waves), frames, targets[0].shape[1]), np.float32)
-    real = np.zeros((len(waves), frames), bool)
-    for i, (w, t) in enumerate(zip(waves, targets, strict=True)):
+    for i, w in enumerate(waves):
         audio[i, : w.size], mask[i, : w.size] = w, 1
-        target[i, : t.shape[0]], real[i, : t.shape[0]] = t, True
-    pooled, valid = pool_frames(torch.from_numpy(target), torch.from_numpy(real), pool)
+    padded = collate([{"frame": t} for t in targets], ["frame"])
+    pooled, valid = pool_frames(padded["frame"], padded["frame_mask"], pool)
     return torch.from_numpy(audio), torch.from_numpy(mask), pooled, valid
 
 
