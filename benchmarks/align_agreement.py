@@ -10,7 +10,8 @@ defaults (which this procedure produced with ``--per-actor 24``), the earlier si
 
     python -m benchmarks.align_agreement --per-actor 24 --out benchmarks/results/align_agreement.json
 
-``--cache FILE`` keeps the emissions and reference alignments (pickle) so that a re-run only re-scores.
+``--cache DIR`` keeps the emissions (``emissions.npz``) and the reference alignments (``items.json``), no pickle,
+so that a re-run only re-scores.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import pickle
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -117,17 +117,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-actor", type=int, default=12, help="files per actor (of the 60 each has)")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--cache", type=Path, help="pickle of emissions and references, written once, then reused")
+    ap.add_argument("--cache", type=Path, help="folder for the emissions and references, written once, then reused")
     args = ap.parse_args()
-    if args.cache and args.cache.is_file():
-        with open(args.cache, "rb") as f:
-            cached = pickle.load(f)
+    if args.cache and (args.cache / "items.json").is_file():
+        cached = load_cache(args.cache)
     else:
         cached = collect(args.per_actor)
         if args.cache:
-            with open(args.cache, "wb") as f:
-                pickle.dump(cached, f)
+            save_cache(cached, args.cache)
     report(cached, args.out)
+
+
+def save_cache(cached: dict[str, Any], folder: Path) -> None:
+    """The collected items as JSON, their emissions' log-probabilities as one .npz (plain arrays, no pickle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ems = [it["em"] for it in cached["items"]]
+    np.savez(folder / "emissions.npz", *[e.log_probs for e in ems])
+    first = ems[0] if ems else None
+    meta = {**{k: v for k, v in cached.items() if k != "items"},
+            "items": [{k: v for k, v in it.items() if k != "em"} for it in cached["items"]],
+            "emissions": None if first is None else {"vocab": first.vocab.to_dict(), "hop_s": first.hop_s,
+                                                     "offset_s": first.offset_s}}
+    (folder / "items.json").write_text(json.dumps(meta))
+
+
+def load_cache(folder: Path) -> dict[str, Any]:
+    from edgeser.bundle import CtcVocab
+    from edgeser.ctc.emissions import Emissions
+
+    meta: dict[str, Any] = json.loads((folder / "items.json").read_text())
+    spec = meta.pop("emissions")
+    with np.load(folder / "emissions.npz", allow_pickle=False) as arrays:
+        logs = [arrays[f"arr_{i}"] for i in range(len(meta["items"]))]
+    for it, log_probs in zip(meta["items"], logs, strict=True):
+        it["em"] = Emissions(log_probs, CtcVocab.from_dict(spec["vocab"]), spec["hop_s"], spec["offset_s"])
+        it["ref"] = [tuple(r) for r in it["ref"]]
+    return meta
 
 
 def collect(per_actor: int) -> dict[str, Any]:

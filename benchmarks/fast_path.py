@@ -3,7 +3,8 @@
 For each bundle and clip length (1, 4, 10 s of real RAVDESS speech, leading and trailing silence cut, joined),
 interleaved rounds time
 ``rec.encode(clip)`` (audio checks + the speech graph), ``rec.predict(clip)`` (the whole pipeline: for a
-frames-only head no aligner and no decoder run) and ``rec.predict(clip, segments=True)`` (timed words,
+frames-only head no aligner and no decoder run), ``rec.predict(clip, check_speech=True)`` (silero-vad first, as
+``edgeser predict`` does where it is installed) and ``rec.predict(clip, segments=True)`` (timed words,
 syllables and phones on request: hama's aligner and decoder), on 1 ONNX Runtime thread. Reported: p50 per
 call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal for the frames-only default:
 ``predict`` at most 1.15x ``encode``.
@@ -14,6 +15,7 @@ call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from collections.abc import Callable
 from functools import partial
@@ -38,6 +40,8 @@ def calls(rec: EmotionRecognizer, segments: bool) -> dict[str, Callable[[np.ndar
     out: dict[str, Callable[[np.ndarray], Any]] = {
         "encode": lambda w: rec.encode(w, sample_rate=16000),
         "predict": lambda w: rec.predict(w, sample_rate=16000)}
+    if importlib.util.find_spec("silero_vad") is not None:
+        out["predict --speech-check"] = lambda w: rec.predict(w, sample_rate=16000, check_speech=True)
     if segments:
         out["predict --segments"] = lambda w: rec.predict(w, sample_rate=16000, segments=True)
     return out

@@ -92,7 +92,7 @@ def main() -> None:
         q = rec.speech.provenance.get("quantization", {})
         info[name] = {"bundle": path, "speech_mb": round(rec.bundle.manifest.files[rec.speech.graph].bytes / 1e6, 1),
                       "precision": q.get("precision", "fp32"), "kept_float": q.get("kept_float", []),
-                      "agreement_with_parent": q.get("agreement_with_parent")}
+                      "agreement_with_parent": q.get("agreement_with_parent"), "guard": q.get("guard")}
     reference = next(iter(variants))
     def head(name: str, tr: np.ndarray) -> Any:
         config = FusionConfig(speech_dim=feats[name][0].shape[1], text_dim=384, num_classes=len(ds.labels),

@@ -19,7 +19,8 @@ words from hama's aligner with the transcript) is trained on the 16 other actors
 ``export.default_model`` trains them. eGeMAPS + LR is trained on the same actors (global z-scores from them;
 needs openSMILE, ``pip install -e '.[bench]'``). Reported: UA/WA per fold (mean ± std), UA/WA of all 560
 utterances' predictions pooled, and stratified paired bootstraps of the pooled UA differences (95% intervals):
-each speech row minus eGeMAPS, and each fused row minus speech frames.
+each speech row minus eGeMAPS, each row minus speech frames, and each fused row minus speech alone on the same
+levels.
 
 Also, the frames row and eGeMAPS with per-speaker normalisation (each actor's frames, or functionals, z-scored
 with that actor's own statistics, test actors included): what enrolled speaker statistics give.
@@ -187,6 +188,10 @@ def main() -> None:
 
     comparisons = {f"{r} minus eGeMAPS": minus(r, BASELINES[0]) for r in rows if r.startswith("speech")}
     comparisons |= {f"{r} minus speech frames": minus(r, SPEECH) for r in rows if r != SPEECH}
+    for r in rows:  # each fused row against speech alone on the same levels
+        alone = r.replace("fusion:", "speech:").replace(", early + late with text", "")
+        if r.startswith("fusion") and alone in pooled and alone != SPEECH:
+            comparisons[f"{r} minus {alone}"] = minus(r, alone)
     comparisons["per-speaker: speech frames minus eGeMAPS"] = minus(PER_SPEAKER, BASELINES[1])
     for name, s in summary.items():
         print(f"{name}: UA {100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} over {len(per_fold)} folds; "

@@ -284,7 +284,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     if baselines and fold_data.get("baselines"):
         result["baselines"] = [{"variant": f"baseline: {name}", "ua": b["pooled_ua"], "wa": b["pooled_wa"],
                                 "accuracy": b["accuracy"]} for name, b in fold_data["baselines"].items()]
-    elif baselines and train:
+    elif baselines:
         result["baselines"] = baseline_rows(dataset, train, test, recs, progress)
     return result
 
@@ -344,11 +344,14 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
                   progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """eGeMAPS + LR and MiniLM + LR on the same split (each skipped, with the reason, where impossible)."""
     rows: list[dict[str, Any]] = []
+    y = np.array([dataset.labels.index(u.label) for u in dataset.utterances])
+    if len(set(y[list(train)].tolist())) < 2:
+        return [{"variant": "baselines", "skipped": f"no training speakers to fit them on ({len(train)} utterances "
+                                                    "outside the held-out groups, fewer than 2 classes)"}]
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         return [{"variant": "baselines", "skipped": "scikit-learn is not installed (pip install edgeser[export])"}]
-    y = np.array([dataset.labels.index(u.label) for u in dataset.utterances])
 
     def score(x: np.ndarray, name: str) -> dict[str, Any]:
         xtr, xte = x[list(train)], x[list(test)]

@@ -1,5 +1,5 @@
 """Markdown tables of the committed results, for the README and the model card (so that no figure is copied
-by hand): ``python -m benchmarks.tables [probe|folds|enrolment|fast_path|precision|student|bench]...`` prints them;
+by hand): ``python -m benchmarks.tables [NAME]...`` prints them (names: the keys of ``TABLES``);
 ``python -m benchmarks.tables --update README.md edgeser/models/MODEL_CARD.md`` rewrites every block between
 ``<!-- table: NAME -->`` and ``<!-- end table -->`` in those files with the table of that name.
 """
@@ -53,8 +53,8 @@ def probe() -> str:
 def folds() -> str:
     r = _load("ravdess_folds.json")
     lines = ["| RAVDESS 4-class, 5 actor folds (560 utterances) | UA per fold (01-04 ... 17-20) | UA mean ± std | "
-             "pooled UA | pooled WA | minus eGeMAPS [95%] | minus speech frames [95%] |",
-             "|---|---|---|---|---|---|---|"]
+             "pooled UA | pooled WA | minus eGeMAPS [95%] | minus speech frames [95%] | fused minus speech on "
+             "the same levels [95%] |", "|---|---|---|---|---|---|---|---|"]
     from export.default_model import VARIANTS
 
     order = [n for n in VARIANTS if n in r["summary"]] + [n for n in r["summary"] if n not in VARIANTS]
@@ -63,10 +63,13 @@ def folds() -> str:
         per = " / ".join(pct(f[name]["ua"]) for f in r["folds"])
         eg = r["comparisons"].get(f"{name} minus eGeMAPS")
         sp = r["comparisons"].get(f"{name} minus speech frames")
+        same = next((c for k, c in r["comparisons"].items() if k.startswith(f"{name} minus speech: ")), None)
         if name == "speech: frames, per-speaker normalised":
             eg = r["comparisons"].get("per-speaker: speech frames minus eGeMAPS")
+        if name == "fusion: frames, early + late with text":
+            same = sp  # its speech alone is speech frames
         lines.append(f"| {name} | {per} | {pct(s['ua_mean'])} ± {pct(s['ua_std'])} | {pct(s['pooled_ua'])} | "
-                     f"{pct(s['pooled_wa'])} | {interval(eg)} | {interval(sp)} |")
+                     f"{pct(s['pooled_wa'])} | {interval(eg)} | {interval(sp)} | {interval(same)} |")
     return "\n".join(lines) + "\n\n(per-speaker rows: each actor z-scored with its own statistics from the scored " \
         "files themselves; `benchmarks/results/ravdess_folds.json`)"
 
@@ -113,6 +116,10 @@ def _variants(file: str, title: str, reference: str, first: str = "") -> str:
     for i, (name, v) in enumerate(r["variants"].items()):
         notes = f", {len(v['kept_float'])} nodes kept in float" if v.get("kept_float") else ""
         notes += ", its own head" if v.get("student") else ""
+        unseen = (v.get("guard") or {}).get("unseen_speakers")
+        if unseen:  # what `edgeser quantize`'s guard measured on the validation speakers' folds
+            notes += (f" (guard on unseen speakers: {pct(unseen['parent_ua'])} → {pct(unseen['variant_ua'])}, "
+                      f"budget {v['guard']['ua_budget_points']:g})")
         size = f"{v['speech_mb']} MB" if "speech_mb" in v else ""
         lines.append(f"| {name}{first if i == 0 else notes} | {size} | {pct(v['pooled_ua'])} | "
                      f"{pct(v['pooled_wa'])} | {'-' if i == 0 else interval(v['minus_fp32'])} | "
@@ -164,8 +171,28 @@ def bench() -> str:
         "every column and `pareto.png` the plot)"
 
 
+def service_load() -> str:
+    r = _load("service_load.json")
+    lines = ["| clients at real time | minutes | files sent | answered | dropped (counted) | lost | closed early | "
+             "end of speech → result, client p50 / p95 ms | server p50 / p95 ms | server RSS after |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ms(d: dict[str, float] | None) -> str:
+        return "n/a" if d is None else f"{d['p50']:.0f} / {d['p95']:.0f}"
+
+    for run in r["runs"]:
+        lines.append(f"| {run['clients']} | {run['minutes']:g} | {run['files_sent']} | {run['files_answered']} | "
+                     f"{run['dropped']} | {run['lost']} | {run['closed_early']} | {ms(run['client_latency_ms'])} | "
+                     f"{ms(run['server_latency_ms'])} | {run['server_memory_after']['rss_mb']:.0f} MB |")
+    m = r["machine"]
+    return "\n".join(lines) + f"\n\n(server peak RSS {r['server_peak_rss_mb']:.0f} MB, idle " \
+        f"{r['server_idle_memory']['rss_mb']:.0f} MB; exit status on SIGTERM {r['server_exit_on_sigterm']}; " \
+        f"{m['cpu']}, {m['cores']} cores, clients in another process on the same machine, measured {m['measured']}; " \
+        "`benchmarks/results/service_load.json`)"
+
+
 TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path, "precision": precision,
-          "student": student, "bench": bench}
+          "student": student, "bench": bench, "service_load": service_load}
 
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
 

@@ -11,6 +11,7 @@ from edgeser.errors import (
     BackendUnavailableError,
     BundleError,
     EdgeserError,
+    NoSpeechError,
     ParityError,
     TextError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "EdgeserError",
     "EmotionRecognizer",
     "EncoderOutput",
+    "NoSpeechError",
     "ParityError",
     "RuntimeOptions",
     "TextError",

@@ -28,3 +28,11 @@ def require(module: str, extra: str, purpose: str, install: str | None = None) -
             f"{purpose} needs the Python package '{module}', which is not importable here ({e}). "
             f"Install it with: {command}"
         ) from e
+    except OSError as e:  # installed, but a system library it loads is missing (sounddevice without PortAudio)
+        hint = SYSTEM_LIBRARIES.get(module, "install the system library it names")
+        raise BackendUnavailableError(f"{purpose}: the package '{module}' is installed but cannot load ({e}); {hint}"
+                                      ) from e
+
+
+SYSTEM_LIBRARIES = {"sounddevice": "install PortAudio (Debian/Ubuntu and Jetson: sudo apt install libportaudio2), "
+                                   "or stream from another process with `edgeser listen --stdin`"}

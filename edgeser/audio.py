@@ -93,8 +93,8 @@ def load_audio(
     name = _name(source)
     if rate <= 0:
         raise AudioError(f"{name}: sample rate must be positive, got {rate}")
-    if data.shape[0] == 0:
-        raise AudioError(f"{name}: the audio is empty (0 samples)")
+    if data.size == 0:
+        raise AudioError(f"{name}: the audio is empty ({data.shape[0]} samples of {data.shape[1]} channels)")
     channels = data.shape[1]
     if channels > MAX_CHANNELS:
         raise AudioError(f"{name}: {channels} channels; edgeser takes mono or stereo. Pick the channel "
@@ -107,7 +107,8 @@ def load_audio(
     duration = data.shape[0] / rate
     if max_seconds is not None and duration > max_seconds:
         raise AudioError(f"{name}: audio is {duration:.1f} s, the limit is {max_seconds:.1f} s "
-                         "(RuntimeOptions.max_audio_s); raise the limit or split the audio into utterances")
+                         "for one prediction; for a long recording use `edgeser listen --file`, which cuts it into "
+                         "utterances (in Python: EmotionRecognizer.stream, or RuntimeOptions.max_audio_s)")
     mono = data.mean(axis=1) if channels > 1 else data[:, 0]
     peak = float(np.abs(mono).max())
     if peak == 0.0:

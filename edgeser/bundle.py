@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -25,8 +27,34 @@ from edgeser.specs import FrameFormula, GraphSpec
 FORMAT = "edgeser-bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
+log = logging.getLogger(__name__)
 DEFAULT_LABELS = ("neutral", "happy", "angry", "sad")
 """The paper's four IEMOCAP classes (excited merged into happy)."""
+MAX_MANIFEST_BYTES = 4 << 20  # the default's bundle.json is 13 KB
+FUSION_LEVELS = ("frame", "phone", "syllable", "word")
+
+
+def strings(value: Any, where: str, *, distinct: bool = False, allowed: tuple[str, ...] | None = None,
+            at_least: int = 0) -> tuple[str, ...]:
+    """A bundle.json list of strings, checked (``where`` names it in the error)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise BundleError(f"{MANIFEST}: {where} must be a list of non-empty strings, got {str(value)[:60]}; "
+                          "re-export the bundle")
+    if distinct and len(set(value)) != len(value):
+        raise BundleError(f"{MANIFEST}: {where} has repeated names {value}; re-export the bundle")
+    if allowed is not None and (unknown := [v for v in value if v not in allowed]):
+        raise BundleError(f"{MANIFEST}: {where} has {unknown}, expected among {list(allowed)}")
+    if len(value) < at_least:
+        raise BundleError(f"{MANIFEST}: {where} needs at least {at_least} entries, got {len(value)}")
+    return tuple(value)
+
+
+def integer(value: Any, where: str, low: int = 0) -> int:
+    """A bundle.json whole number of at least ``low`` (booleans and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise BundleError(f"{MANIFEST}: {where} must be a whole number >= {low}, got {str(value)[:40]}; "
+                          "re-export the bundle")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,8 @@ class CtcVocab:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CtcVocab:
-        return cls(tokens=tuple(d["tokens"]), blank_id=int(d["blank_id"]), word_delimiter=d["word_delimiter"],
+        return cls(tokens=strings(d["tokens"], "CTC tokens"), blank_id=integer(d["blank_id"], "CTC blank_id"),
+                   word_delimiter=d["word_delimiter"],
                    unk_token=d["unk_token"], kind=str(d["kind"]))
 
 
@@ -87,6 +116,13 @@ class SpeechSection:
         if (self.ctc is None) != (self.architecture == "whisper"):
             raise BundleError(f"a {self.architecture} speech encoder {'needs' if self.ctc is None else 'has no'} "
                               "CTC vocabulary; re-export the bundle")
+        if self.architecture == "whisper" and self.normalize_input:
+            raise BundleError("a Whisper encoder reads raw audio (its log-mel front end normalises), but bundle.json "
+                              "says normalize_input; the file was edited, re-export the bundle")
+        if len(set(self.exposed_layers)) != len(self.exposed_layers) or \
+                any(i > self.num_layers for i in self.exposed_layers):
+            raise BundleError(f"exposed layers {list(self.exposed_layers)} must be distinct and at most num_layers "
+                              f"({self.num_layers}); re-export the bundle")
 
     def require_ctc(self) -> CtcVocab:
         """The CTC vocabulary, or a :class:`BundleError` saying this encoder has none."""
@@ -109,8 +145,9 @@ class SpeechSection:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpeechSection:
         return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]),
-                   frames=FrameFormula.from_dict(d["frames"]), hidden_size=int(d["hidden_size"]),
-                   num_layers=int(d["num_layers"]), exposed_layers=tuple(int(i) for i in d["exposed_layers"]),
+                   frames=FrameFormula.from_dict(d["frames"]), hidden_size=integer(d["hidden_size"], "hidden_size", 1),
+                   num_layers=integer(d["num_layers"], "num_layers"),
+                   exposed_layers=tuple(integer(i, "exposed_layers") for i in d["exposed_layers"]),
                    normalize_input=bool(d["normalize_input"]), uses_attention_mask=bool(d["uses_attention_mask"]),
                    ctc=CtcVocab.from_dict(d["ctc"]) if d.get("ctc") is not None else None,
                    provenance=dict(d.get("provenance", {})), architecture=str(d.get("architecture", "ctc")),
@@ -186,8 +223,10 @@ class FusionSection:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FusionSection:
-        return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]), levels=tuple(d["levels"]),
-                   uses_text=bool(d["uses_text"]), layer=int(d["layer"]), provenance=dict(d.get("provenance", {})),
+        return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]),
+                   levels=strings(d["levels"], "fusion levels", distinct=True, allowed=FUSION_LEVELS),
+                   uses_text=bool(d["uses_text"]), layer=integer(d["layer"], "fusion layer"),
+                   provenance=dict(d.get("provenance", {})),
                    segmenter=str(d.get("segmenter", "bundle")),
                    boundaries=dict(d["boundaries"]) if d.get("boundaries") is not None else None)
 
@@ -267,7 +306,11 @@ class Manifest:
                     else "re-export the bundle with this edgeser (edgeser export ...)")
             raise BundleError(f"{MANIFEST}: schema version {version!r}, this edgeser reads version "
                               f"{SCHEMA_VERSION}; {hint}")
-        for name in d.get("files", {}):
+        files = d.get("files")
+        if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+            raise BundleError(f"{MANIFEST}: 'files' must map each file name to its sha256 and bytes; re-export "
+                              "the bundle")
+        for name in files:
             parts = PurePosixPath(name).parts
             if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
                 raise BundleError(f"{MANIFEST}: file name {name!r} points outside the bundle; the manifest was "
@@ -275,8 +318,9 @@ class Manifest:
         try:
             return cls(
                 edgeser_version=str(d["edgeser_version"]), created=str(d["created"]),
-                labels=tuple(d["labels"]),
-                files={k: FileEntry(sha256=str(v["sha256"]), bytes=int(v["bytes"])) for k, v in d["files"].items()},
+                labels=strings(d["labels"], "labels", distinct=True, at_least=2),
+                files={k: FileEntry(sha256=str(v["sha256"]), bytes=integer(v["bytes"], f"files[{k!r}].bytes"))
+                       for k, v in files.items()},
                 speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
                 schema_version=version,
@@ -305,23 +349,46 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def manifest_digest(root: Path) -> str:
+    """``sha256:<hex>`` of ``root/bundle.json``: it lists every file's sha256, so it names the whole bundle."""
+    return "sha256:" + sha256_file(root / MANIFEST)
+
+
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, checked bundle folder."""
+    """A loaded, checked bundle folder. ``digest`` names it (:func:`manifest_digest`); ``signer`` is the key id
+    of its valid signature (:mod:`edgeser.signing`), ``None`` when unsigned."""
 
     path: Path
     manifest: Manifest
+    digest: str = ""
+    signer: str | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], verify_hashes: bool = True) -> Bundle:
+    def load(cls, path: str | os.PathLike[str], verify_hashes: bool = True, *, digest: str | None = None,
+             trusted_keys: tuple[str, ...] = ()) -> Bundle:
         """Read ``bundle.json`` and check every file it lists.
+
+        Args:
+            digest: When given, the bundle's :func:`manifest_digest` must equal it.
+            trusted_keys: When given, the bundle must carry a valid signature by one of these public keys.
 
         Raises:
             BundleError: Naming the file at fault and the fix.
         """
         root = Path(path).expanduser().resolve()
         manifest = read_manifest(root)
-        bundle = cls(path=root, manifest=manifest)
+        raw = (root / MANIFEST).read_bytes()
+        found = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if digest is not None and found != digest:
+            raise BundleError(f"{root}: its digest is {found}, not the {digest} it was expected to have; this is "
+                              "another (or a modified) bundle")
+        signer = None
+        if trusted_keys or (root / "bundle.sig").exists():
+            from edgeser.signing import verify
+
+            signer = verify(root, raw, trusted_keys)
+        bundle = cls(path=root, manifest=manifest, digest=found, signer=signer)
         for check in bundle.check_files(verify_hashes=verify_hashes):
             if not check.ok:
                 raise BundleError(f"{root / check.name}: {check.detail}")
@@ -339,7 +406,10 @@ class Bundle:
         checks = []
         for name, entry in sorted(self.manifest.files.items()):
             p = self.path / name
-            if not p.is_file():
+            if p.is_symlink() or not p.resolve().is_relative_to(self.path):
+                checks.append(FileCheck(name, False, "is a link (or lies outside the bundle folder); a bundle holds "
+                                                     "its own files, copy the file in"))
+            elif not p.is_file():
                 checks.append(FileCheck(name, False, "missing; the bundle is incomplete, re-export it or "
                                                      "restore the file"))
             elif p.stat().st_size != entry.bytes:
@@ -374,10 +444,16 @@ def read_manifest(root: Path) -> Manifest:
     if not mpath.is_file():
         raise BundleError(f"{mpath}: missing; {root} is not an edgeser bundle (or its export was interrupted); "
                           "re-export it with `edgeser export`")
+    if mpath.is_symlink():
+        raise BundleError(f"{mpath}: is a link; a bundle's manifest must be its own file")
+    if (size := mpath.stat().st_size) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{mpath}: {size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES}); the file is "
+                          "not an edgeser manifest or was tampered with")
     try:
         raw = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath}: not valid JSON ({e}); the file is corrupted, re-export the bundle") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise BundleError(f"{mpath}: not valid JSON ({type(e).__name__}: {str(e)[:100]}); the file is corrupted, "
+                          "re-export the bundle") from e
     if not isinstance(raw, dict):
         raise BundleError(f"{mpath}: expected a JSON object; re-export the bundle")
     return Manifest.from_dict(raw)
@@ -401,6 +477,7 @@ class BundleWriter:
     def finish(self, manifest: Manifest) -> Manifest:
         """Hash every file in the staging folder and write ``bundle.json``; return the final manifest."""
         files = {}
+        (self.staging / OWNER).unlink(missing_ok=True)
         for p in sorted(self.staging.rglob("*")):
             if p.is_file() and p.name != MANIFEST:
                 files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
@@ -422,12 +499,12 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     Raises:
         BundleError: ``out`` exists and ``overwrite`` is false, or the body did not call ``finish``.
     """
-    target = Path(out).expanduser().resolve()
-    if target.exists() and not overwrite:
-        raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
+    target = check_out(out, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     staging.chmod(default_dir_mode())  # mkdtemp makes it private; a bundle is as readable as any folder
+    (staging / OWNER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
     try:
         yield BundleWriter(staging)
         if not (staging / MANIFEST).is_file():
@@ -442,6 +519,39 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+OWNER = ".edgeser-owner"  # in a staging folder: the pid and host of the process writing it
+
+
+def check_out(out: str | os.PathLike[str], overwrite: bool) -> Path:
+    """The resolved output folder, refused if it exists without ``overwrite``: call it before the work starts."""
+    target = Path(out).expanduser().resolve()
+    if target.exists() and not overwrite:
+        raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"{target}: is a file, not a bundle folder; choose another --out")
+    return target
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the staging folders of writes to ``target`` whose process (on this host) is gone, as a killed
+    export leaves them; returns what was removed (each is logged)."""
+    removed = []
+    for staging in target.parent.glob(f".{target.name}.staging-*"):
+        try:
+            pid, host = (staging / OWNER).read_text().split()
+            os.kill(int(pid), 0)
+            continue  # still being written
+        except ProcessLookupError:
+            if host != socket.gethostname():
+                continue
+        except (OSError, ValueError):
+            continue  # no owner record (or not ours to judge): leave it
+        shutil.rmtree(staging, ignore_errors=True)
+        log.warning("removed %s, left by an interrupted write (process %s is gone)", staging, pid)
+        removed.append(staging)
+    return removed
 
 
 def default_dir_mode() -> int:

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from edgeser import __version__, default
-from edgeser.bundle import Bundle, FileCheck, read_manifest
+from edgeser.bundle import Bundle, FileCheck, check_out, read_manifest
 from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
@@ -88,6 +88,7 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
     if not (speech_dir or speech_config or text_dir or text_config):
         raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
     with _errors():
+        check_out(out, overwrite)  # before minutes of tracing, not after
         _require_torch("edgeser export")
         from export.pipeline import export_bundle
         from export.sources import load_speech, load_text, speech_from_config, text_from_config
@@ -110,9 +111,21 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
 
 
 def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
+    from edgeser.bundle import MANIFEST
+    from edgeser.signing import read_signature
+    from edgeser.signing import verify as verify_signature
+
     manifest = read_manifest(path.resolve())
     bundle = Bundle(path=path.resolve(), manifest=manifest)
     checks = bundle.check_files(verify_hashes=verify)
+    try:
+        if read_signature(bundle.path) is None:
+            checks.append(FileCheck("signature", True, "unsigned (edgeser sign BUNDLE --key KEY signs it)"))
+        else:
+            signer = verify_signature(bundle.path, (bundle.path / MANIFEST).read_bytes())
+            checks.append(FileCheck("signature", True, f"valid, by key {signer}"))
+    except EdgeserError as e:
+        checks.append(FileCheck("signature", False, str(e)))
     if all(c.ok for c in checks):
         try:
             EmotionRecognizer(bundle, RuntimeOptions(verify_hashes=False))
@@ -132,12 +145,16 @@ def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
         bundle = default.resolve(bundle, progress=err.print)
         manifest, checks = _inspect_checks(bundle, verify=not no_verify)
     ok = all(c.ok for c in checks)
+    from edgeser.bundle import manifest_digest
+
+    digest = manifest_digest(bundle.resolve())
     if as_json:
-        data = {**manifest.to_dict(), "path": str(bundle.resolve()),
+        data = {**manifest.to_dict(), "path": str(bundle.resolve()), "digest": digest,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks], "ok": ok}
         click.echo(json.dumps(data, indent=2))
     else:
         _print_inspect(bundle, manifest, checks)
+        out.print(f"digest {digest} (pin it with RuntimeOptions(bundle_digest=...))")
     if not ok:
         sys.exit(1)
 
@@ -261,6 +278,8 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
     from edgeser.textgrid import to_textgrid
 
     options = SegmentOptions(on_unknown="skip" if skip_unknown else "error")
+    if textgrid is not None and not textgrid.resolve().parent.is_dir():
+        raise click.UsageError(f"--textgrid {textgrid}: the folder {textgrid.resolve().parent} does not exist")
     with _errors():
         if bundle_path is not None:
             seg = EmotionRecognizer.from_bundle(bundle_path).segment(audio, text, options=options)
@@ -311,6 +330,7 @@ def evaluate(config_path: Path) -> None:
 def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
     """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
     with _errors():
+        check_out(out, overwrite)
         _require_torch("edgeser train")
         from export.recipe import RecipeConfig, train_bundle
 
@@ -318,14 +338,44 @@ def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
     err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
 
 
-def _transcripts(path: Path) -> dict[str, str]:
+def _trusted(keys: tuple[Path, ...]) -> RuntimeOptions:
+    """RuntimeOptions that accept only bundles signed by one of the public key files ``keys`` (none: any)."""
+    texts = []
+    for key in keys:
+        try:
+            texts.append(key.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.UsageError(f"--trust {key}: cannot read it ({e}); pass a .pub file from `edgeser keygen`"
+                                   ) from e
+    return RuntimeOptions(trusted_keys=tuple(texts))
+
+
+TRUST = click.option("--trust", "trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Accept only a bundle signed by this public key (.pub from `edgeser keygen`); repeatable.")
+
+
+def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
+    """``--transcripts``: resolved audio path -> transcript. Relative paths in the CSV are relative to the CSV's
+    own folder; rows that match no AUDIO argument, and AUDIO without a row, are reported."""
     import csv
 
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"path", "transcript"} <= set(reader.fieldnames or []):
-            raise click.UsageError(f"{path}: --transcripts needs columns path,transcript")
-        return {str(Path(r["path"]).resolve()): r["transcript"] for r in reader}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"path", "transcript"} <= set(reader.fieldnames or []):
+                raise click.UsageError(f"{path}: --transcripts needs columns path,transcript")
+            rows = {str((path.parent / r["path"]).resolve()): r["transcript"] for r in reader if r.get("path")}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise click.UsageError(f"--transcripts {path}: cannot read it ({getattr(e, 'strerror', None) or e}); "
+                               "pass a UTF-8 CSV with columns path,transcript") from e
+    wanted = {str(p.resolve()) for p in audio}
+    if unmatched := sorted(set(rows) - wanted):
+        err.print(f"[yellow]--transcripts: {len(unmatched)} rows name no AUDIO given (paths are relative to "
+                  f"the CSV's folder), e.g. {unmatched[0]}[/]")
+    if missing := [str(p) for p in audio if str(p.resolve()) not in rows]:
+        err.print(f"[yellow]--transcripts: no row for {len(missing)} AUDIO, e.g. {missing[0]}; predicted without "
+                  "a transcript[/]")
+    return rows
 
 
 @main.command()
@@ -340,22 +390,30 @@ def _transcripts(path: Path) -> dict[str, str]:
 @click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The speaker's profile from `edgeser enroll` (all AUDIO files are that speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
+@click.option("--speech-check/--no-speech-check", default=None,
+              help="Refuse files without speech (silero-vad; on when its model is installed: about 2x the time).")
+@TRUST
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
-            segments: bool, speaker_path: Path | None, as_json: bool) -> None:
+            segments: bool, speaker_path: Path | None, as_json: bool, speech_check: bool | None,
+            trust: tuple[Path, ...]) -> None:
     """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
     asks for them)."""
     if text is not None and (transcripts is not None or len(audio) > 1):
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
-    by_path = _transcripts(transcripts) if transcripts else {}
+    by_path = _transcripts(transcripts, audio) if transcripts else {}
     with _errors():
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
+        if speech_check is None:  # on where silero-vad's model is installed
+            import importlib.util
+
+            speech_check = importlib.util.find_spec("silero_vad") is not None
         rows = []
         failed: list[str] = []
         for path in audio:  # one bad file is reported in its row; the others are still predicted
             try:
                 result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
-                                     segments=segments, speaker=profile)
+                                     segments=segments, speaker=profile, check_speech=speech_check)
             except EdgeserError as e:
                 message = str(e) if str(path) in str(e) else f"{path}: {e}"
                 failed.append(message)
@@ -379,6 +437,34 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
             err.print(f"[red]error:[/] {message}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The private key file to write; its public key goes to OUT.pub.")
+def keygen(out: Path) -> None:
+    """A new Ed25519 key pair for signing bundles (needs edgeser[sign]). Keep the private key off the robot;
+    give the robot the .pub file (`--trust`)."""
+    from edgeser.signing import generate_key, key_id
+
+    with _errors():
+        private, public = generate_key(out)
+        err.print(f"[green]wrote[/] {private} (private, mode 600) and {public} "
+                  f"(key {key_id(public.read_text())})")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The private key from `edgeser keygen`.")
+def sign(bundle: Path, key: Path) -> None:
+    """Sign BUNDLE (its bundle.json, which lists every file's sha256) into BUNDLE/bundle.sig."""
+    from edgeser.signing import sign_bundle
+
+    with _errors():
+        Bundle.load(bundle)  # only a bundle whose files check out is worth signing
+        signer = sign_bundle(bundle.resolve(), key)
+    err.print(f"[green]signed[/] {bundle} with key {signer}")
 
 
 @main.command()
@@ -497,7 +583,7 @@ def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: flo
 @click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
                    "utterances), when the bundle has a fusion head.")
-@click.option("--validation-size", type=int, default=200, show_default=True)
+@click.option("--validation-size", type=int, default=600, show_default=True)
 @click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
 @click.option("--calibration-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -511,6 +597,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
     import numpy as np
 
     with _errors():
+        check_out(out, overwrite)
         _require_torch("edgeser quantize")
         from edgeser.datasets import open_dataset
         from export.quantize import QuantizeConfig, quantize_bundle
@@ -564,6 +651,7 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
     from export.tensorrt import ProfileConfig, build_bundle_engines
 
     with _errors():
+        check_out(out, overwrite)
         config = ProfileConfig(audio_s=(min_audio_s, opt_audio_s, max_audio_s), tokens=(2, min(32, max_tokens),
                                max_tokens), max_batch=max_batch)
         path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
@@ -669,10 +757,11 @@ def _print_result(r: Any, as_json: bool) -> None:
 @click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
               help="Learn the speaker's profile from the stream itself, used after SECONDS of speech (one speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@TRUST
 def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channels: int, realtime: bool,
            bundle_path: Path, threshold: float, min_silence_s: float, max_utterance_s: float,
            partial_every: float | None, speaker_path: Path | None, adapt_speaker: float | None,
-           as_json: bool) -> None:
+           as_json: bool, trust: tuple[Path, ...]) -> None:
     """Recognise emotion per utterance of live or recorded audio: one line per utterance."""
     from edgeser import streaming
 
@@ -684,7 +773,7 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         speaker: SpeakerProfile | RunningSpeaker | None = (
             SpeakerProfile.load(speaker_path) if speaker_path is not None
             else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
@@ -704,21 +793,40 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
 @click.option("--max-utterance-s", type=float, default=10.0, show_default=True)
 @click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
               help="Learn each connection's speaker from its audio, used after SECONDS of speech.")
+@click.option("--max-connections", type=int, default=32, show_default=True, help="More are refused (HTTP 503).")
+@click.option("--idle-timeout-s", type=float, default=60.0, show_default=True,
+              help="Close a connection that sends nothing for this long.")
+@click.option("--queue-size", type=int, default=8, show_default=True,
+              help="Utterances waiting for recognition (all connections); the oldest is dropped and counted.")
+@click.option("--origin", "origins", multiple=True, metavar="URL",
+              help="A browser origin allowed to connect (repeatable); requests without Origin are always allowed.")
+@click.option("--token-env", default=None, metavar="VAR",
+              help="Require the token held in environment variable VAR (Authorization: Bearer, or ?token=).")
+@TRUST
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
-          adapt_speaker: float | None) -> None:
+          adapt_speaker: float | None, max_connections: int, idle_timeout_s: float, queue_size: int,
+          origins: tuple[str, ...], token_env: str | None, trust: tuple[Path, ...]) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
-    (protocol in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream]."""
+    (protocol and limits in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
+    Stops cleanly on Ctrl-C or SIGTERM."""
+    import os
+
+    from edgeser.service import ServiceConfig
     from edgeser.service import serve as run_service
     from edgeser.streaming import StreamOptions
 
     with _errors():
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
-        options = StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s)
+        token = None
+        if token_env is not None:
+            token = os.environ.get(token_env)
+            if not token:
+                raise click.ClickException(f"--token-env {token_env}: that environment variable is not set")
+        config = ServiceConfig(host=host, port=port, max_connections=max_connections, idle_timeout_s=idle_timeout_s,
+                               queue_size=queue_size, origins=origins, token=token, adapt_speaker_s=adapt_speaker,
+                               stream=StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
-        try:
-            run_service(rec, host, port, options, adapt_speaker_s=adapt_speaker)
-        except KeyboardInterrupt:
-            pass
+        run_service(rec, config)
 
 
 @main.command()

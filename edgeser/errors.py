@@ -15,6 +15,10 @@ class AudioError(EdgeserError):
     """Audio that cannot be read or is unusable (empty, silent, NaN, too long, ...)."""
 
 
+class NoSpeechError(AudioError):
+    """Audio in which the voice activity detector finds no speech (noise, music, silence)."""
+
+
 class TextError(EdgeserError):
     """Text that cannot be encoded (empty, nothing left after tokenization, ...)."""
 

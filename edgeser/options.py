@@ -20,6 +20,9 @@ class RuntimeOptions:
         backend: ``"onnxruntime"`` runs the ONNX graphs; ``"tensorrt"`` runs the bundle's TensorRT engines
             (``edgeser engines``) and ONNX Runtime for graphs without one. TensorRT is untested here.
         provider_options: Options per ONNX Runtime provider, ``((provider, ((key, value), ...)), ...)``.
+        bundle_digest: Refuse any bundle but the one with this digest (``sha256:...``, as `edgeser inspect` prints).
+        trusted_keys: Refuse any bundle not signed by one of these public keys (``ed25519:...``, the text of a
+            ``.pub`` file from `edgeser keygen`; see :mod:`edgeser.signing`).
     """
 
     threads: int = 0
@@ -29,8 +32,15 @@ class RuntimeOptions:
     verify_hashes: bool = True
     backend: str = "onnxruntime"
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    bundle_digest: str | None = None
+    trusted_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.bundle_digest is not None and not self.bundle_digest.startswith("sha256:"):
+            raise ValueError(f"bundle_digest must read 'sha256:<hex>' as `edgeser inspect` prints it, got "
+                             f"{self.bundle_digest[:20]!r}")
+        if isinstance(self.trusted_keys, str):
+            raise ValueError("trusted_keys must be a tuple of public keys, not a single string")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
         if not self.providers:

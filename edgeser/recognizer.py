@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from edgeser.audio import AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
-from edgeser.errors import AlignmentError, AudioError, BundleError, EdgeserError
+from edgeser.errors import AlignmentError, AudioError, BundleError, EdgeserError, NoSpeechError
 from edgeser.fusion import FusionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
@@ -23,7 +24,7 @@ from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, check_not_silent, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
-from edgeser.text import TextTokenizer
+from edgeser.text import TextTokenizer, check_transcript
 
 if TYPE_CHECKING:
     from edgeser.streaming import Source, StreamOptions, StreamResult
@@ -73,7 +74,8 @@ class EmotionRecognizer:
         """
         options = options or RuntimeOptions()
         path = default.resolve(path)
-        return cls(Bundle.load(path, verify_hashes=options.verify_hashes), options)
+        return cls(Bundle.load(path, verify_hashes=options.verify_hashes, digest=options.bundle_digest,
+                               trusted_keys=options.trusted_keys), options)
 
     def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
         path = self.bundle.file(section.graph)
@@ -89,6 +91,9 @@ class EmotionRecognizer:
             raise BundleError(f"{path}: graph has inputs {list(backend.input_names)} and outputs "
                               f"{list(backend.output_names)}, bundle.json declares {list(section.spec.input_names)} "
                               f"and {list(section.spec.output_names)}; re-export the bundle")
+        if isinstance(backend, OrtBackend):
+            check_tensors(path, section, backend.tensors,
+                          len(self.bundle.manifest.labels) if isinstance(section, FusionSection) else None)
         stored = backend.metadata
         for key, want in graph_metadata(section).items():
             if stored.get(key) != want:
@@ -191,6 +196,8 @@ class EmotionRecognizer:
         """
         wave = self.load_audio(audio, sample_rate)
         check_not_silent(wave)
+        if text is not None:
+            check_transcript(text, wave.shape[0] / self.speech.frames.sample_rate)
         encoded = self._encode_loaded([wave])
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
 
@@ -268,7 +275,8 @@ class EmotionRecognizer:
 
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
-                segments: bool = False, speaker: SpeakerProfile | RunningSpeaker | None = None) -> Prediction:
+                segments: bool = False, speaker: SpeakerProfile | RunningSpeaker | None = None,
+                check_speech: bool = False) -> Prediction:
         """The emotion of one utterance: one encoder pass, segmentation (when the head or the caller needs it),
         pooling, text, fusion.
 
@@ -281,6 +289,10 @@ class EmotionRecognizer:
             speaker: The speaker's profile (:meth:`enroll`): the frames are z-scored with it and read by the
                 bundle's head for enrolled speakers. A :class:`~edgeser.speaker.RunningSpeaker` learns the profile
                 from the utterances it sees (the speaker-independent head until it has heard enough).
+            check_speech: First ask the voice activity detector (silero-vad, needs its model installed) whether
+                the audio holds speech at all, and raise :class:`~edgeser.errors.NoSpeechError` when it does not:
+                the head gives noise a confident label like any other input. It costs about as much as the
+                prediction itself (silero runs every 32 ms), so streams, which detect speech anyway, do not.
 
         Raises:
             BundleError: The bundle has no fusion head (train one with ``edgeser train``), or no head for
@@ -307,6 +319,15 @@ class EmotionRecognizer:
         t0 = time.perf_counter()
         wave = self.load_audio(audio, sample_rate)
         check_not_silent(wave)
+        seconds = wave.shape[0] / self.speech.frames.sample_rate
+        if seconds < MIN_UTTERANCE_S:
+            name = audio if isinstance(audio, (str, os.PathLike)) else "audio array"
+            raise AudioError(f"{name}: {seconds:.2f} s of audio is too short to hold an utterance (at least "
+                             f"{MIN_UTTERANCE_S} s, the stream detector's shortest speech); pass the whole utterance")
+        if text is not None:
+            check_transcript(text, seconds)
+        if check_speech:
+            self.check_speech(wave, audio if isinstance(audio, (str, os.PathLike)) else "audio array")
         t1 = time.perf_counter()
         encoded = self._encode_loaded([wave])
         t2 = time.perf_counter()
@@ -401,6 +422,22 @@ class EmotionRecognizer:
         return TextOutput(token_embeddings=hidden, token_mask=mask, tokens=tokens,
                           timings=Timings(text_encoder_s=time.perf_counter() - t0))
 
+    def speech_seconds(self, wave: np.ndarray) -> float:
+        """Seconds of ``wave`` (16 kHz) that silero-vad calls speech (probability at least 0.5 per 32 ms)."""
+        from edgeser.streaming import CHUNK, SileroVad
+
+        vad = SileroVad.shared()  # this call's own state, the process's one session
+        voiced = sum(vad(wave[i : i + CHUNK]) >= 0.5 for i in range(0, wave.size - CHUNK + 1, CHUNK))
+        return float(voiced * CHUNK / 16_000)
+
+    def check_speech(self, wave: np.ndarray, name: object = "audio array") -> None:
+        """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of speech."""
+        speech = self.speech_seconds(wave)
+        if speech < MIN_UTTERANCE_S:
+            raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {wave.size / 16_000:.1f} s is voice, by "
+                                f"silero-vad; at least {MIN_UTTERANCE_S} s is needed): noise, music or silence gets "
+                                "no emotion label")
+
     def warm_up(self) -> float:
         """Load and run every graph, the segmenter and the decoder once on a second of low noise, so that the
         first real call is not the slow one; returns the seconds it took."""
@@ -441,6 +478,45 @@ class EmotionRecognizer:
 
     def __repr__(self) -> str:
         return f"EmotionRecognizer({str(self.bundle.path)!r}, {self.options!r})"
+
+
+MIN_UTTERANCE_S = 0.25  # StreamOptions.min_speech_s: shorter bursts are not utterances
+_ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
+              "int32": "tensor(int32)", "bool": "tensor(bool)"}
+
+
+def check_tensors(path: Path, section: SpeechSection | TextSection | FusionSection,
+                  tensors: dict[str, tuple[str, list[Any]]], classes: int | None) -> None:
+    """The graph's inputs and outputs against bundle.json's spec: types, ranks, fixed sizes (an input the graph
+    takes at any size must be declared so, or no feed could pass), and the fusion head's number of classes
+    against the labels. Raises :class:`BundleError` naming the tensor."""
+    for t in (*section.spec.inputs, *section.spec.outputs):
+        kind, shape = tensors[t.name]
+        is_input = t.name in section.spec.input_names
+        problem = None
+        if kind != _ORT_TYPES[t.dtype]:
+            problem = f"type {kind}, bundle.json declares {t.dtype}"
+        elif len(shape) != len(t.dims):
+            problem = f"{len(shape)} axes, bundle.json declares {len(t.dims)} ({list(t.dims)})"
+        elif not all(_dims_agree(g, d, is_input) for g, d in zip(shape, t.dims, strict=True)):
+            problem = f"shape {shape}, bundle.json declares {list(t.dims)}"
+        if problem is not None:
+            raise BundleError(f"{path}: {t.name!r} has {problem}; the graph and bundle.json disagree, re-export "
+                              "the bundle")
+    if classes is not None:
+        for t in section.spec.outputs:
+            last = tensors[t.name][1][-1]
+            if isinstance(last, int) and last != classes:
+                raise BundleError(f"{path}: {t.name!r} scores {last} classes but bundle.json has {classes} labels; "
+                                  "the labels were edited or the head comes from another bundle, re-export it")
+
+
+def _dims_agree(graph: Any, declared: Any, is_input: bool) -> bool:
+    """Fixed sizes must be equal; an input axis must be fixed in both or free in both (outputs may be
+    declared fixed where ONNX Runtime cannot infer the size)."""
+    if isinstance(graph, int) and isinstance(declared, int):
+        return graph == declared
+    return not is_input or isinstance(graph, int) == isinstance(declared, int)
 
 
 def speech_feeds(waves: list[np.ndarray], section: SpeechSection) -> tuple[dict[str, np.ndarray], np.ndarray]:

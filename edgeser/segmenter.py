@@ -344,7 +344,7 @@ def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Le
     from edgeser.ctc.decode import beam_decoder
 
     vocab = emissions.vocab
-    decoded = beam_decoder(vocab, options.beam_width, options.kenlm_path)(emissions)
+    decoded = beam_decoder(vocab, options.beam_width, options.kenlm_path)(emissions.pause_marked())
     decoded = [ids for ids in decoded if ids]
     if not decoded:
         raise AlignmentError("no words were recognised in the audio (is it speech?); pass the transcript to "

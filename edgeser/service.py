@@ -2,100 +2,520 @@
 
 Protocol (one connection = one audio stream):
 
-- client → server, optional first text message: ``{"sample_rate": 48000, "channels": 1}`` (default 16000, 1);
-- client → server, binary messages: little-endian signed 16-bit PCM, any size;
+- client → server, optional first text message: ``{"sample_rate": 48000, "channels": 1}`` (default 16000, 1;
+  rates 8000-192000 Hz, 1-8 channels; anything else is answered with an ``error`` message and the connection
+  is closed with code 1008, since the audio that follows could not be read right);
+- client → server, binary messages: little-endian signed 16-bit PCM, any size up to
+  :attr:`ServiceConfig.max_message_bytes` (a larger message closes the connection with code 1009);
 - client → server, text message ``{"type": "end"}``: no more audio; the utterance in progress is finished;
 - server → client, one text message per utterance: ``{"type": "utterance", "start_s", "end_s", "label",
   "probabilities", "transcript", "latency_s", "partial", "split", "dropped_before"}`` (or ``"error"`` in place
-  of the prediction), times in seconds of the stream;
-- server → client, last: ``{"type": "end", "utterances": N}``, then the server closes the connection.
+  of the prediction); times in seconds of the stream, ``latency_s`` from the moment the audio of the end of
+  speech reached the server to the moment its result was sent (so it includes the silence the detector waits
+  for, ``min_silence_s``, and any queueing);
+- server → client, ``{"type": "error", "error": ...}`` for a text message it cannot use (the connection goes on);
+- server → client, last: ``{"type": "end", "utterances": N, "dropped": D, "audio_dropped_s": S}``, then the
+  server closes the connection.
 
-It listens on 127.0.0.1 by default: it has no authentication, so do not expose it beyond the machine.
-Needs ``websockets`` (``pip install "edgeser[stream]"``). Connections are served one thread each, all sharing
-one recognizer (ONNX Runtime sessions may run concurrently).
+What keeps it up when left running (:class:`ServiceConfig`):
+
+- one recognizer for every connection, warmed up once, with one recognition worker behind a queue of
+  ``queue_size`` utterances shared by all connections: when recognition falls behind, the oldest waiting
+  utterance is dropped and counted in its connection's next result (``dropped_before``) and in its ``end``;
+  connections are never closed for being slow;
+- each connection's reader only decodes and buffers (at most ``max_pending_s`` of audio waiting for the voice
+  activity detector; beyond that its oldest audio is dropped and counted, and stream times stay right), so it
+  always keeps reading and answers keepalive pings;
+- bounded: ``max_connections`` (more are refused with HTTP 503), ``max_message_bytes``, ``idle_timeout_s``
+  (a connection that sends nothing for that long is closed, code 1000);
+- SIGINT / SIGTERM stop it cleanly: connections get close code 1001, threads end, :func:`serve` returns.
+
+Security: it listens on 127.0.0.1 by default. A web page open in a browser on the same machine could reach a
+local port, so a request that carries an ``Origin`` header (browsers always send one; other clients do not)
+is refused with HTTP 403 unless that origin is listed in ``origins``; with ``token`` set, every connection must
+send ``Authorization: Bearer <token>`` (or ``?token=<token>`` in the URL), else HTTP 401.
+
+Needs ``websockets`` (``pip install "edgeser[stream]"``).
 """
 
 from __future__ import annotations
 
+import collections
+import hmac
+import http
 import json
 import logging
-import queue
-from collections.abc import Iterator
+import signal
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgeser._optional import require
-from edgeser.recognizer import EmotionRecognizer
+from edgeser.errors import EdgeserError
 from edgeser.speaker import RunningSpeaker
-from edgeser.streaming import SAMPLE_RATE, PcmDecoder, Source, StreamOptions
+from edgeser.streaming import (
+    SAMPLE_RATE,
+    PcmDecoder,
+    SileroVad,
+    StreamOptions,
+    StreamResult,
+    Utterance,
+    UtteranceDetector,
+)
 
 log = logging.getLogger(__name__)
 
+SAMPLE_RATES = (8_000, 192_000)
+MAX_CHANNELS = 8
 
-def _audio_chunks(messages: queue.Queue[Any], config: dict[str, int]) -> Iterator[np.ndarray]:
-    """PCM messages → float32 16 kHz chunks, until ``None`` (the format is read when the first audio comes)."""
-    decode: PcmDecoder | None = None
-    while True:
-        data = messages.get()
-        if decode is None:
-            decode = PcmDecoder(config.get("sample_rate", SAMPLE_RATE), config.get("channels", 1))
-        x = decode(data or b"", last=data is None)
+
+class ServiceError(EdgeserError):
+    """The service cannot start (a port in use, a bad setting)."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and access of :func:`serve` (each checked when made; see the module docstring).
+
+    Attributes:
+        host / port: Where to listen (port 0: any free port).
+        max_connections: Connections served at once; more are refused with HTTP 503.
+        idle_timeout_s: A connection that sends nothing for this long is closed.
+        max_message_bytes: Largest message accepted (1 MiB: 32 s of 16 kHz mono PCM).
+        max_pending_s: Audio of one connection waiting for its voice activity detector; older audio is dropped.
+        queue_size: Utterances waiting for recognition, all connections together; the oldest is dropped.
+        origins: Browser origins allowed (e.g. ``"http://localhost:3000"``); requests without an ``Origin``
+            header (any non-browser client) are always allowed.
+        token: When set, the bearer token every connection must present.
+        adapt_speaker_s: Learn each connection's speaker, used after this many seconds of its speech
+            (:class:`edgeser.speaker.RunningSpeaker`).
+        stream: How each connection's audio is cut into utterances.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_connections: int = 32
+    idle_timeout_s: float = 60.0
+    max_message_bytes: int = 1 << 20
+    max_pending_s: float = 10.0
+    queue_size: int = 8
+    origins: tuple[str, ...] = ()
+    token: str | None = None
+    adapt_speaker_s: float | None = None
+    stream: StreamOptions = field(default_factory=lambda: StreamOptions(backpressure="drop-oldest"))
+
+    def __post_init__(self) -> None:
+        checks = [(0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
+                  (self.max_connections >= 1, f"max_connections must be >= 1, got {self.max_connections}"),
+                  (self.idle_timeout_s > 0, f"idle_timeout_s must be positive, got {self.idle_timeout_s}"),
+                  (1024 <= self.max_message_bytes <= 64 << 20,
+                   f"max_message_bytes must be 1 KiB-64 MiB, got {self.max_message_bytes}"),
+                  (0 < self.max_pending_s <= 600, f"max_pending_s must be in (0, 600], got {self.max_pending_s}"),
+                  (self.queue_size >= 1, f"queue_size must be >= 1, got {self.queue_size}"),
+                  (self.token is None or len(self.token) >= 16,
+                   "token must be at least 16 characters (e.g. from `python -c 'import secrets; "
+                   "print(secrets.token_urlsafe())'`)"),
+                  (self.adapt_speaker_s is None or self.adapt_speaker_s > 0, "adapt_speaker_s must be positive")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        for origin in self.origins:
+            parts = urllib.parse.urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(f"origin {origin!r} must be a scheme and host, such as http://localhost:3000")
+
+
+def audio_format(message: dict[str, Any]) -> tuple[int, int]:
+    """``(sample_rate, channels)`` of a configuration message; ValueError saying what is allowed."""
+    rate, channels = message.get("sample_rate", SAMPLE_RATE), message.get("channels", 1)
+    for name, value, low, high in (("sample_rate", rate, *SAMPLE_RATES), ("channels", channels, 1, MAX_CHANNELS)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return rate, channels
+
+
+class _AudioBuffer:
+    """16 kHz chunks waiting for a connection's detector, with their arrival times; at most ``limit`` samples
+    (the oldest chunks are dropped and counted). ``None`` from :meth:`get` means the connection has ended."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._chunks: collections.deque[tuple[np.ndarray, float]] = collections.deque()
+        self._samples = 0
+        self._dropped = 0  # samples dropped since the detector last took a chunk
+        self._closed = False
+        self._ready = threading.Condition()
+
+    def put(self, chunk: np.ndarray, arrived: float) -> None:
+        with self._ready:
+            self._chunks.append((chunk, arrived))
+            self._samples += chunk.size
+            while self._samples > self.limit and len(self._chunks) > 1:
+                old, _ = self._chunks.popleft()
+                self._samples -= old.size
+                self._dropped += old.size
+            self._ready.notify()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def get(self) -> tuple[np.ndarray, float, int] | None:
+        """The oldest chunk, its arrival time, and how many samples were dropped just before it."""
+        with self._ready:
+            while not self._chunks and not self._closed:
+                self._ready.wait()
+            if not self._chunks:
+                return None
+            chunk, arrived = self._chunks.popleft()
+            self._samples -= chunk.size
+            dropped, self._dropped = self._dropped, 0
+            return chunk, arrived, dropped
+
+
+@dataclass(eq=False)
+class _Job:
+    session: _Session
+    utterance: Utterance
+    speech_end_arrived: float  # when the audio of the end of speech reached the server
+
+
+class _Session:
+    """One connection: its decoder, buffer, detector thread and counters."""
+
+    def __init__(self, service: Service, connection: Any) -> None:
+        self.service, self.connection = service, connection
+        config = service.config
+        self.buffer = _AudioBuffer(int(config.max_pending_s * SAMPLE_RATE))
+        self.decoder: PcmDecoder | None = None
+        self.speaker = RunningSpeaker(config.adapt_speaker_s) if config.adapt_speaker_s is not None else None
+        self.sent = self.dropped = self.dropped_since_sent = self.audio_dropped = 0
+        self.outstanding = 0  # utterances submitted and neither sent nor dropped
+        self.open = True
+        self.lock = threading.Condition()
+        self._received = 0  # 16 kHz samples received (dropped ones included): the stream clock
+        self._arrivals: collections.deque[tuple[int, float]] = collections.deque()  # (samples received, time)
+        self.detector_thread = threading.Thread(target=self._detect, name="edgeser-ws-vad", daemon=True)
+
+    def audio(self, data: bytes, arrived: float) -> None:
+        if self.decoder is None:
+            self.decoder = PcmDecoder(SAMPLE_RATE, 1)
+        x = self.decoder(data)
         if x.size:
-            yield x
-        if data is None:
-            return
+            self.buffer.put(x, arrived)
+
+    def finish_audio(self) -> None:
+        if self.decoder is not None:
+            x = self.decoder(b"", last=True)
+            if x.size:
+                self.buffer.put(x, time.perf_counter())
+        self.buffer.close()
+
+    def _detect(self) -> None:
+        """The detector thread: VAD over the buffered audio, utterances to the shared recognition queue."""
+        detector = UtteranceDetector(self.service.vad(), self.service.config.stream)
+        try:
+            while (item := self.buffer.get()) is not None:
+                chunk, arrived, dropped = item
+                if dropped:  # a gap in the audio: close what was going on, move the clock past it
+                    with self.lock:
+                        self.audio_dropped += dropped
+                    for u in detector.skip(dropped):
+                        self._submit(u)
+                    self._received += dropped
+                self._received += chunk.size
+                self._arrivals.append((self._received, arrived))
+                # no utterance can end earlier than the silence the detector waits for (plus a margin): forget
+                # older arrivals, so that hours of silence keep the record small
+                horizon = self._received - int((self.service.config.stream.min_silence_s + 2.0) * SAMPLE_RATE)
+                while len(self._arrivals) > 1 and self._arrivals[1][0] < horizon:
+                    self._arrivals.popleft()
+                for u in detector.feed(chunk):
+                    self._submit(u)
+            for u in detector.flush():
+                self._submit(u)
+        except Exception:  # never silent: the connection is told and closed
+            log.exception("voice activity detection failed")
+            self.send({"type": "error", "error": "voice activity detection failed; see the server log"})
+            self.connection.close(1011, "voice activity detection failed")
+
+    def _submit(self, u: Utterance) -> None:
+        end = round((u.speech_end_s if u.speech_end_s is not None else u.end_s) * SAMPLE_RATE)
+        while len(self._arrivals) > 1 and self._arrivals[0][0] < end:
+            self._arrivals.popleft()
+        arrived = self._arrivals[0][1] if self._arrivals else time.perf_counter()
+        with self.lock:
+            self.outstanding += 1
+        self.service.submit(_Job(self, u, arrived))
+
+    def dropped_job(self) -> None:
+        with self.lock:
+            self.dropped += 1
+            self.dropped_since_sent += 1
+            self.outstanding -= 1
+            self.lock.notify_all()
+
+    def deliver(self, job: _Job, prediction: Any, error: str | None) -> float | None:
+        """Send one result; returns its latency (``None`` when the connection has gone)."""
+        u = job.utterance
+        with self.lock:
+            before, self.dropped_since_sent = self.dropped_since_sent, 0
+        latency = time.perf_counter() - job.speech_end_arrived
+        result = StreamResult(u.start_s, u.end_s, prediction, error, u.partial, u.split, latency, before)
+        ok = self.send({"type": "utterance", **result.to_dict()})
+        with self.lock:
+            self.sent += ok
+            self.outstanding -= 1
+            self.lock.notify_all()
+        return latency if ok else None
+
+    def send(self, message: dict[str, Any]) -> bool:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self.connection.send(json.dumps(message, ensure_ascii=False, allow_nan=False))
+            return True
+        except ConnectionClosed:
+            self.open = False
+            return False
+
+    def wait_until_done(self, timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        with self.lock:
+            while self.outstanding > 0 and self.open and (left := deadline - time.perf_counter()) > 0:
+                self.lock.wait(left)
 
 
-def handle(connection: Any, rec: EmotionRecognizer, options: StreamOptions,
-           adapt_speaker_s: float | None = None) -> None:
-    """Serve one connection (see the module docstring); with ``adapt_speaker_s``, the connection's speaker is
-    learnt as it goes (:class:`edgeser.speaker.RunningSpeaker`, used after that many seconds of speech)."""
-    import threading
+class Service:
+    """The service's state: the recognizer, one recognition worker and its queue, the connections, counters.
 
-    messages: queue.Queue[Any] = queue.Queue(maxsize=256)
-    config: dict[str, int] = {}
-    count = [0]
+    ``recognizer`` needs ``predict(samples, sample_rate=16000, speaker=...)`` and ``warm_up()`` (an
+    :class:`edgeser.EmotionRecognizer`); ``vad`` makes one voice activity detector per connection (by default
+    silero-vad, every connection's state on one shared session).
+    """
 
-    def recognise() -> None:
-        source = Source(_audio_chunks(messages, config), live=True, name="websocket")
-        speaker = RunningSpeaker(adapt_speaker_s) if adapt_speaker_s is not None else None
-        for result in rec.stream(source, options, speaker=speaker):
-            connection.send(json.dumps({"type": "utterance", **result.to_dict()}, ensure_ascii=False))
-            count[0] += 1
+    def __init__(self, recognizer: Any, config: ServiceConfig | None = None,
+                 vad: Callable[[], Callable[[np.ndarray], float]] = SileroVad.shared) -> None:
+        self.recognizer, self.config, self.vad = recognizer, config or ServiceConfig(), vad
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._sessions: set[_Session] = set()
+        self._sessions_lock = threading.Lock()
+        self.counts = {"connections": 0, "refused": 0, "utterances": 0, "dropped": 0, "errors": 0}
+        self._count_lock = threading.Lock()
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self._worker = threading.Thread(target=self._recognise, name="edgeser-ws-recognise", daemon=True)
 
-    worker = threading.Thread(target=recognise, name="edgeser-ws", daemon=True)
-    worker.start()
-    try:
-        for message in connection:
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._count_lock:
+            self.counts[key] += n
+
+    # ---- recognition: one worker, a bounded queue shared by all connections ----
+    def submit(self, job: _Job) -> None:
+        dropped = None
+        with self._ready:
+            if len(self._jobs) >= self.config.queue_size:
+                dropped = self._jobs.popleft()
+            self._jobs.append(job)
+            self._ready.notify()
+        if dropped is not None:
+            log.warning("recognition is behind: dropped the utterance at %.2f-%.2f s of a connection",
+                        dropped.utterance.start_s, dropped.utterance.end_s)
+            self._count("dropped")
+            dropped.session.dropped_job()
+
+    def _recognise(self) -> None:
+        while True:
+            with self._ready:
+                while not self._jobs and not self._stopping:
+                    self._ready.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            if not job.session.open:
+                job.session.dropped_job()
+                continue
+            try:
+                prediction, error = self.recognizer.predict(job.utterance.samples, sample_rate=SAMPLE_RATE,
+                                                            speaker=job.session.speaker), None
+            except EdgeserError as e:
+                prediction, error = None, str(e)
+            except Exception as e:  # any failure is this utterance's result; the service goes on
+                log.exception("recognition failed")
+                prediction, error = None, f"recognition failed ({type(e).__name__}: {e})"
+            self._count("errors", error is not None)
+            latency = job.session.deliver(job, prediction, error)
+            if latency is not None:
+                self._count("utterances")
+                self.latencies.append(latency)
+
+    # ---- connections ----
+    def process_request(self, connection: Any, request: Any) -> Any:
+        """The opening handshake: refuse a missing token (401) and a connection over the limit (503)."""
+        if self.config.token is not None:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query).get("token", [""])[0]
+            if not any(hmac.compare_digest(t.encode(), self.config.token.encode()) for t in (given, query) if t):
+                self._count("refused")
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "a valid token is needed\n")
+        with self._sessions_lock:
+            busy = len(self._sessions) >= self.config.max_connections
+        if busy:
+            self._count("refused")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                      f"busy: {self.config.max_connections} connections already\n")
+        return None
+
+    def handle(self, connection: Any) -> None:
+        """Serve one connection (see the module docstring)."""
+        session = _Session(self, connection)
+        with self._sessions_lock:
+            self._sessions.add(session)
+        self._count("connections")
+        session.detector_thread.start()
+        ended = False
+        try:
+            ended = self._read(session)
+        finally:
+            session.finish_audio()
+            session.detector_thread.join()
+            if ended:
+                session.wait_until_done(timeout=30.0)
+                session.send({"type": "end", "utterances": session.sent, "dropped": session.dropped,
+                              "audio_dropped_s": round(session.audio_dropped / SAMPLE_RATE, 3)})
+                self._close(connection, 1000, "end")
+            session.open = False
+            with self._sessions_lock:
+                self._sessions.discard(session)
+
+    def _read(self, session: _Session) -> bool:
+        """Read messages until the client's ``end`` (True) or the connection goes (False)."""
+        from websockets.exceptions import ConnectionClosed
+
+        connection, audio_seen = session.connection, False
+        while True:
+            try:
+                message = connection.recv(timeout=self.config.idle_timeout_s)
+            except TimeoutError:
+                session.send({"type": "error", "error": f"nothing received for {self.config.idle_timeout_s:g} s: "
+                                                        "closing (send {\"type\": \"end\"} when done)"})
+                self._close(connection, 1000, "idle")
+                return False
+            except ConnectionClosed:
+                return False
             if isinstance(message, bytes):
-                messages.put(message)
+                audio_seen = True
+                session.audio(message, time.perf_counter())
                 continue
             try:
                 data = json.loads(message)
-            except json.JSONDecodeError:
-                connection.send(json.dumps({"type": "error", "error": "text messages must be JSON"}))
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                session.send({"type": "error", "error": 'text messages must be JSON objects: {"sample_rate": '
+                                                        '16000, "channels": 1} before the audio, or {"type": "end"}'})
                 continue
             if data.get("type") == "end":
-                break
+                return True
             if "sample_rate" in data or "channels" in data:
-                config.update({k: int(data[k]) for k in ("sample_rate", "channels") if k in data})
-    finally:
-        messages.put(None)
-        worker.join()
-    connection.send(json.dumps({"type": "end", "utterances": count[0]}))
-    connection.close()
+                if audio_seen:
+                    session.send({"type": "error", "error": "the audio format must come before the first audio; "
+                                                            "ignored"})
+                    continue
+                try:
+                    rate, channels = audio_format(data)
+                except ValueError as e:
+                    session.send({"type": "error", "error": str(e)})
+                    self._close(connection, 1008, "bad audio format")
+                    return False
+                session.decoder = PcmDecoder(rate, channels)
+                continue
+            session.send({"type": "error", "error": f"unknown message {sorted(data)}: expected sample_rate / "
+                                                    "channels, or type end"})
+
+    def _close(self, connection: Any, code: int, reason: str) -> None:
+        """Close, reading (and dropping) what the client still sends until it answers: a reader that stops
+        reading lets the incoming queue fill, and the client's close frame then waits behind it (10 s)."""
+        from websockets.exceptions import ConnectionClosed
+
+        closer = threading.Thread(target=connection.close, args=(code, reason), daemon=True)
+        closer.start()
+        try:
+            while closer.is_alive():
+                connection.recv(timeout=1.0)
+        except (ConnectionClosed, TimeoutError):
+            pass
+        closer.join()
+
+    def stats(self) -> dict[str, Any]:
+        with self._sessions_lock:
+            active = len(self._sessions)
+        with self._count_lock:
+            counts = dict(self.counts)
+        return {**counts, "active": active, "queued": len(self._jobs)}
+
+    # ---- the server ----
+    def serve(self, ready: threading.Event | None = None) -> None:
+        """Listen until :meth:`shutdown` (SIGINT / SIGTERM when run in the main thread). ``ready`` is set once
+        it listens, with the server as ``ready.server``."""
+        require("websockets", "stream", "the WebSocket service")
+        from websockets.sync.server import serve as ws_serve
+        from websockets.typing import Origin
+
+        self.recognizer.warm_up()  # once for every connection
+        self._worker.start()
+        try:
+            server = ws_serve(self.handle, self.config.host, self.config.port,
+                              origins=[None, *(Origin(o) for o in self.config.origins)],
+                              process_request=self.process_request,
+                              max_size=self.config.max_message_bytes, max_queue=4, compression=None)
+        except OSError as e:
+            self.stop()
+            raise ServiceError(f"cannot listen on {self.config.host}:{self.config.port} ({e.strerror or e}): "
+                               "choose another --port, or stop what holds it") from e
+        self._server = server
+        restore = _on_signals(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
+        try:
+            with server:
+                if ready is not None:
+                    ready.server = server  # type: ignore[attr-defined]
+                    ready.set()
+                server.serve_forever()
+        finally:
+            restore()
+            self.stop()
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        if self._worker.is_alive():
+            self._worker.join()
 
 
-def serve(rec: EmotionRecognizer, host: str = "127.0.0.1", port: int = 8765,
-          options: StreamOptions | None = None, ready: Any = None, adapt_speaker_s: float | None = None) -> None:
-    """Run the service until interrupted. ``ready`` (a ``threading.Event``) is set once it listens."""
-    require("websockets", "stream", "the WebSocket service")
-    from websockets.sync.server import serve as ws_serve
+def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Run ``handler`` on SIGINT and SIGTERM (main thread only); returns what puts the old handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.signal(s, lambda *_: handler()) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    options = options or StreamOptions()
-    with ws_serve(lambda c: handle(c, rec, options, adapt_speaker_s), host, port, max_size=2**22) as server:
-        if ready is not None:
-            ready.server = server
-            ready.set()
-        server.serve_forever()
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def serve(recognizer: Any, config: ServiceConfig | None = None, ready: threading.Event | None = None) -> None:
+    """Run the service until SIGINT / SIGTERM (or ``ready.server.shutdown()``); see :class:`Service`."""
+    Service(recognizer, config).serve(ready)

@@ -20,6 +20,11 @@ Dim = int | str
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 
+def _is_dim(x: Any) -> bool:
+    """An axis of a declared tensor: a fixed size (>= 1) or a name (any size)."""
+    return (isinstance(x, str) and bool(x)) or (type(x) is int and x >= 1)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One named graph input or output."""
@@ -41,7 +46,11 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
-        return cls(name=str(d["name"]), dtype=str(d["dtype"]), dims=tuple(d["dims"]))
+        dims = d["dims"]
+        if not isinstance(dims, list) or not all(_is_dim(x) for x in dims):
+            raise ValueError(f"tensor {d.get('name')!r}: dims must be a list of sizes (>= 1) or axis names, got "
+                             f"{str(dims)[:60]}")
+        return cls(name=str(d["name"]), dtype=str(d["dtype"]), dims=tuple(dims))
 
 
 @dataclass(frozen=True)

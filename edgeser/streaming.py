@@ -53,17 +53,36 @@ def silero_model_path() -> Path:
 
 
 class SileroVad:
-    """Speech probability of each 512-sample (32 ms) chunk of 16 kHz audio, keeping the model's state."""
+    """Speech probability of each 512-sample (32 ms) chunk of 16 kHz audio, keeping the model's state.
 
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+    The state lives in this object and is passed to the model on every call, so one ONNX Runtime session can
+    serve many detectors at once (sessions run concurrently): :meth:`shared` gives one per process, as the
+    WebSocket service uses for every connection.
+    """
+
+    _shared: Any = None
+    _shared_lock = threading.Lock()
+
+    def __init__(self, path: Path | None = None, threads: int = 1, session: Any = None) -> None:
+        self._session = session if session is not None else self._new_session(path, threads)
+        self.reset()
+
+    @staticmethod
+    def _new_session(path: Path | None, threads: int) -> Any:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path or silero_model_path()), so,
-                                             providers=["CPUExecutionProvider"])
-        self.reset()
+        return ort.InferenceSession(str(path or silero_model_path()), so, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def shared(cls) -> SileroVad:
+        """A detector with its own state on the process's one silero session (loaded once)."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls._new_session(None, 1)
+        return cls(session=cls._shared)
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
@@ -141,7 +160,8 @@ class StreamOptions:
 @dataclass(frozen=True, eq=False)
 class Utterance:
     """A piece of the stream: ``samples`` (16 kHz) from ``start_s`` to ``end_s`` of stream time.
-    ``partial`` marks audio of an utterance still going on; ``split`` one cut at the maximum length."""
+    ``partial`` marks audio of an utterance still going on; ``split`` one cut at the maximum length;
+    ``speech_end_s`` is where its speech ended (before the end padding; ``end_s`` when not given)."""
 
     start_s: float
     end_s: float
@@ -149,6 +169,11 @@ class Utterance:
     partial: bool = False
     split: bool = False
     detected_at: float = field(default_factory=time.perf_counter)
+    speech_end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.speech_end_s is None:
+            object.__setattr__(self, "speech_end_s", self.end_s)
 
 
 class UtteranceDetector:
@@ -190,6 +215,17 @@ class UtteranceDetector:
             out = []
         if self._speech_start is not None:
             out += self._close(self._pos, split=False)
+        return out
+
+    def skip(self, samples: int) -> list[Utterance]:
+        """A gap of ``samples`` in the audio (dropped under load): the utterance in progress ends where the
+        audio stopped, and the stream clock moves past the gap, so later times stay right."""
+        padded = (CHUNK - self._pending.size) % CHUNK  # flush pads the last part-chunk with zeros
+        out = self.flush()
+        self._pos += samples - padded
+        self._history = np.zeros(0, dtype=np.float32)
+        if hasattr(self.vad, "reset"):
+            self.vad.reset()
         return out
 
     def _step(self, chunk: np.ndarray) -> list[Utterance]:
@@ -237,7 +273,7 @@ class UtteranceDetector:
             self._buffer, self._buffer_start, self._last_partial = [], self._pos, self._pos
         if speech < self._min_speech and not split:
             return []
-        return [Utterance(start_s, end / SAMPLE_RATE, audio, split=split)]
+        return [Utterance(start_s, end / SAMPLE_RATE, audio, split=split, speech_end_s=speech_end / SAMPLE_RATE)]
 
 
 # ---- sources: iterables of float32 16 kHz chunks, with whether they are live ----

@@ -14,6 +14,34 @@ from edgeser.errors import BundleError, TextError
 log = logging.getLogger(__name__)
 
 _UNK_SHARE_WARN = 0.5
+MAX_CHARACTERS_PER_S = 40  # fast read speech is about 15 characters a second
+MAX_WORD_LETTERS = 60  # the longest dictionary words have about 45
+
+
+def check_transcript(text: object, seconds: float) -> str:
+    """Refuse, before any work, a transcript that cannot be this audio's: not a string, not valid Unicode, far
+    longer than ``seconds`` of speech could say, or with a "word" no language has (each would cost the aligner
+    seconds to minutes). Returns the text.
+
+    Raises:
+        TextError: Saying which limit and why.
+    """
+    if not isinstance(text, str):
+        raise TextError(f"the transcript is {type(text).__name__}, expected str")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise TextError(f"the transcript has a character that is not valid Unicode at position {e.start} "
+                        f"({text[e.start]!r}, a lone surrogate); decode the text with errors='replace'") from e
+    limit = int(MAX_CHARACTERS_PER_S * seconds) + 100
+    if len(text) > limit:
+        raise TextError(f"the transcript has {len(text)} characters for {seconds:.1f} s of audio (at most {limit}: "
+                        f"{MAX_CHARACTERS_PER_S} a second); is it this audio's transcript?")
+    longest = max(text.split(), key=len, default="")
+    if len(longest) > MAX_WORD_LETTERS:
+        raise TextError(f"the transcript has a {len(longest)}-character word ({longest[:20]!r}...; at most "
+                        f"{MAX_WORD_LETTERS}); separate its words with spaces")
+    return text
 
 
 class TextTokenizer:
@@ -40,6 +68,11 @@ class TextTokenizer:
                 raise TextError(f"text {i} is {type(t).__name__}, expected str")
             if not t.strip():
                 raise TextError(f"text {i} is empty; pass the utterance's transcript, or no text at all")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise TextError(f"text {i} has a character that is not valid Unicode at position {e.start} (a lone "
+                                "surrogate); decode the text with errors='replace'") from e
         encodings = self._tok.encode_batch(list(texts))
         tokens = []
         for text, enc in zip(texts, encodings, strict=True):

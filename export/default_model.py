@@ -58,13 +58,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                 "pooling": "statistics"},
     "speech: all levels": {"levels": LEVELS, "early": False, "late": True, "use_text": False, "pooling": "statistics"},
     "fusion: frames, early + late with text": {"levels": ("frame",), "early": True, "late": True, "use_text": True,
-                                               "pooling": "statistics"},
+                                               "pooling": "statistics", "mix": "residual"},
     "fusion: all levels, early + late with text": {"levels": LEVELS, "early": True, "late": True,
-                                                   "use_text": True, "pooling": "statistics"},
+                                                   "use_text": True, "pooling": "statistics", "mix": "residual"},
 }
 """The head configurations compared (the ablation). Every late speech branch but one pools statistics (the mean
 and std of each encoder dimension, z-scored with the training utterances: ``FusionConfig.pooling``); the row
-with the paper's mean of projected positions shows what that choice is worth on Whisper's frames."""
+with the paper's mean of projected positions shows what that choice is worth on Whisper's frames. The fused rows
+add the early and text branches to the speech branch through gates that start at 0 (``FusionConfig.mix``)."""
 SEGMENTER = "hama"
 """The compact encoder's CTC head has only heard RAVDESS's two sentences, so segments (and, without a
 transcript, the words) come from hama's phoneme recognizer, trained on far more speech."""

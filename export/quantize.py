@@ -8,6 +8,13 @@
 - ``fp16``: weights and activations in float16, float32 inputs and outputs kept. For GPUs; the CPU
   provider runs many float16 ops through casts, slowly.
 
+At every precision a graph's signal-processing front end stays float32: the nodes the exporter placed in
+the ``log_mel`` scope (Whisper's STFT, power, mel filterbank and log; :func:`front_end_nodes`), and the
+audio reaches them unrounded. Whisper's log-mel keeps 80 dB of each utterance's dynamic range; an 8-bit
+or float16 STFT basis, audio or power spectrum raises the floor of quiet bins into that range (on the
+default, FP16 of the whole graph, front end included, lost 8.3 UA over the five folds: ``precision_folds.json``
+as committed in 0336c7c).
+
 The guard compares every variant with its FP32 parent before anything is written: on the calibration
 utterances, the agreement of each graph's outputs (cosine of hidden states, CTC frame agreement); on a
 labelled validation set (utterances not in the calibration set), the UA of the fused model. When UA drops
@@ -52,6 +59,7 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("minmax", "entropy", "percentile")
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
+FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
 
 
@@ -103,6 +111,7 @@ class GraphReport:
     quantized_nodes: int = 0
     kept_float: list[str] = field(default_factory=list)
     kept_because: str = ""
+    front_end_float32: int = 0  # nodes of the signal-processing front end, always float32 (FRONT_END_SCOPES)
     agreement: dict[str, float] = field(default_factory=dict)
     bytes_parent: int = 0
     bytes_variant: int = 0
@@ -116,13 +125,15 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
+    exclude = list(dict.fromkeys([*front_end_nodes(onnx.load(str(src), load_external_data=False)), *exclude]))
     if config.precision != "fp16":
-        src = preprocess(src, dst.with_name(dst.stem + ".pre.onnx"))
+        src = preprocess(src, dst.with_name(dst.stem + ".pre.onnx"))  # keeps node names (not their metadata)
     model = onnx.load(str(src))
     if config.precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=list(exclude))
+        converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=exclude)
+        drop_round_trip_casts(converted)
         _copy_metadata(model, converted)
         onnx.save(converted, str(dst))
         return len(model.graph.node) - len(exclude)
@@ -148,6 +159,49 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
     _copy_metadata(model, out)
     onnx.save(out, str(dst))
     return len([c for c in candidates if c not in set(exclude)])
+
+
+def front_end_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes exported from a module named in :data:`FRONT_END_SCOPES`: the dynamo exporter
+    records each node's module path as ``pkg.torch.onnx.name_scopes``, the TorchScript one names nodes
+    ``/scope/Op``. A graph from neither has none."""
+    names = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        if any(f"'{scope}'" in scopes or node.name.startswith(f"/{scope}/") for scope in FRONT_END_SCOPES):
+            names.append(node.name)
+    return names
+
+
+def drop_round_trip_casts(model: onnx.ModelProto) -> int:
+    """Remove ``float32 -> float16 -> float32`` Cast pairs (what the float16 converter leaves between a float32
+    graph input and a node kept in float32), so that node reads the input unrounded; returns how many."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    dtype = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info]}
+    to = {n.name: next(a.i for a in n.attribute if a.name == "to") for n in graph.node if n.op_type == "Cast"}
+    rewired = 0
+    for node in graph.node:
+        if node.op_type != "Cast" or to[node.name] != onnx.TensorProto.FLOAT:
+            continue
+        first = producer.get(node.input[0])
+        if (first is None or first.op_type != "Cast" or to[first.name] != onnx.TensorProto.FLOAT16
+                or dtype.get(first.input[0]) != onnx.TensorProto.FLOAT):
+            continue
+        for consumer in graph.node:
+            for i, name in enumerate(consumer.input):
+                if name == node.output[0]:
+                    consumer.input[i] = first.input[0]
+                    rewired += 1
+    if rewired:  # the pairs are now dead; drop them (a float16 Cast still read by float16 nodes stays)
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type == "Cast" and all(o not in used for o in n.output)]
+        while dead:
+            for n in dead:
+                graph.node.remove(n)
+            used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+            dead = [n for n in graph.node if n.op_type == "Cast" and all(o not in used for o in n.output)]
+    return rewired
 
 
 @contextmanager
@@ -268,9 +322,96 @@ def _mean_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[d
     return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
 
 
+def speech_frames(bundle: Path, dataset: Dataset, layer: int) -> list[np.ndarray]:
+    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``."""
+    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
+    out = []
+    for u in dataset.utterances:
+        enc = rec.encode(str(u.path))
+        out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])].astype(np.float32))
+    return out
+
+
+class UnseenSpeakers:
+    """The guard's check for a head that has heard every validation speaker (its UA there cannot drop).
+
+    Speaker-grouped folds over the validation utterances (contiguous blocks of sorted speakers, as
+    ``Dataset.folds`` deals them: RAVDESS actors 01-04, 05-08, ...): on each, the bundle's own head recipe (its
+    ``FusionConfig`` and training settings from bundle.json, its seeds averaged) is trained on the parent's frames
+    of the other speakers, as the shipped head was trained on FP32 frames, and scores the held-out speakers with
+    the parent's frames and, in :meth:`check`, with a variant's: the UA a user loses on new speakers by swapping
+    in the variant's speech graph (``benchmarks.precision_folds`` measures the same on all 560 utterances). A
+    head that reads more than frames (segments, text) is stood in for by a class-balanced logistic regression on
+    each utterance's mean and std of the frames. On a few hundred utterances the estimate moves by a point or two
+    with the sample, so a variant near the budget may pass or fail by chance.
+    """
+
+    def __init__(self, manifest: Manifest, parent: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray,
+                 folds: int = 5) -> None:
+        from export.model import FusionConfig
+        from export.train import TrainConfig
+
+        fusion = manifest.fusion
+        assert fusion is not None
+        config = FusionConfig.from_dict(fusion.provenance["config"]) if fusion.provenance.get("config") else None
+        self.head = config is not None and config.levels == ("frame",) and not config.use_text
+        settings = TrainConfig(**fusion.provenance.get("train", {}))
+        self.labels, self.classes = labels, len(manifest.labels)
+        names = sorted(set(groups.tolist()))  # contiguous blocks of sorted groups, as Dataset.folds deals them
+        blocks = np.array_split(np.array(names), min(folds, len(names)))
+        self.tests = [np.isin(groups, block) for block in blocks]
+        self.models: list[Any] = []
+        for test in self.tests:
+            if self.head:
+                from export.train import fit
+
+                assert config is not None
+                items = [{"frame": parent[int(i)]} for i in np.flatnonzero(~test)]
+                self.models.append(fit(config, items, labels[~test], settings))
+            else:
+                from sklearn.linear_model import LogisticRegression
+
+                x = _pooled(parent)[~test]
+                mu, sd = x.mean(0), x.std(0) + 1e-8
+                clf = LogisticRegression(max_iter=2000, class_weight="balanced").fit((x - mu) / sd, labels[~test])
+                self.models.append((clf, mu, sd))
+        self.parent_ua = self.ua(parent)
+
+    def ua(self, frames: Sequence[np.ndarray]) -> float:
+        from edgeser.metrics import confusion_matrix, unweighted_accuracy
+        from export.train import predict
+
+        pred = np.full(len(self.labels), -1)
+        for test, model in zip(self.tests, self.models, strict=True):
+            idx = np.flatnonzero(test)
+            if self.head:
+                pred[idx] = predict(model, [{"frame": frames[int(i)]} for i in idx]).argmax(1)
+            else:
+                clf, mu, sd = model
+                pred[idx] = clf.predict((_pooled(frames)[idx] - mu) / sd)
+        return unweighted_accuracy(confusion_matrix(self.labels, pred, self.classes))
+
+    def check(self, variant: Sequence[np.ndarray]) -> dict[str, Any]:
+        ua = self.ua(variant)
+        return {"method": "the bundle's head recipe" if self.head else "logistic regression probe",
+                "folds": len(self.tests), "utterances": len(self.labels), "parent_ua": self.parent_ua,
+                "variant_ua": ua, "drop_points": 100 * (self.parent_ua - ua)}
+
+
+def _pooled(frames: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])
+
+
 def evaluate_ua(bundle: Path, dataset: Dataset) -> dict[str, Any]:
     """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present)."""
     return evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), dataset.utterances)
+
+
+def blind_validation(manifest: Manifest, validation: Dataset) -> bool:
+    """Whether the bundle's head was trained on every speaker of ``validation``, so that its UA there cannot
+    show what a variant costs on new speakers."""
+    trained = set((manifest.fusion.provenance.get("train_groups") if manifest.fusion else None) or [])
+    return bool(trained) and {u.group for u in validation.utterances} <= trained
 
 
 def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig, calibration: CalibrationSet | None,
@@ -304,7 +445,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
         parent_out = {g: _run(parent.bundle.file(sections[g].graph), list(f))  # type: ignore[union-attr]
                       for g, f in feeds.items()}
         ranked: dict[str, list[tuple[str, float]]] = {}
-        ua_parent = ua_variant = None
+        ua_parent = ua_variant = unseen = None
+        speakers: UnseenSpeakers | None = None
         for step in range(config.fallback_steps + 1):
             for g in graphs:
                 if converted.get(g) == exclude[g]:
@@ -314,6 +456,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 progress(f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
                          + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
                 reports[g].quantized_nodes = quantize_graph(src, dst, config, feeds.get(g), exclude[g])
+                reports[g].front_end_float32 = len(front_end_nodes(onnx.load(str(src), load_external_data=False)))
                 converted[g] = reports[g].kept_float = list(exclude[g])
                 reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
                 if g in feeds:
@@ -332,6 +475,17 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 progress(f"validation: variant on {len(validation)} utterances")
                 ua_variant = evaluate_ua(staged, validation)
                 ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
+                if "speech" in graphs and blind_validation(m, validation):
+                    if speakers is None:
+                        progress("validation: the head has heard every validation speaker; training its recipe "
+                                 "on the FP32 frames of some, to score the others")
+                        speakers = UnseenSpeakers(m, speech_frames(parent.bundle.path, validation, m.fusion.layer),
+                                                  validation.label_ids(),
+                                                  np.array([u.group for u in validation.utterances]))
+                    unseen = speakers.check(speech_frames(staged, validation, m.fusion.layer))
+                    progress(f"validation, unseen speakers: UA {100 * unseen['parent_ua']:.1f} with FP32 frames, "
+                             f"{100 * unseen['variant_ua']:.1f} with the variant's")
+                    ua_ok = ua_ok and unseen["drop_points"] <= config.ua_budget
             if (cosines_ok and ua_ok) or step == config.fallback_steps or config.precision != "int8":
                 break  # passed, out of steps, or nothing to fall back on (dynamic INT8 and FP16 keep no ranking)
             reason = ("UA dropped more than the budget" if not ua_ok else
@@ -349,17 +503,24 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 reports[g].kept_because = reason + "; kept the lowest-SQNR nodes: " + ", ".join(
                     f"{name} ({db:.1f} dB)" for name, db in ranked[g][: len(exclude[g])][:8])
         guard = {"ua_budget_points": config.ua_budget, "min_cosine": config.min_cosine,
-                 "parent": ua_parent, "variant": ua_variant, "passed": bool(cosines_ok and ua_ok)}
+                 "parent": ua_parent, "variant": ua_variant, "unseen_speakers": unseen,
+                 "passed": bool(cosines_ok and ua_ok)}
         report = {"precision": config.precision, "config": asdict(config), "guard": guard,
                   "graphs": {g: asdict(r) for g, r in reports.items()},
                   "calibration": calibration.describe() if calibration is not None else None,
                   "seconds": round(time.perf_counter() - t_start, 1)}
         if not guard["passed"]:
             raise QuantizationError(
-                f"the {config.precision} variant failed its guard after {config.fallback_steps} fallback steps "
-                f"(UA parent {_pct(ua_parent)} vs variant {_pct(ua_variant)}, budget {config.ua_budget} points; "
+                f"the {config.precision} variant failed its guard "
+                + (f"after {config.fallback_steps} fallback steps " if config.precision == "int8" else
+                   "(only static INT8 can fall back to float nodes) ")
+                + f"(UA parent {_pct(ua_parent)} vs variant {_pct(ua_variant)}"
+                + (f"; on unseen speakers, UA {100 * unseen['parent_ua']:.1f} vs "
+                   f"{100 * unseen['variant_ua']:.1f}" if unseen else "")
+                + f", budget {config.ua_budget} points; "
                 f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
-                "--method entropy or percentile, a larger calibration set, or a larger --ua-budget")
+                + ("--method entropy or percentile, a larger calibration set, or a larger --ua-budget"
+                   if config.precision == "int8" else "static INT8 (--precision int8), or a larger --ua-budget"))
         _write_variant(parent, Path(out), {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
                        guard=guard, overwrite=overwrite)
     return report
@@ -382,7 +543,8 @@ def _write_variant(parent: EmotionRecognizer, out: Path, converted: dict[str, Pa
         s = sections[g]
         sections[g] = replace(s, provenance={**s.provenance, "quantization": {
             **recipe, "quantized_nodes": report.quantized_nodes, "kept_float": report.kept_float,
-            "kept_because": report.kept_because, "agreement_with_parent": report.agreement}})
+            "kept_because": report.kept_because, "front_end_float32": report.front_end_float32,
+            "agreement_with_parent": report.agreement}})
     with write_bundle(out, overwrite=overwrite) as writer:
         for name in m.files:
             graph = next((g for g in converted if sections[g].graph == name), None)

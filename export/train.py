@@ -87,7 +87,7 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
     torch.manual_seed(train_config.seed)
     rng = np.random.default_rng(train_config.seed)
     model = FusionModel(config)
-    if config.pooling == "statistics":
+    if model.needs_statistics:
         model.fit_statistics(collate(items[i : i + 256], _names(config)) for i in range(0, len(items), 256))
     opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     counts = np.bincount(labels, minlength=config.num_classes).astype(np.float32)

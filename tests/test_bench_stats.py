@@ -3,6 +3,8 @@ UA/WA the suite reports."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,43 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
     doc.write_text("<!-- table: nosuch -->\n<!-- end table -->\n")
     with pytest.raises(SystemExit, match="unknown table"):
         tables.update(doc)
+
+
+def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
+    from benchmarks.align_agreement import load_cache, save_cache
+    from edgeser.bundle import CtcVocab
+    from edgeser.ctc.emissions import Emissions
+
+    vocab = CtcVocab(("<b>", "a", "b"), 0, None, None, "phonemes")
+    em = Emissions(np.log(np.full((5, 3), 1 / 3, np.float32)), vocab, 0.02, 0.01)
+    cached = {"chosen": 1, "failures": [], "aligner": "x", "real_time_factor": 0.1,
+              "items": [{"actor": 1, "em": em, "text": "kids", "ref": [("kids", 0.1, 0.4)], "right": 0.9}]}
+    save_cache(cached, tmp_path / "cache")
+    back = load_cache(tmp_path / "cache")
+    item = back["items"][0]
+    np.testing.assert_array_equal(item["em"].log_probs, em.log_probs)
+    assert item["em"].vocab == vocab and item["em"].hop_s == 0.02 and item["ref"] == [("kids", 0.1, 0.4)]
+    assert {p.suffix for p in (tmp_path / "cache").iterdir()} == {".json", ".npz"}
+
+
+def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> None:
+    """`edgeser bench --dataset` on speakers who are all held out stopped with scikit-learn's "Found array with 0
+    sample(s)"; the baseline row now says why it is missing."""
+    from benchmarks.suite import baseline_rows
+    from edgeser.datasets import Dataset, Utterance
+
+    ds = Dataset("d", tuple(Utterance(f"u{i}", None, "s", "s", label, None)
+                            for i, label in enumerate(["neutral", "happy", "angry", "sad"])))
+    rows = baseline_rows(ds, [], [0, 1, 2, 3], {}, progress=lambda _: None)
+    assert len(rows) == 1 and rows[0]["variant"] == "baselines" and "no training speakers" in rows[0]["skipped"]
+
+
+def test_service_load_counts_files_by_overlap_across_laps() -> None:
+    from benchmarks.service_load import file_counts
+
+    out = {"period": 10.0, "total": 25.0, "spans": [(1.0, 3.0), (5.0, 10.0)],  # the second ends where the wave does
+           "results": [(0.0, {"type": "utterance", "start_s": 1.2, "end_s": 2.9}),
+                       (0.0, {"type": "utterance", "start_s": 15.1, "end_s": 16.8}),
+                       (0.0, {"type": "utterance", "start_s": 11.0, "end_s": 12.0, "partial": True})]}
+    # complete by 25 s: 1-3, 5-10, 11-13, 15-20, 21-23; found: 1-3 and 15-20 (a partial result does not count)
+    assert file_counts(out) == (5, 2)

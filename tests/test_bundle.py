@@ -145,7 +145,7 @@ def test_overwrite_replaces(bundle: Path) -> None:
     m = Bundle.load(bundle).manifest
     with write_bundle(bundle, overwrite=True) as w:
         w.path("only.txt").write_text("new")
-        w.finish(Manifest(edgeser_version="0", created="now", labels=("a",), files={}, speech=None, text=None))
+        w.finish(Manifest(edgeser_version="0", created="now", labels=("a", "b"), files={}, speech=None, text=None))
     assert set(Bundle.load(bundle).manifest.files) == {"only.txt"} != set(m.files)
 
 
@@ -163,7 +163,7 @@ def test_written_bundles_are_readable_like_any_folder(tmp_path: Path) -> None:
 
     with write_bundle(tmp_path / "b") as writer:
         writer.path("x.txt").write_text("x")
-        writer.finish(Manifest(edgeser_version="0", created="now", labels=("a",), files={}, speech=None, text=None))
+        writer.finish(Manifest(edgeser_version="0", created="now", labels=("a", "b"), files={}, speech=None, text=None))
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o777 & ~mask

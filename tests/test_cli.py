@@ -29,7 +29,8 @@ def test_inspect_table_and_json(tiny_bundle: Path) -> None:
     assert code == 0 and data["ok"] is True
     assert data["path"] == str(tiny_bundle.resolve())
     assert data["schema_version"] == 1 and data["speech"]["ctc"]["blank_id"] == 0
-    assert {c["name"] for c in data["checks"]} == {"speech.onnx", "text.onnx", "tokenizer.json", "graphs"}
+    assert {c["name"] for c in data["checks"]} == {"speech.onnx", "text.onnx", "tokenizer.json", "graphs", "signature"}
+    assert data["digest"].startswith("sha256:") and "unsigned" in json.dumps(data["checks"])
 
 
 def test_inspect_fails_on_tampered_bundle(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,13 +144,33 @@ def test_statistics_pooling_z_scores_the_encoder_dimensions_with_the_training_ut
     assert set(out) == {"scores", "early", "speech", "text"}
 
 
-@pytest.mark.parametrize("pooling", ["mean", "mean+std", "statistics"])
-@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_onnx_export_matches_torch(tmp_path: Path, exporter: str, pooling: str) -> None:
-    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, pooling=pooling)
+def test_a_residual_mix_starts_as_the_speech_branch_and_learns_its_gates() -> None:
+    """``mix="residual"``: with the gates at their initial 0 the fused scores are the speech branch's; one step
+    on a task that only the text can solve moves the gates off 0."""
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, mix="residual", dropout=0.0)
     model = FusionModel(config)
-    if pooling == "statistics":  # fixed z-scores away from the identity, so that the graph must carry them
+    x = batch(config, b=8)
+    out = model(**x)
+    torch.testing.assert_close(out["scores"], out["speech"])
+    labels = (x["text"][:, 0, 0] > 0).long()
+    loss = torch.nn.functional.nll_loss(model(**x)["scores"], labels)
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert model.mix.shape == (2,) and model.mix.grad is not None and (model.mix.grad != 0).all()
+    with pytest.raises(ValueError, match="residual"):
+        FusionConfig(speech_dim=4, text_dim=4, late=False, mix="residual")
+    assert FusionConfig.from_dict(config.to_dict()) == config and "mix" not in replace(config, mix="softmax").to_dict()
+
+
+@pytest.mark.parametrize("options", [{"pooling": "mean"}, {"pooling": "mean+std"}, {"pooling": "statistics"},
+                                     {"pooling": "statistics", "mix": "residual"}], ids=str)
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_onnx_export_matches_torch(tmp_path: Path, exporter: str, options: dict[str, str]) -> None:
+    config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, **options)
+    model = FusionModel(config)
+    if model.needs_statistics:  # fixed z-scores away from the identity, so that the graph must carry them
         model.fit_statistics([{k: v if k.endswith("_mask") else 2.0 + 3.0 * v for k, v in batch(config, 8, 9).items()}])
+    with torch.no_grad():  # branch weights (or gates) away from their start, which the graph must then carry
+        model.mix.copy_(torch.linspace(-0.5, 1.0, model.mix.numel()))
     graph = FusionGraph(model.eval()).eval()
     spec = fusion_spec(graph.model)
 

@@ -20,6 +20,10 @@ from edgeser.phonetics.lexicon import ARPABET_TO_IPA, equivalents
     ("'quoted' rock'n'roll", ["quoted", "rock'n'roll"]),
     ("   ...!?   ", []),
     ("日本語 ok", ["日本語", "ok"]),
+    ("version 1.2.3", ["version", "one", "point", "two", "point", "three"]),  # raised a ValueError
+    ("10.0.0.1", ["ten", "point", "zero", "point", "zero", "point", "one"]),
+    ("12345678901234.5", [*"one two three four five six seven eight nine zero one two three four".split(), "point",
+                          "five"]),
 ])
 def test_normalize_words(text: str, words: list[str]) -> None:
     assert normalize_words(text) == words

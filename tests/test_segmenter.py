@@ -312,3 +312,38 @@ def test_a_large_overlap_never_leaves_a_phone_ending_before_it_starts() -> None:
     assert seg.words[1].start_s < seg.words[0].end_s + 1e-9
     assert all(p.end_s >= p.start_s for p in (*seg.phones, *seg.syllables))
     assert [p.label for g in seg.by_word("phone") for p in g] == [p.label for p in seg.phones]
+
+
+def test_pause_marks_split_decoded_words_at_long_silences() -> None:
+    """Without a delimiter across a 1 s run of blanks the decoder joined the words on either side."""
+    log = np.full((60, len(CHARS.tokens)), np.log(1e-4), np.float32)
+    log[:, 0] = 0.0
+    log[5, 2] = log[55, 3] = 0.0  # "A" ... 1 s of blank ... "B"
+    em = Emissions(log, CHARS, hop_s=0.02)
+    marked = em.pause_marked()
+    assert int(np.argmax(marked.log_probs[30])) == CHARS.tokens.index("|")
+    assert (np.argmax(marked.log_probs, axis=1) == 1).sum() == 1  # one mark, in the long run only
+    np.testing.assert_array_equal(em.log_probs, log)  # the original is untouched (forced alignment reads it)
+
+
+def test_long_audio_keeps_its_times_across_hama_chunks() -> None:
+    """Chunks of at most 20 s: every time stayed 20 ms later per chunk (10 min: 0.6-0.9 s late), and a decoded
+    "word" ran across the cut. The sample placed four times in 70 s is found where it was put, word by word."""
+    pytest.importorskip("hama")
+    from edgeser.audio import load_audio
+    from edgeser.ctc.hama import HamaAligner
+
+    aligner = HamaAligner()
+    wave = load_audio(SAMPLE)
+    alone = segment(aligner.emissions(wave), "kids are talking by the door", aligner="hama")
+    x = (1e-4 * np.random.default_rng(0).standard_normal(70 * 16000)).astype(np.float32)
+    starts = [1.0, 18.9, 37.0, 58.5]  # the second and third straddle the first cuts' search windows
+    for s in starts:
+        x[int(s * 16000) : int(s * 16000) + wave.size] += wave
+    em = aligner.emissions(x)
+    assert em.num_frames == x.size // 320 + 1  # as one call gives: one frame per 320 samples, plus one
+    forced = segment(em, " ".join(["kids are talking by the door"] * 4), aligner="hama")
+    got = [w.start_s for w in forced.words[::6]]
+    assert np.allclose(got, [s + alone.words[0].start_s for s in starts], atol=0.05)
+    decoded = segment(em, None, aligner="hama")
+    assert max(w.end_s - w.start_s for w in decoded.words) < 2.0  # no word across a pause

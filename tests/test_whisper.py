@@ -228,6 +228,19 @@ def test_exported_bundle_describes_itself(whisper_bundle: Path) -> None:
     assert set(cosine) == {"0", "1", "2"} and all(-1.0 <= c <= 1.0 for c in cosine.values())
 
 
+def test_the_front_end_of_a_torchscript_export_is_found(whisper_bundle: Path) -> None:
+    """Quantization keeps the log-mel front end in float32; the TorchScript exporter names its nodes /log_mel/."""
+    import onnx
+
+    from export.quantize import front_end_nodes
+
+    graph = onnx.load(str(whisper_bundle / "speech.onnx"))
+    front = front_end_nodes(graph)
+    ops = {n.name: n.op_type for n in graph.graph.node}
+    assert {"Conv", "MatMul", "Log"} <= {ops[n] for n in front}
+    assert not any(ops[n] == "Conv" and "conv1" in n for n in front)  # the encoder's own convolutions are not in it
+
+
 def test_runtime_encodes_whisper_bundle(whisper_bundle: Path, tiny_whisper: object) -> None:
     from edgeser import EmotionRecognizer
     from edgeser.audio import load_audio

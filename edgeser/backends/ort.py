@@ -22,6 +22,7 @@ class OrtBackend:
             raise BackendUnavailableError(
                 f"ONNX Runtime here offers {available}, not {missing}. For CUDA install onnxruntime-gpu "
                 "(on Jetson: the onnxruntime-gpu wheel built for your JetPack); or use RuntimeOptions.cpu()")
+        self._path = path
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
@@ -34,6 +35,9 @@ class OrtBackend:
             raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({e}); re-export the bundle") from e
         self._inputs = tuple(i.name for i in self._session.get_inputs())
         self._outputs = tuple(o.name for o in self._session.get_outputs())
+        self.tensors = {t.name: (t.type, list(t.shape)) for t in (*self._session.get_inputs(),
+                                                                   *self._session.get_outputs())}
+        """Each input's and output's ONNX Runtime type (``"tensor(float)"``) and shape (ints, names or None)."""
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -52,5 +56,9 @@ class OrtBackend:
         return list(self._session.get_providers())
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self._session.run(None, dict(feeds))
+        try:
+            outputs = self._session.run(None, dict(feeds))
+        except Exception as e:  # onnxruntime's own exception types: a graph that fails on these inputs
+            raise BundleError(f"{self._path}: ONNX Runtime failed running this graph ({str(e)[:300]}); check the "
+                              "bundle with `edgeser inspect`") from e
         return dict(zip(self._outputs, outputs, strict=True))

@@ -1,7 +1,11 @@
 """The default aligner: ``hama``'s phoneme CTC recognizer (Apache-2.0), also the default model's segmenter.
 
 Its vocabulary is IPA with a ``<wb>`` word-boundary token and a ``<blank>``; one frame is 320
-samples at 16 kHz. The recognizer silently stops at 30 s of audio, so audio is fed in chunks.
+samples at 16 kHz. The recognizer silently stops at 30 s of audio, so longer audio is fed in chunks of at most
+20 s, each cut at the quietest 20 ms of its last 5 s (a pause, where speech has one), and trimmed to exactly one
+frame per 320 samples (the recognizer gives one more per call, which put every later time 20 ms late per
+chunk). Decoding marks long pauses as word boundaries (:meth:`Emissions.pause_marked`), so words do not run
+across a cut or a silence.
 """
 
 from __future__ import annotations
@@ -18,7 +22,23 @@ from edgeser.ctc.emissions import Emissions
 SAMPLE_RATE = 16_000
 FRAME_SAMPLES = 320
 CHUNK_SAMPLES = 20 * SAMPLE_RATE  # well under hama's 30 s limit; a multiple of FRAME_SAMPLES
+_SEARCH = 5 * SAMPLE_RATE  # each cut is the quietest frame in the last 5 s of its chunk
 _MIN_LAST_CHUNK = SAMPLE_RATE  # a shorter tail joins the chunk before it
+
+
+def chunk_bounds(wave: np.ndarray) -> list[int]:
+    """Where to cut ``wave``: sample indices (inner ones multiples of FRAME_SAMPLES), first 0, last ``wave.size``."""
+    bounds, start = [0], 0
+    while wave.size - start > CHUNK_SAMPLES:
+        lo = start + CHUNK_SAMPLES - _SEARCH
+        frames = wave[lo : start + CHUNK_SAMPLES].reshape(-1, FRAME_SAMPLES)
+        cut = lo + int(np.argmin(np.mean(frames.astype(np.float64) ** 2, axis=1))) * FRAME_SAMPLES
+        if wave.size - cut < _MIN_LAST_CHUNK:
+            break
+        bounds.append(cut)
+        start = cut
+    bounds.append(wave.size)
+    return bounds
 
 
 class HamaAligner:
@@ -41,9 +61,9 @@ class HamaAligner:
         return np.asarray(log_probs[0, : int(np.asarray(lengths).reshape(-1)[0])], dtype=np.float32)
 
     def emissions(self, wave: np.ndarray) -> Emissions:
-        """Emissions for 16 kHz mono audio of any length (chunked below hama's 30 s limit)."""
-        bounds = [*list(range(0, wave.size, CHUNK_SAMPLES)), wave.size]
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] < _MIN_LAST_CHUNK:
-            bounds.pop(-2)
-        parts = [self._run(np.clip(wave[a:b], -1.0, 1.0)) for a, b in itertools.pairwise(bounds)]
+        """Emissions for 16 kHz mono audio of any length (chunked below hama's 30 s limit, see the module)."""
+        bounds = chunk_bounds(wave)
+        spans = list(itertools.pairwise(bounds))
+        parts = [self._run(np.clip(wave[a:b], -1.0, 1.0)) for a, b in spans]
+        parts = [p[: (b - a) // FRAME_SAMPLES] for p, (a, b) in zip(parts[:-1], spans, strict=False)] + parts[-1:]
         return Emissions(np.concatenate(parts), self.vocab, hop_s=FRAME_SAMPLES / SAMPLE_RATE)

@@ -43,9 +43,12 @@ def _ordinal(words: list[str]) -> list[str]:
 def _spell_number(token: str) -> list[str]:
     suffix = token[-2:] if token[-2:] in ("st", "nd", "rd", "th") else ""
     digits = token[: len(token) - len(suffix)].replace(",", "")
-    if "." in digits:
-        whole, _, frac = digits.partition(".")
-        return number_words(int(whole or 0)) + ["point"] + [_ONES[int(d)] for d in frac]
+    if "." in digits:  # 3.14 -> three point one four; 1.2.3 (a version) -> one point two point three
+        whole, *parts = digits.split(".")
+        words = _spell_number(whole) if whole else ["zero"]
+        for part in parts:
+            words += ["point", *(_ONES[int(d)] for d in part)]
+        return words
     if len(digits) > 12:
         return [_ONES[int(d)] for d in digits]
     n = int(digits)

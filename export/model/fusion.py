@@ -30,6 +30,7 @@ from torch import nn
 
 LEVELS = ("frame", "phone", "syllable", "word")
 POOLINGS = ("mean", "mean+std", "statistics")
+MIXES = ("softmax", "residual")
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,22 @@ class FusionConfig:
       as a linear probe of a frozen encoder reads it. On Whisper's frames this is the head that reaches the
       probe's accuracy (``benchmarks.ravdess_folds``): per-position layer norms mix Whisper's few large
       dimensions into all the others."""
+    mix: str = "softmax"
+    """How the branch scores (log-probabilities) are combined:
+
+    - ``"softmax"`` (the paper's): a weighted sum, weights the softmax of learned logits starting even;
+    - ``"residual"``: the late speech branch's scores plus each other branch's times a learned gate that starts
+      at 0, so the fused model starts as the speech model and moves only as far as the training loss pays for
+      against weight decay (which pulls the gates back to 0). Where text tells nothing about the emotion (RAVDESS
+      has two sentences), the early and text branches then cannot pull a good speech branch down with what they
+      overfit on the training speakers. Needs the late speech branch."""
 
     def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise ValueError(f"mix must be one of {MIXES}, got {self.mix!r}")
+        if self.mix == "residual" and not (self.late and self.levels):
+            raise ValueError("mix='residual' adds the other branches to the late speech branch: it needs late=True "
+                             "and speech levels")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         unknown = set(self.levels) - set(LEVELS)
@@ -79,8 +94,9 @@ class FusionConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["levels"], d["labels"] = list(self.levels), list(self.labels)
-        if self.pooling == "mean":  # configs written before the option existed stay as they were
-            del d["pooling"]
+        for option, default in (("pooling", "mean"), ("mix", "softmax")):
+            if d[option] == default:  # configs written before the option existed stay as they were
+                del d[option]
         return d
 
     @classmethod
@@ -183,7 +199,8 @@ class FusionModel(nn.Module):
             if c.use_text:
                 self.text_head = _classifier(c.dim, c.dim, c.num_classes, c.dropout)
         branches = int(c.early) + int(c.late) * (int(bool(c.levels)) + int(c.use_text))
-        self.mix = nn.Parameter(torch.zeros(branches))  # softmax-normalised weights of the branch scores
+        # softmax: logits of the branch weights; residual: the gates of the branches other than speech
+        self.mix = nn.Parameter(torch.zeros(branches if c.mix == "softmax" else branches - 1))
 
     def branch_scores(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
@@ -211,6 +228,11 @@ class FusionModel(nn.Module):
         """``[mean, std]`` of each encoder dimension over each level's valid positions, levels concatenated."""
         return torch.cat([masked_mean_std(inputs[lv], inputs[f"{lv}_mask"]) for lv in self.config.levels], dim=-1)
 
+    @property
+    def needs_statistics(self) -> bool:
+        """Whether :meth:`fit_statistics` must see the training utterances before training."""
+        return self.config.late and bool(self.config.levels) and self.config.pooling == "statistics"
+
     @torch.no_grad()
     def fit_statistics(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
         """Set the z-scoring of statistics pooling from the training utterances (``batches`` of model inputs)."""
@@ -220,9 +242,14 @@ class FusionModel(nn.Module):
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         branches = self.branch_scores(inputs)
-        weights = torch.softmax(self.mix, dim=0)
-        stacked = torch.stack(list(branches.values()), dim=0)
-        mixed = (weights[:, None, None] * stacked).sum(0)
+        if self.config.mix == "residual":
+            others = [v for k, v in branches.items() if k != "speech"]
+            mixed = branches["speech"]
+            if others:
+                mixed = mixed + (self.mix[:, None, None] * torch.stack(others, dim=0)).sum(0)
+        else:
+            weights = torch.softmax(self.mix, dim=0)
+            mixed = (weights[:, None, None] * torch.stack(list(branches.values()), dim=0)).sum(0)
         return {"scores": torch.log_softmax(mixed, dim=-1), **branches}
 
     def input_names(self) -> list[str]:

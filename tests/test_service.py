@@ -1,0 +1,268 @@
+"""The WebSocket service: protocol, refused formats and handshakes, limits, overload, shutdown (a stub recognizer
+and the energy VAD, so that every boundary is known)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("websockets")
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from edgeser.service import Service, ServiceConfig, audio_format
+from edgeser.streaming import SAMPLE_RATE, EnergyVad, StreamOptions
+
+SR = SAMPLE_RATE
+
+
+def tones(*parts: tuple[str, float]) -> np.ndarray:
+    out = []
+    for kind, seconds in parts:
+        n = int(seconds * SR)
+        out.append(0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / SR) if kind == "tone" else np.zeros(n))
+    return np.concatenate(out).astype(np.float32)
+
+
+def pcm(wave: np.ndarray) -> bytes:
+    return (wave * 32767).astype("<i2").tobytes()
+
+
+class Stub:
+    """The recognizer: a "prediction" that reports the utterance's length, after ``delay_s``."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s, self.warm_ups, self.calls = delay_s, 0, 0
+
+    def warm_up(self) -> float:
+        self.warm_ups += 1
+        return 0.0
+
+    def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None) -> types.SimpleNamespace:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0},
+                                     transcript=f"{samples.size / SR:.1f}")
+
+
+@pytest.fixture
+def running(request: pytest.FixtureRequest) -> Iterator[tuple[Service, str]]:
+    """A service on a free port; ``request.param``: (ServiceConfig overrides, Stub)."""
+    overrides, stub = getattr(request, "param", ({}, Stub()))
+    config = ServiceConfig(port=0, stream=StreamOptions(pad_s=0.0), **overrides)
+    service = Service(stub, config, vad=lambda: EnergyVad(-40))
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(ready,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    port = ready.server.socket.getsockname()[1]  # type: ignore[attr-defined]
+    yield service, f"ws://127.0.0.1:{port}"
+    service.shutdown()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def send_all(ws: Any, data: bytes, step: int = 9601) -> None:
+    for i in range(0, len(data), step):  # odd sizes: samples split across messages
+        ws.send(data[i : i + step])
+
+
+def test_round_trip_at_48_khz(running: tuple[Service, str]) -> None:
+    """PCM over a WebSocket in, one JSON message per utterance out, then the end message; latency is counted
+    from the arrival of the end of speech, so it is at least the silence the detector waits for."""
+    import soxr
+
+    service, url = running
+    wave = tones(("silence", 0.5), ("tone", 1.0), ("silence", 0.6), ("tone", 0.5), ("silence", 0.5))
+    with connect(url) as ws:
+        ws.send(json.dumps({"sample_rate": 48000}))
+        send_all(ws, pcm(soxr.resample(wave, SR, 48000)))
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    assert [m["type"] for m in messages] == ["utterance", "utterance", "end"]
+    assert messages[0]["start_s"] == pytest.approx(0.5, abs=0.04) and messages[0]["transcript"] == "1.0"
+    assert messages[1]["start_s"] == pytest.approx(2.1, abs=0.04)
+    assert messages[2] == {"type": "end", "utterances": 2, "dropped": 0, "audio_dropped_s": 0.0}
+    assert messages[0]["latency_s"] >= 0 and service.recognizer.warm_ups == 1
+
+
+@pytest.mark.parametrize("message,error", [
+    ({"sample_rate": 0}, "sample_rate must be a whole number from 8000 to 192000, got 0"),
+    ({"sample_rate": "abc"}, "sample_rate must be a whole number from 8000 to 192000, got 'abc'"),
+    ({"sample_rate": 1}, "got 1"),
+    ({"channels": 0}, "channels must be a whole number from 1 to 8, got 0"),
+    ({"channels": True}, "channels must be"),
+])
+def test_a_bad_audio_format_is_answered_and_the_connection_closed(running: tuple[Service, str],
+                                                                 message: dict[str, Any], error: str) -> None:
+    service, url = running
+    with connect(url) as ws:
+        ws.send(json.dumps(message))
+        reply = json.loads(ws.recv(timeout=5))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert reply["type"] == "error" and error in reply["error"] and closed.value.rcvd.code == 1008
+    with connect(url) as ws:  # the service goes on, with nothing left of that connection
+        ws.send(json.dumps({"type": "end"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "end"
+    time.sleep(0.2)
+    assert service.stats()["active"] == 0
+
+
+def test_text_that_is_not_a_json_object_is_answered_and_the_stream_goes_on(running: tuple[Service, str]) -> None:
+    _, url = running
+    with connect(url) as ws:
+        for bad in ("not json", "[1, 2]", "3", json.dumps({"colour": "red"})):
+            ws.send(bad)
+            assert json.loads(ws.recv(timeout=5))["type"] == "error"
+        send_all(ws, pcm(tones(("silence", 0.3), ("tone", 0.6), ("silence", 0.5))))
+        ws.send(json.dumps({"sample_rate": 8000}))  # too late: after audio
+        assert "before the first audio" in json.loads(ws.recv(timeout=5))["error"]
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    assert [m["type"] for m in messages] == ["utterance", "end"]
+
+
+def test_audio_format_checks() -> None:
+    assert audio_format({}) == (16000, 1) and audio_format({"sample_rate": 44100, "channels": 2}) == (44100, 2)
+    for bad in ({"sample_rate": 16000.5}, {"sample_rate": None}, {"channels": 9}, {"sample_rate": 10**9}):
+        with pytest.raises(ValueError):
+            audio_format(bad)
+
+
+@pytest.mark.parametrize("running", [({"max_connections": 1}, Stub())], indirect=True)
+def test_connections_over_the_limit_are_refused_with_503(running: tuple[Service, str]) -> None:
+    service, url = running
+    with connect(url) as first:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, open_timeout=5)
+        assert refused.value.response.status_code == 503
+        first.send(json.dumps({"type": "end"}))
+        assert json.loads(first.recv(timeout=5))["type"] == "end"
+    assert service.stats()["refused"] == 1
+
+
+@pytest.mark.parametrize("running", [({"idle_timeout_s": 0.3}, Stub())], indirect=True)
+def test_an_idle_connection_is_closed(running: tuple[Service, str]) -> None:
+    _, url = running
+    with connect(url) as ws:
+        reply = json.loads(ws.recv(timeout=5))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert "nothing received for 0.3 s" in reply["error"] and closed.value.rcvd.code == 1000
+
+
+@pytest.mark.parametrize("running", [({"origins": ("http://localhost:3000",), "token": "s" * 24}, Stub())],
+                         indirect=True)
+def test_origins_and_token(running: tuple[Service, str]) -> None:
+    """A browser page from another origin is refused (403), a missing or wrong token too (401); the listed
+    origin with the token, in the header or the URL, gets in."""
+    _, url = running
+    auth = {"Authorization": "Bearer " + "s" * 24}
+    cases = [({"Origin": "http://evil.example", **auth}, url, 403), ({}, url, 401),
+             ({"Authorization": "Bearer wrong"}, url, 401)]
+    for headers, target, status in cases:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(target, additional_headers=headers, open_timeout=5)
+        assert refused.value.response.status_code == status
+    for headers, target in [(auth, url), ({"Origin": "http://localhost:3000", **auth}, url),
+                            ({}, f"{url}/?token={'s' * 24}")]:
+        with connect(target, additional_headers=headers, open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "end"}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "end"
+
+
+@pytest.mark.parametrize("running", [({"queue_size": 1}, Stub(delay_s=0.4))], indirect=True)
+def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: tuple[Service, str]) -> None:
+    """Eight utterances at once into a recognizer that takes 0.4 s each and a queue of one: some are dropped,
+    every one is either answered or counted, and the connection ends normally."""
+    service, url = running
+    wave = tones(*[p for _ in range(8) for p in (("tone", 0.4), ("silence", 0.4))])
+    with connect(url) as ws:
+        send_all(ws, pcm(wave))
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    results, end = messages[:-1], messages[-1]
+    assert end["type"] == "end" and end["dropped"] > 0
+    assert len(results) == end["utterances"] and end["utterances"] + end["dropped"] == 8
+    assert sum(m["dropped_before"] for m in results) <= end["dropped"]
+    assert service.stats()["dropped"] == end["dropped"]
+
+
+def test_a_gap_of_dropped_audio_keeps_stream_times() -> None:
+    """When a connection's buffer overflows, its oldest audio is dropped and counted; utterances after the gap
+    keep their true times in the stream."""
+    from edgeser.service import _AudioBuffer
+
+    buffer = _AudioBuffer(limit=1000)
+    for k in range(5):
+        buffer.put(np.full(400, k, np.float32), arrived=float(k))
+    got = [buffer.get() for _ in range(2)]
+    assert [(c[0], t, d) for c, t, d in got] == [(3.0, 3.0, 1200), (4.0, 4.0, 0)]  # type: ignore[misc]
+    from edgeser.streaming import UtteranceDetector
+
+    d = UtteranceDetector(EnergyVad(-40), StreamOptions(pad_s=0.0))
+    first = d.feed(tones(("silence", 0.5), ("tone", 0.5)))
+    out = d.skip(SR * 2) + d.feed(tones(("silence", 0.5), ("tone", 0.5), ("silence", 0.5))) + d.flush()
+    assert not first and [round(u.start_s, 1) for u in out] == [0.5, 3.5]
+
+
+def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
+    """`edgeser serve` in a child process: SIGTERM closes its connection with 1001 and the process exits 0."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import sys, threading, types\n"
+        "from edgeser.service import Service, ServiceConfig\n"
+        "from edgeser.streaming import EnergyVad\n"
+        "class R:\n"
+        "    def warm_up(self): return 0.0\n"
+        "    def predict(self, s, sample_rate, speaker=None):\n"
+        "        return types.SimpleNamespace(label='neutral', probabilities={'neutral': 1.0}, transcript='')\n"
+        "ready = threading.Event()\n"
+        "threading.Thread(target=lambda: (ready.wait(), print(ready.server.socket.getsockname()[1], flush=True)),"
+        " daemon=True).start()\n"
+        "Service(R(), ServiceConfig(port=0), vad=lambda: EnergyVad(-40)).serve(ready)\n"
+        "print('stopped', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        with connect(f"ws://127.0.0.1:{port}") as ws:
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert proc.wait(10) == 0 and closed.value.rcvd.code == 1001
+        assert proc.stdout.read().strip() == "stopped"  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+
+
+def test_a_port_in_use_is_one_clear_error() -> None:
+    import socket
+
+    from edgeser.service import ServiceError
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"cannot listen on 127.0.0.1:{port}.*choose another --port"):
+            Service(Stub(), ServiceConfig(port=port), vad=lambda: EnergyVad(-40)).serve()
+
+
+def test_service_config_is_checked() -> None:
+    for bad, match in [({"max_connections": 0}, "max_connections"), ({"token": "short"}, "16 characters"),
+                       ({"origins": ("localhost",)}, "scheme and host"), ({"idle_timeout_s": 0}, "idle_timeout"),
+                       ({"max_message_bytes": 10}, "max_message_bytes"), ({"port": 70000}, "port")]:
+        with pytest.raises(ValueError, match=match):
+            ServiceConfig(**bad)
