@@ -27,6 +27,7 @@ from edgeser.specs import FrameFormula, GraphSpec
 FORMAT = "edgeser-bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
+SIGNATURE = "bundle.sig"  # beside it, in a signed bundle (edgeser.signing)
 log = logging.getLogger(__name__)
 DEFAULT_LABELS = ("neutral", "happy", "angry", "sad")
 """The paper's four IEMOCAP classes (excited merged into happy)."""
@@ -349,9 +350,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def digest_of(manifest: bytes) -> str:
+    """``sha256:<hex>`` of a bundle.json's bytes: it lists every file's sha256, so it names the whole bundle."""
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
 def manifest_digest(root: Path) -> str:
-    """``sha256:<hex>`` of ``root/bundle.json``: it lists every file's sha256, so it names the whole bundle."""
-    return "sha256:" + sha256_file(root / MANIFEST)
+    """The :func:`digest_of` ``root/bundle.json``."""
+    return digest_of(manifest_bytes(root))
 
 
 @dataclass(frozen=True)
@@ -377,14 +383,14 @@ class Bundle:
             BundleError: Naming the file at fault and the fix.
         """
         root = Path(path).expanduser().resolve()
-        manifest = read_manifest(root)
-        raw = (root / MANIFEST).read_bytes()
-        found = "sha256:" + hashlib.sha256(raw).hexdigest()
+        raw = manifest_bytes(root)  # one read: the bytes parsed are the bytes digested and verified
+        manifest = parse_manifest(raw, root / MANIFEST)
+        found = digest_of(raw)
         if digest is not None and found != digest:
             raise BundleError(f"{root}: its digest is {found}, not the {digest} it was expected to have; this is "
                               "another (or a modified) bundle")
         signer = None
-        if trusted_keys or (root / "bundle.sig").exists():
+        if trusted_keys or (root / SIGNATURE).exists():
             from edgeser.signing import verify
 
             signer = verify(root, raw, trusted_keys)
@@ -437,6 +443,11 @@ class Bundle:
 
 def read_manifest(root: Path) -> Manifest:
     """Parse ``root/bundle.json`` or raise :class:`BundleError` saying what is wrong."""
+    return parse_manifest(manifest_bytes(root), root / MANIFEST)
+
+
+def manifest_bytes(root: Path) -> bytes:
+    """The bytes of ``root/bundle.json`` (its own file, of a manifest's size), or a :class:`BundleError`."""
     if not root.is_dir():
         raise BundleError(f"{root}: no bundle folder here; create one with `edgeser export` "
                           "or pass the path of an existing bundle")
@@ -449,14 +460,19 @@ def read_manifest(root: Path) -> Manifest:
     if (size := mpath.stat().st_size) > MAX_MANIFEST_BYTES:
         raise BundleError(f"{mpath}: {size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES}); the file is "
                           "not an edgeser manifest or was tampered with")
+    return mpath.read_bytes()
+
+
+def parse_manifest(raw: bytes, mpath: Path) -> Manifest:
+    """The manifest in ``raw`` (the bytes of ``mpath``), or a :class:`BundleError` saying what is wrong."""
     try:
-        raw = json.loads(mpath.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise BundleError(f"{mpath}: not valid JSON ({type(e).__name__}: {str(e)[:100]}); the file is corrupted, "
                           "re-export the bundle") from e
-    if not isinstance(raw, dict):
+    if not isinstance(data, dict):
         raise BundleError(f"{mpath}: expected a JSON object; re-export the bundle")
-    return Manifest.from_dict(raw)
+    return Manifest.from_dict(data)
 
 
 class BundleWriter:

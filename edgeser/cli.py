@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from edgeser import __version__, default
-from edgeser.bundle import Bundle, FileCheck, check_out, read_manifest
+from edgeser.bundle import Bundle, FileCheck, check_out
 from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
@@ -110,19 +110,21 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
                   f"in {time.perf_counter() - t0:.1f} s")
 
 
-def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
-    from edgeser.bundle import MANIFEST
+def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck], str]:
+    """The manifest, the checks, and the digest, all of one read of bundle.json."""
+    from edgeser.bundle import MANIFEST, digest_of, manifest_bytes, parse_manifest
     from edgeser.signing import read_signature
     from edgeser.signing import verify as verify_signature
 
-    manifest = read_manifest(path.resolve())
-    bundle = Bundle(path=path.resolve(), manifest=manifest)
+    raw = manifest_bytes(path.resolve())
+    manifest = parse_manifest(raw, path.resolve() / MANIFEST)
+    bundle = Bundle(path=path.resolve(), manifest=manifest, digest=digest_of(raw))
     checks = bundle.check_files(verify_hashes=verify)
     try:
         if read_signature(bundle.path) is None:
             checks.append(FileCheck("signature", True, "unsigned (edgeser sign BUNDLE --key KEY signs it)"))
         else:
-            signer = verify_signature(bundle.path, (bundle.path / MANIFEST).read_bytes())
+            signer = verify_signature(bundle.path, raw)
             checks.append(FileCheck("signature", True, f"valid, by key {signer}"))
     except EdgeserError as e:
         checks.append(FileCheck("signature", False, str(e)))
@@ -132,7 +134,7 @@ def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck]]:
             checks.append(FileCheck("graphs", True, "load in ONNX Runtime; names and metadata match bundle.json"))
         except EdgeserError as e:
             checks.append(FileCheck("graphs", False, str(e)))
-    return manifest, checks
+    return manifest, checks, bundle.digest
 
 
 @main.command()
@@ -143,11 +145,8 @@ def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
     """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails."""
     with _errors():
         bundle = default.resolve(bundle, progress=err.print)
-        manifest, checks = _inspect_checks(bundle, verify=not no_verify)
+        manifest, checks, digest = _inspect_checks(bundle, verify=not no_verify)
     ok = all(c.ok for c in checks)
-    from edgeser.bundle import manifest_digest
-
-    digest = manifest_digest(bundle.resolve())
     if as_json:
         data = {**manifest.to_dict(), "path": str(bundle.resolve()), "digest": digest,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks], "ok": ok}

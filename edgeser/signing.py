@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeser._optional import require
+from edgeser.bundle import MANIFEST, SIGNATURE
 from edgeser.errors import BundleError
 
-SIGNATURE = "bundle.sig"
 FORMAT = "edgeser-signature"
 PREFIX = "ed25519:"
 
@@ -97,7 +97,7 @@ def sign_bundle(bundle: Path, key: Path) -> str:
         raise BundleError(f"{key}: not a private key from `edgeser keygen` ({e})") from e
     if not isinstance(private, ed25519.Ed25519PrivateKey):
         raise BundleError(f"{key}: not an Ed25519 private key")
-    manifest = (bundle / "bundle.json").read_bytes()
+    manifest = (bundle / MANIFEST).read_bytes()
     public = public_text(private.public_key())
     record = {"format": FORMAT, "algorithm": "ed25519", "public_key": public,
               "signed_sha256": hashlib.sha256(manifest).hexdigest(),

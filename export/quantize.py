@@ -439,7 +439,9 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
             for g in graphs:
                 progress(f"{g}: collecting calibration feeds from {len(calibration)} utterances")
                 feeds[g] = readers.feeds_for(g, calibration, parent)
-        reports = {g: GraphReport(g) for g in graphs}
+        reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(onnx.load(
+            str(parent.bundle.file(sections[g].graph)), load_external_data=False))))  # type: ignore[union-attr]
+            for g in graphs}
         exclude: dict[str, list[str]] = {g: [] for g in graphs}
         converted: dict[str, list[str]] = {}  # the exclude list each graph was last converted with
         parent_out = {g: _run(parent.bundle.file(sections[g].graph), list(f))  # type: ignore[union-attr]
@@ -456,7 +458,6 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 progress(f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
                          + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
                 reports[g].quantized_nodes = quantize_graph(src, dst, config, feeds.get(g), exclude[g])
-                reports[g].front_end_float32 = len(front_end_nodes(onnx.load(str(src), load_external_data=False)))
                 converted[g] = reports[g].kept_float = list(exclude[g])
                 reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
                 if g in feeds:
