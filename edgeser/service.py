@@ -15,7 +15,8 @@ Protocol (one connection = one audio stream):
   for, ``min_silence_s``, and any queueing);
 - server → client, ``{"type": "error", "error": ...}`` for a text message it cannot use (the connection goes on);
 - server → client, last: ``{"type": "end", "utterances": N, "dropped": D, "audio_dropped_s": S}``, then the
-  server closes the connection.
+  server closes the connection (code 1000, reason ``end``; a client still sending after its ``end`` may see
+  that close before it reads the ``end`` message).
 
 What keeps it up when left running (:class:`ServiceConfig`):
 
