@@ -13,7 +13,16 @@ this file.
 
     python -m benchmarks.precision_folds --variant default=default --variant int8-dynamic=runs/default-int8dyn \\
         --variant int8-static=runs/default-int8 --variant fp16=runs/default-fp16 \\
-        --student "student: block 1=runs/student-l1/full" --out benchmarks/results/precision_folds.json
+        --student "fewer layers: block 1=runs/tiny-l1" \\
+        --student "fewer frames: 25/s, no training=runs/pool2-l2/bundle" \\
+        --student "fewer frames: 25/s, no training, static INT8=runs/pool2-int8" \\
+        --egemaps-cache runs/cache/egemaps.npy --work runs/folds-tiny --out benchmarks/results/precision_folds.json
+
+(``runs/tiny-l1``: ``edgeser export --speech whisper-tiny.en --layers 1``; ``runs/pool2-l2``: ``python -m
+export.distill_whisper --init whisper-tiny.en --blocks 2 --pool 2 --epochs 0 --out runs/pool2-l2`` then ``edgeser
+export --speech runs/pool2-l2/encoder --layers 2 --out runs/pool2-l2/bundle``; ``runs/pool2-int8``: ``edgeser
+quantize runs/pool2-l2/bundle --precision int8 --graphs speech --calibration ../shared/data/ravdess
+--calibration-size 32``.)
 """
 
 from __future__ import annotations

@@ -5,16 +5,19 @@ at once and each streams held-out RAVDESS files (actors 17-20; each file one utt
 of -60 dBFS noise, each client starting in the gap before another file) at real-time pace in 100 ms messages for
 ``--minutes``, then sends ``end``. Per run:
 
-- utterances: files sent (whose end was streamed), files answered (a result overlaps them), results, dropped
-  (counted by the server in ``end``), and lost (files sent that were neither answered nor dropped);
+- utterances: files sent (whose end was streamed), files answered (a result overlaps them), unanswered
+  (sent less answered), results, dropped (utterances the server counted in ``end``), and lost (unanswered files
+  beyond the dropped count: the server counts utterances, and a file split at a pause is two);
 - latency, end of speech → result as the client sees it (from sending the message that holds the end of
   speech, as the detector placed it, to receiving the result; it includes the 0.3 s of silence the detector
   waits for), p50 / p95, and the server's own ``latency_s`` p50 / p95;
 - connections closed by the server before ``end`` (must be 0);
-- the server's memory: peak RSS (VmHWM) and RSS after the clients have left.
+- the server's memory: peak RSS (VmHWM), RSS after the clients have left, and RSS sampled every
+  ``--sample-s`` while they stream (the soak: does memory stay flat over an hour?).
 
-    python -m benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --minutes 1 \
-        --out benchmarks/results/service_load.json
+    python -m benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --clients 96 \\
+        --clients 128 --minutes 1 --out benchmarks/results/service_load.json
+    python -m benchmarks.service_load --clients 16 --minutes 45 --out benchmarks/results/service_soak.json
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,8 +38,8 @@ import numpy as np
 from benchmarks.stats import percentiles
 from benchmarks.stream_bench import DATA, HELD_OUT, joined
 from benchmarks.suite import machine
+from edgeser.audio import SAMPLE_RATE
 from edgeser.datasets import load_ravdess
-from edgeser.streaming import SAMPLE_RATE
 
 CHUNK_S = 0.1
 
@@ -122,8 +126,15 @@ def client_latencies(out: dict[str, Any], pad_s: float = 0.1) -> list[float]:
     return latencies
 
 
-def run(clients: int, minutes: float, port: int, pid: int, wave: np.ndarray, spans: list[tuple[float, float]]
-        ) -> dict[str, Any]:
+def sample_memory(pid: int, every_s: float, stop: threading.Event, out: list[tuple[float, float]]) -> None:
+    """``(minutes since start, RSS MB)`` every ``every_s`` until ``stop``."""
+    t0 = time.perf_counter()
+    while not stop.wait(every_s):
+        out.append((round((time.perf_counter() - t0) / 60, 2), memory_mb(pid)["rss_mb"]))
+
+
+def run(clients: int, minutes: float, port: int, pid: int, wave: np.ndarray, spans: list[tuple[float, float]],
+        sample_s: float = 30.0) -> dict[str, Any]:
     outs: list[dict[str, Any]] = [{} for _ in range(clients)]
     period = wave.size / SAMPLE_RATE
     starts = [0.0] + [e for _, e in spans[:-1]]  # each client starts in the gap after another file: none is cut
@@ -134,10 +145,16 @@ def run(clients: int, minutes: float, port: int, pid: int, wave: np.ndarray, spa
         rolled_spans = sorted(((s - shift) % period, (s - shift) % period + e - s) for s, e in spans)
         threads.append(threading.Thread(target=client, args=(f"ws://127.0.0.1:{port}", rolled, rolled_spans,
                                                              minutes * 60, outs[c]), daemon=True))
+    timeline: list[tuple[float, float]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_memory, args=(pid, sample_s, stop, timeline), daemon=True)
+    sampler.start()
     for t in threads:
         t.start()
     for t in threads:
         t.join(minutes * 60 + 120)
+    stop.set()
+    sampler.join()
     time.sleep(2)
     after = memory_mb(pid)
     counts = [file_counts(o) for o in outs]
@@ -146,13 +163,19 @@ def run(clients: int, minutes: float, port: int, pid: int, wave: np.ndarray, spa
     dropped = sum(o["end"]["dropped"] for o in outs if o["end"])
     client_lat = [x for o in outs for x in client_latencies(o)]
     server_lat = [m["latency_s"] for o in outs for _, m in o["results"] if m.get("type") == "utterance"]
+    # the server counts dropped utterances, not files: one file may be two utterances (split at a pause), so
+    # unanswered files beyond the dropped count are the lost ones (none can be told apart from dropped ones)
     row = {"clients": clients, "minutes": minutes, "files_sent": sent, "files_answered": found,
-           "results": answered, "dropped": dropped, "lost": sent - found - dropped,
+           "results": answered, "dropped": dropped, "unanswered": sent - found, "lost": max(0, sent - found - dropped),
            "closed_early": sum(bool(o["closed_early"]) for o in outs),
            "audio_dropped_s": round(sum(o["end"]["audio_dropped_s"] for o in outs if o["end"]), 2),
            "client_latency_ms": milliseconds(client_lat), "server_latency_ms": milliseconds(server_lat),
-           "server_memory_after": after}
-    print(json.dumps(row))
+           "server_memory_after": after, "server_rss_mb_timeline": timeline}
+    if len(timeline) >= 4:  # growth: the last quarter's mean RSS over the first quarter's (after the first sample)
+        q = max(1, len(timeline) // 4)
+        row["rss_growth_mb"] = round(float(np.mean([r for _, r in timeline[-q:]]) -
+                                           np.mean([r for _, r in timeline[1 : q + 1]])), 1)
+    print(json.dumps({k: v for k, v in row.items() if k != "server_rss_mb_timeline"}))
     return row
 
 
@@ -163,6 +186,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--files", type=int, default=12, help="held-out files each client cycles through")
     ap.add_argument("--port", type=int, default=8791)
+    ap.add_argument("--sample-s", type=float, default=30.0, help="seconds between memory samples")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     ds = load_ravdess(DATA)
@@ -170,8 +194,14 @@ def main() -> None:
     wave, spans = joined(files, seed=0)
     command = ["serve", "--bundle", args.bundle, "--port", str(args.port), "--max-connections",
                str(max(args.clients) + 8)]
+    # the server's log goes to a file: a pipe nobody reads fills at 64 KB (a warning per dropped utterance
+    # under overload) and then blocks every thread that logs, which stalls the server being measured
+    log_file = tempfile.NamedTemporaryFile("w+", prefix="edgeser-serve-", suffix=".log", delete=False)
     server = subprocess.Popen([sys.executable, "-c", "from edgeser.cli import main; main()", *command],
-                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                              stderr=log_file, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def server_log() -> str:
+        return Path(log_file.name).read_text(errors="replace")
     try:
         from websockets.sync.client import connect
 
@@ -184,19 +214,28 @@ def main() -> None:
             except OSError:
                 time.sleep(1)
         else:
-            raise SystemExit(f"the service did not start: {server.stderr.read() if server.stderr else ''}")
+            raise SystemExit(f"the service did not start: {server_log()[-3000:]}")
         if server.poll() is not None:  # what answered is another process on that port
-            raise SystemExit(f"the service exited ({server.stderr.read() if server.stderr else ''}); is port "
+            raise SystemExit(f"the service exited ({server_log()[-3000:]}); is port "
                              f"{args.port} taken? pass --port")
         idle = memory_mb(server.pid)
-        rows = [run(n, args.minutes, args.port, server.pid, wave, spans) for n in args.clients]
+        rows = [run(n, args.minutes, args.port, server.pid, wave, spans, args.sample_s) for n in args.clients]
         peak = memory_mb(server.pid)["peak_rss_mb"]
     finally:
         server.terminate()
-        code = server.wait(30)
+        try:
+            code: int | str = server.wait(30)
+        except subprocess.TimeoutExpired:  # recorded, not hidden: a clean SIGTERM exit is part of the measure
+            server.kill()
+            server.wait(10)
+            code = "no exit within 30 s of SIGTERM (killed)"
+        log_file.close()
+    lines = server_log().splitlines()
+    Path(log_file.name).unlink()
     result = {"protocol": __doc__.split("\n\n")[1].strip(), "machine": machine(), "bundle": args.bundle,
               "files": [str(f) for f in files], "server_idle_memory": idle, "server_peak_rss_mb": peak,
-              "server_exit_on_sigterm": code, "runs": rows}
+              "server_exit_on_sigterm": code, "sample_s": args.sample_s, "runs": rows,
+              "server_log": {"lines": len(lines), "last": lines[-10:]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -27,9 +27,9 @@ import numpy as np
 from benchmarks.stats import percentiles
 from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions, default
-from edgeser.audio import load_audio
+from edgeser.audio import SAMPLE_RATE, load_audio
 from edgeser.datasets import load_ravdess
-from edgeser.streaming import SAMPLE_RATE, Source, StreamOptions
+from edgeser.streaming import Source, StreamOptions
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 HELD_OUT = ("Actor_17", "Actor_18", "Actor_19", "Actor_20")

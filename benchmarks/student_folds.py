@@ -5,12 +5,14 @@ On each fold a student is distilled from the teacher (tiny.en to block 2) on eve
 actors (all eight emotions, no labels; the 4 held-out actors' audio is never heard), exported, and the default's
 head configuration (``speech: frames``, ``--seeds`` seeds averaged) is trained on its frames of the training
 actors' 4-class files and scores the held-out actors. The teacher's own head is trained and scored on the same
-folds in the same run. Reported: pooled UA/WA over the 560 utterances, the stratified paired bootstrap of the
-student's UA minus the teacher's, and the speech graphs' latency on 1, 4 and 10 s of speech (1 thread,
-interleaved rounds, ratio to the teacher). ``edgeser bench --folds`` reads this file.
+folds in the same run. With ``--int8`` each fold's student is also quantized (static INT8, calibrated on 32 clips
+of that fold's training actors) and scored under the FP32 student's head. Reported: pooled UA/WA over the 560
+utterances, the stratified paired bootstrap of the student's UA minus the teacher's, and the speech graphs'
+latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to the teacher). ``edgeser bench
+--folds`` reads this file.
 
-    python -m benchmarks.student_folds --teacher runs/tiny-l2 --work runs/student \\
-        --out benchmarks/results/student_folds.json
+    python -m benchmarks.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
+        --work runs/student-p4 --out benchmarks/results/student_folds.json
 
 The last fold run (``--folds``) also gets its student's head (trained on that fold's 16 actors) as a complete
 bundle, ``WORK/fold-K/full``, for ``edgeser bench``: every fold's student has the same architecture, so its latency is
@@ -41,7 +43,11 @@ from export.model import FusionConfig
 from export.train import predict, train_ensemble
 
 TEACHER = "default"
-STUDENT = "student: 1 block, 25 frames/s (distilled)"
+
+
+def student_name(config: StudentConfig) -> str:
+    return (f"student: {config.blocks} block{'s' if config.blocks > 1 else ''}, "
+            f"{50 / config.pool:g} frames/s (distilled)")
 
 
 def student_bundle(k: int, held: set[str], teacher: EmotionRecognizer, init: str, config: StudentConfig,
@@ -68,25 +74,46 @@ def student_bundle(k: int, held: set[str], teacher: EmotionRecognizer, init: str
     return bundle
 
 
+def int8_bundle(k: int, bundle: Path, ds: Any, train_groups: set[str], work: Path) -> Path:
+    """Fold ``k``'s student in static INT8 (``WORK/fold-K/int8``), calibrated on 32 clips of the fold's training
+    actors only (as ``edgeser quantize --precision int8 --graphs speech`` does); reused when present."""
+    from calibration.sets import build
+    from export.quantize import QuantizeConfig, quantize_bundle
+
+    out = work / f"fold-{k}" / "int8"
+    if not (out / "bundle.json").is_file():
+        train = ds.subset([i for i, u in enumerate(ds.utterances) if u.group in train_groups])
+        cset = build(train, work / f"fold-{k}" / "calibration", n=32, seed=0, overwrite=True)
+        quantize_bundle(bundle, out, QuantizeConfig(precision="int8", graphs=("speech",)), cset, None,
+                        overwrite=True, progress=print)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", type=Path, required=True, help="the default's encoder bundle (one exposed layer)")
     ap.add_argument("--init", default="whisper-tiny.en")
     ap.add_argument("--epochs", type=int, default=StudentConfig.epochs)
+    ap.add_argument("--blocks", type=int, default=StudentConfig.blocks, help="teacher blocks the student keeps")
+    ap.add_argument("--pool", type=int, default=StudentConfig.pool, help="frames averaged into one before the blocks")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--folds", default="1,2,3,4,5", help="which of the five folds to run (e.g. 1 for a quick look; the "
                     "result then says how many utterances it scored)")
+    ap.add_argument("--int8", action="store_true", help="also score each fold's student in static INT8, under the "
+                    "head trained on its FP32 frames (the shipped path of a quantized student)")
     ap.add_argument("--work", type=Path, default=Path("runs/student"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    config = StudentConfig(epochs=args.epochs)
+    config = StudentConfig(blocks=args.blocks, pool=args.pool, epochs=args.epochs)
+    STUDENT = student_name(config)
+    INT8 = f"{STUDENT}, static INT8"
     ds = load_ravdess(DATA)
     labels = ds.label_ids()
     groups = np.array([u.group for u in ds.utterances])
     teacher = EmotionRecognizer.from_bundle(args.teacher)
     teacher_items = compute(teacher, ds, ("frame",), False, args.work / "cache").items
-    pooled = {name: np.full(len(ds), -1) for name in (TEACHER, STUDENT)}
+    pooled = {name: np.full(len(ds), -1) for name in (TEACHER, STUDENT, *([INT8] if args.int8 else []))}
     cache: dict[Path, np.ndarray] = {}
     bundles = {}
     recs = {TEACHER: teacher}  # the student's is the last fold's
@@ -109,6 +136,11 @@ def main() -> None:
         for name, source in ((TEACHER, teacher_items), (STUDENT, items)):
             model = head(source, tr)
             pooled[name][te] = predict(model, [source[i] for i in te]).argmax(1)
+        if args.int8:  # the FP32 student's head (``model``, the loop's last) on the INT8 student's frames
+            quantized = int8_bundle(k, bundles[k], ds, set(groups[tr].tolist()), args.work)
+            recs[INT8] = EmotionRecognizer.from_bundle(quantized)
+            q_items = compute(recs[INT8], ds, ("frame",), False, args.work / "cache").items
+            pooled[INT8][te] = predict(model, [q_items[i] for i in te]).argmax(1)
         if k == chosen[-1]:
             from export.pipeline import add_fusion
 
@@ -124,12 +156,15 @@ def main() -> None:
     for name, pred in pooled.items():
         cm = confusion_matrix(labels[scored], pred[scored], 4)
         manifest = recs[name].bundle.manifest
-        rows[name] = {"bundle": str(args.teacher if name == TEACHER else last), "student": name == STUDENT,
-                      "precision": "fp32",
+        where = args.teacher if name == TEACHER else last if name == STUDENT else last.parent / "int8"
+        rows[name] = {"bundle": str(where), "student": name != TEACHER,
+                      "precision": "int8" if name == INT8 else "fp32",
+                      **({"head_from": "the FP32 student"} if name == INT8 else {}),
                       "speech_mb": round(manifest.files[manifest.speech.graph].bytes / 1e6, 1),  # type: ignore[union-attr]
                       "pooled_ua": unweighted_accuracy(cm), "pooled_wa": weighted_accuracy(cm),
                       "minus_fp32": paired_bootstrap_ua(labels[scored], pred[scored], pooled[TEACHER][scored], 4)}
-    latency = encoder_latency({TEACHER: args.teacher, STUDENT: last}, ds, TEACHER, args.repeats)
+    timed = {TEACHER: args.teacher, STUDENT: last, **({INT8: last.parent / "int8"} if args.int8 else {})}
+    latency = encoder_latency(timed, ds, TEACHER, args.repeats)
     report(rows, latency, "the teacher")
     students = {k: json.loads((b.parent / "encoder" / "student.json").read_text()) for k, b in bundles.items()}
     accuracy = ACCURACY if len(chosen) == 5 else \

@@ -115,7 +115,8 @@ def _variants(file: str, title: str, reference: str, first: str = "") -> str:
              f"1 s / 4 s / 10 s, 1 thread (ratio to {reference}) |", "|---|---|---|---|---|---|"]
     for i, (name, v) in enumerate(r["variants"].items()):
         notes = f", {len(v['kept_float'])} nodes kept in float" if v.get("kept_float") else ""
-        notes += ", its own head" if v.get("student") else ""
+        if v.get("student"):
+            notes += f", {v['head_from']}'s head" if v.get("head_from") else ", its own head"
         unseen = (v.get("guard") or {}).get("unseen_speakers")
         if unseen:  # what `edgeser quantize`'s guard measured on the validation speakers' folds
             notes += (f" (guard on unseen speakers: {pct(unseen['parent_ua'])} → {pct(unseen['variant_ua'])}, "
@@ -136,7 +137,8 @@ def precision() -> str:
 
 
 def student() -> str:
-    return _variants("student_folds.json", "encoder (each one's head trained on its own frames)", "the teacher",
+    return _variants("student_folds.json", "encoder (heads trained on the FP32 frames of the teacher or student)",
+                     "the teacher",
                      first=" (the teacher: tiny.en to block 2)")
 
 
@@ -191,8 +193,41 @@ def service_load() -> str:
         "`benchmarks/results/service_load.json`)"
 
 
-TABLES = {"probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path, "precision": precision,
-          "student": student, "bench": bench, "service_load": service_load}
+def service_soak() -> str:
+    """The soak: one long run of ``benchmarks.service_load``, with the server's memory over time."""
+    r = _load("service_soak.json")
+    lines = ["| clients at real time | minutes | files sent | answered | dropped (counted) | lost | closed early | "
+             "end of speech → result, client p50 / p95 ms | server RSS: first sample, last, growth (last quarter "
+             "over first) |", "|---|---|---|---|---|---|---|---|---|"]
+    for run in r["runs"]:
+        timeline = run["server_rss_mb_timeline"]
+        lat = run["client_latency_ms"]
+        shown = "n/a" if lat is None else f"{lat['p50']:.0f} / {lat['p95']:.0f}"
+        lines.append(f"| {run['clients']} | {run['minutes']:g} | {run['files_sent']} | {run['files_answered']} | "
+                     f"{run['dropped']} | {run['lost']} | {run['closed_early']} | "
+                     f"{shown} | "
+                     f"{timeline[0][1]:.0f} MB, {timeline[-1][1]:.0f} MB, {run.get('rss_growth_mb', 0):+.1f} MB |")
+    m = r["machine"]
+    return "\n".join(lines) + f"\n\n(RSS sampled every {r.get('sample_s', 30):g} s; exit status on SIGTERM " \
+        f"{r['server_exit_on_sigterm']}; {m['cpu']}, {m['cores']} cores, measured {m['measured']}; " \
+        "`benchmarks/results/service_soak.json`)"
+
+
+def fuzz() -> str:
+    """What every case of the fuzz suites ended as (``benchmarks.fuzz_outcomes``)."""
+    r = _load("fuzz_outcomes.json")
+    lines = ["| suite | cases | outcomes | passed |", "|---|---|---|---|"]
+    for name, suite in r["suites"].items():
+        shown = ", ".join(f"{k} {v}" for k, v in suite["outcomes"].items())
+        lines.append(f"| {name} | {suite['cases']} | {shown} | {'yes' if suite['passed'] else '**no**'} |")
+    m = r["machine"]
+    return "\n".join(lines) + f"\n\n({r['examples_per_suite']} cases asked per suite; {r['summary']}; {m['cpu']}, " \
+        f"measured {m['measured']}; `benchmarks/results/fuzz_outcomes.json`)"
+
+
+TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path,
+          "precision": precision, "student": student, "bench": bench, "service_load": service_load,
+          "service_soak": service_soak}
 
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
 

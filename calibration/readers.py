@@ -18,7 +18,7 @@ import numpy as np
 
 from calibration.sets import CalibrationSet
 from edgeser import EmotionRecognizer
-from edgeser.errors import BundleError, DatasetError, EdgeserError
+from edgeser.errors import BundleError, DatasetError, EdgeserError, InputError
 from edgeser.pooling import level_features
 from edgeser.recognizer import speech_feeds
 
@@ -99,6 +99,6 @@ class OrtReader:
 def feeds_for(graph: str, cset: CalibrationSet, rec: EmotionRecognizer) -> OrtReader:
     """An :class:`OrtReader` for the bundle's ``graph`` (``speech``, ``text`` or ``fusion``)."""
     if graph not in READERS:
-        raise ValueError(f"graph must be one of {sorted(READERS)}, got {graph!r}")
+        raise InputError(f"graph must be one of {sorted(READERS)}, got {graph!r}")
     reader: Any = READERS[graph]
     return OrtReader(reader(cset, rec))

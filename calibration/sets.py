@@ -19,8 +19,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -30,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
-from edgeser.bundle import default_dir_mode
+from edgeser.bundle import staged_folder
 from edgeser.datasets import Dataset, Utterance
-from edgeser.errors import DatasetError
+from edgeser.errors import DatasetError, InputError
 
 FORMAT = "edgeser-calibration"
 INDEX = "calibration.json"
@@ -97,7 +95,7 @@ class CalibrationSet:
         try:
             raw = json.loads(index.read_text(encoding="utf-8"))
             if raw.get("format") != FORMAT:
-                raise ValueError(f"format is {raw.get('format')!r}")
+                raise InputError(f"format is {raw.get('format')!r}")
             items = tuple(CalibrationItem(audio=i["audio"], sources=tuple(tuple(s) for s in i["sources"]),
                                           speaker=i["speaker"], label=i["label"], transcript=i["transcript"],
                                           seconds=float(i["seconds"])) for i in raw["items"])
@@ -176,10 +174,7 @@ def build(dataset: Dataset, out: str | os.PathLike[str], *, n: int = 64, seed: i
     rng = np.random.default_rng(seed)
     draws = choose(dataset, n, rng)
     lengths = target_lengths(n, min_s, max_s, rng)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    staging.chmod(default_dir_mode())
-    try:
+    with staged_folder(target) as staging:
         (staging / "audio").mkdir()
         items = []
         for k, (draw, seconds) in enumerate(zip(draws, lengths, strict=True)):
@@ -196,12 +191,6 @@ def build(dataset: Dataset, out: str | os.PathLike[str], *, n: int = 64, seed: i
         index = {"format": FORMAT, "seed": seed, "source": dataset.name, "lengths_s": [min_s, max_s],
                  "sha256": digest, "items": [asdict(i) for i in frozen]}
         (staging / INDEX).write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return CalibrationSet.load(target)
 
 

@@ -8,31 +8,45 @@ from edgeser.bundle import Bundle
 from edgeser.errors import (
     AlignmentError,
     AudioError,
+    BackendError,
     BackendUnavailableError,
     BundleError,
+    DatasetError,
     EdgeserError,
+    InputError,
     NoSpeechError,
     ParityError,
     TextError,
 )
-from edgeser.options import RuntimeOptions
+from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.recognizer import EmotionRecognizer
-from edgeser.results import EncoderOutput, TextOutput, Timings
+from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
+from edgeser.segmenter import Segment, Segmentation
+from edgeser.streaming import StreamOptions, StreamResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlignmentError",
     "AudioError",
+    "BackendError",
     "BackendUnavailableError",
     "Bundle",
     "BundleError",
+    "DatasetError",
     "EdgeserError",
     "EmotionRecognizer",
     "EncoderOutput",
+    "InputError",
     "NoSpeechError",
     "ParityError",
+    "Prediction",
     "RuntimeOptions",
+    "Segment",
+    "SegmentOptions",
+    "Segmentation",
+    "StreamOptions",
+    "StreamResult",
     "TextError",
     "TextOutput",
     "Timings",

@@ -6,8 +6,8 @@ import functools
 
 import numpy as np
 
-from edgeser.audio import AudioSource, load_audio
-from edgeser.ctc.hama import FRAME_SAMPLES, SAMPLE_RATE, HamaAligner
+from edgeser.audio import SAMPLE_RATE, AudioSource, load_audio
+from edgeser.ctc.hama import FRAME_SAMPLES, HamaAligner
 from edgeser.options import SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
 from edgeser.segmenter import Segmentation, check_not_silent, segment

@@ -26,6 +26,9 @@ MAX_CHANNELS = 2
 _CLIP_LEVEL = 0.999
 _CLIP_SHARE_WARN = 0.01
 
+SAMPLE_RATE = 16_000
+"""The rate every edgeser graph, detector and result runs at (Hz); audio at other rates is resampled to it."""
+
 
 def read_audio(source: AudioSource, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``source`` into float32 samples of shape ``(samples, channels)`` and its rate."""
@@ -69,7 +72,7 @@ def load_audio(
     source: AudioSource,
     sample_rate: int | None = None,
     *,
-    target_rate: int = 16_000,
+    target_rate: int = SAMPLE_RATE,
     max_seconds: float | None = None,
     min_samples: int = 1,
 ) -> np.ndarray:
@@ -118,13 +121,35 @@ def load_audio(
         log.warning("%s: %.1f%% of samples are clipped at full scale; recognition may degrade", name, 100 * clipped)
     if peak > 1.0 + 1e-6:
         log.warning("%s: float samples reach %.3g, beyond [-1, 1]; is this integer PCM stored as float?", name, peak)
-    if rate != target_rate:
-        mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    mono = resample(mono, rate, target_rate)
     if mono.shape[0] < min_samples:
         raise AudioError(f"{name}: audio is {mono.shape[0]} samples ({1e3 * mono.shape[0] / target_rate:.1f} ms) "
                          f"at {target_rate} Hz, the encoder needs at least {min_samples} "
                          f"({1e3 * min_samples / target_rate:.1f} ms); pass longer audio")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def resample(mono: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """A whole signal to ``target_rate`` (soxr, high quality); float32. The one resampler of edgeser, with
+    :class:`Resampler` for audio that arrives in pieces."""
+    if rate == target_rate:
+        return np.asarray(mono, dtype=np.float32)
+    return np.asarray(soxr.resample(mono, rate, target_rate, quality="HQ"), dtype=np.float32)
+
+
+class Resampler:
+    """:func:`resample` for audio that arrives in pieces (a stream, a microphone): the filter's state carries
+    over from one piece to the next, so the joins are seamless; ``last=True`` flushes what it holds back."""
+
+    def __init__(self, rate: int, target_rate: int) -> None:
+        self._stream = (soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+                        if rate != target_rate else None)
+
+    def __call__(self, piece: np.ndarray, last: bool = False) -> np.ndarray:
+        piece = np.asarray(piece, dtype=np.float32)
+        if self._stream is None:
+            return piece
+        return np.asarray(self._stream.resample_chunk(piece, last=last), dtype=np.float32)
 
 
 def _name(source: AudioSource) -> str:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LABELS = ("neutral", "happy", "angry", "sad")
 """The paper's four IEMOCAP classes (excited merged into happy)."""
 MAX_MANIFEST_BYTES = 4 << 20  # the default's bundle.json is 13 KB
+MAX_FILES = 256  # the default lists 4 files; a bundle with TensorRT engines for several devices, a few dozen
+MAX_FILE_BYTES = 8 << 30  # one file (a large wav2vec2 graph's external data is about 1.3 GB): more is refused before
+# anything is read or hashed
 FUSION_LEVELS = ("frame", "phone", "syllable", "word")
 
 
@@ -50,10 +53,11 @@ def strings(value: Any, where: str, *, distinct: bool = False, allowed: tuple[st
     return tuple(value)
 
 
-def integer(value: Any, where: str, low: int = 0) -> int:
+def integer(value: Any, where: str, low: int = 0, high: int | None = None) -> int:
     """A bundle.json whole number of at least ``low`` (booleans and floats refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BundleError(f"{MANIFEST}: {where} must be a whole number >= {low}, got {str(value)[:40]}; "
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise BundleError(f"{MANIFEST}: {where} must be a whole number {bounds}, got {str(value)[:40]}; "
                           "re-export the bundle")
     return value
 
@@ -311,6 +315,9 @@ class Manifest:
         if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
             raise BundleError(f"{MANIFEST}: 'files' must map each file name to its sha256 and bytes; re-export "
                               "the bundle")
+        if len(files) > MAX_FILES:
+            raise BundleError(f"{MANIFEST}: lists {len(files)} files, more than a bundle holds ({MAX_FILES}); the "
+                              "manifest was tampered with, re-export the bundle")
         for name in files:
             parts = PurePosixPath(name).parts
             if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
@@ -320,7 +327,8 @@ class Manifest:
             return cls(
                 edgeser_version=str(d["edgeser_version"]), created=str(d["created"]),
                 labels=strings(d["labels"], "labels", distinct=True, at_least=2),
-                files={k: FileEntry(sha256=str(v["sha256"]), bytes=integer(v["bytes"], f"files[{k!r}].bytes"))
+                files={k: FileEntry(sha256=str(v["sha256"]), bytes=integer(v["bytes"], f"files[{k!r}].bytes",
+                                                                               high=MAX_FILE_BYTES))
                        for k, v in files.items()},
                 speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
@@ -328,7 +336,7 @@ class Manifest:
                 fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None,
                 engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])),
                 speaker_fusion=FusionSection.from_dict(d["speaker_fusion"]) if d.get("speaker_fusion") else None)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:  # int(inf): Overflow
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
 
@@ -496,6 +504,9 @@ class BundleWriter:
         (self.staging / OWNER).unlink(missing_ok=True)
         for p in sorted(self.staging.rglob("*")):
             if p.is_file() and p.name != MANIFEST:
+                if (size := p.stat().st_size) > MAX_FILE_BYTES:
+                    raise BundleError(f"{p.name}: {size} bytes, more than a bundle file may be ({MAX_FILE_BYTES}); "
+                                      "store large weights as ONNX external data in several files")
                 files[p.relative_to(self.staging).as_posix()] = FileEntry(sha256_file(p), p.stat().st_size)
         final = replace(manifest, files=files)
         data = json.dumps(final.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -515,16 +526,26 @@ def write_bundle(out: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     Raises:
         BundleError: ``out`` exists and ``overwrite`` is false, or the body did not call ``finish``.
     """
-    target = check_out(out, overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    staging.chmod(default_dir_mode())  # mkdtemp makes it private; a bundle is as readable as any folder
-    (staging / OWNER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
-    try:
+    with staged_folder(check_out(out, overwrite)) as staging:
         yield BundleWriter(staging)
         if not (staging / MANIFEST).is_file():
             raise BundleError("internal: bundle written without calling BundleWriter.finish()")
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A new folder beside ``target`` to write into, moved to ``target`` when the ``with`` body succeeds (an
+    existing ``target`` is replaced only then, by two renames) and removed when it fails: a folder that others
+    read (a bundle, a calibration set) is never seen half-written. The staging folder holds :data:`OWNER` while
+    it is written, so that one left by a killed process is removed at the next write to ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    staging.chmod(default_dir_mode())  # mkdtemp makes it private; the result is as readable as any folder
+    (staging / OWNER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    try:
+        yield staging
+        (staging / OWNER).unlink(missing_ok=True)
         if target.exists():
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             target.rename(retired)

@@ -32,7 +32,7 @@ def _errors() -> Iterator[None]:
     """Turn edgeser's own errors into a one-line message and exit status 1 (no traceback)."""
     try:
         yield
-    except (EdgeserError, ValueError) as e:
+    except EdgeserError as e:
         raise click.ClickException(str(e)) from e
 
 

@@ -7,6 +7,15 @@ class EdgeserError(Exception):
     """Base class of every error edgeser raises on purpose."""
 
 
+class InputError(EdgeserError, ValueError):
+    """An argument or setting outside what it may be (a negative count, an unknown mode, a tensor of the wrong
+    shape). Also a ``ValueError``, as such errors are in Python."""
+
+
+class BackendError(EdgeserError, RuntimeError):
+    """An inference backend that failed while running (a TensorRT or CUDA call that returned an error)."""
+
+
 class BundleError(EdgeserError):
     """A bundle is missing, incomplete, tampered with, or of an unsupported version."""
 

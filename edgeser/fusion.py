@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgeser.backends import Backend
-from edgeser.errors import BundleError
+from edgeser.errors import BundleError, InputError
 from edgeser.specs import GraphSpec
 
 
@@ -38,15 +38,15 @@ class FusionHead:
         parts = {level: speech[level] for level in self.levels if level in speech}
         missing = [lv for lv in self.levels if lv not in parts]
         if missing:
-            raise ValueError(f"the fusion graph needs speech levels {list(self.levels)}; missing {missing}")
+            raise InputError(f"the fusion graph needs speech levels {list(self.levels)}; missing {missing}")
         if self.uses_text:
             if text is None:
-                raise ValueError("this fusion graph needs text embeddings (the transcript's tokens)")
+                raise InputError("this fusion graph needs text embeddings (the transcript's tokens)")
             parts["text"] = text
         feeds: dict[str, np.ndarray] = {}
         for name, (features, mask) in parts.items():
             if not mask.any(axis=1).all():
-                raise ValueError(f"{name}: every utterance needs at least one real position (mask row all false)")
+                raise InputError(f"{name}: every utterance needs at least one real position (mask row all false)")
             feeds[name] = np.ascontiguousarray(features, dtype=np.float32)
             feeds[f"{name}_mask"] = np.ascontiguousarray(mask, dtype=bool)
         self.spec.check_feeds(feeds)

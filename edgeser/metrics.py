@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeser.errors import EdgeserError
+from edgeser.errors import EdgeserError, InputError
 
 if TYPE_CHECKING:
     from edgeser.datasets import Utterance
@@ -27,7 +27,7 @@ def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance], *, keep_pr
     truth, pred, every_truth, every_pred = [], [], [], []
     for u in utterances:
         if u.path is None:
-            raise ValueError(f"{u.id}: no audio to predict from")
+            raise InputError(f"{u.id}: no audio to predict from")
         every_truth.append(labels.index(u.label))
         try:
             result = rec.predict(u.path, u.transcript)
@@ -50,9 +50,9 @@ def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] |
     """``(num_classes, num_classes)`` counts; rows are true classes, columns predictions."""
     t, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
+        raise InputError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
     if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
-        raise ValueError(f"class ids must be in 0..{num_classes - 1}")
+        raise InputError(f"class ids must be in 0..{num_classes - 1}")
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(m, (t, p), 1)
     return m
@@ -63,7 +63,7 @@ def unweighted_accuracy(cm: np.ndarray) -> float:
     support = cm.sum(axis=1)
     present = support > 0
     if not present.any():
-        raise ValueError("no examples")
+        raise InputError("no examples")
     return float(np.mean(np.diag(cm)[present] / support[present]))
 
 
@@ -71,7 +71,7 @@ def weighted_accuracy(cm: np.ndarray) -> float:
     """Share of correct predictions (WA, i.e. accuracy)."""
     total = cm.sum()
     if total == 0:
-        raise ValueError("no examples")
+        raise InputError("no examples")
     return float(np.trace(cm) / total)
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from edgeser.errors import InputError
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
@@ -37,22 +39,22 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         if self.bundle_digest is not None and not self.bundle_digest.startswith("sha256:"):
-            raise ValueError(f"bundle_digest must read 'sha256:<hex>' as `edgeser inspect` prints it, got "
+            raise InputError(f"bundle_digest must read 'sha256:<hex>' as `edgeser inspect` prints it, got "
                              f"{self.bundle_digest[:20]!r}")
         if isinstance(self.trusted_keys, str):
-            raise ValueError("trusted_keys must be a tuple of public keys, not a single string")
+            raise InputError("trusted_keys must be a tuple of public keys, not a single string")
         if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
+            raise InputError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
         if not self.providers:
-            raise ValueError("providers must name at least one execution provider")
+            raise InputError("providers must name at least one execution provider")
         if isinstance(self.providers, str):
-            raise ValueError("providers must be a tuple of names, not a single string")
+            raise InputError("providers must be a tuple of names, not a single string")
         if not self.max_audio_s > 0:
-            raise ValueError(f"max_audio_s must be positive, got {self.max_audio_s}")
+            raise InputError(f"max_audio_s must be positive, got {self.max_audio_s}")
         if self.backend not in ("onnxruntime", "tensorrt"):
-            raise ValueError(f"backend must be 'onnxruntime' or 'tensorrt', got {self.backend!r}")
+            raise InputError(f"backend must be 'onnxruntime' or 'tensorrt', got {self.backend!r}")
         if self.max_text_tokens < 2:
-            raise ValueError(f"max_text_tokens must be >= 2, got {self.max_text_tokens}")
+            raise InputError(f"max_text_tokens must be >= 2, got {self.max_text_tokens}")
 
     @classmethod
     def cpu(cls, threads: int = 0) -> RuntimeOptions:
@@ -139,17 +141,17 @@ class SegmentOptions:
 
     def __post_init__(self) -> None:
         if self.on_unknown not in ("error", "skip"):
-            raise ValueError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
+            raise InputError(f"on_unknown must be 'error' or 'skip', got {self.on_unknown!r}")
         if self.beam_width < 1:
-            raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
+            raise InputError(f"beam_width must be >= 1, got {self.beam_width}")
         shifts = (self.start_shift_s, self.end_shift_s, self.phone_shift_s, self.overlap_s,
                   *(v for _, v in self.start_shift_by_class))
         if not all(0 <= v < 1 for v in shifts):
-            raise ValueError("every shift (start, by class, overlap, end, phone) must be in [0, 1) seconds")
+            raise InputError("every shift (start, by class, overlap, end, phone) must be in [0, 1) seconds")
         if not -1 < self.final_end_shift_s < 1:
-            raise ValueError(f"final_end_shift_s must be in (-1, 1) seconds, got {self.final_end_shift_s}")
+            raise InputError(f"final_end_shift_s must be in (-1, 1) seconds, got {self.final_end_shift_s}")
         if not 0 <= self.final_end_scale <= 2:
-            raise ValueError(f"final_end_scale must be in [0, 2], got {self.final_end_scale}")
+            raise InputError(f"final_end_scale must be in [0, 2], got {self.final_end_scale}")
 
     def boundary_rule(self) -> dict[str, Any]:
         """The boundary rule's parameters as JSON-ready values (what a fusion head records, see
@@ -161,7 +163,7 @@ class SegmentOptions:
         """These options with the boundary rule ``rule`` (from :meth:`boundary_rule`) in place of their own."""
         unknown = set(rule) - set(BOUNDARY_RULE_FIELDS)
         if unknown:
-            raise ValueError(f"unknown boundary-rule parameters {sorted(unknown)}; known: {BOUNDARY_RULE_FIELDS}")
+            raise InputError(f"unknown boundary-rule parameters {sorted(unknown)}; known: {BOUNDARY_RULE_FIELDS}")
         values: dict[str, Any] = {k: tuple((str(c), float(v)) for c, v in rule[k]) if k == "start_shift_by_class"
                                   else float(rule[k]) for k in rule}
         return replace(self, **values)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgeser.errors import InputError
 from edgeser.segmenter import Segment, Segmentation
 from edgeser.specs import FrameFormula
 
@@ -54,7 +55,7 @@ def pool_batch(hidden: np.ndarray, num_frames: np.ndarray, segments: Sequence[Se
         true on real segments.
     """
     if len(segments) != hidden.shape[0]:
-        raise ValueError(f"{len(segments)} segment lists for a batch of {hidden.shape[0]}")
+        raise InputError(f"{len(segments)} segment lists for a batch of {hidden.shape[0]}")
     longest = max((len(s) for s in segments), default=0)
     pooled = np.zeros((*hidden.shape[:2], longest, hidden.shape[-1]), dtype=np.float32)
     mask = np.zeros((hidden.shape[0], longest), dtype=bool)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeser import default
-from edgeser.audio import AudioSource, load_audio
+from edgeser.audio import SAMPLE_RATE, AudioSource, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
@@ -428,13 +428,14 @@ class EmotionRecognizer:
 
         vad = SileroVad.shared()  # this call's own state, the process's one session
         voiced = sum(vad(wave[i : i + CHUNK]) >= 0.5 for i in range(0, wave.size - CHUNK + 1, CHUNK))
-        return float(voiced * CHUNK / 16_000)
+        return float(voiced * CHUNK / SAMPLE_RATE)
 
     def check_speech(self, wave: np.ndarray, name: object = "audio array") -> None:
         """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of speech."""
         speech = self.speech_seconds(wave)
         if speech < MIN_UTTERANCE_S:
-            raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {wave.size / 16_000:.1f} s is voice, by "
+            seconds = wave.size / SAMPLE_RATE
+            raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {seconds:.1f} s is voice, by "
                                 f"silero-vad; at least {MIN_UTTERANCE_S} s is needed): noise, music or silence gets "
                                 "no emotion label")
 
@@ -442,10 +443,10 @@ class EmotionRecognizer:
         """Load and run every graph, the segmenter and the decoder once on a second of low noise, so that the
         first real call is not the slow one; returns the seconds it took."""
         t0 = time.perf_counter()
-        noise = (0.01 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+        noise = (0.01 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
         if self._fusion is not None:  # the whole pipeline: graphs, aligner, lexicon, beam decoder
             try:
-                self.predict(noise, sample_rate=16000)
+                self.predict(noise, sample_rate=SAMPLE_RATE)
             except EdgeserError:  # noise may well hold no words; what mattered was loading
                 pass
         if self._speech is not None and self._fusion is None:
@@ -473,7 +474,7 @@ class EmotionRecognizer:
         from edgeser import streaming
 
         self.warm_up()  # the first utterance should not pay for loading models
-        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=16000, speaker=speaker),
+        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker),
                                 source, options, vad)
 
     def __repr__(self) -> str:

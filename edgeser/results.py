@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeser.segmenter import Segmentation
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -106,7 +108,7 @@ class Prediction:
     probabilities: dict[str, float]
     branches: dict[str, dict[str, float]]
     transcript: str | None
-    segmentation: Any
+    segmentation: Segmentation | None
     timings: Timings
     speaker: str | None = None
 

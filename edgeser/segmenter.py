@@ -18,7 +18,7 @@ import numpy as np
 from edgeser.ctc.align import align_states
 from edgeser.ctc.emissions import Emissions
 from edgeser.ctc.spans import merge_tokens
-from edgeser.errors import AlignmentError
+from edgeser.errors import AlignmentError, InputError
 from edgeser.options import SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon, equivalents
 from edgeser.phonetics.normalize import normalize_words
@@ -71,7 +71,7 @@ class Segmentation:
 
     def level(self, name: str) -> tuple[Segment, ...]:
         if name not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {name!r}")
+            raise InputError(f"level must be one of {LEVELS}, got {name!r}")
         return {"word": self.words, "syllable": self.syllables, "phone": self.phones}[name]
 
     def by_word(self, name: str) -> list[tuple[Segment, ...]]:

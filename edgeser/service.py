@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 
 from edgeser._optional import require
-from edgeser.errors import EdgeserError
+from edgeser.audio import SAMPLE_RATE
+from edgeser.errors import EdgeserError, InputError
 from edgeser.speaker import RunningSpeaker
 from edgeser.streaming import (
-    SAMPLE_RATE,
     PcmDecoder,
     SileroVad,
     StreamOptions,
@@ -124,11 +124,11 @@ class ServiceConfig:
                   (self.adapt_speaker_s is None or self.adapt_speaker_s > 0, "adapt_speaker_s must be positive")]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise InputError(message)
         for origin in self.origins:
             parts = urllib.parse.urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-                raise ValueError(f"origin {origin!r} must be a scheme and host, such as http://localhost:3000")
+                raise InputError(f"origin {origin!r} must be a scheme and host, such as http://localhost:3000")
 
 
 def audio_format(message: dict[str, Any]) -> tuple[int, int]:
@@ -136,7 +136,7 @@ def audio_format(message: dict[str, Any]) -> tuple[int, int]:
     rate, channels = message.get("sample_rate", SAMPLE_RATE), message.get("channels", 1)
     for name, value, low, high in (("sample_rate", rate, *SAMPLE_RATES), ("channels", channels, 1, MAX_CHANNELS)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+            raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     return rate, channels
 
 
@@ -162,9 +162,14 @@ class _AudioBuffer:
                 self._dropped += old.size
             self._ready.notify()
 
-    def close(self) -> None:
+    def close(self, discard: bool = False) -> None:
+        """No more audio; ``discard`` also forgets what is waiting (a connection that has gone: its results
+        could not be sent, and working through its backlog would only slow the others)."""
         with self._ready:
             self._closed = True
+            if discard:
+                self._chunks.clear()
+                self._samples = 0
             self._ready.notify()
 
     def get(self) -> tuple[np.ndarray, float, int] | None:
@@ -211,7 +216,11 @@ class _Session:
         if x.size:
             self.buffer.put(x, arrived)
 
-    def finish_audio(self) -> None:
+    def finish_audio(self, discard: bool = False) -> None:
+        if discard:
+            self.open = False  # its waiting utterances are dropped by the worker, not recognised
+            self.buffer.close(discard=True)
+            return
         if self.decoder is not None:
             x = self.decoder(b"", last=True)
             if x.size:
@@ -239,8 +248,9 @@ class _Session:
                     self._arrivals.popleft()
                 for u in detector.feed(chunk):
                     self._submit(u)
-            for u in detector.flush():
-                self._submit(u)
+            if self.open:  # a connection that has gone gets no last utterance
+                for u in detector.flush():
+                    self._submit(u)
         except Exception:  # never silent: the connection is told and closed
             log.exception("voice activity detection failed")
             self.send({"type": "error", "error": "voice activity detection failed; see the server log"})
@@ -385,7 +395,7 @@ class Service:
         try:
             ended = self._read(session)
         finally:
-            session.finish_audio()
+            session.finish_audio(discard=not ended)
             session.detector_thread.join()
             if ended:
                 session.wait_until_done(timeout=30.0)

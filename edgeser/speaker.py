@@ -96,10 +96,13 @@ class SpeakerProfile:
             profile = cls(encoder_sha256=str(d["encoder_sha256"]), layer=int(d["layer"]),
                           mean=np.asarray(d["mean"], dtype=np.float32), std=np.asarray(d["std"], dtype=np.float32),
                           frames=int(d["frames"]), seconds=float(d["seconds"]), utterances=int(d["utterances"]))
+            dim = int(d.get("dim", profile.dim))
+        except SpeakerError as e:  # the profile's own checks: say which file
+            raise SpeakerError(f"{source}: {str(e).removeprefix('speaker profile: ')}; enrol the speaker again") from e
         except (KeyError, TypeError, ValueError) as e:
             raise SpeakerError(f"{source}: missing or malformed entry ({type(e).__name__}: {e}); enrol the "
                                "speaker again") from e
-        if int(d.get("dim", profile.dim)) != profile.dim:
+        if dim != profile.dim:
             raise SpeakerError(f"{source}: 'dim' is {d.get('dim')} but the vectors have {profile.dim} values")
         return profile
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.errors import BundleError
+from edgeser.errors import BundleError, InputError
 
 Dim = int | str
 """A tensor dimension: a fixed size, or the name of a dynamic axis such as ``"batch"``."""
@@ -35,7 +35,7 @@ class TensorSpec:
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
-            raise ValueError(f"unsupported dtype {self.dtype!r}; expected one of {sorted(_DTYPES)}")
+            raise InputError(f"unsupported dtype {self.dtype!r}; expected one of {sorted(_DTYPES)}")
 
     @property
     def numpy_dtype(self) -> np.dtype[np.generic]:
@@ -48,7 +48,7 @@ class TensorSpec:
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         dims = d["dims"]
         if not isinstance(dims, list) or not all(_is_dim(x) for x in dims):
-            raise ValueError(f"tensor {d.get('name')!r}: dims must be a list of sizes (>= 1) or axis names, got "
+            raise InputError(f"tensor {d.get('name')!r}: dims must be a list of sizes (>= 1) or axis names, got "
                              f"{str(dims)[:60]}")
         return cls(name=str(d["name"]), dtype=str(d["dtype"]), dims=tuple(dims))
 
@@ -80,20 +80,20 @@ class GraphSpec:
         missing = set(self.input_names) - set(feeds)
         extra = set(feeds) - set(self.input_names)
         if missing or extra:
-            raise ValueError(f"graph inputs are {list(self.input_names)}; missing {sorted(missing)}, "
+            raise InputError(f"graph inputs are {list(self.input_names)}; missing {sorted(missing)}, "
                              f"unexpected {sorted(extra)}")
         bound: dict[str, int] = {}
         for t in self.inputs:
             a = feeds[t.name]
             if a.dtype != t.numpy_dtype:
-                raise ValueError(f"input {t.name!r} must be {t.dtype}, got {a.dtype}")
+                raise InputError(f"input {t.name!r} must be {t.dtype}, got {a.dtype}")
             if a.ndim != len(t.dims):
-                raise ValueError(f"input {t.name!r} must have dims {list(t.dims)}, got shape {a.shape}")
+                raise InputError(f"input {t.name!r} must have dims {list(t.dims)}, got shape {a.shape}")
             for axis, (want, got) in enumerate(zip(t.dims, a.shape, strict=True)):
                 if isinstance(want, int) and want != got:
-                    raise ValueError(f"input {t.name!r} axis {axis} must be {want}, got {got}")
+                    raise InputError(f"input {t.name!r} axis {axis} must be {want}, got {got}")
                 if isinstance(want, str) and bound.setdefault(want, got) != got:
-                    raise ValueError(f"input {t.name!r} axis {axis} ({want}) is {got}, "
+                    raise InputError(f"input {t.name!r} axis {axis} ({want}) is {got}, "
                                      f"but another input has {want}={bound[want]}")
 
     def to_dict(self) -> dict[str, Any]:

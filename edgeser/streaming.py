@@ -30,12 +30,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from edgeser.audio import load_audio
-from edgeser.errors import BackendUnavailableError, EdgeserError
+from edgeser.audio import SAMPLE_RATE, Resampler, load_audio
+from edgeser.errors import BackendUnavailableError, EdgeserError, InputError
+from edgeser.results import Prediction
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 CHUNK = 512  # silero-vad's window at 16 kHz: 32 ms
 _CONTEXT = 64
 
@@ -90,7 +90,7 @@ class SileroVad:
 
     def __call__(self, chunk: np.ndarray) -> float:
         if chunk.shape != (CHUNK,):
-            raise ValueError(f"silero-vad takes chunks of {CHUNK} samples at 16 kHz, got {chunk.shape}")
+            raise InputError(f"silero-vad takes chunks of {CHUNK} samples at 16 kHz, got {chunk.shape}")
         x = np.concatenate([self._context, chunk[None, :].astype(np.float32)], axis=1)
         out, self._state = self._session.run(None, {"input": x, "state": self._state,
                                                     "sr": np.array(SAMPLE_RATE, dtype=np.int64)})
@@ -142,15 +142,15 @@ class StreamOptions:
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.max_utterance_s <= self.min_speech_s:
-            raise ValueError("max_utterance_s must be longer than min_speech_s")
+            raise InputError("max_utterance_s must be longer than min_speech_s")
         if self.queue_size < 1:
-            raise ValueError("queue_size must be >= 1")
+            raise InputError("queue_size must be >= 1")
         if self.backpressure not in ("drop-oldest", "block"):
-            raise ValueError(f"backpressure must be 'drop-oldest' or 'block', got {self.backpressure!r}")
+            raise InputError(f"backpressure must be 'drop-oldest' or 'block', got {self.backpressure!r}")
         if self.partial_every_s is not None and self.partial_every_s <= 0:
-            raise ValueError("partial_every_s must be positive")
+            raise InputError("partial_every_s must be positive")
 
     @property
     def exit_threshold(self) -> float:
@@ -307,12 +307,9 @@ class PcmDecoder:
     float32 at 16 kHz: channels averaged, resampled as it arrives."""
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> None:
-        import soxr
-
         self.channels = channels
         self._rest = b""
-        self._resampler = (soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32")
-                           if sample_rate != SAMPLE_RATE else None)
+        self._resample = Resampler(sample_rate, SAMPLE_RATE)
 
     def __call__(self, data: bytes, last: bool = False) -> np.ndarray:
         """The samples of ``data`` (and of bytes held back from earlier); ``last`` flushes the resampler."""
@@ -323,9 +320,7 @@ class PcmDecoder:
         x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
         if self.channels > 1:
             x = x.reshape(-1, self.channels).mean(axis=1)
-        if self._resampler is not None:
-            x = self._resampler.resample_chunk(x, last=last)
-        return x
+        return self._resample(x, last=last)
 
 
 def pcm_source(stream: BinaryIO | None = None, sample_rate: int = SAMPLE_RATE, channels: int = 1,
@@ -364,13 +359,11 @@ def microphone_source(sample_rate: int = SAMPLE_RATE, device: int | str | None =
             log.warning("microphone: dropped %d samples (the reader is not keeping up)", frames)
 
     def chunks() -> Iterator[np.ndarray]:
-        import soxr
-
+        resample = Resampler(sample_rate, SAMPLE_RATE)  # one filter across blocks: no clicks at the joins
         with sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
                             blocksize=int(chunk_s * sample_rate), callback=callback):
             while True:
-                x = q.get()
-                yield x if sample_rate == SAMPLE_RATE else soxr.resample(x, sample_rate, SAMPLE_RATE)
+                yield resample(q.get())
 
     return Source(chunks(), live=True, name="microphone")
 
@@ -391,7 +384,7 @@ class StreamResult:
 
     start_s: float
     end_s: float
-    prediction: Any
+    prediction: Prediction | None
     error: str | None
     partial: bool
     split: bool

@@ -14,6 +14,9 @@ evaluation holds out are left out (``--holdout``).
         --data ../shared/data/ravdess --holdout 1-4 --out runs/student/fold-1
     edgeser export --speech runs/student/fold-1/encoder --layers 1 --out runs/student/fold-1/bundle
 
+``--epochs 0`` trains nothing: the teacher's first ``--blocks`` blocks run over frames pooled by ``--pool`` as they
+are (no teacher bundle, no data needed), a student whose head is then trained on its own frames.
+
 ``OUT/encoder`` is a ``WhisperEncoder`` folder (``config.json`` with :data:`export.whisper.FRAME_POOL`, the
 weights, and ``student.json``: teacher, data, settings, loss per epoch), which ``edgeser export --speech``
 reads like any Whisper checkpoint. Seeded; written atomically (a temporary folder renamed into place).
@@ -38,6 +41,7 @@ from rich.progress import track
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess, ravdess_unscored
+from edgeser.errors import InputError
 from export.train import collate
 from export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 
@@ -49,14 +53,15 @@ class StudentConfig:
     pool: int = 2
     """Frames averaged into one before the blocks (2: 25 frames/s)."""
     epochs: int = 8
+    """0: no training at all (the teacher's first ``blocks`` blocks over pooled frames, as they are)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-2
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.blocks < 1 or self.pool < 1 or self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"blocks, pool, epochs and batch_size must be >= 1 and lr > 0, got {self}")
+        if self.blocks < 1 or self.pool < 1 or self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise InputError(f"blocks, pool and batch_size must be >= 1, epochs >= 0 and lr > 0, got {self}")
 
 
 def make_student(teacher: Any, config: StudentConfig) -> Any:
@@ -64,7 +69,7 @@ def make_student(teacher: Any, config: StudentConfig) -> Any:
     config marked with :data:`FRAME_POOL`."""
     student = copy.deepcopy(teacher)
     if config.blocks > len(student.layers):
-        raise ValueError(f"the teacher has {len(student.layers)} blocks, the student asks for {config.blocks}")
+        raise InputError(f"the teacher has {len(student.layers)} blocks, the student asks for {config.blocks}")
     student.layers = student.layers[: config.blocks]
     student.config.encoder_layers = config.blocks
     setattr(student.config, FRAME_POOL, config.pool)
@@ -74,7 +79,7 @@ def make_student(teacher: Any, config: StudentConfig) -> Any:
 def teacher_frames(teacher: EmotionRecognizer, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The teacher bundle's frames of its one exposed layer (the layer the head reads), per wave."""
     if len(teacher.speech.exposed_layers) != 1:
-        raise ValueError(f"the teacher bundle exposes layers {teacher.speech.exposed_layers}; export it with the "
+        raise InputError(f"the teacher bundle exposes layers {teacher.speech.exposed_layers}; export it with the "
                          "one layer the student should learn (e.g. --layers 2)")
     out = []
     for w in track(waves, description="teacher frames"):
@@ -167,19 +172,26 @@ def training_audio(root: Path, holdout: set[str]) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", type=Path, required=True, help="a bundle exposing the one layer to learn")
+    ap.add_argument("--teacher", type=Path, help="a bundle exposing the one layer to learn (not with --epochs 0)")
     ap.add_argument("--init", default="whisper-tiny.en", help="the teacher's encoder (edgeser export --speech)")
-    ap.add_argument("--data", type=Path, required=True, help="the RAVDESS folder (all of its recordings are used)")
+    ap.add_argument("--data", type=Path, help="the RAVDESS folder (all of its recordings are used; not needed with "
+                    "--epochs 0)")
     ap.add_argument("--holdout", default="", help="speakers left out, e.g. 1-4 (RAVDESS actors)")
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--pool", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=8, help="0: no training, the teacher's blocks over pooled frames")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from export.sources import load_speech
 
     config = StudentConfig(blocks=args.blocks, pool=args.pool, epochs=args.epochs, seed=args.seed)
+    if config.epochs == 0:  # nothing to learn: no teacher frames, no data
+        student = make_student(load_speech(args.init).model, config).eval()
+        print(f"wrote {save_student(student, args.out, {'init': args.init, 'settings': asdict(config)})}")
+        return
+    if args.teacher is None or args.data is None:
+        ap.error("--teacher and --data are needed to distil (or --epochs 0)")
     held = actors(args.holdout) if args.holdout else set()
     paths = training_audio(args.data, held)
     t0 = time.perf_counter()

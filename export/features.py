@@ -18,7 +18,7 @@ from rich.progress import track
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, Utterance
-from edgeser.errors import EdgeserError
+from edgeser.errors import EdgeserError, InputError
 from edgeser.options import SegmentOptions
 from edgeser.pooling import level_features
 from export.train import Features
@@ -39,7 +39,7 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
     feats: Features = {}
     if levels:
         if utt.path is None:
-            raise ValueError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
+            raise InputError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
         wave = rec.load_audio(utt.path)
         encoded = rec.encode(wave, sample_rate=16000)
         segs = ([rec.segment_for_fusion(encoded, wave, utt.transcript, segmenter=segmenter)]
@@ -49,7 +49,7 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
             feats[level] = x[0][mask[0]]
     if use_text:
         if not utt.transcript:
-            raise ValueError(f"{utt.id}: the text branch needs a transcript")
+            raise InputError(f"{utt.id}: the text branch needs a transcript")
         text = rec.embed_text(utt.transcript)
         feats["text"] = text.token_embeddings[0][text.token_mask[0]]
     return feats

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeser.errors import InputError
 from edgeser.specs import GraphSpec, TensorSpec
 from export.model import FusionModel
 from export.sources import SpeechSource, TextSource
@@ -76,10 +77,10 @@ def parse_layers(layers: str, num_layers: int) -> tuple[int, ...]:
     try:
         chosen = tuple(int(x) for x in layers.split(","))
     except ValueError as e:
-        raise ValueError(f"layers must be 'last', 'all' or comma-separated integers, got {layers!r}") from e
+        raise InputError(f"layers must be 'last', 'all' or comma-separated integers, got {layers!r}") from e
     bad = [i for i in chosen if not 0 <= i <= num_layers]
     if bad or len(set(chosen)) != len(chosen):
-        raise ValueError(f"layers must be distinct indices in 0..{num_layers} (0 = feature projection), got {layers!r}")
+        raise InputError(f"layers must be distinct indices in 0..{num_layers} (0 = feature projection), got {layers!r}")
     return chosen
 
 

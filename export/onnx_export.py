@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import torch
 
+from edgeser.errors import BackendError, InputError
 from edgeser.specs import GraphSpec
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -29,7 +30,7 @@ def export_onnx(module: torch.nn.Module, spec: GraphSpec, example: Mapping[str, 
         metadata: Written into the ONNX model's ``metadata_props``.
     """
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+        raise InputError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     opset = opset or DEFAULT_OPSET[exporter]
     args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
     with warnings.catch_warnings():
@@ -52,7 +53,7 @@ def export_onnx(module: torch.nn.Module, spec: GraphSpec, example: Mapping[str, 
                                         output_names=list(spec.output_names), dynamic_shapes=dynamic_shapes,
                                         opset_version=opset, dynamo=True, verbose=False)
             if program is None:
-                raise RuntimeError("torch.onnx.export(dynamo=True) returned no program")
+                raise BackendError("torch.onnx.export(dynamo=True) returned no program")
             program.save(str(path))
     model = onnx.load(str(path))
     for key, value in (metadata or {}).items():

@@ -26,6 +26,7 @@ from edgeser.bundle import (
     graph_metadata,
     write_bundle,
 )
+from edgeser.errors import InputError
 from edgeser.options import SegmentOptions
 from edgeser.recognizer import speech_feeds
 from edgeser.text import TextTokenizer
@@ -68,7 +69,7 @@ def export_bundle(out: str | Path, *, speech: SpeechSource | None = None, text: 
         BundleError: ``out`` exists (without ``overwrite``) or a source is unusable.
     """
     if speech is None and text is None:
-        raise ValueError("nothing to export: give a speech encoder, a text encoder, or both")
+        raise InputError("nothing to export: give a speech encoder, a text encoder, or both")
     with write_bundle(out, overwrite=overwrite) as writer:
         speech_section = (_export_speech(speech, writer, layers, exporter, opset, tolerance, progress)
                           if speech else None)
@@ -188,9 +189,9 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
     src = Bundle.load(source)
     c = model.config
     if src.manifest.speech is None and c.levels:
-        raise ValueError(f"{source}: the fusion model uses speech levels but the bundle has no speech encoder")
+        raise InputError(f"{source}: the fusion model uses speech levels but the bundle has no speech encoder")
     if c.levels and src.manifest.speech is not None and c.speech_dim != src.manifest.speech.hidden_size:
-        raise ValueError(f"fusion speech_dim {c.speech_dim} != the bundle's speech hidden size "
+        raise InputError(f"fusion speech_dim {c.speech_dim} != the bundle's speech hidden size "
                          f"{src.manifest.speech.hidden_size}")
     with write_bundle(out, overwrite=overwrite) as writer:
         for name in src.manifest.files:

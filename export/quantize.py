@@ -51,7 +51,7 @@ from calibration.sets import CalibrationSet
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.bundle import Manifest, write_bundle
 from edgeser.datasets import Dataset
-from edgeser.errors import EdgeserError
+from edgeser.errors import EdgeserError, InputError
 from edgeser.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,13 @@ class QuantizeConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise InputError(f"method must be one of {METHODS}, got {self.method!r}")
         if unknown := set(self.graphs) - {"speech", "text", "fusion"}:
-            raise ValueError(f"graphs must be among speech, text, fusion; got {sorted(unknown)}")
+            raise InputError(f"graphs must be among speech, text, fusion; got {sorted(unknown)}")
         if self.ua_budget < 0 or not 0 < self.fallback_fraction <= 1:
-            raise ValueError("ua_budget must be >= 0 and fallback_fraction in (0, 1]")
+            raise InputError("ua_budget must be >= 0 and fallback_fraction in (0, 1]")
 
 
 @dataclass

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeser.errors import InputError
+
 MIN_ELEMENTS = 1024
 """Smaller initializers (biases, norms, shapes) stay float32: they cost nothing and may need the range."""
 
@@ -45,7 +47,7 @@ def fp16_weights(src: Path, dst: Path, min_elements: int = MIN_ELEMENTS, lossles
             continue
         array = numpy_helper.to_array(init)
         if np.abs(array).max(initial=0.0) > np.finfo(np.float16).max:
-            raise ValueError(f"{src.name}: weight {init.name!r} exceeds float16's range; keep this graph in float32")
+            raise InputError(f"{src.name}: weight {init.name!r} exceeds float16's range; keep this graph in float32")
         half = array.astype(np.float16)
         if lossless_only and not np.array_equal(half.astype(np.float32), array):
             kept.append(init)

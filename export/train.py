@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from edgeser.errors import InputError
 from edgeser.metrics import confusion_matrix, unweighted_accuracy
 from export.model import FusionConfig, FusionEnsemble, FusionModel
 
@@ -40,7 +41,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"seeds, epochs and batch_size must be >= 1, got {self.seeds}, {self.epochs}, "
+            raise InputError(f"seeds, epochs and batch_size must be >= 1, got {self.seeds}, {self.epochs}, "
                              f"{self.batch_size}")
 
 

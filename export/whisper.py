@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeser.errors import BundleError
+from edgeser.errors import BundleError, InputError
 from edgeser.specs import FrameFormula
 
 log = logging.getLogger(__name__)
@@ -530,7 +530,7 @@ def frame_cosine(graph: WhisperSpeechGraph, wave: np.ndarray) -> dict[str, float
     ``wave`` zero-padded to 30 s (what faster-whisper and CTranslate2's ``encode()`` compute)."""
     window = graph.encoder.config.max_source_positions * 2 * HOP
     if wave.size > window:
-        raise ValueError(f"the clip is longer than Whisper's {window / SAMPLE_RATE:.0f} s window")
+        raise InputError(f"the clip is longer than Whisper's {window / SAMPLE_RATE:.0f} s window")
     padded = np.zeros(window, np.float32)
     padded[:wave.size] = wave
     with torch.no_grad():

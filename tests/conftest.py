@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,22 @@ def ravdess_files(n: int) -> list[Path]:
     if len(files) < n:
         pytest.skip(f"RAVDESS audio not found under {audio} (see ../shared/data/README.md)")
     return files
+
+
+def real_speech(n: int, tmp: Path) -> list[Path]:
+    """The bundled sample and ``n`` RAVDESS files; without the shared data, ``n`` shorter crops of the sample
+    (written under ``tmp``) instead, so that parity on real speech is checked on a fresh clone too."""
+    audio = DATA / "ravdess" / "audio"
+    files = sorted(audio.glob("Actor_0[1-2]/*.flac"))[:n] if audio.is_dir() else []
+    if len(files) < n:
+        import soundfile as sf
+
+        wave, rate = sf.read(SAMPLE, dtype="float32")
+        files = []
+        for i in range(n):
+            files.append(tmp / f"sample-crop-{i}.wav")
+            sf.write(files[-1], wave[: int(len(wave) * (0.8 - 0.25 * i))], rate)
+    return [SAMPLE, *files]
 
 
 def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
@@ -113,3 +130,11 @@ def sine() -> np.ndarray:
     """One second of a 440 Hz tone at 16 kHz."""
     t = np.arange(16000) / 16000
     return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Writes the fuzz suites' outcome counts where ``EDGESER_FUZZ_REPORT`` says (benchmarks.fuzz_outcomes)."""
+    if os.environ.get("EDGESER_FUZZ_REPORT"):
+        from tests.fuzzing import write_report
+
+        write_report(int(exitstatus))

@@ -65,6 +65,8 @@ def test_tegrastats_power_summary() -> None:
 def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
+    pytest.importorskip("matplotlib", reason="the Pareto plot needs matplotlib (pip install 'edgeser[export]')")
+
     from benchmarks.suite import compare, write
 
     row = {"variant": "default", "precision": "fp32", "backend": "onnxruntime CPUExecutionProvider", "ua": 0.6,

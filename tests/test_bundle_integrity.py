@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.bundle import MAX_MANIFEST_BYTES, Bundle, manifest_digest
 from edgeser.errors import BundleError, EdgeserError
 from tests.conftest import SAMPLE
+from tests.fuzzing import fuzz_settings, record
 
 SHIPPED = Path(__file__).resolve().parents[1] / "edgeser" / "models" / "default"
 
@@ -94,6 +95,9 @@ def test_links_out_of_the_bundle_and_huge_manifests_are_refused(bundle: Path, tm
     (lambda d: d.update(labels=[0, 1, 2, 3]), "list of non-empty strings"),
     (lambda d: d.update(labels=["neutral", "happy", "angry"]), "scores 4 classes but bundle.json has 3 labels"),
     (lambda d: d.update(files=None), "'files' must map"),
+    (lambda d: d["files"].update({f"x{i}.bin": {"sha256": "0", "bytes": 1} for i in range(300)}), "lists 30\\d files"),
+    (lambda d: d["files"]["fusion.onnx"].update(bytes=1 << 40), "from 0 to 8589934592"),
+    (lambda d: d["speech"]["frames"].update(hop_samples=float("inf")), "OverflowError"),  # found by the fuzz in CI
     (lambda d: d["speech"].update(normalize_input=True), "normalize_input"),
     (lambda d: d["speech"].update(exposed_layers=[7]), "at most num_layers"),
     (lambda d: d["speech"]["spec"]["inputs"][0].update(dtype="float16"), "type tensor\\(float\\)"),
@@ -130,7 +134,7 @@ BASE = json.loads((SHIPPED / "bundle.json").read_text())
 PATHS = [p for p in _paths(BASE) if "provenance" not in p]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(60)
 @given(edits=st.lists(st.tuples(st.sampled_from(PATHS), st.one_of(st.just("delete"), VALUES)), min_size=1,
                       max_size=3))
 def test_fuzzed_manifests_load_and_predict_or_fail_clearly(bundle: Path, edits: list[tuple[Any, Any]]) -> None:
@@ -152,8 +156,10 @@ def test_fuzzed_manifests_load_and_predict_or_fail_clearly(bundle: Path, edits: 
     try:
         rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
         result = rec.predict(SAMPLE)
-    except EdgeserError:
+    except EdgeserError as e:
+        record(f"refused: {type(e).__name__}")
         return
+    record("ok")
     assert len(set(result.probabilities)) == len(result.probabilities) >= 2
     assert all(0.0 <= p <= 1.0 for p in result.probabilities.values())
 
@@ -212,3 +218,13 @@ def test_a_refused_out_is_refused_before_the_work(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     result = CliRunner().invoke(main, ["quantize", "default", "--precision", "fp16", "--out", str(tmp_path / "taken")])
     assert result.exit_code == 1 and "already exists" in result.output and "calibration" not in result.output
+
+
+def test_a_file_too_large_for_a_bundle_is_refused_when_written(tmp_path: Path) -> None:
+    from edgeser.bundle import MAX_FILE_BYTES, Manifest, write_bundle
+
+    with pytest.raises(BundleError, match="more than a bundle file may be"), write_bundle(tmp_path / "b") as w:
+        with open(w.path("speech.onnx"), "wb") as f:
+            f.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written to the disk
+        w.finish(Manifest(edgeser_version="0", created="now", labels=("a", "b"), files={}, speech=None, text=None))
+    assert not (tmp_path / "b").exists()

@@ -97,3 +97,19 @@ def test_readers_give_each_graphs_inputs(corpus: Dataset, tmp_path: Path, tiny_b
     assert len(text) == 4 and set(text[0]) == set(rec.bundle.manifest.text.spec.input_names)  # type: ignore[union-attr]
     with pytest.raises(Exception, match="no fusion head"):
         feeds_for("fusion", cset, rec)
+
+
+def test_an_interrupted_rebuild_keeps_the_old_set(corpus: Dataset, tmp_path: Path) -> None:
+    """Overwriting a set replaces it only once the new one is complete: a build that fails half way leaves the old
+    set as it was, and no staging folder."""
+    old = build(corpus, tmp_path / "s", n=4, seed=0)
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(corpus, tmp_path / "s", n=8, seed=1, overwrite=True, progress=stop)
+    again = CalibrationSet.load(tmp_path / "s")
+    assert again.sha256 == old.sha256 and len(again) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]

@@ -100,7 +100,7 @@ def test_warm_up_runs_every_graph_of_the_shipped_model() -> None:
     pytest.importorskip("hama")
     rec = EmotionRecognizer.from_bundle("default")
     assert rec.bundle.path == default.SHIPPED.resolve() and rec.bundle.manifest.fusion is not None
-    assert rec.warm_up() > 0
+    rec.warm_up()  # raises if a graph or the segmenter cannot run
     result = rec.predict(SAMPLE, "kids are talking by the door")
     assert result.label in rec.bundle.manifest.labels and abs(sum(result.probabilities.values()) - 1) < 1e-4
 

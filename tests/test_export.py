@@ -9,7 +9,7 @@ import pytest
 
 from edgeser import EmotionRecognizer, load_audio
 from edgeser.errors import BundleError, ParityError
-from tests.conftest import SAMPLE, ravdess_files
+from tests.conftest import SAMPLE, real_speech
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -47,8 +47,8 @@ def test_export_records_parity_on_shapes_other_than_the_trace(tiny_bundle: Path)
     assert {s[0] for s in speech_shapes} == {1, 3}
 
 
-def test_runtime_matches_transformers_on_real_speech(tiny_bundle: Path, tiny_speech_dir: Path) -> None:
-    files = [SAMPLE, *ravdess_files(2)]
+def test_runtime_matches_transformers_on_real_speech(tiny_bundle: Path, tiny_speech_dir: Path, tmp_path: Path) -> None:
+    files = real_speech(2, tmp_path)
     rec = EmotionRecognizer.from_bundle(tiny_bundle)
     waves = [load_audio(f) for f in files]
     ref_hidden, ref_lp = hf_reference(tiny_speech_dir, waves)

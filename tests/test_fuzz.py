@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgeser import EmotionRecognizer
 from edgeser.errors import EdgeserError
 from tests.conftest import SAMPLE
+from tests.fuzzing import fuzz_settings, record
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+FUZZ = fuzz_settings(40)
 REC = EmotionRecognizer.from_bundle("default")
 WAVE, _ = sf.read(SAMPLE, dtype="float32")
 
@@ -33,9 +33,9 @@ def outcome(call: Any) -> str:
     try:
         result = call()
     except EdgeserError as e:
-        event(f"refused: {type(e).__name__}")
+        record(f"refused: {type(e).__name__}")
         return "refused"
-    event("ok")
+    record("ok")
     probabilities = list(result.probabilities.values())
     assert len(probabilities) == len(REC.bundle.manifest.labels)
     assert all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities), probabilities
@@ -139,7 +139,7 @@ def _is_end(message: Any) -> bool:
     return isinstance(data, dict) and data.get("type") == "end"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(25)
 @given(messages=MESSAGES)
 @example(messages=['{"type": "end"}', b"\x00\x01" * 1500, "1600", b"\x00\x01" * 1500])  # ends while still sending
 def test_fuzzed_service_messages(service_url: Any, messages: list[Any]) -> None:
@@ -162,7 +162,7 @@ def test_fuzzed_service_messages(service_url: Any, messages: list[Any]) -> None:
                 replies.append(json.loads(raw))
         except ConnectionClosed as e:
             code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd else (None, "")
-    event(f"ended: {'end' if replies and replies[-1]['type'] == 'end' else code}")
+    record(f"ended: {'end' if replies and replies[-1]['type'] == 'end' else code}")
     assert all(r["type"] in ("utterance", "error", "end") for r in replies)
     # a fuzzed {"type": "end"} ends the session early: the server may close (1000, "end") while the client is still
     # sending, before the client reads the server's end message

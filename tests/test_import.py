@@ -38,3 +38,19 @@ def test_export_without_torch_says_what_to_install() -> None:
     code, _, output = result.stdout.partition("\n")
     assert code == "1"
     assert 'pip install "edgeser[export]"' in output and "torch" in output
+
+
+def test_the_public_api_names_the_types_its_results_use() -> None:
+    """What ``predict``, ``segment`` and ``stream`` return or take is importable from ``edgeser`` itself."""
+    import typing
+
+    import edgeser
+    from edgeser.results import Prediction
+    from edgeser.streaming import StreamResult
+
+    for name in ("Prediction", "Segment", "Segmentation", "SegmentOptions", "StreamOptions", "StreamResult",
+                 "DatasetError", "NoSpeechError", "RuntimeOptions", "EmotionRecognizer"):
+        assert name in edgeser.__all__ and hasattr(edgeser, name), name
+    hints = typing.get_type_hints(Prediction)  # resolvable, and no longer Any
+    assert hints["segmentation"] == edgeser.Segmentation | None
+    assert typing.get_type_hints(StreamResult)["prediction"] == edgeser.Prediction | None

@@ -37,3 +37,11 @@ def test_unavailable_provider_is_refused(tmp_path) -> None:  # type: ignore[no-u
 
     with pytest.raises(BackendUnavailableError, match="not \\['NoSuchExecutionProvider'\\]"):
         OrtBackend(tmp_path / "x.onnx", RuntimeOptions(providers=("NoSuchExecutionProvider",)))
+
+
+def test_bad_settings_are_input_errors_that_are_also_value_errors() -> None:
+    from edgeser import EdgeserError, InputError, RuntimeOptions
+
+    with pytest.raises(InputError, match="threads must be >= 0") as caught:
+        RuntimeOptions(threads=-1)
+    assert isinstance(caught.value, EdgeserError) and isinstance(caught.value, ValueError)

@@ -67,7 +67,9 @@ def test_every_arpabet_phone_maps_and_equivalents() -> None:
 def test_lexicon_with_a_given_dictionary_and_fallback() -> None:
     lex = Lexicon({"door": ("d", "ɔ", "ɹ")}, g2p=lambda w: tuple(w))
     assert lex.pronounce("door").source == "cmudict"
-    assert lex.pronounce("xyz") == lex.pronounce("xyz")
+    fallback = lex.pronounce("xyz")
+    assert fallback.source == "g2p" and fallback.phones == ("x", "y", "z")
+    assert lex.pronounce("xyz") is fallback  # cached: G2P runs once per word
     assert lex.pronounce("xyz").phones == ("x", "y", "z") and lex.pronounce("xyz").source == "g2p"
     assert Lexicon({}, g2p=None).pronounce("word").phones == ()
 

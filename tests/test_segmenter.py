@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -285,6 +286,11 @@ def test_a_precomputed_path_gives_the_same_segmentation() -> None:
     opts = SegmentOptions()
     direct = align_words(em, plans, opts, mode="forced", aligner="t")
     assert align_words(em, plans, opts, mode="forced", aligner="t", path=forced_path(em, plans)) == direct
+    # and the path given is the one used: a path of the same words 10 frames later moves every word later
+    later = peaks(PHONES, 40, {13: "s", 16: "æ", 19: "b", 24: "<wb>", 28: "ə"})
+    moved = align_words(em, plans, opts, mode="forced", aligner="t", path=forced_path(later, plans))
+    assert [w.label for w in moved.words] == [w.label for w in direct.words] == ["cab", "a"]
+    assert all(m.end_s > d.end_s + 0.15 for m, d in zip(moved.words, direct.words, strict=True))
     with pytest.raises(AlignmentError, match="nothing to align"):
         forced_path(em, [])
 
@@ -347,3 +353,19 @@ def test_long_audio_keeps_its_times_across_hama_chunks() -> None:
     assert np.allclose(got, [s + alone.words[0].start_s for s in starts], atol=0.05)
     decoded = segment(em, None, aligner="hama")
     assert max(w.end_s - w.start_s for w in decoded.words) < 2.0  # no word across a pause
+
+
+def test_textgrid_round_trips_through_praatio(tmp_path: Path) -> None:
+    """The TextGrid we write is read back by praatio (a maintained TextGrid library) tier for tier, interval for
+    interval, quotes and IPA labels included."""
+    textgrid = pytest.importorskip("praatio.textgrid", reason="praatio reads TextGrids (pip install praatio)")
+    em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
+    seg = segment(em, 'ab "c"', aligner="t", lexicon=LEXICON, options=EXACT)
+    seg = dataclasses.replace(seg, words=[dataclasses.replace(seg.words[0], label='a"b ʃ'), *seg.words[1:]])
+    path = tmp_path / "out.TextGrid"
+    path.write_text(to_textgrid(seg), encoding="utf-8")
+    grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False)
+    assert grid.tierNames == ("words", "syllables", "phones")
+    for name, segments in (("words", seg.words), ("syllables", seg.syllables), ("phones", seg.phones)):
+        read = [(round(e.start, 4), round(e.end, 4), e.label) for e in grid.getTier(name).entries]
+        assert read == [(round(s.start_s, 4), round(s.end_s, 4), s.label) for s in segments], name

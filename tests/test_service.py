@@ -17,8 +17,9 @@ pytest.importorskip("websockets")
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from edgeser.audio import SAMPLE_RATE
 from edgeser.service import Service, ServiceConfig, audio_format
-from edgeser.streaming import SAMPLE_RATE, EnergyVad, StreamOptions
+from edgeser.streaming import EnergyVad, StreamOptions
 
 SR = SAMPLE_RATE
 
@@ -266,3 +267,30 @@ def test_service_config_is_checked() -> None:
                        ({"max_message_bytes": 10}, "max_message_bytes"), ({"port": 70000}, "port")]:
         with pytest.raises(ValueError, match=match):
             ServiceConfig(**bad)
+
+
+def test_a_connection_that_goes_without_end_leaves_no_backlog() -> None:
+    """A client that disconnects without ``end``: the audio still waiting for its detector is dropped, not worked
+    through for nobody (at overload that backlog slowed every other connection and held up SIGTERM)."""
+    class SlowVad(EnergyVad):
+        def __call__(self, chunk: np.ndarray) -> float:
+            time.sleep(0.01)  # every detector window costs 10 ms: 16 s of audio is seconds of backlog
+            return super().__call__(chunk)
+
+    stub = Stub()
+    service = Service(stub, ServiceConfig(port=0, stream=StreamOptions(pad_s=0.0)), vad=lambda: SlowVad(-40))
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(ready,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"ws://127.0.0.1:{ready.server.socket.getsockname()[1]}"  # type: ignore[attr-defined]
+    with connect(url) as ws:
+        send_all(ws, pcm(tones(*[p for _ in range(20) for p in (("tone", 0.4), ("silence", 0.4))])))
+    gone = time.perf_counter()
+    while service.stats()["active"] and time.perf_counter() - gone < 10:
+        time.sleep(0.02)
+    assert service.stats()["active"] == 0 and time.perf_counter() - gone < 2.0
+    assert stub.calls < 20  # most of the 20 utterances were never detected, so never recognised
+    service.shutdown()
+    thread.join(10)
+    assert not thread.is_alive()

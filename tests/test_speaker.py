@@ -90,3 +90,22 @@ def test_a_profile_is_tied_to_its_encoder_and_layer() -> None:
         p.check("f" * 64, 1, 3)
     with pytest.raises(SpeakerError, match="no speech frames"):
         SpeakerStats(3).profile("x", 0)
+
+
+PROFILE_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True),
+                           st.text(max_size=6), st.lists(st.floats(allow_nan=True), max_size=4),
+                           st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(edits=st.dictionaries(st.sampled_from(["format", "version", "encoder_sha256", "layer", "mean", "std", "frames",
+                                              "seconds", "utterances", "dim"]), PROFILE_VALUES, min_size=1,
+                             max_size=4))
+def test_fuzzed_profiles_load_or_fail_with_a_speaker_error(edits: dict[str, object]) -> None:
+    """Any value in any field of a profile: it loads, or a SpeakerError names the file; never another exception
+    (the CLI turns only edgeser's own errors into one line)."""
+    data = {**_profile().to_dict(), **edits}
+    try:
+        SpeakerProfile.from_dict(data, "me.json")
+    except SpeakerError as e:
+        assert "me.json" in str(e)

@@ -87,5 +87,9 @@ def test_engines_match_onnx_runtime(tiny_bundle: Path, tmp_path: Path) -> None: 
     build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech",))
     wave = (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32)
     ref = EmotionRecognizer.from_bundle(tiny_bundle).encode(wave, sample_rate=16000)
-    got = EmotionRecognizer.from_bundle(tmp_path / "e", RuntimeOptions.tensorrt()).encode(wave, sample_rate=16000)
+    trt_rec = EmotionRecognizer.from_bundle(tmp_path / "e", RuntimeOptions.tensorrt())
+    from edgeser.backends.trt import TrtBackend
+
+    assert isinstance(trt_rec._speech, TrtBackend)  # an engine ran, not a silent fallback to ONNX Runtime
+    got = trt_rec.encode(wave, sample_rate=16000)
     np.testing.assert_allclose(got.hidden_states, ref.hidden_states, atol=1e-2)

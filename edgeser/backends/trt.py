@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.bundle import EngineEntry
-from edgeser.errors import BackendUnavailableError, BundleError
+from edgeser.errors import BackendError, BackendUnavailableError, BundleError, InputError
 
 _INSTALL = "JetPack's TensorRT on Jetson (python3-libnvinfer), NVIDIA's tensorrt wheels elsewhere; plus cuda-python"
 
@@ -93,7 +93,7 @@ class TrtBackend:
         for name in self._inputs:
             host = np.ascontiguousarray(feeds[name], dtype=self._dtypes[name])
             if not self._context.set_input_shape(name, host.shape):
-                raise ValueError(f"input {name!r} shape {host.shape} is outside the engine's optimization profile; "
+                raise InputError(f"input {name!r} shape {host.shape} is outside the engine's optimization profile; "
                                  "rebuild the engine with a wider profile (edgeser engines --max-audio-s ...)")
             ptr = self._buffer(name, host.nbytes)
             _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self._stream)[0], "cudaMemcpyAsync")
@@ -104,7 +104,7 @@ class TrtBackend:
             outputs[name] = np.empty(shape, dtype=self._dtypes[name])
             self._context.set_tensor_address(name, self._buffer(name, outputs[name].nbytes))
         if not self._context.execute_async_v3(self._stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+            raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT log)")
         for name, host in outputs.items():
             ptr = self._buffers[name][0]
             _check(cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, d2h, self._stream)[0], "cudaMemcpyAsync")
@@ -118,7 +118,7 @@ class TrtBackend:
 
 def _check(err: Any, what: str) -> None:
     if int(err) != 0:
-        raise RuntimeError(f"{what} failed with CUDA error {err}")
+        raise BackendError(f"{what} failed with CUDA error {err}")
 
 
 def _gpu_identity(cudart: Any) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeser.errors import AlignmentError
+from edgeser.errors import AlignmentError, InputError
 
 NEG_INF = -np.inf
 DEFAULT_WINDOW = 2048
@@ -23,19 +23,19 @@ _FULL_MEMORY_LIMIT = 64 * 1024 * 1024
 
 def _check(log_probs: np.ndarray, targets: np.ndarray, blank: int) -> None:
     if log_probs.ndim != 2:
-        raise ValueError(f"log_probs must be (frames, classes), got shape {log_probs.shape}")
+        raise InputError(f"log_probs must be (frames, classes), got shape {log_probs.shape}")
     if targets.ndim != 1:
-        raise ValueError(f"targets must be 1-D, got shape {targets.shape}")
+        raise InputError(f"targets must be 1-D, got shape {targets.shape}")
     if targets.size == 0:
         raise AlignmentError("the transcript gives no tokens to align; pass a transcript with words in the "
                              "model's vocabulary")
     classes = log_probs.shape[1]
     if not 0 <= blank < classes:
-        raise ValueError(f"blank id {blank} is outside the {classes} classes")
+        raise InputError(f"blank id {blank} is outside the {classes} classes")
     if (targets == blank).any():
-        raise ValueError(f"targets must not contain the blank id {blank}")
+        raise InputError(f"targets must not contain the blank id {blank}")
     if targets.min() < 0 or targets.max() >= classes:
-        raise ValueError(f"target ids must be in 0..{classes - 1}")
+        raise InputError(f"target ids must be in 0..{classes - 1}")
     repeats = int((targets[1:] == targets[:-1]).sum())
     frames, needed = log_probs.shape[0], targets.size + repeats
     if frames < needed:

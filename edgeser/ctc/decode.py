@@ -12,6 +12,7 @@ from typing import Any
 
 from edgeser._optional import require
 from edgeser.ctc.emissions import Emissions
+from edgeser.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def _labels(tokens: tuple[str, ...], blank_id: int, delimiter: str | None, spell
             labels.append(chr(_PRIVATE_USE + i))
     named = [lab for lab in labels if lab.strip()]
     if len(set(named)) != len(named):
-        raise ValueError("two tokens share a lower-case spelling; decode without a language model")
+        raise InputError("two tokens share a lower-case spelling; decode without a language model")
     return labels
 
 
@@ -47,7 +48,7 @@ class BeamDecoder:
         self.vocab = emissions_vocab
         self.beam_width = beam_width
         if kenlm_path is not None and self.vocab.kind != "characters":
-            raise ValueError("a KenLM model works on words spelled in characters; this vocabulary is "
+            raise InputError("a KenLM model works on words spelled in characters; this vocabulary is "
                              f"{self.vocab.kind}")
         self._kenlm = kenlm_path is not None
         if self._kenlm:

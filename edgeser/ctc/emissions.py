@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeser.bundle import CtcVocab
+from edgeser.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,7 +24,7 @@ class Emissions:
 
     def __post_init__(self) -> None:
         if self.log_probs.ndim != 2 or self.log_probs.shape[1] != len(self.vocab.tokens):
-            raise ValueError(f"log_probs must be (frames, {len(self.vocab.tokens)}), got {self.log_probs.shape}")
+            raise InputError(f"log_probs must be (frames, {len(self.vocab.tokens)}), got {self.log_probs.shape}")
 
     @property
     def num_frames(self) -> int:

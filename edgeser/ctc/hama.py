@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgeser._optional import require
+from edgeser.audio import SAMPLE_RATE
 from edgeser.bundle import CtcVocab
 from edgeser.ctc.emissions import Emissions
 
-SAMPLE_RATE = 16_000
 FRAME_SAMPLES = 320
 CHUNK_SAMPLES = 20 * SAMPLE_RATE  # well under hama's 30 s limit; a multiple of FRAME_SAMPLES
 _SEARCH = 5 * SAMPLE_RATE  # each cut is the quietest frame in the last 5 s of its chunk

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from edgeser.errors import InputError
+
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
          "sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -26,7 +28,7 @@ def number_words(n: int) -> list[str]:
     for scale, name in _SCALES:
         if n >= scale:
             return number_words(n // scale) + [name] + (number_words(n % scale) if n % scale else [])
-    raise ValueError(f"number too large to spell: {n}")
+    raise InputError(f"number too large to spell: {n}")
 
 
 def _ordinal(words: list[str]) -> list[str]:

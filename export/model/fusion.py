@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeser.errors import InputError
+
 LEVELS = ("frame", "phone", "syllable", "word")
 POOLINGS = ("mean", "mean+std", "statistics")
 MIXES = ("softmax", "residual")
@@ -71,25 +73,25 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         if self.mix not in MIXES:
-            raise ValueError(f"mix must be one of {MIXES}, got {self.mix!r}")
+            raise InputError(f"mix must be one of {MIXES}, got {self.mix!r}")
         if self.mix == "residual" and not (self.late and self.levels):
-            raise ValueError("mix='residual' adds the other branches to the late speech branch: it needs late=True "
+            raise InputError("mix='residual' adds the other branches to the late speech branch: it needs late=True "
                              "and speech levels")
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+            raise InputError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         unknown = set(self.levels) - set(LEVELS)
         if unknown:
-            raise ValueError(f"levels must be a subset of {LEVELS}, got {self.levels}")
+            raise InputError(f"levels must be a subset of {LEVELS}, got {self.levels}")
         if not self.levels and (self.early or not self.use_text):
-            raise ValueError("without speech levels only the text-only head remains: use early=False, use_text=True")
+            raise InputError("without speech levels only the text-only head remains: use early=False, use_text=True")
         if not (self.early or self.late):
-            raise ValueError("enable early fusion, late fusion, or both")
+            raise InputError("enable early fusion, late fusion, or both")
         if self.early and not self.use_text:
-            raise ValueError("early fusion needs text (use_text=True); for speech only, use late=True, early=False")
+            raise InputError("early fusion needs text (use_text=True); for speech only, use late=True, early=False")
         if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+            raise InputError(f"dim {self.dim} must be divisible by heads {self.heads}")
         if len(self.labels) != self.num_classes:
-            raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes")
+            raise InputError(f"{len(self.labels)} labels for {self.num_classes} classes")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -267,9 +269,9 @@ class FusionEnsemble(nn.Module):
     def __init__(self, members: Sequence[FusionModel]) -> None:
         super().__init__()
         if not members:
-            raise ValueError("an ensemble needs at least one member")
+            raise InputError("an ensemble needs at least one member")
         if any(m.config != members[0].config for m in members):
-            raise ValueError("every member of an ensemble must have the same FusionConfig")
+            raise InputError("every member of an ensemble must have the same FusionConfig")
         self.config = members[0].config
         self.members = nn.ModuleList(members)
 
