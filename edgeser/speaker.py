@@ -93,8 +93,9 @@ class SpeakerProfile:
             raise SpeakerError(f"{source}: speaker profile version {d.get('version')!r}, this edgeser reads "
                                f"version {VERSION}; enrol the speaker again")
         try:
-            profile = cls(encoder_sha256=str(d["encoder_sha256"]), layer=int(d["layer"]),
-                          mean=np.asarray(d["mean"], dtype=np.float32), std=np.asarray(d["std"], dtype=np.float32),
+            with np.errstate(over="ignore"):  # a value past float32 becomes inf, which the checks refuse
+                mean, std = np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32)
+            profile = cls(encoder_sha256=str(d["encoder_sha256"]), layer=int(d["layer"]), mean=mean, std=std,
                           frames=int(d["frames"]), seconds=float(d["seconds"]), utterances=int(d["utterances"]))
             dim = int(d.get("dim", profile.dim))
         except SpeakerError as e:  # the profile's own checks: say which file
