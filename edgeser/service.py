@@ -320,6 +320,7 @@ class Service:
         self._sessions: set[_Session] = set()
         self._sessions_lock = threading.Lock()
         self.counts = {"connections": 0, "refused": 0, "utterances": 0, "dropped": 0, "errors": 0}
+        self._dropped_unreported, self._last_drop_warning = 0, -float("inf")
         self._count_lock = threading.Lock()
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._worker = threading.Thread(target=self._recognise, name="edgeser-ws-recognise", daemon=True)
@@ -337,10 +338,23 @@ class Service:
             self._jobs.append(job)
             self._ready.notify()
         if dropped is not None:
-            log.warning("recognition is behind: dropped the utterance at %.2f-%.2f s of a connection",
-                        dropped.utterance.start_s, dropped.utterance.end_s)
             self._count("dropped")
+            self._warn_dropped()
             dropped.session.dropped_job()
+
+    DROP_WARNING_EVERY_S = 10.0
+    """Under overload, one warning per this many seconds says how many utterances were dropped (one per drop
+    was thousands of lines a minute at 128 clients)."""
+
+    def _warn_dropped(self) -> None:
+        now = time.monotonic()
+        with self._count_lock:
+            self._dropped_unreported += 1
+            if now - self._last_drop_warning < self.DROP_WARNING_EVERY_S:
+                return
+            n, self._dropped_unreported, self._last_drop_warning = self._dropped_unreported, 0, now
+        log.warning("recognition is behind: dropped %d utterance(s) since the last warning (%d in all); each "
+                    "connection is told in its next result", n, self.counts["dropped"])
 
     def _recognise(self) -> None:
         while True:

@@ -181,7 +181,8 @@ def test_origins_and_token(running: tuple[Service, str]) -> None:
 
 
 @pytest.mark.parametrize("running", [({"queue_size": 1}, Stub(delay_s=0.4))], indirect=True)
-def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: tuple[Service, str]) -> None:
+def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: tuple[Service, str],
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     """Eight utterances at once into a recognizer that takes 0.4 s each and a queue of one: some are dropped,
     every one is either answered or counted, and the connection ends normally."""
     service, url = running
@@ -195,6 +196,8 @@ def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: 
     assert len(results) == end["utterances"] and end["utterances"] + end["dropped"] == 8
     assert sum(m["dropped_before"] for m in results) <= end["dropped"]
     assert service.stats()["dropped"] == end["dropped"]
+    warnings = [r for r in caplog.records if "recognition is behind" in r.getMessage()]
+    assert len(warnings) == 1 <= end["dropped"]  # one warning per DROP_WARNING_EVERY_S, not one per drop
 
 
 def test_a_gap_of_dropped_audio_keeps_stream_times() -> None:
