@@ -352,9 +352,10 @@ class Service:
             self._dropped_unreported += 1
             if now - self._last_drop_warning < self.DROP_WARNING_EVERY_S:
                 return
-            n, self._dropped_unreported, self._last_drop_warning = self._dropped_unreported, 0, now
+            n, total = self._dropped_unreported, self.counts["dropped"]
+            self._dropped_unreported, self._last_drop_warning = 0, now
         log.warning("recognition is behind: dropped %d utterance(s) since the last warning (%d in all); each "
-                    "connection is told in its next result", n, self.counts["dropped"])
+                    "connection is told in its next result", n, total)
 
     def _recognise(self) -> None:
         while True:
