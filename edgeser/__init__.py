@@ -22,13 +22,14 @@ from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segment, Segmentation
-from edgeser.streaming import StreamOptions, StreamResult
+from edgeser.streaming import AudioStream, StreamOptions, StreamResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlignmentError",
     "AudioError",
+    "AudioStream",
     "BackendError",
     "BackendUnavailableError",
     "Bundle",

@@ -27,7 +27,7 @@ from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, Speake
 from edgeser.text import TextTokenizer, check_transcript
 
 if TYPE_CHECKING:
-    from edgeser.streaming import Source, StreamOptions, StreamResult
+    from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
 
 
 class EmotionRecognizer:
@@ -455,10 +455,25 @@ class EmotionRecognizer:
             self.embed_text("hello")
         return time.perf_counter() - t0
 
+    def create_stream(self, options: StreamOptions | None = None, *, text: str | None = None,
+                      vad: Callable[[np.ndarray], float] | None = None,
+                      speaker: SpeakerProfile | RunningSpeaker | None = None) -> AudioStream:
+        """A push-style stream: feed it audio with ``accept_waveform(sample_rate, samples)`` and take results
+        with ``decode()`` in whichever thread you choose (see :class:`edgeser.streaming.AudioStream`). Call
+        :meth:`warm_up` first so that the first utterance does not pay for loading models.
+
+        Args: as :meth:`stream`.
+        """
+        from edgeser.streaming import AudioStream
+
+        return AudioStream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker),
+                           options, vad)
+
     def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,
                vad: Callable[[np.ndarray], float] | None = None,
                speaker: SpeakerProfile | RunningSpeaker | None = None) -> Iterator[StreamResult]:
-        """Recognise each utterance of a live or recorded stream as it ends (see :mod:`edgeser.streaming`).
+        """Recognise each utterance of a live or recorded stream as it ends (see :mod:`edgeser.streaming`): an
+        :meth:`create_stream` fed from ``source`` in the caller's thread and decoded in a worker thread.
 
         Args:
             source: A :class:`edgeser.streaming.Source` (``file_source``, ``pcm_source``, ``microphone_source``).

@@ -42,6 +42,7 @@ Needs ``websockets`` (``pip install "edgeser[stream]"``).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hmac
 import http
 import json
@@ -61,12 +62,12 @@ from edgeser.audio import SAMPLE_RATE
 from edgeser.errors import EdgeserError, InputError
 from edgeser.speaker import RunningSpeaker
 from edgeser.streaming import (
+    AudioStream,
     PcmDecoder,
     SileroVad,
     StreamOptions,
     StreamResult,
     Utterance,
-    UtteranceDetector,
 )
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,6 @@ class _Session:
         self.outstanding = 0  # utterances submitted and neither sent nor dropped
         self.open = True
         self.lock = threading.Condition()
-        self._received = 0  # 16 kHz samples received (dropped ones included): the stream clock
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque()  # (samples received, time)
         self.detector_thread = threading.Thread(target=self._detect, name="edgeser-ws-vad", daemon=True)
 
@@ -228,33 +228,39 @@ class _Session:
         self.buffer.close()
 
     def _detect(self) -> None:
-        """The detector thread: VAD over the buffered audio, utterances to the shared recognition queue."""
-        detector = UtteranceDetector(self.service.vad(), self.service.config.stream)
+        """The detector thread: the connection's :class:`AudioStream` over the buffered audio; each utterance it
+        closes goes at once to the shared recognition queue, where overload drops (the stream's own queue is
+        only a hand-over, so it never drops: ``backpressure="block"``, and it is emptied after every piece)."""
+        audio = AudioStream(None, dataclasses.replace(self.service.config.stream, backpressure="block"),
+                            self.service.vad())
         try:
             while (item := self.buffer.get()) is not None:
                 chunk, arrived, dropped = item
                 if dropped:  # a gap in the audio: close what was going on, move the clock past it
                     with self.lock:
                         self.audio_dropped += dropped
-                    for u in detector.skip(dropped):
-                        self._submit(u)
-                    self._received += dropped
-                self._received += chunk.size
-                self._arrivals.append((self._received, arrived))
+                    audio.skip(dropped)
+                    self._hand_over(audio)
                 # no utterance can end earlier than the silence the detector waits for (plus a margin): forget
                 # older arrivals, so that hours of silence keep the record small
-                horizon = self._received - int((self.service.config.stream.min_silence_s + 2.0) * SAMPLE_RATE)
+                received = audio.samples_accepted + chunk.size
+                self._arrivals.append((received, arrived))
+                horizon = received - int((self.service.config.stream.min_silence_s + 2.0) * SAMPLE_RATE)
                 while len(self._arrivals) > 1 and self._arrivals[1][0] < horizon:
                     self._arrivals.popleft()
-                for u in detector.feed(chunk):
-                    self._submit(u)
+                audio.accept_waveform(SAMPLE_RATE, chunk)
+                self._hand_over(audio)
             if self.open:  # a connection that has gone gets no last utterance
-                for u in detector.flush():
-                    self._submit(u)
+                audio.input_finished()
+                self._hand_over(audio)
         except Exception:  # never silent: the connection is told and closed
             log.exception("voice activity detection failed")
             self.send({"type": "error", "error": "voice activity detection failed; see the server log"})
             self.connection.close(1011, "voice activity detection failed")
+
+    def _hand_over(self, audio: AudioStream) -> None:
+        while (item := audio.pop()) is not None:
+            self._submit(item[0])
 
     def _submit(self, u: Utterance) -> None:
         end = round((u.speech_end_s if u.speech_end_s is not None else u.end_s) * SAMPLE_RATE)

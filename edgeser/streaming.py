@@ -9,14 +9,19 @@ Pieces, each usable alone:
   and a maximum length at which long speech is split (never dropped); optional partial results.
 - Sources: :func:`file_source` (real-time pace or as fast as possible), :func:`pcm_source` (raw 16-bit PCM,
   e.g. stdin from a ROS node or GStreamer), :func:`microphone_source` (``sounddevice``).
-- :func:`stream`: the detector in the caller's thread, recognition in a worker thread behind a bounded
-  queue. When recognition falls behind a live source, the oldest waiting utterance is dropped and counted
-  (``StreamResult.dropped_before``), so memory stays bounded; file sources read as fast as possible wait
-  instead (``backpressure="block"``).
+- :class:`AudioStream`: the push-style stream object (as sherpa-onnx's ``OnlineStream``): the caller pushes
+  audio at its own rate with ``accept_waveform(sample_rate, samples)`` and decides where recognition runs
+  (``decode()`` in any thread, or ``pop()`` to hand utterances to its own worker, as the WebSocket service
+  does). When utterances wait beyond ``queue_size``, the oldest is dropped and counted
+  (``StreamResult.dropped_before``), so memory stays bounded.
+- :func:`stream`: the pull-style loop over a :class:`Source` on top of it: the detector in the caller's
+  thread, recognition in a worker thread; file sources read as fast as possible wait for recognition
+  instead of dropping (``backpressure="block"``).
 """
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import logging
 import queue
@@ -280,9 +285,13 @@ class UtteranceDetector:
 
 @dataclass
 class Source:
+    """Chunks of mono float32 audio at ``sample_rate`` (resampled to 16 kHz by the stream they feed); ``live``
+    sources (a microphone, a pipe) cannot wait, so a stream over them drops rather than blocks."""
+
     chunks: Iterable[np.ndarray]
     live: bool
     name: str
+    sample_rate: int = SAMPLE_RATE
 
 
 def file_source(path: str | Path, realtime: bool = False, chunk_s: float = 0.1) -> Source:
@@ -359,13 +368,13 @@ def microphone_source(sample_rate: int = SAMPLE_RATE, device: int | str | None =
             log.warning("microphone: dropped %d samples (the reader is not keeping up)", frames)
 
     def chunks() -> Iterator[np.ndarray]:
-        resample = Resampler(sample_rate, SAMPLE_RATE)  # one filter across blocks: no clicks at the joins
         with sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
                             blocksize=int(chunk_s * sample_rate), callback=callback):
             while True:
-                yield resample(q.get())
+                yield q.get()
 
-    return Source(chunks(), live=True, name="microphone")
+    # blocks at the device's rate: the AudioStream they feed resamples them (one filter across blocks)
+    return Source(chunks(), live=True, name="microphone", sample_rate=sample_rate)
 
 
 # ---- the loop ----
@@ -403,61 +412,188 @@ class StreamResult:
         return d
 
 
+class AudioStream:
+    """One audio stream, push-style: the caller feeds audio and owns the threads.
+
+    ::
+
+        s = recognizer.create_stream()
+        s.accept_waveform(48_000, block)   # from the audio thread: resampling and voice activity detection
+        while s.is_ready():                # utterances the detector has closed
+            print(s.decode())              # recognise the oldest, in this thread -> StreamResult
+        s.input_finished()                 # end of audio: the utterance in progress ends
+        while (r := s.decode()) is not None: ...
+
+    One thread feeds (``accept_waveform``, ``skip``, ``input_finished``); any threads take (``decode``, or
+    ``pop`` to recognise elsewhere). At most ``options.queue_size`` utterances wait: with
+    ``backpressure="drop-oldest"`` a new one then drops the oldest (counted, and reported in the next result's
+    ``dropped_before``); with ``"block"`` none is dropped and the feeder paces itself with
+    :meth:`wait_for_room`.
+
+    Args:
+        recognize: ``samples (16 kHz float32) -> Prediction``, used by :meth:`decode`; ``None`` when utterances
+            are only taken with :meth:`pop`.
+        options: How audio is cut into utterances and how many may wait (:class:`StreamOptions`).
+        vad: Speech probability per 512-sample chunk (default: silero-vad).
+    """
+
+    def __init__(self, recognize: Callable[[np.ndarray], Prediction] | None = None,
+                 options: StreamOptions | None = None, vad: Callable[[np.ndarray], float] | None = None) -> None:
+        self.options = options or StreamOptions()
+        self._recognize = recognize
+        self._detector = UtteranceDetector(vad or SileroVad(), self.options)
+        self._rate: int | None = None
+        self._resample: Resampler | None = None
+        self._accepted = 0  # 16 kHz samples accepted or skipped: the stream clock
+        self._waiting: collections.deque[tuple[Utterance, int]] = collections.deque()
+        self._dropped = 0  # dropped since the last utterance taken
+        self.dropped = 0  # dropped in all
+        self._finished = self._closed = False
+        self._cond = threading.Condition()
+
+    # ---- feeding (one thread) ----
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Mono float samples at ``sample_rate`` (the same rate for the whole stream), any number at a time."""
+        if self._finished:
+            raise InputError("audio after input_finished(): create a new stream for new audio")
+        if self._rate is None:
+            if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 384_000:
+                raise InputError(f"sample_rate must be a whole number of Hz from 1000 to 384000, got {sample_rate!r}")
+            self._rate, self._resample = sample_rate, Resampler(sample_rate, SAMPLE_RATE)
+        elif sample_rate != self._rate:
+            raise InputError(f"this stream's audio is at {self._rate} Hz, got a piece at {sample_rate} Hz: one "
+                             "rate per stream")
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise InputError(f"accept_waveform takes mono samples (one dimension), got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise InputError("the samples hold NaN or infinite values")
+        assert self._resample is not None
+        self._feed(self._resample(x))
+
+    def skip(self, samples: int) -> None:
+        """A gap of ``samples`` (at 16 kHz) missing from the audio: the utterance in progress ends where the
+        audio stopped and the stream clock moves past the gap, so later times stay right."""
+        self._queue(self._detector.skip(samples))
+        self._accepted += samples
+
+    def input_finished(self) -> None:
+        """No more audio: the utterance in progress (if long enough) ends here."""
+        if self._finished:
+            return
+        if self._resample is not None:
+            self._feed(self._resample(np.zeros(0, np.float32), last=True))
+        self._queue(self._detector.flush())
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop: waiting utterances are forgotten and takers get ``None`` (e.g. a consumer that has gone)."""
+        with self._cond:
+            self._finished = self._closed = True
+            self._waiting.clear()
+            self._cond.notify_all()
+
+    def wait_for_room(self) -> None:
+        """Block until fewer than ``queue_size`` utterances wait (``backpressure="block"`` feeders)."""
+        with self._cond:
+            while len(self._waiting) >= self.options.queue_size and not self._closed:
+                self._cond.wait()
+
+    @property
+    def samples_accepted(self) -> int:
+        """16 kHz samples accepted so far, skipped gaps included: the stream's clock."""
+        return self._accepted
+
+    def _feed(self, x: np.ndarray) -> None:
+        self._accepted += x.size
+        self._queue(self._detector.feed(x))
+
+    def _queue(self, utterances: list[Utterance]) -> None:
+        for u in utterances:
+            old = None
+            with self._cond:
+                if self._closed:
+                    return
+                if self.options.backpressure == "drop-oldest" and len(self._waiting) >= self.options.queue_size:
+                    old, _ = self._waiting.popleft()
+                    self._dropped += 1
+                    self.dropped += 1
+                self._waiting.append((u, 0))
+                self._cond.notify_all()
+            if old is not None:
+                log.warning("recognition is slower than real time: dropped the utterance at %.2f-%.2f s",
+                            old.start_s, old.end_s)
+
+    # ---- taking (any thread) ----
+    def is_ready(self) -> bool:
+        """Whether an utterance waits to be decoded."""
+        with self._cond:
+            return bool(self._waiting)
+
+    @property
+    def finished(self) -> bool:
+        """Input has finished and nothing waits: :meth:`decode` and :meth:`pop` return ``None`` from now on."""
+        with self._cond:
+            return self._finished and not self._waiting
+
+    def pop(self, timeout: float | None = 0.0) -> tuple[Utterance, int] | None:
+        """The oldest waiting utterance and how many were dropped just before it, or ``None``: nothing came
+        within ``timeout`` seconds (``None``: wait until one comes or input finishes; 0: do not wait)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._waiting or self._finished, timeout):
+                return None
+            if not self._waiting:
+                return None
+            u, _ = self._waiting.popleft()
+            dropped, self._dropped = self._dropped, 0
+            self._cond.notify_all()
+            return u, dropped
+
+    def decode(self, timeout: float | None = None) -> StreamResult | None:
+        """Recognise the oldest waiting utterance in this thread (waiting up to ``timeout`` seconds for one;
+        ``None``: until one comes or input finishes). ``None`` when there is none. A failed recognition is
+        that utterance's result (``error``), never an exception: the stream goes on."""
+        if self._recognize is None:
+            raise InputError("this stream was made without a recognizer: take utterances with pop()")
+        item = self.pop(timeout)
+        if item is None:
+            return None
+        u, dropped = item
+        try:
+            pred, error = self._recognize(u.samples), None
+        except EdgeserError as e:
+            pred, error = None, str(e)
+        except Exception as e:  # any failure is this utterance's result; the stream goes on
+            log.exception("recognition failed on the utterance at %.2f-%.2f s", u.start_s, u.end_s)
+            pred, error = None, f"recognition failed ({type(e).__name__}: {e})"
+        return StreamResult(u.start_s, u.end_s, pred, error, u.partial, u.split,
+                            time.perf_counter() - u.detected_at, dropped)
+
+
 _DONE = object()
 
 
 def stream(recognize: Callable[[np.ndarray], Any], source: Source, options: StreamOptions | None = None,
            vad: Callable[[np.ndarray], float] | None = None) -> Iterator[StreamResult]:
-    """Detect utterances in ``source`` and recognise each with ``recognize(samples)`` in a worker thread.
+    """Detect utterances in ``source`` and recognise each with ``recognize(samples)`` in a worker thread: an
+    :class:`AudioStream` fed from the caller's thread and decoded in the worker.
 
-    The caller's thread reads the source and runs the detector; the worker takes utterances from a queue of
-    ``options.queue_size``. With ``backpressure="drop-oldest"`` a full queue drops its oldest utterance (logged
-    and counted); with ``"block"`` reading waits. Results come out in order.
+    With ``backpressure="drop-oldest"`` (the default for live sources) utterances beyond ``options.queue_size``
+    drop the oldest (logged and counted); with ``"block"`` (the default for files read as fast as possible)
+    reading waits for recognition. Results come out in order.
     """
     options = options or StreamOptions(backpressure="drop-oldest" if source.live else "block")
-    detector = UtteranceDetector(vad or SileroVad(), options)
-    todo: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
+    audio = AudioStream(recognize, options, vad)
     results: queue.Queue[Any] = queue.Queue()
-    dropped = [0]
-    lock = threading.Lock()
 
     def worker() -> None:
         try:
-            while (item := todo.get()) is not _DONE:
-                with lock:
-                    n, dropped[0] = dropped[0], 0
-                try:
-                    pred, error = recognize(item.samples), None
-                except EdgeserError as e:
-                    pred, error = None, str(e)
-                except Exception as e:  # any failure is this utterance's result; the stream goes on
-                    log.exception("recognition failed on the utterance at %.2f-%.2f s", item.start_s, item.end_s)
-                    pred, error = None, f"recognition failed ({type(e).__name__}: {e})"
-                results.put(StreamResult(item.start_s, item.end_s, pred, error, item.partial, item.split,
-                                         time.perf_counter() - item.detected_at, n))
+            while (r := audio.decode()) is not None:
+                results.put(r)
         finally:  # the consumer waits for this marker: it must come whatever happened
             results.put(_DONE)
-
-    def submit(u: Utterance) -> None:
-        if options.backpressure == "block":
-            todo.put(u)
-            return
-        while True:
-            try:
-                todo.put_nowait(u)
-                return
-            except queue.Full:
-                try:
-                    old = todo.get_nowait()
-                    with lock:
-                        dropped[0] += 1
-                    log.warning("recognition is slower than real time: dropped the utterance at %.2f-%.2f s",
-                                old.start_s, old.end_s)
-                except queue.Empty:
-                    pass
-
-    thread = threading.Thread(target=worker, name="edgeser-recognize", daemon=True)
-    thread.start()
 
     def drain() -> Iterator[StreamResult]:
         while True:
@@ -466,18 +602,21 @@ def stream(recognize: Callable[[np.ndarray], Any], source: Source, options: Stre
             except queue.Empty:
                 return
             if r is _DONE:
+                results.put(_DONE)
                 return
             yield r
 
+    thread = threading.Thread(target=worker, name="edgeser-recognize", daemon=True)
+    thread.start()
     try:
         for chunk in source.chunks:
-            for u in detector.feed(chunk):
-                submit(u)
+            audio.accept_waveform(source.sample_rate, chunk)
+            if options.backpressure == "block":
+                audio.wait_for_room()
             yield from drain()
-        for u in detector.flush():
-            submit(u)
-    finally:
-        todo.put(_DONE)
-    while (r := results.get()) is not _DONE:
-        yield r
-    thread.join()
+        audio.input_finished()
+        while (r := results.get()) is not _DONE:
+            yield r
+    finally:  # also when the consumer stops early or the source fails: the worker ends, nothing is left behind
+        audio.close()
+        thread.join()

@@ -11,12 +11,15 @@ import time
 import numpy as np
 import pytest
 
+from edgeser.errors import InputError
 from edgeser.streaming import (
     SAMPLE_RATE,
+    AudioStream,
     EnergyVad,
     Source,
     StreamOptions,
     UtteranceDetector,
+    microphone_source,
     pcm_source,
     stream,
 )
@@ -188,3 +191,122 @@ def test_silero_finds_the_speech_in_the_sample() -> None:
     first_start = 1.5 + np.argmax(np.abs(speech) > 0.02) / SR  # where the sample becomes audible
     assert abs(found[0].start_s - first_start) < 0.25
     assert found[1].start_s > 1.5 + speech.size / SR + 1.0
+
+
+# ---- the push-style stream object ----
+
+def _push(stream_: AudioStream, wave: np.ndarray, rate: int, piece_s: float = 0.1) -> None:
+    step = int(piece_s * rate)
+    for i in range(0, wave.size, step):
+        stream_.accept_waveform(rate, wave[i : i + step])
+
+
+def test_audio_stream_pushed_at_48_khz_finds_what_the_detector_finds_at_16_khz() -> None:
+    """One thread pushes 48 kHz audio and decodes as it goes (no worker thread anywhere); the utterances are
+    those the detector finds in the same audio at 16 kHz, within a VAD window."""
+    import soxr
+
+    wave = pattern(("silence", 1.0), ("tone", 1.5), ("silence", 1.0), ("noise", 0.8), ("silence", 1.0))
+    opts = StreamOptions(pad_s=0.0, min_silence_s=0.3, min_speech_s=0.2)
+    truth = detect(wave, opts)
+    wave48 = soxr.resample(wave, SR, 48_000).astype(np.float32)
+    s = AudioStream(lambda x: x.size, opts, EnergyVad(-40))
+    results = []
+    for i in range(0, wave48.size, 4800):
+        s.accept_waveform(48_000, wave48[i : i + 4800])
+        while s.is_ready():
+            results.append(s.decode())
+    s.input_finished()
+    while (r := s.decode()) is not None:
+        results.append(r)
+    assert s.finished and s.decode(timeout=0) is None
+    assert len(results) == len(truth) == 2
+    for r, u in zip(results, truth, strict=True):
+        assert abs(r.start_s - u.start_s) <= 0.032 and abs(r.end_s - u.end_s) <= 0.032
+        assert r.prediction == pytest.approx(u.samples.size, abs=2 * 512)  # the recognizer saw 16 kHz samples
+    assert s.samples_accepted == pytest.approx(wave.size, abs=64)
+
+
+def test_audio_stream_refuses_what_it_cannot_use() -> None:
+    s = AudioStream(lambda x: 0, StreamOptions(), EnergyVad())
+    with pytest.raises(InputError, match="one rate per stream"):
+        s.accept_waveform(16_000, np.zeros(160, np.float32))
+        s.accept_waveform(48_000, np.zeros(480, np.float32))
+    with pytest.raises(InputError, match="mono"):
+        s.accept_waveform(16_000, np.zeros((2, 160), np.float32))
+    with pytest.raises(InputError, match="NaN"):
+        s.accept_waveform(16_000, np.full(160, np.nan, np.float32))
+    with pytest.raises(InputError, match="sample_rate"):
+        AudioStream(None, StreamOptions(), EnergyVad()).accept_waveform(0, np.zeros(10, np.float32))
+    s.input_finished()
+    with pytest.raises(InputError, match="input_finished"):
+        s.accept_waveform(16_000, np.zeros(160, np.float32))
+    with pytest.raises(InputError, match="pop"):
+        AudioStream(None, StreamOptions(), EnergyVad()).decode()
+
+
+def test_audio_stream_drops_the_oldest_waiting_utterance_and_says_so_in_the_next_result() -> None:
+    wave = pattern(*([("tone", 0.4), ("silence", 0.4)] * 6))
+    s = AudioStream(lambda x: "ok", StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2, queue_size=2),
+                    EnergyVad())
+    _push(s, wave, SR)  # nobody decodes while all six close
+    s.input_finished()
+    results = [s.decode(), s.decode()]
+    assert s.decode() is None and s.dropped == 4
+    assert [r.dropped_before for r in results] == [4, 0]
+    assert results[0].start_s == pytest.approx(4 * 0.8, abs=0.04)  # the two newest were kept
+
+
+def test_audio_stream_pop_hands_utterances_to_another_worker_and_close_releases_a_waiting_taker() -> None:
+    wave = pattern(("silence", 0.5), ("tone", 0.5), ("silence", 0.5))
+    s = AudioStream(None, StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2, backpressure="block"),
+                    EnergyVad())
+    _push(s, wave, SR)
+    item = s.pop()
+    assert item is not None and item[1] == 0 and item[0].start_s == pytest.approx(0.5, abs=0.04)
+    got: list[object] = []
+    taker = threading.Thread(target=lambda: got.append(s.pop(timeout=None)))
+    taker.start()
+    time.sleep(0.05)
+    assert taker.is_alive()  # waiting for the next utterance
+    s.close()
+    taker.join(2)
+    assert not taker.is_alive() and got == [None]
+
+
+def test_the_microphone_source_is_resampled_by_the_stream_it_feeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The microphone gives blocks at the device's rate (a fake sounddevice at 44.1 kHz here); stream() feeds them
+    to an AudioStream, which resamples: the utterance comes out where it was played, in 16 kHz samples."""
+    import sys
+    import types
+
+    import soxr
+
+    wave = soxr.resample(pattern(("silence", 0.6), ("tone", 1.0), ("silence", 0.8)), SR, 44_100).astype(np.float32)
+
+    class FakeInputStream:
+        def __init__(self, samplerate: int, blocksize: int, callback, **_: object) -> None:  # type: ignore[no-untyped-def]
+            assert samplerate == 44_100
+            self.blocks = [wave[i : i + blocksize, None] for i in range(0, wave.size, blocksize)]
+            self.callback = callback
+
+        def __enter__(self) -> FakeInputStream:
+            for b in self.blocks:
+                self.callback(b, len(b), None, None)
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(InputStream=FakeInputStream))
+    src = microphone_source(sample_rate=44_100)
+    assert src.sample_rate == 44_100 and src.live
+    blocks = iter(src.chunks)
+    n = -(-wave.size // 4410)
+    limited = Source((next(blocks) for _ in range(n)), live=True, name="mic", sample_rate=44_100)
+    results = list(stream(lambda x: x.size, limited, StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2),
+                          EnergyVad()))
+    assert len(results) == 1
+    r = results[0]
+    assert r.start_s == pytest.approx(0.6, abs=0.04) and r.end_s == pytest.approx(1.6, abs=0.04)
+    assert r.prediction == pytest.approx(SR * 1.0, abs=2 * 512)
