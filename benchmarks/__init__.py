@@ -1,1 +1,1 @@
-"""Measurements: speed, size and (later) accuracy of bundles. Scripts run as ``python -m benchmarks.NAME``."""
+"""Measurements: speed, size and (later) accuracy of bundles. Scripts run as ``python -m edgeser.benchmarks.NAME``."""

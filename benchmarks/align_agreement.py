@@ -8,7 +8,7 @@ final-word lengthening: ``SegmentOptions``) are chosen on actors 01-10 by coordi
 boundaries within 50 ms, and reported on actors 11-20, which the choice never saw. The report also scores the library's
 defaults (which this procedure produced with ``--per-actor 24``), the earlier single-shift rule and raw spikes.
 
-    python -m benchmarks.align_agreement --per-actor 24 --out benchmarks/results/align_agreement.json
+    python -m edgeser.benchmarks.align_agreement --per-actor 24 --out benchmarks/results/align_agreement.json
 
 ``--cache DIR`` keeps the emissions (``emissions.npz``) and the reference alignments (``items.json``), no pickle,
 so that a re-run only re-scores.

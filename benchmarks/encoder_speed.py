@@ -5,7 +5,7 @@ the variants interleaved round by round after a warm-up round; reported per leng
 and the round-by-round ratio to the first variant (median, p10-p90). Only the encoder is timed: the rest
 of the pipeline (segmentation, pooling, heads) is what ``edgeser bench`` measures.
 
-    python -m benchmarks.encoder_speed --bundle teacher=default --bundle student=bundles/student \\
+    python -m edgeser.benchmarks.encoder_speed --bundle teacher=default --bundle student=bundles/student \\
         --out benchmarks/results/encoder_speed.json
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
-from benchmarks.stats import interleaved, paired_ratios, percentiles
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 

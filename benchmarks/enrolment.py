@@ -11,10 +11,10 @@ Over the five RAVDESS actor folds, on each fold:
   files (neutral, happy, angry, sad), which enrolment never sees, are scored with that profile.
 
 Reported per *K*: UA/WA of the 560 pooled predictions, per-fold UA, and the stratified paired bootstrap of the
-UA difference to the speaker-independent head of ``benchmarks.ravdess_folds`` (same folds, same utterances,
+UA difference to the speaker-independent head of ``edgeser.benchmarks.ravdess_folds`` (same folds, same utterances,
 read from its result file).
 
-    python -m benchmarks.enrolment --bundle runs/tiny-l2 --folds benchmarks/results/ravdess_folds.json \\
+    python -m edgeser.benchmarks.enrolment --bundle runs/tiny-l2 --folds benchmarks/results/ravdess_folds.json \\
         --out benchmarks/results/enrolment.json
 """
 
@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.export.default_model import DATA, TRAIN, VARIANTS
+from edgeser.export.features import compute
+from edgeser.export.model import FusionConfig
+from edgeser.export.train import predict, train_ensemble
 from rich.progress import track
 
-from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile, SpeakerStats
-from export.default_model import DATA, TRAIN, VARIANTS
-from export.features import compute
-from export.model import FusionConfig
-from export.train import predict, train_ensemble
 
 SECONDS = (5.0, 10.0, 30.0, 60.0, None)  # None: all of the speaker's unscored recordings
 
@@ -72,7 +72,8 @@ def profile(recordings: list[tuple[np.ndarray, float]], seconds: float | None, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True, help="the encoder bundle the default is trained on")
-    ap.add_argument("--folds", type=Path, required=True, help="benchmarks.ravdess_folds result (the reference head)")
+    ap.add_argument("--folds", type=Path, required=True,
+                    help="edgeser.benchmarks.ravdess_folds result (the reference head)")
     ap.add_argument("--row", default="speech: frames", choices=[n for n, v in VARIANTS.items()
                                                                 if v["levels"] == ("frame",) and not v["use_text"]],
                     help="the head configuration (frames only; the shipped default's)")

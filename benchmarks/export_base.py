@@ -4,7 +4,7 @@ wav2vec2-base architecture (random weights: latency and size do not depend on th
 real all-MiniLM-L6-v2. Both exporters are run; the resulting bundles are then timed side by side,
 interleaved (A B A B ...) so machine drift affects both alike.
 
-    python -m benchmarks.export_base --out benchmarks/results/export_base.json
+    python -m edgeser.benchmarks.export_base --out benchmarks/results/export_base.json
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.suite import machine
+from edgeser.export.pipeline import export_bundle
+from edgeser.export.sources import load_text, speech_from_config
 
-from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
-from export.pipeline import export_bundle
-from export.sources import load_text, speech_from_config
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ syllables and phones on request: hama's aligner and decoder), on 1 ONNX Runtime 
 call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal for the frames-only default:
 ``predict`` at most 1.15x ``encode``.
 
-    python -m benchmarks.fast_path --bundle default --out benchmarks/results/fast_path.json
+    python -m edgeser.benchmarks.fast_path --bundle default --out benchmarks/results/fast_path.json
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import latency_summary, time_interleaved
+from edgeser.benchmarks.suite import machine
+from edgeser.benchmarks.whisper_probe import DATA, clips
 
-from benchmarks.stats import latency_summary, time_interleaved
-from benchmarks.suite import machine
-from benchmarks.whisper_probe import DATA, clips
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.datasets import Dataset, load_ravdess
 

@@ -6,7 +6,7 @@ test. The head is an average of ``--seeds`` models (each keeping its best dev ep
 head is; each seed's own dev UA is reported too. Embeddings come from edgeser's runtime (the exported text
 graph in ONNX Runtime) and are cached.
 
-    python -m benchmarks.meld_text --out benchmarks/results/meld_text.json
+    python -m edgeser.benchmarks.meld_text --out benchmarks/results/meld_text.json
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from edgeser.export.model import FusionConfig
+from edgeser.export.pipeline import export_bundle
+from edgeser.export.sources import load_text
+from edgeser.export.train import TrainConfig, predict, train_ensemble
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, load_meld
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.model import FusionConfig
-from export.pipeline import export_bundle
-from export.sources import load_text
-from export.train import TrainConfig, predict, train_ensemble
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld_text"
 GRID = ((128, 0.2, 1e-3), (128, 0.3, 3e-4), (64, 0.3, 3e-4), (64, 0.5, 1e-3))

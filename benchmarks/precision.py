@@ -2,14 +2,14 @@
 
 wav2vec2-base-size speech graph and bert-base-size text graph, random weights (latency does not depend on
 values; agreement with FP32 on random weights says little about a trained model, whose accuracy is measured
-with ``edgeser bench`` on the default model). Each variant is made with ``export.quantize`` with its guard
+with ``edgeser bench`` on the default model). Each variant is made with ``edgeser.export.quantize`` with its guard
 switched off (``min_cosine=0``), so that the plain recipe is timed; its agreement with FP32 is reported.
 Static INT8: Q/DQ, per-channel int8 weights, uint8 activations, MatMul/Gemm/Conv, minmax calibration on
 16 RAVDESS clips of 1-8 s. Dynamic INT8: MatMul/Gemm. One thread, 4 s of audio, 32 tokens; variants
 interleaved round by round, ratios to FP32 per round. Each speech graph is also profiled once by op type
 (ONNX Runtime's profiler), to show where INT8 does and does not save time on this CPU.
 
-    python -m benchmarks.precision --out benchmarks/results/precision.json
+    python -m edgeser.benchmarks.precision --out benchmarks/results/precision.json
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
+from edgeser.benchmarks.suite import machine
+from edgeser.calibration.sets import build
+from edgeser.export.pipeline import export_bundle
+from edgeser.export.quantize import QuantizeConfig, quantize_bundle
+from edgeser.export.sources import speech_from_config, text_from_config
 
-from benchmarks.stats import interleaved, paired_ratios, percentiles
-from benchmarks.suite import machine
-from calibration.sets import build
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess
 from edgeser.recognizer import speech_feeds
-from export.pipeline import export_bundle
-from export.quantize import QuantizeConfig, quantize_bundle
-from export.sources import speech_from_config, text_from_config
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 SENTENCE = ("Well, I guess we will just have to wait and see what happens tomorrow morning at nine, "

@@ -8,20 +8,21 @@ variant's speech graph under the shipped head. A smaller encoder (``--student``,
 other features, so its head is trained on its own frames of the same 16 actors. Reported per variant: pooled UA/WA
 over the 560 utterances, the stratified paired bootstrap of its UA minus FP32's, and in the same run the speech
 graph's latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to FP32). eGeMAPS + LR on the same
-folds is the baseline (from ``benchmarks.egemaps_baseline``'s cache, or openSMILE). ``edgeser bench --folds`` reads
-this file.
+folds is the baseline (from ``edgeser.benchmarks.egemaps_baseline``'s cache, or openSMILE). ``edgeser bench
+--folds`` reads this file.
 
-    python -m benchmarks.precision_folds --variant default=default --variant int8-dynamic=runs/default-int8dyn \\
-        --variant int8-static=runs/default-int8 --variant fp16=runs/default-fp16 \\
+    python -m edgeser.benchmarks.precision_folds --variant default=default \\
+        --variant int8-dynamic=runs/default-int8dyn --variant int8-static=runs/default-int8 \\
+        --variant fp16=runs/default-fp16 \\
         --student "fewer layers: block 1=runs/tiny-l1" \\
         --student "fewer frames: 25/s, no training=runs/pool2-l2/bundle" \\
         --student "fewer frames: 25/s, no training, static INT8=runs/pool2-int8" \\
         --egemaps-cache runs/cache/egemaps.npy --work runs/folds-tiny --out benchmarks/results/precision_folds.json
 
 (``runs/tiny-l1``: ``edgeser export --speech whisper-tiny.en --layers 1``; ``runs/pool2-l2``: ``python -m
-export.distill_whisper --init whisper-tiny.en --blocks 2 --pool 2 --epochs 0 --out runs/pool2-l2`` then ``edgeser
-export --speech runs/pool2-l2/encoder --layers 2 --out runs/pool2-l2/bundle``; ``runs/pool2-int8``: ``edgeser
-quantize runs/pool2-l2/bundle --precision int8 --graphs speech --calibration ../shared/data/ravdess
+edgeser.export.distill_whisper --init whisper-tiny.en --blocks 2 --pool 2 --epochs 0 --out runs/pool2-l2``
+then ``edgeser export --speech runs/pool2-l2/encoder --layers 2 --out runs/pool2-l2/bundle``; ``runs/pool2-int8``:
+``edgeser quantize runs/pool2-l2/bundle --precision int8 --graphs speech --calibration ../shared/data/ravdess
 --calibration-size 32``.)
 """
 
@@ -35,18 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
+from edgeser.benchmarks.fast_path import speech_clips
+from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from edgeser.benchmarks.suite import machine
+from edgeser.export.default_model import DATA, TRAIN, VARIANTS
+from edgeser.export.features import compute
+from edgeser.export.model import FusionConfig
+from edgeser.export.train import predict, train_ensemble
 
-from benchmarks.egemaps_baseline import egemaps, fit_predict
-from benchmarks.fast_path import speech_clips
-from benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
-from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.default_model import DATA, TRAIN, VARIANTS
-from export.features import compute
-from export.model import FusionConfig
-from export.train import predict, train_ensemble
 
 ROW = "speech: frames"
 EGEMAPS = "eGeMAPS + LR (speech)"

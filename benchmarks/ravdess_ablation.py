@@ -1,20 +1,20 @@
 """The seed paper's ablation on RAVDESS with the default model's encoder: every row of
-``export.recipe.ABLATION`` (speech levels one by one, text only, early, late, early + late fusion).
+``edgeser.export.recipe.ABLATION`` (speech levels one by one, text only, early, late, early + late fusion).
 
 The encoder was trained on actors 01-16, so the usual actor folds would test on speakers it has heard.
 Instead every configuration's head is trained on actors 01-16 and scored once on 17-20, which neither the
-encoder nor any head ever saw (as ``export.default_model`` does for the shipped configurations). Segments
+encoder nor any head ever saw (as ``edgeser.export.default_model`` does for the shipped configurations). Segments
 come from hama's phoneme aligner with the transcript (RAVDESS's two neutral sentences), cut with the
 library's current boundary rule; the text is that transcript. Each configuration is trained with ``--seeds``
 seeds: each seed is scored alone (mean ± std) and the seeds' probabilities are averaged (what
-``export.default_model`` ships).
+``edgeser.export.default_model`` ships).
 
 112 utterances of 4 speakers make every UA uncertain by several points, so each row is also compared with
 the speech-frames row and with the eGeMAPS + logistic-regression baseline (trained on the same actors, when
 openSMILE is installed) by a stratified paired bootstrap of the UA difference
-(``benchmarks.stats.paired_bootstrap_ua``; 95% interval). Per-utterance predictions are kept in the result.
+(``edgeser.benchmarks.stats.paired_bootstrap_ua``; 95% interval). Per-utterance predictions are kept in the result.
 
-    python -m benchmarks.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
+    python -m edgeser.benchmarks.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
         --out benchmarks/results/ravdess_ablation.json
 """
 
@@ -27,23 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
+from edgeser.export.features import compute
+from edgeser.export.model import LEVELS, FusionConfig
+from edgeser.export.recipe import ABLATION
+from edgeser.export.train import predict, train_ensemble
 
-from benchmarks.egemaps_baseline import egemaps, fit_predict
-from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
-from export.features import compute
-from export.model import LEVELS, FusionConfig
-from export.recipe import ABLATION
-from export.train import predict, train_ensemble
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--encoder-bundle", type=Path, required=True, help="the encoder + MiniLM bundle that "
-                    "export.default_model writes (OUT/encoder-bundle)")
+                    "edgeser.export.default_model writes (OUT/encoder-bundle)")
     ap.add_argument("--cache", type=Path, default=Path("runs/ablation-cache"))
     ap.add_argument("--seeds", type=int, default=5, help="heads per configuration (seeds 0..N-1): scored one by "
                     "one (mean ± std) and averaged (one ensemble)")

@@ -1,22 +1,22 @@
 """The default model's recipe over all five RAVDESS actor folds, against eGeMAPS + logistic regression.
 
-One split of 4 test actors (112 utterances) cannot resolve a few points of UA (``benchmarks.ravdess_ablation``
+One split of 4 test actors (112 utterances) cannot resolve a few points of UA (``edgeser.benchmarks.ravdess_ablation``
 gives its intervals), so every figure here pools the five actor folds (01-04 ... 17-20, 560 utterances).
 
 A pretrained encoder that has never heard RAVDESS (the Whisper default) serves every fold as it is:
 
-    python -m benchmarks.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
+    python -m edgeser.benchmarks.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
         --out benchmarks/results/ravdess_folds.json
 
 An encoder trained with emotion labels (the previous compact default) needs one encoder per fold, trained
-with its recipe on the other 16 actors (``python -m export.train_encoder --holdout 1-4 ... --out
+with its recipe on the other 16 actors (``python -m edgeser.export.train_encoder --holdout 1-4 ... --out
 runs/folds/fold-1``, ...) and given as ``--fold K=PATH`` (a ``Wav2Vec2ForCTC`` folder or a bundle), with
 ``--text-bundle`` for the text encoder.
 
-On each fold, every head configuration of ``export.default_model.VARIANTS`` (the ablation: speech frames, frames
+On each fold, every head configuration of ``edgeser.export.default_model.VARIANTS`` (the ablation: speech frames, frames
 + phones, all levels, and early + late fusion with text over frames and over all levels; phones, syllables and
 words from hama's aligner with the transcript) is trained on the 16 other actors, ``--seeds`` seeds averaged, as
-``export.default_model`` trains them. eGeMAPS + LR is trained on the same actors (global z-scores from them;
+``edgeser.export.default_model`` trains them. eGeMAPS + LR is trained on the same actors (global z-scores from them;
 needs openSMILE, ``pip install -e '.[bench]'``). Reported: UA/WA per fold (mean ± std), UA/WA of all 560
 utterances' predictions pooled, and stratified paired bootstraps of the pooled UA differences (95% intervals):
 each speech row minus eGeMAPS, each row minus speech frames, and each fused row minus speech alone on the same
@@ -35,17 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
+from edgeser.export.features import compute
+from edgeser.export.model import FusionConfig
+from edgeser.export.train import Features, predict, train_ensemble
 
-from benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser import EmotionRecognizer
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerStats
-from export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
-from export.features import compute
-from export.model import FusionConfig
-from export.train import Features, predict, train_ensemble
 
 SPEECH = "speech: frames"
 PER_SPEAKER = "speech: frames, per-speaker normalised"
@@ -77,8 +77,8 @@ def fold_bundle(spec: str, work: Path) -> tuple[int, Path]:
         return int(k), src
     out = work / f"fold-{k}-bundle"
     if not (out / "bundle.json").is_file():
-        from export.pipeline import export_bundle
-        from export.sources import load_speech
+        from edgeser.export.pipeline import export_bundle
+        from edgeser.export.sources import load_speech
 
         export_bundle(out, speech=load_speech(src), overwrite=True, progress=print)
     return int(k), out
@@ -105,7 +105,7 @@ def main() -> None:
                     help="fold K (actors 4K-3..4K held out): its encoder folder or bundle; repeat for each fold")
     ap.add_argument("--text-bundle", type=Path, help="a bundle with the text encoder (default: --encoder-bundle)")
     ap.add_argument("--rows", default=";".join(VARIANTS),
-                    help="head configurations (export.default_model.VARIANTS), separated by semicolons")
+                    help="head configurations (edgeser.export.default_model.VARIANTS), separated by semicolons")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", type=Path, default=Path("runs/folds"), help="exported bundles and feature caches")
     ap.add_argument("--egemaps-cache", type=Path, default=Path("runs/egemaps.npy"))

@@ -5,7 +5,7 @@ segmentation is forced alignment of a transcript of natural length (~2.5 words/s
 CTC head, and pooling averages the frames over words, syllables and phones. The default aligner
 (hama phoneme CTC) is timed too: its own forward pass plus the same segmentation.
 
-    python -m benchmarks.segment_speed --bundle bundles/demo --out benchmarks/results/segment_speed.json
+    python -m edgeser.benchmarks.segment_speed --bundle bundles/demo --out benchmarks/results/segment_speed.json
 """
 
 from __future__ import annotations

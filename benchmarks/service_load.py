@@ -15,9 +15,9 @@ of -60 dBFS noise, each client starting in the gap before another file) at real-
 - the server's memory: peak RSS (VmHWM), RSS after the clients have left, and RSS sampled every
   ``--sample-s`` while they stream (the soak: does memory stay flat over an hour?).
 
-    python -m benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --clients 96 \\
+    python -m edgeser.benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --clients 96 \\
         --clients 128 --minutes 1 --out benchmarks/results/service_load.json
-    python -m benchmarks.service_load --clients 16 --minutes 45 --out benchmarks/results/service_soak.json
+    python -m edgeser.benchmarks.service_load --clients 16 --minutes 45 --out benchmarks/results/service_soak.json
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import percentiles
+from edgeser.benchmarks.stream_bench import DATA, HELD_OUT, joined
+from edgeser.benchmarks.suite import machine
 
-from benchmarks.stats import percentiles
-from benchmarks.stream_bench import DATA, HELD_OUT, joined
-from benchmarks.suite import machine
 from edgeser.audio import SAMPLE_RATE
 from edgeser.datasets import load_ravdess
 

@@ -9,7 +9,7 @@
   sampled every 60 s of stream; the slope of a least-squares line through the samples after the first
   10 minutes (MB per hour) says whether memory stays flat.
 
-    python -m benchmarks.stream_bench --bundle default --bundle int8=bundles/default-int8 \
+    python -m edgeser.benchmarks.stream_bench --bundle default --bundle int8=bundles/default-int8 \
         --out benchmarks/results/stream.json
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.stats import percentiles
+from edgeser.benchmarks.suite import machine
 
-from benchmarks.stats import percentiles
-from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import SAMPLE_RATE, load_audio
 from edgeser.datasets import load_ravdess

@@ -1,4 +1,4 @@
-"""The distilled student (``export.distill_whisper``) against its teacher, the default's encoder, over the five
+"""The distilled student (``edgeser.export.distill_whisper``) against its teacher, the default's encoder, over the five
 actor folds.
 
 On each fold a student is distilled from the teacher (tiny.en to block 2) on every recording of the 16 training
@@ -11,7 +11,7 @@ utterances, the stratified paired bootstrap of the student's UA minus the teache
 latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to the teacher). ``edgeser bench
 --folds`` reads this file.
 
-    python -m benchmarks.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
+    python -m edgeser.benchmarks.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
         --work runs/student-p4 --out benchmarks/results/student_folds.json
 
 The last fold run (``--folds``) also gets its student's head (trained on that fold's 16 actors) as a complete
@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.precision_folds import ACCURACY, ROW, encoder_latency, report
+from edgeser.benchmarks.stats import paired_bootstrap_ua
+from edgeser.benchmarks.suite import machine
+from edgeser.export.default_model import DATA, TRAIN, VARIANTS
+from edgeser.export.distill_whisper import StudentConfig, distil, save_student, teacher_frames, training_audio
+from edgeser.export.features import compute
+from edgeser.export.model import FusionConfig
+from edgeser.export.train import predict, train_ensemble
 
-from benchmarks.precision_folds import ACCURACY, ROW, encoder_latency, report
-from benchmarks.stats import paired_bootstrap_ua
-from benchmarks.suite import machine
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.default_model import DATA, TRAIN, VARIANTS
-from export.distill_whisper import StudentConfig, distil, save_student, teacher_frames, training_audio
-from export.features import compute
-from export.model import FusionConfig
-from export.train import predict, train_ensemble
 
 TEACHER = "default"
 
@@ -53,8 +53,8 @@ def student_name(config: StudentConfig) -> str:
 def student_bundle(k: int, held: set[str], teacher: EmotionRecognizer, init: str, config: StudentConfig,
                    work: Path, cache: dict[Path, np.ndarray]) -> Path:
     """Fold ``k``'s student, distilled and exported once (``WORK/fold-K/bundle``); reused when present."""
-    from export.pipeline import export_bundle
-    from export.sources import load_speech
+    from edgeser.export.pipeline import export_bundle
+    from edgeser.export.sources import load_speech
 
     folder, bundle = work / f"fold-{k}" / "encoder", work / f"fold-{k}" / "bundle"
     if not (folder / "student.json").is_file():
@@ -77,8 +77,8 @@ def student_bundle(k: int, held: set[str], teacher: EmotionRecognizer, init: str
 def int8_bundle(k: int, bundle: Path, ds: Any, train_groups: set[str], work: Path) -> Path:
     """Fold ``k``'s student in static INT8 (``WORK/fold-K/int8``), calibrated on 32 clips of the fold's training
     actors only (as ``edgeser quantize --precision int8 --graphs speech`` does); reused when present."""
-    from calibration.sets import build
-    from export.quantize import QuantizeConfig, quantize_bundle
+    from edgeser.calibration.sets import build
+    from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 
     out = work / f"fold-{k}" / "int8"
     if not (out / "bundle.json").is_file():
@@ -142,7 +142,7 @@ def main() -> None:
             q_items = compute(recs[INT8], ds, ("frame",), False, args.work / "cache").items
             pooled[INT8][te] = predict(model, [q_items[i] for i in te]).argmax(1)
         if k == chosen[-1]:
-            from export.pipeline import add_fusion
+            from edgeser.export.pipeline import add_fusion
 
             add_fusion(bundles[k], model, args.work / f"fold-{k}" / "full", layer=0, overwrite=True, progress=print,
                        provenance={"dataset": "ravdess (4-class)", "train_groups": sorted(set(groups[tr].tolist())),

@@ -6,7 +6,7 @@ spread. Per variant:
 
 - UA/WA on the dataset's held-out speakers: the groups the bundle's fusion head was not trained on
   (recorded in its provenance), or ``test_groups``; the UA difference to the reference variant on the
-  same utterances with its 95% paired-bootstrap interval (``benchmarks.stats.paired_bootstrap_ua``: on a
+  same utterances with its 95% paired-bootstrap interval (``edgeser.benchmarks.stats.paired_bootstrap_ua``: on a
   hundred utterances a quantized variant a point or two off its parent is usually within it);
 - latency of the whole pipeline (``predict``: audio → encoder → segmentation → pooling → text → fusion)
   on clips of about 1, 4 and 10 s cut from held-out audio, p50/p90/p99, real-time factor, and the
@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks.stats import (
+from edgeser.benchmarks.stats import (
     interleaved,
     interval,
     paired_bootstrap_ua,
@@ -43,6 +42,7 @@ from benchmarks.stats import (
     pareto_front,
     percentiles,
 )
+
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
@@ -290,19 +290,19 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
 
 
 def read_folds(paths: Sequence[Path]) -> dict[str, Any]:
-    """Accuracy results of ``benchmarks.precision_folds`` / ``benchmarks.student_folds`` merged: per variant
-    name its pooled UA/WA, predictions, truth and ``accuracy`` (how it was measured, in words: "5 actor folds
-    (560)"), and the baselines. A name repeated keeps the first file's row."""
+    """Accuracy results of ``edgeser.benchmarks.precision_folds`` / ``edgeser.benchmarks.student_folds``
+    merged: per variant name its pooled UA/WA, predictions, truth and ``accuracy`` (how it was measured, in words:
+    "5 actor folds (560)"), and the baselines. A name repeated keeps the first file's row."""
     merged: dict[str, Any] = {"variants": {}, "baselines": {}, "sources": [str(p) for p in paths]}
     for path in paths:
         try:
             data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise EdgeserError(f"{path}: cannot read the five-fold result ({e}); make it with "
-                               "python -m benchmarks.precision_folds") from e
+                               "python -m edgeser.benchmarks.precision_folds") from e
         missing = [k for k in ("variants", "truth", "predictions", "accuracy") if k not in data]
         if missing:
-            raise EdgeserError(f"{path}: not a five-fold result of benchmarks.precision_folds (no {missing}); "
+            raise EdgeserError(f"{path}: not a five-fold result of edgeser.benchmarks.precision_folds (no {missing}); "
                                "regenerate it")
         for name, row in data["variants"].items():
             if name not in merged["variants"]:
@@ -318,7 +318,7 @@ def encoder_latency(recs: dict[str, EmotionRecognizer], peers: Sequence[str], da
                     progress: Callable[[str], None]) -> dict[str, Any]:
     """The speech encoder alone on one clip per length, every variant and every peer (CTranslate2's
     ``encode()`` of a packaged Whisper, its log-mel computed untimed) interleaved: p50 and ratio to the first."""
-    from benchmarks.whisper_probe import Engine, ct2_engines, encode, latency, same
+    from edgeser.benchmarks.whisper_probe import Engine, ct2_engines, encode, latency, same
 
     engines = {name: Engine(same, partial(encode, rec)) for name, rec in recs.items()}
     skipped = {}

@@ -1,6 +1,6 @@
 """Markdown tables of the committed results, for the README and the model card (so that no figure is copied
-by hand): ``python -m benchmarks.tables [NAME]...`` prints them (names: the keys of ``TABLES``);
-``python -m benchmarks.tables --update README.md edgeser/models/MODEL_CARD.md`` rewrites every block between
+by hand): ``python -m edgeser.benchmarks.tables [NAME]...`` prints them (names: the keys of ``TABLES``);
+``python -m edgeser.benchmarks.tables --update README.md edgeser/models/MODEL_CARD.md`` rewrites every block between
 ``<!-- table: NAME -->`` and ``<!-- end table -->`` in those files with the table of that name.
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import interval
+from edgeser.benchmarks.stats import interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,7 +55,7 @@ def folds() -> str:
     lines = ["| RAVDESS 4-class, 5 actor folds (560 utterances) | UA per fold (01-04 ... 17-20) | UA mean ± std | "
              "pooled UA | pooled WA | minus eGeMAPS [95%] | minus speech frames [95%] | fused minus speech on "
              "the same levels [95%] |", "|---|---|---|---|---|---|---|---|"]
-    from export.default_model import VARIANTS
+    from edgeser.export.default_model import VARIANTS
 
     order = [n for n in VARIANTS if n in r["summary"]] + [n for n in r["summary"] if n not in VARIANTS]
     for name in order:
@@ -194,7 +194,7 @@ def service_load() -> str:
 
 
 def service_soak() -> str:
-    """The soak: one long run of ``benchmarks.service_load``, with the server's memory over time."""
+    """The soak: one long run of ``edgeser.benchmarks.service_load``, with the server's memory over time."""
     r = _load("service_soak.json")
     lines = ["| clients at real time | minutes | files sent | answered | dropped (counted) | lost | closed early | "
              "end of speech → result, client p50 / p95 ms | server RSS: first sample, last, growth (last quarter "
@@ -214,7 +214,7 @@ def service_soak() -> str:
 
 
 def fuzz() -> str:
-    """What every case of the fuzz suites ended as (``benchmarks.fuzz_outcomes``)."""
+    """What every case of the fuzz suites ended as (``edgeser.benchmarks.fuzz_outcomes``)."""
     r = _load("fuzz_outcomes.json")
     lines = ["| suite | cases | outcomes | passed |", "|---|---|---|---|"]
     for name, suite in r["suites"].items():

@@ -4,7 +4,7 @@ Each bundle is a Whisper encoder exported with every layer (``edgeser export --s
 --out runs/whisper-tiny.en``, likewise ``whisper-base``). Every one of the 560 4-class utterances is encoded once,
 alone (no batch padding), through the runtime (ONNX Runtime); each layer's frames are pooled into their mean and
 standard deviation; a class-balanced logistic regression (the eGeMAPS baseline's own classifier,
-``benchmarks.egemaps_baseline.fit_predict``: z-scores from the training actors, C = 1) is trained on 16 actors
+``edgeser.benchmarks.egemaps_baseline.fit_predict``: z-scores from the training actors, C = 1) is trained on 16 actors
 and scored on the 4 held out, over the five actor folds 01-04 ... 17-20.
 
 Reported per encoder and layer: UA/WA of the 560 pooled predictions, per-fold UA (mean +- std), and the stratified
@@ -21,7 +21,7 @@ pick (faster-whisper's engine: features padded to a 30 s window, as faster-whisp
 1 thread. The edgeser time includes the log-mel front end (inside the graph); the CTranslate2 time does not
 (its features are computed beforehand), which favours CTranslate2.
 
-    python -m benchmarks.whisper_probe --bundle tiny.en=runs/whisper-tiny.en --bundle base=runs/whisper-base \\
+    python -m edgeser.benchmarks.whisper_probe --bundle tiny.en=runs/whisper-tiny.en --bundle base=runs/whisper-base \\
         --out benchmarks/results/whisper_probe.json
 """
 
@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
+from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from edgeser.benchmarks.suite import machine
 from rich.progress import track
 
-from benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
-from benchmarks.suite import machine
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
 from edgeser.bundle import sha256_file
@@ -152,7 +152,7 @@ def engines_for(bundles: dict[str, Path], work: Path) -> dict[str, Engine]:
 
 
 def ct2_engines(packaged: str, work: Path, threads: int) -> dict[str, Engine]:
-    """CTranslate2's ``encode()`` of a packaged Whisper (``export.whisper.PACKAGED``) on ``threads`` threads, on
+    """CTranslate2's ``encode()`` of a packaged Whisper (``edgeser.export.whisper.PACKAGED``) on ``threads`` threads, on
     its 30 s window (what faster-whisper runs) and unpadded; log-mel features (transformers'
     ``WhisperFeatureExtractor``) computed untimed. Empty when ctranslate2, transformers or the model is missing."""
     try:
@@ -189,7 +189,7 @@ def latency(engines: dict[str, Engine], audio: dict[str, np.ndarray], repeats: i
 def ct2_folder(name: str, work: Path) -> Path | None:
     """A CTranslate2 folder for a packaged Whisper (the split base model joined once into ``work``); ``None``
     when it is not installed."""
-    from export.whisper import PACKAGED, packaged_files
+    from edgeser.export.whisper import PACKAGED, packaged_files
 
     if name not in PACKAGED:
         return None

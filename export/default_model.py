@@ -1,8 +1,8 @@
 """Build the shipped default model from a trained compact encoder, and measure it on held-out actors.
 
-    python -m export.train_encoder --holdout 17-20 --epochs 16 --perturb --out runs/encoder-17-20
-    python -m export.default_model --encoder runs/encoder-17-20/encoder --out runs/default
-    python -m export.default_model --encoder-bundle BUNDLE --out runs/default   # encoders already exported
+    python -m edgeser.export.train_encoder --holdout 17-20 --epochs 16 --perturb --out runs/encoder-17-20
+    python -m edgeser.export.default_model --encoder runs/encoder-17-20/encoder --out runs/default
+    python -m edgeser.export.default_model --encoder-bundle BUNDLE --out runs/default   # encoders already exported
 
 1. Export the encoder (phoneme CTC + hidden states) with MiniLM into a bundle, or take the speech and text
    encoders of an existing bundle (e.g. the complete default bundle, ``edgeser.default.build``), leaving
@@ -31,6 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.export.features import compute
+from edgeser.export.model import LEVELS, FusionConfig
+from edgeser.export.pipeline import add_fusion, export_bundle
+from edgeser.export.sources import load_speech, load_text
+from edgeser.export.storage import fp16_weights
+from edgeser.export.train import TrainConfig, predict, train_ensemble
 
 import edgeser
 from edgeser import EmotionRecognizer, default
@@ -39,12 +45,6 @@ from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import BundleError
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile
-from export.features import compute
-from export.model import LEVELS, FusionConfig
-from export.pipeline import add_fusion, export_bundle
-from export.sources import load_speech, load_text
-from export.storage import fp16_weights
-from export.train import TrainConfig, predict, train_ensemble
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 HELD_OUT = tuple(f"Actor_{i:02d}" for i in range(17, 21))
@@ -74,11 +74,11 @@ transcript, the words) come from hama's phoneme recognizer, trained on far more 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = ap.add_mutually_exclusive_group(required=True)
-    source.add_argument("--encoder", type=Path, help="Wav2Vec2ForCTC folder from export.train_encoder")
+    source.add_argument("--encoder", type=Path, help="Wav2Vec2ForCTC folder from edgeser.export.train_encoder")
     source.add_argument("--encoder-bundle", type=Path, help="a bundle with the speech and text encoders to use")
     ap.add_argument("--seeds", type=int, default=5, help="models per head, averaged (default 5)")
     ap.add_argument("--folds", type=Path, default=None,
-                    help="a benchmarks.ravdess_folds result: ship its best configuration (pooled five-fold UA) "
+                    help="a edgeser.benchmarks.ravdess_folds result: ship its best configuration (pooled five-fold UA) "
                          "trained on all 20 actors, instead of choosing on actors 13-16 and holding out 17-20")
     ap.add_argument("--configuration", choices=list(VARIANTS), default=None,
                     help="with --folds: ship this configuration instead of the best one (say why in the model card)")
@@ -186,7 +186,8 @@ def all_actors(encoder_bundle: Path, folds_file: Path, train_config: TrainConfig
     provenance = {"dataset": "ravdess (4-class), RAVDESS speech, CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
                   "data_path": "../shared/data/ravdess", "utterances": len(labels), "train_groups": groups,
                   "held_out_groups": [], "train": asdict(train_config), "configuration": chosen,
-                  "chosen_on": (f"pooled UA over the five actor folds ({folds_file.name}, benchmarks.ravdess_folds)"
+                  "chosen_on": (f"pooled UA over the five actor folds ({folds_file.name}, "
+                                "edgeser.benchmarks.ravdess_folds)"
                                 if chosen == best else f"named by --configuration (the five folds' best is {best!r})"),
                   "five_fold_scores": {k: summary[chosen][k] for k in ("pooled_ua", "pooled_wa", "ua_mean", "ua_std")},
                   "five_fold_speech_frames": {k: summary["speech: frames"][k] for k in ("pooled_ua", "pooled_wa")}}
@@ -222,7 +223,7 @@ def encoders_only(bundle: Path, out: Path) -> None:
 
 def ship(full: Path, target: Path) -> None:
     """The complete bundle minus its text encoder (rebuilt from the pip package on first use), the speech
-    graph's float16-exact weights stored as float16 (:func:`export.storage.fp16_weights`: bit-identical
+    graph's float16-exact weights stored as float16 (:func:`edgeser.export.storage.fp16_weights`: bit-identical
     outputs, half the file)."""
     src = Bundle.load(full)
     m = src.manifest

@@ -1,7 +1,7 @@
 """Knowledge distillation of a speech encoder into a smaller student that still segments.
 
 The teacher is a ``Wav2Vec2ForCTC`` folder with an emotion head beside it (``emotion_head.pt``, as
-:func:`export.encoder.save` writes; e.g. wav2vec2-base fine-tuned multi-task on a GPU, or the compact
+:func:`edgeser.export.encoder.save` writes; e.g. wav2vec2-base fine-tuned multi-task on a GPU, or the compact
 encoder). The student has the same architecture with fewer layers and/or less width. Per batch:
 
 - emotion: KL divergence between the teacher's and the student's emotion distributions at temperature T;
@@ -47,6 +47,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgeser.export.checkpoints import load_checkpoint
+from edgeser.export.configfile import read_config
+from edgeser.export.encoder import SpeechEmotionModel, batch_inputs, save
 from torch import nn
 from transformers import Wav2Vec2ForCTC
 
@@ -54,9 +57,6 @@ from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
-from export.checkpoints import load_checkpoint
-from export.configfile import read_config
-from export.encoder import SpeechEmotionModel, batch_inputs, save
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -100,7 +100,7 @@ class DistillConfig:
         """Fail before any work: the teacher folder and every data source must exist."""
         if not (self.teacher / "config.json").is_file() or not (self.teacher / "emotion_head.pt").is_file():
             raise DatasetError(f"{self.teacher}: not a teacher folder (needs config.json and emotion_head.pt, as "
-                               "export.encoder.save writes)")
+                               "edgeser.export.encoder.save writes)")
         for d in self.data:
             if not d.exists():
                 raise DatasetError(f"{d}: data source not found")
@@ -156,7 +156,7 @@ def distill_loss(teacher: SpeechEmotionModel, student: SpeechEmotionModel, proje
 def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the student; writes ``out/checkpoint.pt`` each epoch, ``out/history.json`` and, at the end,
     the student folder ``out/student`` (``edgeser export --speech out/student``)."""
-    from export.encoder import compact_config
+    from edgeser.export.encoder import compact_config
 
     config.check()
     t = config.train

@@ -10,14 +10,14 @@ dimension z-scored with the teacher's statistics over the training audio (the st
 reads). No labels are used: any speech will do, and the recordings of the speakers an
 evaluation holds out are left out (``--holdout``).
 
-    python -m export.distill_whisper --teacher runs/tiny-l2 --init whisper-tiny.en \\
+    python -m edgeser.export.distill_whisper --teacher runs/tiny-l2 --init whisper-tiny.en \\
         --data ../shared/data/ravdess --holdout 1-4 --out runs/student/fold-1
     edgeser export --speech runs/student/fold-1/encoder --layers 1 --out runs/student/fold-1/bundle
 
 ``--epochs 0`` trains nothing: the teacher's first ``--blocks`` blocks run over frames pooled by ``--pool`` as they
 are (no teacher bundle, no data needed), a student whose head is then trained on its own frames.
 
-``OUT/encoder`` is a ``WhisperEncoder`` folder (``config.json`` with :data:`export.whisper.FRAME_POOL`, the
+``OUT/encoder`` is a ``WhisperEncoder`` folder (``config.json`` with :data:`edgeser.export.whisper.FRAME_POOL`, the
 weights, and ``student.json``: teacher, data, settings, loss per epoch), which ``edgeser export --speech``
 reads like any Whisper checkpoint. Seeded; written atomically (a temporary folder renamed into place).
 """
@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgeser.export.train import collate
+from edgeser.export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import InputError
-from export.train import collate
-from export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def teacher_frames(teacher: EmotionRecognizer, waves: Sequence[np.ndarray]) -> l
 def _batch(waves: Sequence[np.ndarray], targets: Sequence[np.ndarray], pool: int
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Zero-padded raw audio and its int64 mask (Whisper takes audio unnormalised), and the teacher's frames padded
-    (:func:`export.train.collate`) and pooled as the student pools its own."""
+    (:func:`edgeser.export.train.collate`) and pooled as the student pools its own."""
     longest = max(w.size for w in waves)
     audio = np.zeros((len(waves), longest), np.float32)
     mask = np.zeros((len(waves), longest), np.int64)
@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    from export.sources import load_speech
+    from edgeser.export.sources import load_speech
 
     config = StudentConfig(blocks=args.blocks, pool=args.pool, epochs=args.epochs, seed=args.seed)
     if config.epochs == 0:  # nothing to learn: no teacher frames, no data

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from edgeser.export.train import Features
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
@@ -21,7 +22,6 @@ from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError, InputError
 from edgeser.options import SegmentOptions
 from edgeser.pooling import level_features
-from export.train import Features
 
 
 @dataclass(frozen=True)

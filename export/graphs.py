@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from edgeser.export.model import FusionModel
+from edgeser.export.sources import SpeechSource, TextSource
 from torch import nn
 
 from edgeser.errors import InputError
 from edgeser.specs import GraphSpec, TensorSpec
-from export.model import FusionModel
-from export.sources import SpeechSource, TextSource
 
 
 class SpeechGraph(nn.Module):
@@ -45,7 +45,7 @@ class TextGraph(nn.Module):
 def speech_graph(source: SpeechSource, layers: tuple[int, ...]) -> nn.Module:
     """The module exported as ``speech.onnx``: raw audio in, (CTC logits and) the chosen hidden states out."""
     if source.architecture == "whisper":
-        from export.whisper import WhisperSpeechGraph
+        from edgeser.export.whisper import WhisperSpeechGraph
 
         return WhisperSpeechGraph(source.model, layers).eval()
     return SpeechGraph(source.model, layers).eval()
@@ -85,7 +85,7 @@ def parse_layers(layers: str, num_layers: int) -> tuple[int, ...]:
 
 
 class FusionGraph(nn.Module):
-    """A :class:`~export.model.FusionModel` with positional inputs and tuple outputs, for ONNX export."""
+    """A :class:`~edgeser.export.model.FusionModel` with positional inputs and tuple outputs, for ONNX export."""
 
     def __init__(self, model: FusionModel) -> None:
         super().__init__()

@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.export.graphs import (
+    FusionGraph,
+    TextGraph,
+    fusion_example,
+    fusion_spec,
+    parse_layers,
+    speech_graph,
+    speech_spec,
+    text_spec,
+)
+from edgeser.export.onnx_export import export_onnx
+from edgeser.export.sources import SpeechSource, TextSource
+from edgeser.export.validate import check_parity
 
 import edgeser
 from edgeser.audio import load_audio
@@ -30,19 +43,6 @@ from edgeser.errors import InputError
 from edgeser.options import SegmentOptions
 from edgeser.recognizer import speech_feeds
 from edgeser.text import TextTokenizer
-from export.graphs import (
-    FusionGraph,
-    TextGraph,
-    fusion_example,
-    fusion_spec,
-    parse_layers,
-    speech_graph,
-    speech_spec,
-    text_spec,
-)
-from export.onnx_export import export_onnx
-from export.sources import SpeechSource, TextSource
-from export.validate import check_parity
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _export_speech(src: SpeechSource, writer: BundleWriter, layers: str, exporte
     parity = check_parity(module, writer.path(section.graph), spec, cases, tolerance)
     provenance = _provenance(src.description, exporter, used_opset, parity, time.perf_counter() - t0)
     if src.architecture == "whisper":
-        from export.whisper import frame_cosine
+        from edgeser.export.whisper import frame_cosine
 
         speech_clip, clip_name = _real_speech(src.sample_rate)
         provenance["unpadded_vs_30s_padded"] = {
@@ -182,7 +182,7 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
 
     Each graph is checked against torch on two shapes other than the trace shape, as the encoders are.
     ``boundaries`` is the boundary rule the training segments were cut with (recorded, and used when
-    predicting); by default the library's current rule, which is what ``export.features`` uses.
+    predicting); by default the library's current rule, which is what ``edgeser.export.features`` uses.
     """
     if boundaries is None:
         boundaries = SegmentOptions().boundary_rule()
@@ -220,3 +220,22 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       labels=tuple(c.labels), files={}, speech=src.manifest.speech,
                                       text=src.manifest.text, fusion=section, speaker_fusion=speaker))
+
+
+def build_default_bundle(shipped: Path, out: Path, progress: Callable[[str], None] = log.info) -> Manifest:
+    """The complete default bundle at ``out``: the shipped parts (``shipped``) plus all-MiniLM-L6-v2 exported here
+    (``edgeser.default.build`` calls this through the ``edgeser.default_model`` entry point)."""
+    from edgeser.export.sources import load_text
+
+    from edgeser.default import combine
+
+    parts = Bundle.load(shipped)
+    progress(f"building the default model once in {out}: exporting all-MiniLM-L6-v2 (about 10 s)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text_dir = out.parent / f".{out.name}.text"
+    shutil.rmtree(text_dir, ignore_errors=True)
+    try:
+        export_bundle(text_dir, text=load_text("minilm"), exporter="torchscript", progress=progress)
+        return combine(parts.path, text_dir, out, overwrite=True)
+    finally:
+        shutil.rmtree(text_dir, ignore_errors=True)

@@ -24,7 +24,7 @@ the budget holds; what was kept and why is recorded. A variant that still fails 
 :class:`QuantizationError` and nothing is written.
 
 The graph is quantized by ONNX Runtime's tools; TensorRT engines are built from the result by
-:mod:`export.tensorrt`.
+:mod:`edgeser.export.tensorrt`.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+from edgeser.calibration import readers
+from edgeser.calibration.readers import OrtReader
+from edgeser.calibration.sets import CalibrationSet
 
 import edgeser
-from calibration import readers
-from calibration.readers import OrtReader
-from calibration.sets import CalibrationSet
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.bundle import Manifest, write_bundle
 from edgeser.datasets import Dataset
@@ -340,7 +340,7 @@ class UnseenSpeakers:
     ``FusionConfig`` and training settings from bundle.json, its seeds averaged) is trained on the parent's frames
     of the other speakers, as the shipped head was trained on FP32 frames, and scores the held-out speakers with
     the parent's frames and, in :meth:`check`, with a variant's: the UA a user loses on new speakers by swapping
-    in the variant's speech graph (``benchmarks.precision_folds`` measures the same on all 560 utterances). A
+    in the variant's speech graph (``edgeser.benchmarks.precision_folds`` measures the same on all 560 utterances). A
     head that reads more than frames (segments, text) is stood in for by a class-balanced logistic regression on
     each utterance's mean and std of the frames. On a few hundred utterances the estimate moves by a point or two
     with the sample, so a variant near the budget may pass or fail by chance.
@@ -348,8 +348,8 @@ class UnseenSpeakers:
 
     def __init__(self, manifest: Manifest, parent: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray,
                  folds: int = 5) -> None:
-        from export.model import FusionConfig
-        from export.train import TrainConfig
+        from edgeser.export.model import FusionConfig
+        from edgeser.export.train import TrainConfig
 
         fusion = manifest.fusion
         assert fusion is not None
@@ -363,7 +363,7 @@ class UnseenSpeakers:
         self.models: list[Any] = []
         for test in self.tests:
             if self.head:
-                from export.train import fit
+                from edgeser.export.train import fit
 
                 assert config is not None
                 items = [{"frame": parent[int(i)]} for i in np.flatnonzero(~test)]
@@ -378,8 +378,9 @@ class UnseenSpeakers:
         self.parent_ua = self.ua(parent)
 
     def ua(self, frames: Sequence[np.ndarray]) -> float:
+        from edgeser.export.train import predict
+
         from edgeser.metrics import confusion_matrix, unweighted_accuracy
-        from export.train import predict
 
         pred = np.full(len(self.labels), -1)
         for test, model in zip(self.tests, self.models, strict=True):

@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgeser.export.configfile import read_config
+from edgeser.export.features import FeatureSet, compute
+from edgeser.export.model import LEVELS, FusionConfig
+from edgeser.export.train import Features, TrainConfig, fit, predict
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
 from edgeser.errors import DatasetError
 from edgeser.metrics import FoldScores, confusion_matrix
-from export.configfile import read_config
-from export.features import FeatureSet, compute
-from export.model import LEVELS, FusionConfig
-from export.train import Features, TrainConfig, fit, predict
 
 LOADERS: dict[str, Callable[[Path], Dataset]] = {"ravdess": load_ravdess, "iemocap": load_iemocap,
                                                  "meld": load_meld, "manifest": load_manifest}
@@ -231,7 +231,7 @@ def ablate(config: RecipeConfig, progress: Callable[[str], None] = print) -> str
 def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
                  progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the configured heads on every utterance and write ``config.bundle`` plus the fusion head to ``out``."""
-    from export.pipeline import add_fusion
+    from edgeser.export.pipeline import add_fusion
 
     run = prepare(config, progress)
     dataset, rec, features = run.dataset, run.rec, run.features

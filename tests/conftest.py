@@ -44,6 +44,7 @@ def real_speech(n: int, tmp: Path) -> list[Path]:
 
 def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
     import torch
+    from edgeser.export.sources import CHARACTER_VOCAB
     from transformers import (
         Wav2Vec2Config,
         Wav2Vec2CTCTokenizer,
@@ -51,8 +52,6 @@ def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
         Wav2Vec2ForCTC,
         Wav2Vec2Processor,
     )
-
-    from export.sources import CHARACTER_VOCAB
 
     folder.mkdir(parents=True)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(CHARACTER_VOCAB)}))
@@ -116,8 +115,8 @@ def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_speech_dir: Path, tiny_text_dir: Path) -> Path:
     """A bundle exported from the tiny checkpoints (torchscript exporter: fast). Read-only: copy to modify."""
-    from export.pipeline import export_bundle
-    from export.sources import load_speech, load_text
+    from edgeser.export.pipeline import export_bundle
+    from edgeser.export.sources import load_speech, load_text
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     export_bundle(out, speech=load_speech(tiny_speech_dir), text=load_text(tiny_text_dir), exporter="torchscript",
@@ -133,7 +132,7 @@ def sine() -> np.ndarray:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Writes the fuzz suites' outcome counts where ``EDGESER_FUZZ_REPORT`` says (benchmarks.fuzz_outcomes)."""
+    """Writes the fuzz suites' outcome counts where ``EDGESER_FUZZ_REPORT`` says (edgeser.benchmarks.fuzz_outcomes)."""
     if os.environ.get("EDGESER_FUZZ_REPORT"):
         from tests.fuzzing import write_report
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgeser.benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 
-from benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 
@@ -51,7 +51,7 @@ def test_ua_and_wa_on_a_hand_computed_case() -> None:
 
 
 def test_tegrastats_power_summary() -> None:
-    from benchmarks.devices.jetson import power_summary
+    from edgeser.benchmarks.devices.jetson import power_summary
 
     lines = ["11-25-2026 10:00:00 RAM 2190/7620MB (lfb 4x4MB) CPU [12%@1420,off] GR3D_FREQ 0% "
              "VDD_IN 4952mW/4952mW VDD_CPU_GPU_CV 1082mW/1082mW VDD_SOC 1484mW/1484mW",
@@ -67,7 +67,7 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
 
     pytest.importorskip("matplotlib", reason="the Pareto plot needs matplotlib (pip install 'edgeser[export]')")
 
-    from benchmarks.suite import compare, write
+    from edgeser.benchmarks.suite import compare, write
 
     row = {"variant": "default", "precision": "fp32", "backend": "onnxruntime CPUExecutionProvider", "ua": 0.6,
            "wa": 0.61, "latency_ms": {"4s": {"p50": 100.0, "p90": 120.0, "p99": 130.0}}, "rtf": {"4s": 0.025},
@@ -87,7 +87,7 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
 
 
 def test_cpu_info_reads_the_model_and_int8_instructions_on_x86_and_arm() -> None:
-    from benchmarks.suite import cpu_info
+    from edgeser.benchmarks.suite import cpu_info
 
     x86 = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n"
            "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n")
@@ -128,7 +128,7 @@ def test_paired_bootstrap_ua_separates_real_from_chance_differences() -> None:
 
 
 def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
-    from benchmarks.suite import markdown, ua_difference
+    from edgeser.benchmarks.suite import markdown, ua_difference
 
     truth = [0, 1, 1, 3]
     row = {"truth": truth, "predictions": [0, 1, -1, 3]}  # the third utterance refused
@@ -145,7 +145,7 @@ def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
 
 
 def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
-    from benchmarks.stats import latency_summary, time_interleaved
+    from edgeser.benchmarks.stats import latency_summary, time_interleaved
 
     order: list[str] = []
     times = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
@@ -159,7 +159,8 @@ def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
 def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from benchmarks.suite import markdown, read_folds
+    from edgeser.benchmarks.suite import markdown, read_folds
+
     from edgeser.errors import EdgeserError
 
     (tmp_path / "other.json").write_text('{"variants": {}}')
@@ -197,7 +198,7 @@ def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp
 
 
 def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from benchmarks import tables
+    from edgeser.benchmarks import tables
 
     monkeypatch.setitem(tables.TABLES, "fake", lambda: "| a |\n|---|\n| 1 |")
     doc = tmp_path / "README.md"
@@ -212,7 +213,8 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
 
 
 def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
-    from benchmarks.align_agreement import load_cache, save_cache
+    from edgeser.benchmarks.align_agreement import load_cache, save_cache
+
     from edgeser.bundle import CtcVocab
     from edgeser.ctc.emissions import Emissions
 
@@ -231,7 +233,8 @@ def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> Non
 def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> None:
     """`edgeser bench --dataset` on speakers who are all held out stopped with scikit-learn's "Found array with 0
     sample(s)"; the baseline row now says why it is missing."""
-    from benchmarks.suite import baseline_rows
+    from edgeser.benchmarks.suite import baseline_rows
+
     from edgeser.datasets import Dataset, Utterance
 
     ds = Dataset("d", tuple(Utterance(f"u{i}", None, "s", "s", label, None)
@@ -241,7 +244,7 @@ def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> No
 
 
 def test_service_load_counts_files_by_overlap_across_laps() -> None:
-    from benchmarks.service_load import file_counts
+    from edgeser.benchmarks.service_load import file_counts
 
     out = {"period": 10.0, "total": 25.0, "spans": [(1.0, 3.0), (5.0, 10.0)],  # the second ends where the wave does
            "results": [(0.0, {"type": "utterance", "start_s": 1.2, "end_s": 2.9}),

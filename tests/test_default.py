@@ -19,9 +19,9 @@ pytestmark = pytest.mark.export
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory: pytest.TempPathFactory, tiny_speech_dir: Path, tiny_text_dir: Path) -> dict[str, Path]:
     """A speech + fusion bundle without text (like the shipped parts), and a text-only bundle."""
-    from export.model import FusionConfig, FusionModel
-    from export.pipeline import add_fusion, export_bundle
-    from export.sources import load_speech, load_text
+    from edgeser.export.model import FusionConfig, FusionModel
+    from edgeser.export.pipeline import add_fusion, export_bundle
+    from edgeser.export.sources import load_speech, load_text
 
     root = tmp_path_factory.mktemp("default")
     export_bundle(root / "speech", speech=load_speech(tiny_speech_dir), exporter="torchscript")
@@ -141,8 +141,9 @@ def test_feature_cache_key_follows_the_boundary_rule(parts: dict[str, Path], tmp
     which no segment touches, are)."""
     import json
 
+    from edgeser.export.features import cache_key
+
     from edgeser.options import SegmentOptions
-    from export.features import cache_key
 
     full = tmp_path / "full"
     default.combine(parts["parts"], parts["text"], full)

@@ -11,9 +11,10 @@ import soundfile as sf
 
 torch = pytest.importorskip("torch")
 
+from edgeser.export.distill import DistillConfig, DistillTrain, distill  # noqa: E402
+from edgeser.export.encoder import SpeechEmotionModel, compact_config, save  # noqa: E402
+
 from edgeser.errors import DatasetError  # noqa: E402
-from export.distill import DistillConfig, DistillTrain, distill  # noqa: E402
-from export.encoder import SpeechEmotionModel, compact_config, save  # noqa: E402
 from tests.conftest import SAMPLE  # noqa: E402
 
 pytestmark = pytest.mark.export
@@ -51,9 +52,10 @@ def test_student_learns_from_the_teacher_on_unlabelled_audio(teacher: Path, unla
     assert summary["student_params"] < summary["teacher_params"] and summary["labelled"] == 0
     for k in ("ctc_kl", "emotion_kl", "hidden_mse"):
         assert h[-1][k] < h[0][k]
+    from edgeser.export.pipeline import export_bundle
+    from edgeser.export.sources import load_speech
+
     from edgeser import EmotionRecognizer
-    from export.pipeline import export_bundle
-    from export.sources import load_speech
 
     export_bundle(tmp_path / "b", speech=load_speech(tmp_path / "run" / "student"), exporter="torchscript")
     out = EmotionRecognizer.from_bundle(tmp_path / "b").encode(SAMPLE)
@@ -90,8 +92,8 @@ class _RunsCode:
 
 
 def test_a_crafted_checkpoint_is_refused_without_running_it(teacher: Path, tmp_path: Path) -> None:
-    from export.checkpoints import load_checkpoint
-    from export.distill import load_teacher
+    from edgeser.export.checkpoints import load_checkpoint
+    from edgeser.export.distill import load_teacher
 
     marker = tmp_path / "ran"
     crafted = tmp_path / "teacher"

@@ -58,7 +58,7 @@ def test_evaluate_end_to_end(tmp_path: Path, corpus: Path, tiny_bundle: Path) ->
 
 
 def test_bad_paths_fail_before_work(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from export.recipe import RecipeConfig, evaluate
+    from edgeser.export.recipe import RecipeConfig, evaluate
 
     for data, bundle, message in [(corpus.with_name("missing.csv"), tiny_bundle, "not found"),
                                   (corpus, tmp_path / "no-bundle", "no bundle folder")]:
@@ -68,7 +68,7 @@ def test_bad_paths_fail_before_work(tmp_path: Path, corpus: Path, tiny_bundle: P
 
 
 def test_config_errors(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from export.recipe import ConfigError, RecipeConfig, check
+    from edgeser.export.recipe import ConfigError, RecipeConfig, check
 
     bad = write_config(tmp_path, corpus, tiny_bundle, levels=["frames"])
     with pytest.raises(ConfigError, match="subset"):
@@ -93,12 +93,12 @@ def test_text_only_needs_no_audio(tmp_path: Path, corpus: Path, tiny_bundle: Pat
 def test_train_then_predict(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
     """A trained bundle predicts from audio alone; its scores equal the torch model's on the training features."""
     import torch
+    from edgeser.export.features import utterance_features
+    from edgeser.export.pipeline import add_fusion
+    from edgeser.export.recipe import RecipeConfig, check
+    from edgeser.export.train import collate, train
 
     from edgeser import EmotionRecognizer
-    from export.features import utterance_features
-    from export.pipeline import add_fusion
-    from export.recipe import RecipeConfig, check
-    from export.train import collate, train
 
     config = RecipeConfig.from_file(write_config(tmp_path, corpus, tiny_bundle))
     dataset, rec, fusion = check(config)
@@ -141,7 +141,7 @@ def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bun
 
 
 def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from export.recipe import ABLATION
+    from edgeser.export.recipe import ABLATION
 
     result = CliRunner().invoke(main, ["ablate", "--config", str(write_config(tmp_path, corpus, tiny_bundle))])
     assert result.exit_code == 0, result.output
@@ -154,8 +154,9 @@ def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None
 
 
 def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    from edgeser.export.recipe import ConfigError, RecipeConfig
+
     from edgeser import EmotionRecognizer
-    from export.recipe import ConfigError, RecipeConfig
 
     config = write_config(tmp_path, corpus, tiny_bundle, levels=["frame"], early=False)
     config.write_text(config.read_text().replace("[train]\n", "[train]\nseeds = 2\n"))

@@ -25,7 +25,7 @@ ENTRY = EngineEntry(graph="speech", file="engines/speech.plan", tensorrt_version
 
 
 def test_profiles_follow_the_graph_specs() -> None:
-    from export.tensorrt import ProfileConfig, profile_shapes
+    from edgeser.export.tensorrt import ProfileConfig, profile_shapes
 
     speech = GraphSpec(inputs=(TensorSpec("input_values", "float32", ("batch", "samples")),
                                TensorSpec("attention_mask", "int64", ("batch", "samples"))), outputs=())
@@ -71,7 +71,7 @@ def test_tensorrt_backend_without_engines_falls_back_to_onnx_runtime(tiny_bundle
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here")
 def test_building_engines_without_tensorrt_says_what_to_install(tiny_bundle: Path, tmp_path: Path) -> None:
-    from export.tensorrt import build_bundle_engines
+    from edgeser.export.tensorrt import build_bundle_engines
 
     with pytest.raises(BackendUnavailableError, match="JetPack"):
         build_bundle_engines(tiny_bundle, tmp_path / "e")
@@ -82,7 +82,7 @@ def test_building_engines_without_tensorrt_says_what_to_install(tiny_bundle: Pat
 @pytest.mark.skipif(not HAVE_TRT, reason="needs TensorRT and an NVIDIA GPU; none on this project's machines "
                                          "(this path has never been run)")
 def test_engines_match_onnx_runtime(tiny_bundle: Path, tmp_path: Path) -> None:  # pragma: no cover - GPU only
-    from export.tensorrt import build_bundle_engines
+    from edgeser.export.tensorrt import build_bundle_engines
 
     build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech",))
     wave = (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32)

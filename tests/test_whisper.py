@@ -17,7 +17,7 @@ from edgeser.specs import FrameFormula
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from export import whisper  # noqa: E402
+from edgeser.export import whisper  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -231,8 +231,7 @@ def test_exported_bundle_describes_itself(whisper_bundle: Path) -> None:
 def test_the_front_end_of_a_torchscript_export_is_found(whisper_bundle: Path) -> None:
     """Quantization keeps the log-mel front end in float32; the TorchScript exporter names its nodes /log_mel/."""
     import onnx
-
-    from export.quantize import front_end_nodes
+    from edgeser.export.quantize import front_end_nodes
 
     graph = onnx.load(str(whisper_bundle / "speech.onnx"))
     front = front_end_nodes(graph)
@@ -310,8 +309,8 @@ def test_a_graph_of_a_middle_layer_runs_only_the_blocks_it_needs(tiny_whisper: o
 @pytest.fixture(scope="module")
 def enrolled_bundle(whisper_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Whisper bundle with a frames head and a head for enrolled speakers (random weights)."""
-    from export.model import FusionConfig, FusionModel
-    from export.pipeline import add_fusion
+    from edgeser.export.model import FusionConfig, FusionModel
+    from edgeser.export.pipeline import add_fusion
 
     config = FusionConfig(speech_dim=32, text_dim=8, levels=("frame",), early=False, late=True, use_text=False)
     torch.manual_seed(0)
@@ -394,9 +393,10 @@ def test_a_distilled_student_pools_frames_learns_and_loads_back(tiny_whisper: ob
     """The student graph's layer 0 is the teacher's front end pair-averaged; its frame count is the formula's
     and a padded batch equals each utterance alone; distillation lowers the loss; the saved folder loads as a
     speech source with the pooled formula."""
+    from edgeser.export import distill_whisper as dw
+    from edgeser.export.sources import load_speech
+
     from edgeser.audio import load_audio
-    from export import distill_whisper as dw
-    from export.sources import load_speech
 
     teacher = encoder_of(tiny_whisper)
     wave = load_audio(SAMPLE, target_rate=16000)

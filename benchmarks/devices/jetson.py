@@ -4,7 +4,7 @@
 ``NAME <now>mW/<average>mW`` (e.g. ``VDD_IN 4952mW/4952mW VDD_CPU_GPU_CV 1082mW/1082mW``; rail names differ
 between Orin, Xavier and Nano modules). :func:`power_summary` gives mean and peak milliwatts per rail.
 
-    python -m benchmarks.devices.jetson tegra.log > power.json
+    python -m edgeser.benchmarks.devices.jetson tegra.log > power.json
 """
 
 from __future__ import annotations

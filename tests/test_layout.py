@@ -1,0 +1,119 @@
+"""The shape of the package: one direction of imports, only the ``edgeser`` name installed, one command.
+
+Imports run one way: the runtime (``edgeser``) <- ``edgeser.calibration`` <- ``edgeser.export`` <-
+``edgeser.benchmarks``. The repository keeps the four folders; pyproject.toml maps the three above the runtime
+under the ``edgeser`` name.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"edgeser": "edgeser", "calibration": "edgeser.calibration", "export": "edgeser.export",
+           "benchmarks": "edgeser.benchmarks"}
+LAYERS = ["edgeser", "edgeser.calibration", "edgeser.export", "edgeser.benchmarks"]  # each may import those before it
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def layer(module: str) -> int | None:
+    """Index in LAYERS of an edgeser module (None for anything else)."""
+    if module != "edgeser" and not module.startswith("edgeser."):
+        return None
+    return max(i for i, name in enumerate(LAYERS) if module == name or module.startswith(name + ".")
+               or name == "edgeser")
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the four folders, by its installed name."""
+    out = {}
+    for folder, package in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            out[".".join((package, *parts))] = path
+    return out
+
+
+def imports(path: Path, module: str) -> list[tuple[int, str]]:
+    """(line, module) of every import in the file, at any depth (functions included), relative ones resolved."""
+    found = []
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            found.append((node.lineno, source))
+            found += [(node.lineno, f"{source}.{a.name}") for a in node.names]  # a name may be a submodule
+    return found
+
+
+def test_imports_run_one_way_and_the_runtime_imports_nothing_above_it() -> None:
+    wrong = []
+    for module, path in modules().items():
+        own = layer(module)
+        assert own is not None
+        for line, target in imports(path, module):
+            top = target.partition(".")[0]
+            if top in ("export", "calibration", "benchmarks"):
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target} (installed as edgeser.{target})")
+            t = layer(target)
+            if t is not None and t > own:
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} ({LAYERS[own]}) imports {target} "
+                             f"({LAYERS[t]}), which is above it")
+    assert not wrong, "\n".join(wrong)
+    assert len(modules()) > 80  # the walk saw the whole tree
+
+
+def test_the_walk_would_catch_an_upward_import(tmp_path: Path) -> None:
+    bad = tmp_path / "default.py"
+    bad.write_text("def f():\n    from edgeser.export.pipeline import export_bundle\n    from . import bundle\n"
+                   "    from edgeser import benchmarks\n")
+    found = imports(bad, "edgeser.default")
+    assert (2, "edgeser.export.pipeline") in found and (3, "edgeser.bundle") in found
+    assert (4, "edgeser.benchmarks") in found
+    assert layer("edgeser.export.pipeline") == 2 > layer("edgeser.default") == 0  # type: ignore[operator]
+
+
+def test_pyproject_installs_every_package_folder_and_only_under_edgeser() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    folders = {m for m, p in modules().items() if p.name == "__init__.py"}
+    assert listed == folders, f"pyproject.toml [tool.setuptools] packages: missing {sorted(folders - listed)}, " \
+                              f"extra {sorted(listed - folders)}"
+    assert all(p == "edgeser" or p.startswith("edgeser.") for p in listed)
+    assert config["package-dir"] == {v: k for k, v in FOLDERS.items() if k != "edgeser"}
+
+
+def test_every_registered_command_loads_and_joins_the_one_command() -> None:
+    from importlib.metadata import entry_points
+
+    import click
+
+    from edgeser.cli import main
+
+    registered = {ep.name: ep for ep in entry_points(group="edgeser.commands")}
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["edgeser.commands"]
+    if set(registered) != set(config):
+        pytest.fail("the installed entry points are not pyproject.toml's: reinstall (pip install -e .)")
+    ctx = click.Context(main)
+    for name in ("export", "train", "evaluate", "ablate", "quantize", "engines", "distill", "calibration", "bench"):
+        assert name in registered, name
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.help, name
+        assert registered[name].value.startswith(("edgeser.export.", "edgeser.calibration.", "edgeser.benchmarks."))
+    assert set(registered) <= set(main.list_commands(ctx))
+    for name in ("predict", "inspect", "listen", "serve", "align", "encode", "enroll", "keygen", "sign"):
+        assert name in main.commands, f"{name} is a runtime command"
