@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
+from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 CLIP = DATA / "audio" / "Actor_17" / "03-01-05-02-01-01-17.flac"

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.progress import track
+
+from edgeser import EmotionRecognizer
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
 from edgeser.export.features import compute
 from edgeser.export.model import FusionConfig
 from edgeser.export.train import predict, train_ensemble
-from rich.progress import track
-
-from edgeser import EmotionRecognizer
-from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile, SpeakerStats
 

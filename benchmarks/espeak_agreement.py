@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.stats import error_summary
 
 from edgeser.aligner import align
+from edgeser.benchmarks.stats import error_summary
 from edgeser.options import SegmentOptions
 
 SENTENCES = (

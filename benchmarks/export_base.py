@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.suite import machine
 from edgeser.export.pipeline import export_bundle
 from edgeser.export.sources import load_text, speech_from_config
-
-from edgeser import EmotionRecognizer, RuntimeOptions
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.stats import latency_summary, time_interleaved
 from edgeser.benchmarks.suite import machine
 from edgeser.benchmarks.whisper_probe import DATA, clips
-
-from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.datasets import Dataset, load_ravdess
 
 

@@ -17,15 +17,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from edgeser.export.model import FusionConfig
-from edgeser.export.pipeline import export_bundle
-from edgeser.export.sources import load_text
-from edgeser.export.train import TrainConfig, predict, train_ensemble
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, load_meld
+from edgeser.export.model import FusionConfig
+from edgeser.export.pipeline import export_bundle
+from edgeser.export.sources import load_text
+from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld_text"

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.align_agreement import DATA, select_files
-from edgeser.benchmarks.stats import error_summary
 from rich.progress import track
 
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
+from edgeser.benchmarks.align_agreement import DATA, select_files
+from edgeser.benchmarks.stats import error_summary
 from edgeser.options import SegmentOptions
 from edgeser.phonetics import normalize_words
 from edgeser.segmenter import segment

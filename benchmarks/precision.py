@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
-from edgeser.benchmarks.suite import machine
-from edgeser.calibration.sets import build
-from edgeser.export.pipeline import export_bundle
-from edgeser.export.quantize import QuantizeConfig, quantize_bundle
-from edgeser.export.sources import speech_from_config, text_from_config
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
+from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
+from edgeser.benchmarks.suite import machine
+from edgeser.calibration.sets import build
 from edgeser.datasets import load_ravdess
+from edgeser.export.pipeline import export_bundle
+from edgeser.export.quantize import QuantizeConfig, quantize_bundle
+from edgeser.export.sources import speech_from_config, text_from_config
 from edgeser.recognizer import speech_feeds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"

@@ -36,17 +36,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
 from edgeser.benchmarks.fast_path import speech_clips
 from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
 from edgeser.benchmarks.suite import machine
+from edgeser.datasets import Dataset, load_ravdess
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
 from edgeser.export.features import compute
 from edgeser.export.model import FusionConfig
 from edgeser.export.train import predict, train_ensemble
-
-from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 ROW = "speech: frames"

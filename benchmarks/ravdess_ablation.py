@@ -27,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.datasets import Dataset, load_ravdess
 from edgeser.export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
 from edgeser.export.features import compute
 from edgeser.export.model import LEVELS, FusionConfig
 from edgeser.export.recipe import ABLATION
 from edgeser.export.train import predict, train_ensemble
-
-from edgeser import EmotionRecognizer
-from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 

@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
 from edgeser.export.features import compute
 from edgeser.export.model import FusionConfig
 from edgeser.export.train import Features, predict, train_ensemble
-
-from edgeser import EmotionRecognizer
-from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerStats
 

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser.audio import SAMPLE_RATE
 from edgeser.benchmarks.stats import percentiles
 from edgeser.benchmarks.stream_bench import DATA, HELD_OUT, joined
 from edgeser.benchmarks.suite import machine
-
-from edgeser.audio import SAMPLE_RATE
 from edgeser.datasets import load_ravdess
 
 CHUNK_S = 0.1

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.stats import percentiles
-from edgeser.benchmarks.suite import machine
 
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import SAMPLE_RATE, load_audio
+from edgeser.benchmarks.stats import percentiles
+from edgeser.benchmarks.suite import machine
 from edgeser.datasets import load_ravdess
 from edgeser.streaming import Source, StreamOptions
 

@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer
+from edgeser.audio import load_audio
 from edgeser.benchmarks.precision_folds import ACCURACY, ROW, encoder_latency, report
 from edgeser.benchmarks.stats import paired_bootstrap_ua
 from edgeser.benchmarks.suite import machine
+from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
 from edgeser.export.distill_whisper import StudentConfig, distil, save_student, teacher_frames, training_audio
 from edgeser.export.features import compute
 from edgeser.export.model import FusionConfig
 from edgeser.export.train import predict, train_ensemble
-
-from edgeser import EmotionRecognizer
-from edgeser.audio import load_audio
-from edgeser.datasets import load_ravdess
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 TEACHER = "default"

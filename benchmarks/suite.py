@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeser import EmotionRecognizer, RuntimeOptions, default
+from edgeser.audio import load_audio
 from edgeser.benchmarks.stats import (
     interleaved,
     interval,
@@ -42,9 +45,6 @@ from edgeser.benchmarks.stats import (
     pareto_front,
     percentiles,
 )
-
-from edgeser import EmotionRecognizer, RuntimeOptions, default
-from edgeser.audio import load_audio
 from edgeser.bundle import Bundle
 from edgeser.datasets import Dataset
 from edgeser.errors import EdgeserError

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
-from edgeser.benchmarks.suite import machine
 from rich.progress import track
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
+from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
+from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from edgeser.benchmarks.suite import machine
 from edgeser.bundle import sha256_file
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.errors import BundleError

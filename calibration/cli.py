@@ -29,7 +29,6 @@ def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: flo
     """Draw a calibration set from DATASET (a manifest CSV such as ravdess/labels.csv, or a corpus folder):
     balanced over classes and speakers, lengths spread over [min-s, max-s]."""
     from edgeser.calibration.sets import build
-
     from edgeser.datasets import open_dataset
 
     with one_line_errors():

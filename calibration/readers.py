@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from edgeser.calibration.sets import CalibrationSet
 
 from edgeser import EmotionRecognizer
+from edgeser.calibration.sets import CalibrationSet
 from edgeser.errors import BundleError, DatasetError, EdgeserError, InputError
 from edgeser.pooling import level_features
 from edgeser.recognizer import speech_feeds

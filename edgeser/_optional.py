@@ -36,3 +36,13 @@ def require(module: str, extra: str, purpose: str, install: str | None = None) -
 
 SYSTEM_LIBRARIES = {"sounddevice": "install PortAudio (Debian/Ubuntu and Jetson: sudo apt install libportaudio2), "
                                    "or stream from another process with `edgeser listen --stdin`"}
+
+
+ORT_INSTALL = ('pip install "edgeser[cpu]" (or "edgeser[gpu]" for CUDA; on Jetson, NVIDIA\'s onnxruntime-gpu wheel '
+               "for your JetPack)")
+
+
+def onnxruntime() -> ModuleType:
+    """ONNX Runtime, from whichever build is installed (onnxruntime or onnxruntime-gpu: both import as
+    ``onnxruntime``, and edgeser depends on neither directly, so that they never conflict)."""
+    return require("onnxruntime", "cpu", "running the graphs", install=ORT_INSTALL)

@@ -6,11 +6,11 @@ import functools
 
 import numpy as np
 
-from edgeser.audio import SAMPLE_RATE, AudioSource, load_audio
+from edgeser.audio import SAMPLE_RATE, AudioSource, check_not_silent, load_audio
 from edgeser.ctc.hama import FRAME_SAMPLES, HamaAligner
 from edgeser.options import SegmentOptions
 from edgeser.phonetics.lexicon import Lexicon
-from edgeser.segmenter import Segmentation, check_not_silent, segment
+from edgeser.segmenter import Segmentation, segment
 
 DEFAULT_MAX_AUDIO_S = 600.0
 

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edgeser.errors import AudioError
+from edgeser.errors import AlignmentError, AudioError
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +154,19 @@ class Resampler:
 
 def _name(source: AudioSource) -> str:
     return "audio array" if isinstance(source, np.ndarray) else str(source)
+
+
+SILENCE_DBFS = -60.0
+"""Audio whose loud frames stay below this is treated as silence (RAVDESS's quietest file reaches -54)."""
+_LEVEL_FRAME = 320  # 20 ms at 16 kHz
+
+
+def check_not_silent(wave: np.ndarray) -> None:
+    """Raise :class:`AlignmentError` when even the loud 20 ms frames (99th percentile of frame RMS) are
+    below :data:`SILENCE_DBFS`. Long pauses around soft speech do not count against it."""
+    n = max(1, wave.size // _LEVEL_FRAME)
+    frames = np.resize(wave.astype(np.float64), n * _LEVEL_FRAME).reshape(n, -1)
+    level = 20 * np.log10(max(float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 99)), 1e-12))
+    if level < SILENCE_DBFS:
+        raise AlignmentError(f"the audio is silent for alignment purposes (its loudest frames are {level:.0f} dBFS, "
+                             f"below {SILENCE_DBFS:.0f} dBFS); check the recording level or the microphone")

@@ -322,11 +322,11 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
 @click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The speaker's profile from `edgeser enroll` (all AUDIO files are that speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
-@click.option("--speech-check/--no-speech-check", default=None,
-              help="Refuse files without speech (silero-vad; on when its model is installed: about 2x the time).")
+@click.option("--speech-check/--no-speech-check", default=True, show_default=True,
+              help="Refuse files without speech (silero-vad, shipped with edgeser; about 2x the time).")
 @TRUST
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
-            segments: bool, speaker_path: Path | None, as_json: bool, speech_check: bool | None,
+            segments: bool, speaker_path: Path | None, as_json: bool, speech_check: bool,
             trust: tuple[Path, ...]) -> None:
     """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
     asks for them)."""
@@ -336,10 +336,6 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
     with one_line_errors():
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
-        if speech_check is None:  # on where silero-vad's model is installed
-            import importlib.util
-
-            speech_check = importlib.util.find_spec("silero_vad") is not None
         rows = []
         failed: list[str] = []
         for path in audio:  # one bad file is reported in its row; the others are still predicted

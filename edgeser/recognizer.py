@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeser import default
-from edgeser.audio import SAMPLE_RATE, AudioSource, load_audio
+from edgeser.audio import SAMPLE_RATE, AudioSource, check_not_silent, load_audio
 from edgeser.backends import Backend, OrtBackend
 from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
 from edgeser.ctc.emissions import Emissions
@@ -22,7 +22,7 @@ from edgeser.phonetics.lexicon import Lexicon
 from edgeser.phonetics.p2g import PhonesToWords
 from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
-from edgeser.segmenter import Segmentation, check_not_silent, segment
+from edgeser.segmenter import Segmentation, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
 from edgeser.text import TextTokenizer, check_transcript
 
@@ -535,17 +535,28 @@ def _dims_agree(graph: Any, declared: Any, is_input: bool) -> bool:
     return not is_input or isinstance(graph, int) == isinstance(declared, int)
 
 
-def speech_feeds(waves: list[np.ndarray], section: SpeechSection) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Normalise each waveform (as the model's feature extractor does), pad, and build the feeds."""
+def speech_batch(waves: Sequence[np.ndarray], normalize: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one place waveforms become a speech graph's input (the torch side's training feeds come from here
+    too): each normalised when ``normalize`` (zero mean, unit variance over its real samples, as
+    Wav2Vec2FeatureExtractor), zero-padded to the longest. Returns ``(values (batch, samples) float32, lengths
+    (batch,) int64, attention mask (batch, samples) int64)``."""
     lengths = np.array([w.shape[0] for w in waves], dtype=np.int64)
     batch = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
     for i, w in enumerate(waves):
-        if section.normalize_input:  # zero mean, unit variance over the real samples, as Wav2Vec2FeatureExtractor
+        if normalize:
             w = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
         batch[i, : w.shape[0]] = w
+    mask = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+    return batch, lengths, mask
+
+
+def speech_feeds(waves: list[np.ndarray], section: SpeechSection) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The feeds of ``section``'s graph: :func:`speech_batch` as the bundle says (``normalize_input``, and an
+    attention mask where the graph takes one)."""
+    batch, lengths, mask = speech_batch(waves, section.normalize_input)
     feeds = {"input_values": batch}
     if section.uses_attention_mask:
-        feeds["attention_mask"] = (np.arange(batch.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+        feeds["attention_mask"] = mask
     return feeds, lengths
 
 

@@ -3,8 +3,8 @@ pipeline; results come with their time in the stream and the latency from end of
 
 Pieces, each usable alone:
 
-- :class:`SileroVad`: silero-vad's ONNX model (MIT, from the ``silero-vad`` package's data folder; loaded
-  with ONNX Runtime without importing that package, which imports torch): speech probability per 32 ms.
+- :class:`SileroVad`: silero-vad's ONNX model (MIT; shipped in ``edgeser/models/vad`` with its licence, run
+  by ONNX Runtime): speech probability per 32 ms.
 - :class:`UtteranceDetector`: probabilities → utterances, with padding, minimum speech, minimum silence,
   and a maximum length at which long speech is split (never dropped); optional partial results.
 - Sources: :func:`file_source` (real-time pace or as fast as possible), :func:`pcm_source` (raw 16-bit PCM,
@@ -22,7 +22,7 @@ Pieces, each usable alone:
 from __future__ import annotations
 
 import collections
-import importlib.util
+import functools
 import logging
 import queue
 import sys
@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from edgeser.audio import SAMPLE_RATE, Resampler, load_audio
-from edgeser.errors import BackendUnavailableError, EdgeserError, InputError
+from edgeser.errors import BackendError, BackendUnavailableError, EdgeserError, InputError
 from edgeser.results import Prediction
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,28 @@ CHUNK = 512  # silero-vad's window at 16 kHz: 32 ms
 _CONTEXT = 64
 
 
+SILERO_MODEL = Path(__file__).parent / "models" / "vad" / "silero_vad.onnx"
+"""silero-vad 6.2.3's ONNX model (MIT, Silero Team; its licence beside it), shipped with edgeser so that voice
+activity detection needs nothing but ONNX Runtime (the ``silero-vad`` package declares torch)."""
+SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+
+
 def silero_model_path() -> Path:
-    """The ONNX file inside the installed ``silero-vad`` package, found without importing it (it imports torch)."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError('voice activity detection needs silero-vad\'s model: pip install --no-deps '
-                                      '"silero-vad>=5" (its model runs in ONNX Runtime; torch is not needed)')
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
-    if not path.is_file():
-        raise BackendUnavailableError(f"{path}: missing from the silero-vad package; reinstall it")
-    return path
+    """The shipped silero-vad model, checked against its sha256 (once per process)."""
+    return _checked_silero()
+
+
+@functools.lru_cache(maxsize=1)
+def _checked_silero() -> Path:
+    from edgeser.bundle import sha256_file
+
+    if not SILERO_MODEL.is_file():
+        raise BackendUnavailableError(f"{SILERO_MODEL}: missing; this edgeser was installed without its voice "
+                                      "activity model (reinstall it)")
+    if sha256_file(SILERO_MODEL) != SILERO_SHA256:
+        raise BackendUnavailableError(f"{SILERO_MODEL}: not the silero-vad model this edgeser ships (sha256 "
+                                      "differs); reinstall edgeser")
+    return SILERO_MODEL
 
 
 class SileroVad:
@@ -62,24 +74,41 @@ class SileroVad:
 
     The state lives in this object and is passed to the model on every call, so one ONNX Runtime session can
     serve many detectors at once (sessions run concurrently): :meth:`shared` gives one per process, as the
-    WebSocket service uses for every connection.
+    WebSocket service uses for every connection. Its shape is read from the graph's ``state`` input (the
+    batch dimension set to 1), and the model's inputs and outputs are checked by name when the session loads.
     """
 
     _shared: Any = None
     _shared_lock = threading.Lock()
+    INPUTS = ("input", "state", "sr")
 
     def __init__(self, path: Path | None = None, threads: int = 1, session: Any = None) -> None:
         self._session = session if session is not None else self._new_session(path, threads)
+        self._state_shape = self._layout(self._session)
         self.reset()
 
     @staticmethod
     def _new_session(path: Path | None, threads: int) -> Any:
-        import onnxruntime as ort
+        from edgeser._optional import onnxruntime
+
+        ort = onnxruntime()
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         return ort.InferenceSession(str(path or silero_model_path()), so, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def _layout(cls, session: Any) -> tuple[int, ...]:
+        """The recurrent state's shape, from the graph: silero-vad 5-6 take ``state`` [2, batch, 128]."""
+        inputs = {i.name: i for i in session.get_inputs()}
+        if tuple(sorted(inputs)) != tuple(sorted(cls.INPUTS)) or len(session.get_outputs()) != 2:
+            raise BackendError(f"not a silero-vad 5/6 model: inputs {sorted(inputs)}, expected {list(cls.INPUTS)} "
+                               "and two outputs (probability, state)")
+        dims = inputs["state"].shape
+        if len(dims) != 3 or not all(isinstance(d, int) for d in (dims[0], dims[2])):
+            raise BackendError(f"silero-vad's state input has shape {dims}; expected [layers, batch, width]")
+        return (dims[0], 1, dims[2])
 
     @classmethod
     def shared(cls) -> SileroVad:
@@ -90,7 +119,7 @@ class SileroVad:
         return cls(session=cls._shared)
 
     def reset(self) -> None:
-        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._state = np.zeros(self._state_shape, dtype=np.float32)
         self._context = np.zeros((1, _CONTEXT), dtype=np.float32)
 
     def __call__(self, chunk: np.ndarray) -> float:

@@ -142,7 +142,6 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
                      groups: list[str] | None = None) -> Any:
     """A prepared set folder as it is, or a dataset (CSV/folder) drawn into a new set under ``work``."""
     from edgeser.calibration.sets import INDEX, CalibrationSet, build
-
     from edgeser.datasets import open_dataset
 
     if (source / INDEX).is_file():
@@ -184,9 +183,8 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
     with one_line_errors():
         check_out(out, overwrite)
         _require_torch("edgeser quantize")
-        from edgeser.export.quantize import QuantizeConfig, quantize_bundle
-
         from edgeser.datasets import open_dataset
+        from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 
         config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
                                 graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))

@@ -31,18 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.export.features import compute
-from edgeser.export.model import LEVELS, FusionConfig
-from edgeser.export.pipeline import add_fusion, export_bundle
-from edgeser.export.sources import load_speech, load_text
-from edgeser.export.storage import fp16_weights
-from edgeser.export.train import TrainConfig, predict, train_ensemble
 
 import edgeser
 from edgeser import EmotionRecognizer, default
 from edgeser.bundle import Bundle, write_bundle
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import BundleError
+from edgeser.export.features import compute
+from edgeser.export.model import LEVELS, FusionConfig
+from edgeser.export.pipeline import add_fusion, export_bundle
+from edgeser.export.sources import load_speech, load_text
+from edgeser.export.storage import fp16_weights
+from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile
 

@@ -47,9 +47,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeser.export.checkpoints import load_checkpoint
-from edgeser.export.configfile import read_config
-from edgeser.export.encoder import SpeechEmotionModel, batch_inputs, save
 from torch import nn
 from transformers import Wav2Vec2ForCTC
 
@@ -57,6 +54,9 @@ from edgeser.audio import load_audio
 from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
+from edgeser.export.checkpoints import load_checkpoint
+from edgeser.export.configfile import read_config
+from edgeser.export.encoder import SpeechEmotionModel, batch_inputs, save
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 

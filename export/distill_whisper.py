@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeser.export.train import collate
-from edgeser.export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import InputError
+from edgeser.export.train import collate
+from edgeser.export.whisper import FRAME_POOL, WhisperSpeechGraph, pool_frames
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
 from edgeser.ctc.hama import HamaAligner
 from edgeser.phonetics.lexicon import ARPABET_TO_IPA, EQUIVALENT
+from edgeser.recognizer import speech_batch
 
 PHONES = tuple(sorted(set(ARPABET_TO_IPA.values()) | {p for group in EQUIVALENT for p in group}))
 VOCAB = ("<blank>", "<wb>", "<unk>", *PHONES)
@@ -88,14 +89,15 @@ class SpeechEmotionModel(nn.Module):
         return out.logits, self.emotion(pooled), frames, hidden
 
 
+NORMALIZE_INPUT = True
+"""The compact encoder hears normalised waveforms; :func:`save` records it (``do_normalize``) so that the exported
+bundle's ``normalize_input`` and the runtime's feeds follow the training feeds."""
+
+
 def batch_inputs(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised, zero-padded waveforms and their attention mask (as the runtime feeds them)."""
-    longest = max(w.size for w in waves)
-    values = np.zeros((len(waves), longest), dtype=np.float32)
-    mask = np.zeros((len(waves), longest), dtype=np.int64)
-    for i, w in enumerate(waves):
-        values[i, : w.size] = (w - w.mean()) / np.sqrt(w.var() + 1e-7)
-        mask[i, : w.size] = 1
+    """Normalised, zero-padded waveforms and their attention mask: the runtime's own feed builder
+    (:func:`edgeser.recognizer.speech_batch`), as tensors."""
+    values, _, mask = speech_batch(waves, NORMALIZE_INPUT)
     return torch.from_numpy(values), torch.from_numpy(mask)
 
 
@@ -125,6 +127,6 @@ def save(model: SpeechEmotionModel, folder: Path, emotion_labels: Sequence[str])
         "tokenizer_class": "Wav2Vec2PhonemeCTCTokenizer", "word_delimiter_token": "<wb>", "unk_token": "<unk>",
         "pad_token": "<blank>"}))
     (folder / "preprocessor_config.json").write_text(json.dumps({
-        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 16000, "do_normalize": True,
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 16000, "do_normalize": NORMALIZE_INPUT,
         "return_attention_mask": True, "padding_value": 0.0, "feature_size": 1}))
     torch.save({"state_dict": model.emotion.state_dict(), "labels": list(emotion_labels)}, folder / "emotion_head.pt")

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from edgeser.export.train import Features
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError, InputError
+from edgeser.export.train import Features
 from edgeser.options import SegmentOptions
 from edgeser.pooling import level_features
 

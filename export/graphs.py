@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from edgeser.export.model import FusionModel
-from edgeser.export.sources import SpeechSource, TextSource
 from torch import nn
 
 from edgeser.errors import InputError
+from edgeser.export.model import FusionModel
+from edgeser.export.sources import SpeechSource, TextSource
 from edgeser.specs import GraphSpec, TensorSpec
 
 

@@ -12,19 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.export.graphs import (
-    FusionGraph,
-    TextGraph,
-    fusion_example,
-    fusion_spec,
-    parse_layers,
-    speech_graph,
-    speech_spec,
-    text_spec,
-)
-from edgeser.export.onnx_export import export_onnx
-from edgeser.export.sources import SpeechSource, TextSource
-from edgeser.export.validate import check_parity
 
 import edgeser
 from edgeser.audio import load_audio
@@ -40,6 +27,19 @@ from edgeser.bundle import (
     write_bundle,
 )
 from edgeser.errors import InputError
+from edgeser.export.graphs import (
+    FusionGraph,
+    TextGraph,
+    fusion_example,
+    fusion_spec,
+    parse_layers,
+    speech_graph,
+    speech_spec,
+    text_spec,
+)
+from edgeser.export.onnx_export import export_onnx
+from edgeser.export.sources import SpeechSource, TextSource
+from edgeser.export.validate import check_parity
 from edgeser.options import SegmentOptions
 from edgeser.recognizer import speech_feeds
 from edgeser.text import TextTokenizer
@@ -225,9 +225,8 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
 def build_default_bundle(shipped: Path, out: Path, progress: Callable[[str], None] = log.info) -> Manifest:
     """The complete default bundle at ``out``: the shipped parts (``shipped``) plus all-MiniLM-L6-v2 exported here
     (``edgeser.default.build`` calls this through the ``edgeser.default_model`` entry point)."""
-    from edgeser.export.sources import load_text
-
     from edgeser.default import combine
+    from edgeser.export.sources import load_text
 
     parts = Bundle.load(shipped)
     progress(f"building the default model once in {out}: exporting all-MiniLM-L6-v2 (about 10 s)")

@@ -43,13 +43,13 @@ from typing import Any
 
 import numpy as np
 import onnx
-from edgeser.calibration import readers
-from edgeser.calibration.readers import OrtReader
-from edgeser.calibration.sets import CalibrationSet
 
 import edgeser
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.bundle import Manifest, write_bundle
+from edgeser.calibration import readers
+from edgeser.calibration.readers import OrtReader
+from edgeser.calibration.sets import CalibrationSet
 from edgeser.datasets import Dataset
 from edgeser.errors import EdgeserError, InputError
 from edgeser.metrics import evaluate
@@ -379,7 +379,6 @@ class UnseenSpeakers:
 
     def ua(self, frames: Sequence[np.ndarray]) -> float:
         from edgeser.export.train import predict
-
         from edgeser.metrics import confusion_matrix, unweighted_accuracy
 
         pred = np.full(len(self.labels), -1)

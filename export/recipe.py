@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeser.export.configfile import read_config
-from edgeser.export.features import FeatureSet, compute
-from edgeser.export.model import LEVELS, FusionConfig
-from edgeser.export.train import Features, TrainConfig, fit, predict
 
 from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
 from edgeser.errors import DatasetError
+from edgeser.export.configfile import read_config
+from edgeser.export.features import FeatureSet, compute
+from edgeser.export.model import LEVELS, FusionConfig
+from edgeser.export.train import Features, TrainConfig, fit, predict
 from edgeser.metrics import FoldScores, confusion_matrix
 
 LOADERS: dict[str, Callable[[Path], Dataset]] = {"ravdess": load_ravdess, "iemocap": load_iemocap,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from edgeser.export.model import FusionConfig, FusionEnsemble, FusionModel
 
 from edgeser.errors import InputError
+from edgeser.export.model import FusionConfig, FusionEnsemble, FusionModel
 from edgeser.metrics import confusion_matrix, unweighted_accuracy
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import Progress
+
+from edgeser.audio import load_audio
+from edgeser.bundle import DEFAULT_LABELS
+from edgeser.ctc.hama import HamaAligner
 from edgeser.export.checkpoints import load_checkpoint
 from edgeser.export.encoder import (
     SpeechEmotionModel,
@@ -27,11 +32,6 @@ from edgeser.export.encoder import (
     save,
     teacher_targets,
 )
-from rich.progress import Progress
-
-from edgeser.audio import load_audio
-from edgeser.bundle import DEFAULT_LABELS
-from edgeser.ctc.hama import HamaAligner
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,6 @@ def real_speech(n: int, tmp: Path) -> list[Path]:
 
 def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
     import torch
-    from edgeser.export.sources import CHARACTER_VOCAB
     from transformers import (
         Wav2Vec2Config,
         Wav2Vec2CTCTokenizer,
@@ -52,6 +52,8 @@ def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
         Wav2Vec2ForCTC,
         Wav2Vec2Processor,
     )
+
+    from edgeser.export.sources import CHARACTER_VOCAB
 
     folder.mkdir(parents=True)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(CHARACTER_VOCAB)}))
@@ -83,10 +85,7 @@ def tiny_speech_group_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save_tiny_speech(tmp_path_factory.mktemp("ckpt") / "tiny-w2v2-group", layer_norm=False)
 
 
-@pytest.fixture(scope="session")
-def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BertModel with a fast WordPiece tokenizer over a small vocabulary."""
-    pytest.importorskip("torch")
+def _save_tiny_text(folder: Path) -> Path:
     import torch
     from tokenizers import Tokenizer
     from tokenizers.models import WordPiece
@@ -95,8 +94,7 @@ def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tokenizers.processors import TemplateProcessing
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    folder = tmp_path_factory.mktemp("ckpt") / "tiny-bert"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_BERT_WORDS]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     wordpiece = Tokenizer(WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
@@ -113,15 +111,34 @@ def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_speech_dir: Path, tiny_text_dir: Path) -> Path:
-    """A bundle exported from the tiny checkpoints (torchscript exporter: fast). Read-only: copy to modify."""
-    from edgeser.export.pipeline import export_bundle
-    from edgeser.export.sources import load_speech, load_text
+def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BertModel with a fast WordPiece tokenizer over a small vocabulary."""
+    pytest.importorskip("torch")
+    return _save_tiny_text(tmp_path_factory.mktemp("ckpt") / "tiny-bert")
 
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    export_bundle(out, speech=load_speech(tiny_speech_dir), text=load_text(tiny_text_dir), exporter="torchscript",
-                  layers="all")
+
+FIXTURES = ROOT / "tests" / "fixtures"
+"""Bundles exported from the tiny checkpoints, committed so that the runtime, CLI and default-model tests run
+without torch (written by ``python tests/make_fixtures.py``; test_export checks they are what the exporter
+makes today)."""
+
+
+@pytest.fixture(scope="session")
+def fixture_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of the committed fixture bundles: ``tiny`` (speech with all layers + text), ``parts`` (speech +
+    a random fusion head, no text: like the shipped parts) and ``text`` (a text encoder alone)."""
+    root = tmp_path_factory.mktemp("fixtures")
+    out = {}
+    for name in ("tiny", "parts", "text"):
+        shutil.copytree(FIXTURES / name, root / name)
+        out[name] = root / name
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(fixture_bundles: dict[str, Path]) -> Path:
+    """The tiny speech + text bundle (a copy of tests/fixtures/tiny). Read-only: copy to modify."""
+    return fixture_bundles["tiny"]
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeser.benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 
+from edgeser.benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
 
@@ -160,7 +160,6 @@ def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp
     import json
 
     from edgeser.benchmarks.suite import markdown, read_folds
-
     from edgeser.errors import EdgeserError
 
     (tmp_path / "other.json").write_text('{"variants": {}}')
@@ -214,7 +213,6 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
 
 def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
     from edgeser.benchmarks.align_agreement import load_cache, save_cache
-
     from edgeser.bundle import CtcVocab
     from edgeser.ctc.emissions import Emissions
 
@@ -234,7 +232,6 @@ def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> No
     """`edgeser bench --dataset` on speakers who are all held out stopped with scikit-learn's "Found array with 0
     sample(s)"; the baseline row now says why it is missing."""
     from edgeser.benchmarks.suite import baseline_rows
-
     from edgeser.datasets import Dataset, Utterance
 
     ds = Dataset("d", tuple(Utterance(f"u{i}", None, "s", "s", label, None)

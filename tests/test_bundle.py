@@ -12,8 +12,6 @@ from edgeser import EmotionRecognizer
 from edgeser.bundle import Bundle, Manifest, read_manifest, write_bundle
 from edgeser.errors import BundleError
 
-pytest.importorskip("torch")  # the bundles are made by the exporter
-
 
 @pytest.fixture
 def bundle(tiny_bundle: Path, tmp_path: Path) -> Path:

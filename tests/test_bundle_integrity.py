@@ -149,7 +149,7 @@ def test_fuzzed_manifests_load_and_predict_or_fail_clearly(bundle: Path, edits: 
             if value == "delete" and isinstance(node, dict):
                 node.pop(path[-1], None)
             elif isinstance(node, (dict, list)):
-                node[path[-1]] = value
+                node[path[-1]] = copy.deepcopy(value)  # never the same object twice: no cycles
         except (KeyError, IndexError, TypeError):
             continue  # an earlier edit removed or replaced this path
     (bundle / "bundle.json").write_text(json.dumps(data))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from edgeser.calibration.readers import OrtReader, feeds_for
 from edgeser.calibration.sets import CalibrationSet, build, target_lengths
-
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import DatasetError
 

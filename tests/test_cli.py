@@ -6,13 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from edgeser.cli import main
 from tests.conftest import SAMPLE
-
-pytest.importorskip("torch")  # bundles are made by the exporter
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -108,3 +108,19 @@ def test_windowed_pass_gives_the_identical_path(monkeypatch: pytest.MonkeyPatch)
 def test_bad_targets(targets: list[int], blank: int, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         forced_align(np.zeros((4, 3), np.float32), np.array(targets, dtype=np.int64), blank)
+
+
+def test_hama_tensor_names_come_from_its_public_session() -> None:
+    """The aligner finds hama's graph tensors by name on ``ASRModel.session`` (not hama's private attributes); the
+    names are the ones hama resolves for itself, and a graph without them is refused by name."""
+    pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
+    from edgeser.ctc.hama import HamaAligner, _tensor
+    from edgeser.errors import BackendError
+
+    aligner = HamaAligner()
+    m = aligner._model
+    assert aligner._inputs == (m._waveform_input_name, m._waveform_lengths_input_name)
+    assert aligner._outputs == [m._log_probs_output_name, m._out_lengths_output_name]
+    assert _tensor(["x", "waveform.1"], "waveform") == "waveform.1"
+    with pytest.raises(BackendError, match="no tensor 'log_probs'"):
+        _tensor(["logits"], "log_probs")

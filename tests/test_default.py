@@ -12,26 +12,12 @@ from edgeser.bundle import Bundle
 from edgeser.errors import BundleError
 from tests.conftest import SAMPLE
 
-torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.export
-
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory, tiny_speech_dir: Path, tiny_text_dir: Path) -> dict[str, Path]:
-    """A speech + fusion bundle without text (like the shipped parts), and a text-only bundle."""
-    from edgeser.export.model import FusionConfig, FusionModel
-    from edgeser.export.pipeline import add_fusion, export_bundle
-    from edgeser.export.sources import load_speech, load_text
-
-    root = tmp_path_factory.mktemp("default")
-    export_bundle(root / "speech", speech=load_speech(tiny_speech_dir), exporter="torchscript")
-    export_bundle(root / "text", text=load_text(tiny_text_dir), exporter="torchscript")
-    speech_dim = Bundle.load(root / "speech").manifest.speech.hidden_size  # type: ignore[union-attr]
-    text_dim = Bundle.load(root / "text").manifest.text.hidden_size  # type: ignore[union-attr]
-    model = FusionModel(FusionConfig(speech_dim=speech_dim, text_dim=text_dim, dim=16, heads=2))
-    add_fusion(root / "speech", model, root / "parts", layer=0, provenance={"dataset": "none (random)"},
-               exporter="torchscript")
-    return {"parts": root / "parts", "text": root / "text", "speech": root / "speech"}
+def parts(fixture_bundles: dict[str, Path]) -> dict[str, Path]:
+    """A speech + fusion bundle without text (like the shipped parts), and a text-only bundle (committed fixtures:
+    no torch needed)."""
+    return {"parts": fixture_bundles["parts"], "text": fixture_bundles["text"], "speech": fixture_bundles["parts"]}
 
 
 def test_parts_without_text_are_refused_with_the_fix(parts: dict[str, Path]) -> None:
@@ -139,10 +125,10 @@ def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts
 def test_feature_cache_key_follows_the_boundary_rule(parts: dict[str, Path], tmp_path: Path) -> None:
     """Cached training features cut with one boundary rule are not reused for another (frame features,
     which no segment touches, are)."""
+    pytest.importorskip("torch", reason="the feature cache is the torch side's (edgeser[export])")
     import json
 
     from edgeser.export.features import cache_key
-
     from edgeser.options import SegmentOptions
 
     full = tmp_path / "full"

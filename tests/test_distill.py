@@ -11,10 +11,9 @@ import soundfile as sf
 
 torch = pytest.importorskip("torch")
 
+from edgeser.errors import DatasetError  # noqa: E402
 from edgeser.export.distill import DistillConfig, DistillTrain, distill  # noqa: E402
 from edgeser.export.encoder import SpeechEmotionModel, compact_config, save  # noqa: E402
-
-from edgeser.errors import DatasetError  # noqa: E402
 from tests.conftest import SAMPLE  # noqa: E402
 
 pytestmark = pytest.mark.export
@@ -52,10 +51,9 @@ def test_student_learns_from_the_teacher_on_unlabelled_audio(teacher: Path, unla
     assert summary["student_params"] < summary["teacher_params"] and summary["labelled"] == 0
     for k in ("ctc_kl", "emotion_kl", "hidden_mse"):
         assert h[-1][k] < h[0][k]
+    from edgeser import EmotionRecognizer
     from edgeser.export.pipeline import export_bundle
     from edgeser.export.sources import load_speech
-
-    from edgeser import EmotionRecognizer
 
     export_bundle(tmp_path / "b", speech=load_speech(tmp_path / "run" / "student"), exporter="torchscript")
     out = EmotionRecognizer.from_bundle(tmp_path / "b").encode(SAMPLE)

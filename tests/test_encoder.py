@@ -10,6 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("hama", reason="the CTC teacher is hama's phoneme recognizer (edgeser[align])")
 
+from edgeser import EmotionRecognizer  # noqa: E402
+from edgeser.audio import load_audio  # noqa: E402
+from edgeser.ctc.hama import HamaAligner  # noqa: E402
 from edgeser.export.encoder import (  # noqa: E402
     VOCAB,
     WORD_BOUNDARY,
@@ -21,10 +24,6 @@ from edgeser.export.encoder import (  # noqa: E402
 )
 from edgeser.export.pipeline import export_bundle  # noqa: E402
 from edgeser.export.sources import load_speech  # noqa: E402
-
-from edgeser import EmotionRecognizer  # noqa: E402
-from edgeser.audio import load_audio  # noqa: E402
-from edgeser.ctc.hama import HamaAligner  # noqa: E402
 from tests.conftest import SAMPLE, ravdess_files  # noqa: E402
 
 pytestmark = pytest.mark.export

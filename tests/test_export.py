@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgeser import EmotionRecognizer, load_audio
+from edgeser.bundle import Bundle
 from edgeser.errors import BundleError, ParityError
 from tests.conftest import SAMPLE, real_speech
 
@@ -131,3 +132,36 @@ def test_layers_option_is_validated(tmp_path: Path, tiny_speech_dir: Path) -> No
     with pytest.raises(ValueError, match=r"distinct indices in 0\.\.2"):
         export_bundle(tmp_path / "b", speech=load_speech(tiny_speech_dir), layers="3", exporter="torchscript")
     assert not (tmp_path / "b").exists()
+
+
+def test_the_committed_fixture_bundles_are_what_the_exporter_makes_now(tmp_path: Path) -> None:
+    """tests/fixtures (used by the torch-free tests) exported again from the same tiny checkpoints: the same
+    sections and files, and the same outputs on the sample. When this fails, run ``python tests/make_fixtures.py``."""
+    import numpy as np
+
+    from edgeser import EmotionRecognizer, default
+    from tests.conftest import FIXTURES
+    from tests.make_fixtures import make
+
+    fresh = make(tmp_path / "fresh")
+    hint = "the committed fixtures are stale: run python tests/make_fixtures.py"
+    for name, path in fresh.items():
+        a, b = Bundle.load(path).manifest, Bundle.load(FIXTURES / name).manifest
+        assert set(a.files) == set(b.files), hint
+        for section in ("speech", "text", "fusion"):
+            x, y = getattr(a, section), getattr(b, section)
+            assert (x is None) == (y is None), hint
+            if x is not None:
+                assert x.spec == y.spec, f"{name}/{section}: {hint}"
+    text = "kids are talking by the door"
+    for name in ("tiny",):
+        new, old = EmotionRecognizer.from_bundle(fresh[name]), EmotionRecognizer.from_bundle(FIXTURES / name)
+        np.testing.assert_allclose(new.encode(SAMPLE).hidden_states, old.encode(SAMPLE).hidden_states, atol=1e-4,
+                                   err_msg=hint)
+        np.testing.assert_allclose(new.embed_text(text).token_embeddings, old.embed_text(text).token_embeddings,
+                                   atol=1e-4, err_msg=hint)
+    default.combine(fresh["parts"], fresh["text"], tmp_path / "new-full")
+    default.combine(FIXTURES / "parts", FIXTURES / "text", tmp_path / "old-full")
+    p_new = EmotionRecognizer.from_bundle(tmp_path / "new-full").predict(SAMPLE, text).probabilities
+    p_old = EmotionRecognizer.from_bundle(tmp_path / "old-full").predict(SAMPLE, text).probabilities
+    assert p_new == pytest.approx(p_old, abs=1e-4), hint

@@ -70,7 +70,6 @@ def test_streaming_runs_without_segmenters(no_segmenters: None, tmp_path: Path) 
 
     from edgeser.streaming import StreamOptions, file_source
 
-    pytest.importorskip("silero_vad", reason="the VAD model: pip install --no-deps silero-vad==6.2.3")
     rec = EmotionRecognizer.from_bundle("default")
     wave = rec.load_audio(SAMPLE)
     silence = np.zeros(16000, np.float32)

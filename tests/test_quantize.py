@@ -116,9 +116,10 @@ def test_fallback_finds_a_node_made_sensitive_on_purpose(tmp_path: Path) -> None
     the output's cosine to FP32 collapses, the SQNR ranking puts the two nodes around it first, and keeping
     them in float restores the output."""
     import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     from edgeser.calibration.readers import OrtReader
     from edgeser.export.quantize import mean_agreement, quantize_graph, sensitivity
-    from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     w1 = rng.standard_normal((16, 16)).astype(np.float32) / 4
@@ -158,9 +159,9 @@ def test_the_whisper_front_end_stays_float32(precision: str, tmp_path: Path) -> 
     and dynamic INT8 leaves the mel filterbank's MatMul in float."""
     import onnx
     import onnxruntime as ort
-    from edgeser.export.quantize import front_end_nodes, quantize_graph
 
     from edgeser.audio import load_audio
+    from edgeser.export.quantize import front_end_nodes, quantize_graph
     from tests.conftest import SAMPLE
 
     src = Path(EmotionRecognizer.from_bundle("default").bundle.file("speech.onnx"))
@@ -185,8 +186,9 @@ def test_the_whisper_front_end_stays_float32(precision: str, tmp_path: Path) -> 
 
 def test_round_trip_casts_are_dropped_and_single_casts_kept() -> None:
     import onnx
-    from edgeser.export.quantize import drop_round_trip_casts
     from onnx import TensorProto, helper
+
+    from edgeser.export.quantize import drop_round_trip_casts
 
     nodes = [helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16, name="down"),
              helper.make_node("Cast", ["x16"], ["x32"], to=TensorProto.FLOAT, name="up"),

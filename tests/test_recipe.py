@@ -93,12 +93,12 @@ def test_text_only_needs_no_audio(tmp_path: Path, corpus: Path, tiny_bundle: Pat
 def test_train_then_predict(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
     """A trained bundle predicts from audio alone; its scores equal the torch model's on the training features."""
     import torch
+
+    from edgeser import EmotionRecognizer
     from edgeser.export.features import utterance_features
     from edgeser.export.pipeline import add_fusion
     from edgeser.export.recipe import RecipeConfig, check
     from edgeser.export.train import collate, train
-
-    from edgeser import EmotionRecognizer
 
     config = RecipeConfig.from_file(write_config(tmp_path, corpus, tiny_bundle))
     dataset, rec, fusion = check(config)
@@ -154,9 +154,8 @@ def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None
 
 
 def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from edgeser.export.recipe import ConfigError, RecipeConfig
-
     from edgeser import EmotionRecognizer
+    from edgeser.export.recipe import ConfigError, RecipeConfig
 
     config = write_config(tmp_path, corpus, tiny_bundle, levels=["frame"], early=False)
     config.write_text(config.read_text().replace("[train]\n", "[train]\nseeds = 2\n"))

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeser.audio import check_not_silent
 from edgeser.bundle import CtcVocab
 from edgeser.cli import main
 from edgeser.ctc.emissions import Emissions
@@ -21,7 +22,7 @@ from edgeser.errors import AlignmentError
 from edgeser.options import SegmentOptions
 from edgeser.phonetics import Lexicon
 from edgeser.pooling import assignment, frame_centres_s, pool, pool_batch
-from edgeser.segmenter import PHONES_ALIGNED, PHONES_UNIFORM, Segment, check_not_silent, segment
+from edgeser.segmenter import PHONES_ALIGNED, PHONES_UNIFORM, Segment, segment
 from edgeser.specs import FrameFormula
 from edgeser.textgrid import to_textgrid
 from tests.conftest import SAMPLE, ravdess_files
@@ -196,7 +197,7 @@ def test_align_command_json_and_textgrid(tmp_path: Path) -> None:
 
 
 def test_decoding_without_transcript() -> None:
-    pytest.importorskip("pyctcdecode", reason="decoding needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie)")
+    pytest.importorskip("ctc_beam_decoder", reason="decoding needs ctc-beam-decoder (edgeser[align])")
     em = peaks(CHARS, 30, {5: "A", 8: "B", 12: "|", 20: "C"})
     seg = segment(em, None, aligner="t", lexicon=LEXICON)
     assert seg.mode == "decoded" and [w.label for w in seg.words] == ["ab", "c"]
@@ -369,3 +370,15 @@ def test_textgrid_round_trips_through_praatio(tmp_path: Path) -> None:
     for name, segments in (("words", seg.words), ("syllables", seg.syllables), ("phones", seg.phones)):
         read = [(round(e.start, 4), round(e.end, 4), e.label) for e in grid.getTier(name).entries]
         assert read == [(round(s.start_s, 4), round(s.end_s, 4), s.label) for s in segments], name
+
+
+def test_the_beam_decoder_agrees_with_pyctcdecode() -> None:
+    """ctc-beam-decoder replaces pyctcdecode (whose only release declares numpy<2): where both are installed, their
+    top beams over edgeser's labels (blank "", delimiter " ", private-use characters) are the same
+    (edgeser.benchmarks.beam_agreement runs more cases and times both)."""
+    pytest.importorskip("ctc_beam_decoder")
+    pytest.importorskip("pyctcdecode", reason="the reference, installed only with --no-deps (numpy<2 declared)")
+    from edgeser.benchmarks.beam_agreement import compare
+
+    result = compare(cases=40, seed=1)
+    assert result["identical"] == result["cases"] == 40

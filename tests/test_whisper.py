@@ -231,6 +231,7 @@ def test_exported_bundle_describes_itself(whisper_bundle: Path) -> None:
 def test_the_front_end_of_a_torchscript_export_is_found(whisper_bundle: Path) -> None:
     """Quantization keeps the log-mel front end in float32; the TorchScript exporter names its nodes /log_mel/."""
     import onnx
+
     from edgeser.export.quantize import front_end_nodes
 
     graph = onnx.load(str(whisper_bundle / "speech.onnx"))
@@ -393,10 +394,9 @@ def test_a_distilled_student_pools_frames_learns_and_loads_back(tiny_whisper: ob
     """The student graph's layer 0 is the teacher's front end pair-averaged; its frame count is the formula's
     and a padded batch equals each utterance alone; distillation lowers the loss; the saved folder loads as a
     speech source with the pooled formula."""
+    from edgeser.audio import load_audio
     from edgeser.export import distill_whisper as dw
     from edgeser.export.sources import load_speech
-
-    from edgeser.audio import load_audio
 
     teacher = encoder_of(tiny_whisper)
     wave = load_audio(SAMPLE, target_rate=16000)

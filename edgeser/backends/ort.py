@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from edgeser._optional import onnxruntime
 from edgeser.errors import BackendUnavailableError, BundleError
 from edgeser.options import RuntimeOptions
 
@@ -16,6 +16,7 @@ class OrtBackend:
     """Runs one ONNX graph with ONNX Runtime."""
 
     def __init__(self, path: Path, options: RuntimeOptions) -> None:
+        ort = onnxruntime()
         available = ort.get_available_providers()
         missing = [p for p in options.providers if p not in available]
         if missing:

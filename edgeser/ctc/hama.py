@@ -19,6 +19,7 @@ from edgeser._optional import require
 from edgeser.audio import SAMPLE_RATE
 from edgeser.bundle import CtcVocab
 from edgeser.ctc.emissions import Emissions
+from edgeser.errors import BackendError
 
 FRAME_SAMPLES = 320
 CHUNK_SAMPLES = 20 * SAMPLE_RATE  # well under hama's 30 s limit; a multiple of FRAME_SAMPLES
@@ -52,12 +53,17 @@ class HamaAligner:
         tokens = tuple(self._model.decoder_tokens)
         self.vocab = CtcVocab(tokens=tokens, blank_id=tokens.index("<blank>"), word_delimiter="<wb>",
                               unk_token="<unk>", kind="phonemes")
+        # the graph's tensor names, from its public session (hama keeps its own resolved names private)
+        session = self._model.session
+        inputs = [n.name for n in session.get_inputs()]
+        outputs = [n.name for n in session.get_outputs()]
+        self._inputs = (_tensor(inputs, "waveform"), _tensor(inputs, "waveform_lengths", "waveform_length"))
+        self._outputs = [_tensor(outputs, "log_probs"), _tensor(outputs, "out_lengths")]
 
     def _run(self, wave: np.ndarray) -> np.ndarray:
-        m = self._model
-        feeds = {m._waveform_input_name: wave[None, :].astype(np.float32),
-                 m._waveform_lengths_input_name: np.array([wave.size], dtype=np.int64)}
-        log_probs, lengths = m.session.run([m._log_probs_output_name, m._out_lengths_output_name], feeds)
+        feeds = {self._inputs[0]: wave[None, :].astype(np.float32),
+                 self._inputs[1]: np.array([wave.size], dtype=np.int64)}
+        log_probs, lengths = self._model.session.run(self._outputs, feeds)
         return np.asarray(log_probs[0, : int(np.asarray(lengths).reshape(-1)[0])], dtype=np.float32)
 
     def emissions(self, wave: np.ndarray) -> Emissions:
@@ -67,3 +73,16 @@ class HamaAligner:
         parts = [self._run(np.clip(wave[a:b], -1.0, 1.0)) for a, b in spans]
         parts = [p[: (b - a) // FRAME_SAMPLES] for p, (a, b) in zip(parts[:-1], spans, strict=False)] + parts[-1:]
         return Emissions(np.concatenate(parts), self.vocab, hop_s=FRAME_SAMPLES / SAMPLE_RATE)
+
+
+def _tensor(names: list[str], *wanted: str) -> str:
+    """The graph tensor called one of ``wanted`` (or ``wanted.<suffix>``, as some exporters name them)."""
+    for w in wanted:
+        if w in names:
+            return w
+    for w in wanted:
+        for name in names:
+            if name.startswith(w + "."):
+                return name
+    raise BackendError(f"hama's recognizer graph has no tensor {wanted[0]!r} (it has {names}); this edgeser is tested "
+                       "with hama 1.7.0")
