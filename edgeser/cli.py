@@ -368,6 +368,50 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
 
 
 @main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--bundle", "bundle_path", default="default", show_default=True, help="A bundle folder or 'default'.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The job's folder: part-NNNNN.jsonl and .parquet shards, batch.json, summary.json. Rerun to resume.")
+@click.option("--segments", is_flag=True, help="Also record timed words, syllables and phones.")
+@click.option("--speech-check/--no-speech-check", default=True, show_default=True,
+              help="Record files without speech as errors (silero-vad first), as predict does.")
+@click.option("--shard-size", type=int, default=256, show_default=True, help="Files per shard.")
+@click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads per recognizer.")
+@click.option("--ray", "use_ray", is_flag=True, help="Run on Ray: a local instance, or the one --ray-address names "
+                                                     "(needs edgeser[ray]).")
+@click.option("--ray-address", default=None, help="A Ray cluster: auto (the `ray start --head` on this machine), "
+                                                  "host:6379, or ray://host:10001.")
+@click.option("--workers", type=int, default=None, help="Recognizer actors on Ray (default: the cluster's CPUs).")
+@click.option("--overwrite", is_flag=True, help="Start again if --out holds a job of other inputs or settings.")
+def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_check: bool, shard_size: int,
+          threads: int, use_ray: bool, ray_address: str | None, workers: int | None, overwrite: bool) -> None:
+    """Predict every file of SOURCE (a CSV with a 'path' column, or a folder of audio) into JSONL and Parquet
+    shards: one record per file (errors recorded and counted, never fatal), resumable."""
+    from edgeser.batch import BatchConfig, read_inputs, run
+
+    if (ray_address or workers) and not use_ray:
+        raise click.UsageError("--ray-address and --workers are for --ray")
+    with one_line_errors():
+        items = read_inputs(source)
+        config = BatchConfig(bundle=bundle_path, segments=segments, check_speech=speech_check, threads=threads,
+                             shard_size=shard_size)
+        with progress_bar(f"{len(items)} files", len(items)) as advance:
+            seen = [0]
+
+            def progress(done: int, total: int) -> None:
+                for _ in range(done - seen[0]):
+                    advance()
+                seen[0] = done
+
+            summary = run(items, out, config, ray_address=(ray_address or "local") if use_ray else None,
+                          workers=workers, overwrite=overwrite, progress=progress)
+    click.echo(json.dumps(summary, indent=2))
+    if summary["errors"]:
+        err.print(f"[yellow]{summary['errors']} of {summary['files']} files failed[/] (their records say why: "
+                  f"status 'error' in {out}/part-*.jsonl)")
+
+
+@main.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The private key file to write; its public key goes to OUT.pub.")
 def keygen(out: Path) -> None:

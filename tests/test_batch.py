@@ -1,0 +1,135 @@
+"""Corpus jobs (edgeser batch): inputs, one record per file with errors recorded, atomic shards, resuming,
+Parquet equal to JSONL, and Ray giving exactly the sequential run's records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from edgeser.batch import RECORD_FIELDS, BatchConfig, read_inputs, read_records, run
+from edgeser.cli import main
+from edgeser.errors import DatasetError, InputError
+from tests.conftest import SAMPLE
+
+pytest.importorskip("pyarrow", reason="Parquet shards need pyarrow (edgeser[batch])")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """Five files: three copies of the sample (one in a subfolder), one that is not audio, one silent."""
+    root = tmp_path / "corpus"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.wav", "b.wav", "sub/e.wav"):
+        shutil.copy(SAMPLE, root / name)
+    (root / "c.wav").write_text("not audio")
+    sf.write(root / "d.flac", np.zeros(16000, np.float32), 16000)
+    (root / "notes.txt").write_text("ignored")
+    return root
+
+
+def stable(records: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """Records without what depends on the run (wall time and stage timings)."""
+    return [{k: v for k, v in r.items() if k not in ("seconds", "timings")} for r in records]
+
+
+def test_inputs_from_a_folder_and_from_a_manifest(corpus: Path, tmp_path: Path) -> None:
+    items = read_inputs(corpus)
+    assert [it.path for it in items] == ["a.wav", "b.wav", "c.wav", "d.flac", "sub/e.wav"]
+    assert [it.index for it in items] == list(range(5)) and all(Path(it.resolved).is_absolute() for it in items)
+    manifest = tmp_path / "lists" / "m.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(f"path,text\n../corpus/a.wav,kids are talking by the door\n{corpus / 'b.wav'},\n")
+    a, b = read_inputs(manifest)
+    assert a.path == "../corpus/a.wav" and a.resolved == str((corpus / "a.wav").resolve())  # relative to the CSV
+    assert a.text == "kids are talking by the door" and b.text is None and b.resolved == str(corpus / "b.wav")
+    (tmp_path / "bad.csv").write_text("file\na.wav\n")
+    with pytest.raises(DatasetError, match="no 'path' column"):
+        read_inputs(tmp_path / "bad.csv")
+    (tmp_path / "hole.csv").write_text("path\na.wav\n\n ,x\n")
+    with pytest.raises(DatasetError, match="row 3 has no path"):
+        read_inputs(tmp_path / "hole.csv")
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        read_inputs(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no audio files"):
+        read_inputs(tmp_path / "empty")
+
+
+def test_every_file_gets_a_record_and_failures_are_counted_not_fatal(corpus: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "job"
+    summary = run(read_inputs(corpus), out, BatchConfig(shard_size=2))
+    records = list(read_records(out))
+    assert [r["path"] for r in records] == ["a.wav", "b.wav", "c.wav", "d.flac", "sub/e.wav"]
+    assert all(set(r) == set(RECORD_FIELDS) for r in records)
+    assert [r["status"] for r in records] == ["ok", "ok", "error", "error", "ok"]
+    ok, bad = records[0], records[2]
+    assert ok["label"] in ok["probabilities"] and abs(sum(ok["probabilities"].values()) - 1) < 1e-3
+    assert ok["duration_s"] == pytest.approx(sf.info(SAMPLE).duration, abs=1e-3) and ok["error"] is None
+    assert bad["label"] is None and bad["error_type"] == "AudioError" and "c.wav" in bad["error"]
+    assert "silent" in records[3]["error"]
+    assert summary["files"] == 5 and summary["ok"] == 3 and summary["errors_by_type"] == {"AudioError": 2}
+    assert summary["shards"] == summary["shards_written"] == 3
+    assert json.loads((out / "summary.json").read_text())["files"] == 5
+    assert sorted(p.name for p in out.iterdir()) == ["batch.json", *sorted(
+        f"part-{k:05d}.{ext}" for k in range(3) for ext in ("jsonl", "parquet")), "summary.json"]
+    for k in range(3):  # the Parquet shard holds the JSONL shard's records (nested values as JSON text)
+        table = pq.read_table(out / f"part-{k:05d}.parquet").to_pylist()
+        lines = [json.loads(x) for x in (out / f"part-{k:05d}.jsonl").read_text().splitlines()]
+        assert [t["path"] for t in table] == [r["path"] for r in lines]
+        assert [json.loads(t["probabilities"]) if t["probabilities"] else None for t in table] == \
+               [r["probabilities"] for r in lines]
+
+
+def test_a_rerun_resumes_and_other_inputs_are_refused(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "job"
+    items = read_inputs(corpus)
+    run(items, out, BatchConfig(shard_size=2))
+    before = (out / "part-00000.jsonl").read_bytes()
+    (out / "part-00001.parquet").unlink()  # as if killed while writing shard 1
+    (out / ".part-00001.parquet.tmp").write_bytes(b"half")
+    again = run(items, out, BatchConfig(shard_size=2))
+    assert again["shards_written"] == 1 and again["shards_skipped"] == 2 and again["files_this_run"] == 2
+    assert (out / "part-00000.jsonl").read_bytes() == before and not list(out.glob(".*.tmp"))
+    assert again["files"] == 5
+    with pytest.raises(InputError, match="other inputs or settings"):
+        run(items[:3], out, BatchConfig(shard_size=2))
+    with pytest.raises(InputError, match="other inputs or settings"):
+        run(items, out, BatchConfig(shard_size=2, segments=True))
+    fresh = run(items[:3], out, BatchConfig(shard_size=2), overwrite=True)
+    assert fresh["files"] == 3 and fresh["shards_written"] == 2 and not (out / "part-00002.jsonl").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        run(items, tmp_path / "file")
+
+
+def test_the_command(corpus: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(tmp_path / "job"), "--shard-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert '"errors": 2' in result.output and "2 of 5 files failed" in result.output
+    result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(tmp_path / "job"), "--workers", "2"])
+    assert result.exit_code == 2 and "--workers are for --ray" in result.output
+    result = CliRunner().invoke(main, ["batch", str(tmp_path / "nothing"), "--out", str(tmp_path / "j2")])
+    assert result.exit_code == 1 and "no such file or folder" in result.output and "Traceback" not in result.output
+
+
+def test_on_ray_the_records_are_the_sequential_runs(corpus: Path, tmp_path: Path) -> None:
+    """A local Ray instance with two recognizer actors writes the same shards, record for record (but for wall
+    time and stage timings), as the run in this process."""
+    ray = pytest.importorskip("ray", reason="Ray runs need edgeser[ray]")
+    items = read_inputs(corpus)
+    config = BatchConfig(shard_size=2)
+    run(items, tmp_path / "here", config)
+    try:
+        summary = run(items, tmp_path / "ray", config, ray_address="local", workers=2)
+    finally:
+        ray.shutdown()
+    assert summary["backend"] == "ray" and summary["workers"] == 2
+    assert stable(list(read_records(tmp_path / "ray"))) == stable(list(read_records(tmp_path / "here")))
