@@ -252,11 +252,12 @@ class EngineEntry:
     precision: str
     profile: dict[str, list[list[int]]]
     timing_cache: str | None = None
+    onnx_sha256: str | None = None  # the graph it was built from; the runtime refuses it for any other
 
     def to_dict(self) -> dict[str, Any]:
         return {"graph": self.graph, "file": self.file, "tensorrt_version": self.tensorrt_version, "gpu": self.gpu,
                 "compute_capability": self.compute_capability, "precision": self.precision,
-                "profile": self.profile, "timing_cache": self.timing_cache}
+                "profile": self.profile, "timing_cache": self.timing_cache, "onnx_sha256": self.onnx_sha256}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineEntry:
@@ -264,7 +265,8 @@ class EngineEntry:
                    gpu=str(d["gpu"]), compute_capability=str(d["compute_capability"]),
                    precision=str(d["precision"]), profile={k: [list(map(int, s)) for s in v]
                                                            for k, v in d["profile"].items()},
-                   timing_cache=d.get("timing_cache"))
+                   timing_cache=d.get("timing_cache"),
+                   onnx_sha256=None if d.get("onnx_sha256") is None else str(d["onnx_sha256"]))
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,14 @@ class EmotionRecognizer:
             if entry is not None:
                 from edgeser.backends.trt import TrtBackend
 
-                return TrtBackend(self.bundle.file(entry.file), entry, graph_metadata(section))
+                built_from = self.bundle.manifest.files[section.graph].sha256
+                if entry.onnx_sha256 != built_from:
+                    raise BundleError(f"{self.bundle.file(entry.file)}: built from an ONNX graph with sha256 "
+                                      f"{entry.onnx_sha256 or '(not recorded)'}, but {section.graph} is {built_from}: "
+                                      "the engine is stale; rebuild it with `edgeser engines`")
+                trt_backend = TrtBackend(self.bundle.file(entry.file), entry)
+                trt_backend.check_spec(section.spec)
+                return trt_backend
         backend: Backend = OrtBackend(path, self.options)
         if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
             raise BundleError(f"{path}: graph has inputs {list(backend.input_names)} and outputs "

@@ -168,12 +168,15 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
                    "utterances), when the bundle has a fusion head.")
 @click.option("--validation-size", type=int, default=600, show_default=True)
+@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
+              help="cpu: what runs fastest in ONNX Runtime on CPUs (unsigned INT8 activations); tensorrt: symmetric "
+                   "signed INT8 Q/DQ, every zero point 0, as TensorRT's ONNX parser imports (int8 and fp16 only).")
 @click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
 @click.option("--calibration-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
 def quantize(bundle: Path, precision: str, calibration_source: Path | None, out: Path, method: str, ua_budget: float,
-             validation: Path | None, validation_size: int, graphs: str, calibration_size: int, seed: int,
+             validation: Path | None, validation_size: int, target: str, graphs: str, calibration_size: int, seed: int,
              overwrite: bool) -> None:
     """Write an INT8 or FP16 variant of BUNDLE (a folder or 'default'), checked against its FP32 parent."""
     import tempfile
@@ -186,7 +189,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
         from edgeser.datasets import open_dataset
         from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 
-        config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget,
+        config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget, target=target,
                                 graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
         source = default.resolve(bundle, progress=err.print)
         fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
@@ -222,7 +225,8 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
 @click.option("--opt-audio-s", type=float, default=4.0, show_default=True)
 @click.option("--max-audio-s", type=float, default=30.0, show_default=True)
 @click.option("--max-tokens", type=int, default=128, show_default=True)
-@click.option("--max-batch", type=int, default=1, show_default=True)
+@click.option("--max-batch", type=int, default=8, show_default=True,
+              help="Largest batch the engines accept (bench --batch uses 8).")
 @click.option("--timing-cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the persistent timing cache lives (default ~/.cache/edgeser/trt-timing).")
 @click.option("--overwrite", is_flag=True)

@@ -61,6 +61,12 @@ METHODS = ("minmax", "entropy", "percentile")
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
+TARGETS = ("cpu", "tensorrt")
+TENSORRT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+"""Quantization ops a ``--target tensorrt`` graph may hold: TensorRT's ONNX parser imports explicit Q/DQ with
+symmetric signed INT8 (zero point 0) and not the integer ops (MatMulInteger, ConvInteger, QLinear*) nor QUInt8."""
+TENSORRT_REFUSED_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv",
+                                  "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"})
 
 
 class QuantizationError(EdgeserError):
@@ -83,6 +89,9 @@ class QuantizeConfig:
             garbage output that quantized transformer speech models are known for.
         fallback_steps: How many times sensitive nodes may be moved back to float before giving up.
         fallback_fraction: Share of the quantized nodes moved back at each step.
+        target: ``cpu`` (what runs fastest in ONNX Runtime on CPUs: unsigned INT8 activations with zero points,
+            symmetric INT8 weights) or ``tensorrt`` (what TensorRT's ONNX parser imports: Q/DQ with signed INT8
+            activations and weights, every zero point 0; static ``int8`` only).
     """
 
     precision: str
@@ -93,8 +102,14 @@ class QuantizeConfig:
     min_cosine: float = 0.9
     fallback_steps: int = 4
     fallback_fraction: float = 0.1
+    target: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise InputError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.target == "tensorrt" and self.precision == "int8-dynamic":
+            raise InputError("int8-dynamic makes MatMulInteger nodes, which TensorRT's ONNX parser does not import: "
+                             "use --precision int8 --target tensorrt (static, calibrated Q/DQ) or fp16")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.method not in METHODS:
@@ -147,18 +162,55 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         if reader is None:
             raise QuantizationError("static INT8 needs a calibration set")
         reader.rewind()
+        trt = config.target == "tensorrt"
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[config.method]
         with _quiet_root_logger():
             quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(ops), per_channel=config.per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                            nodes_to_exclude=list(exclude),
-                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                            activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
+                            # for TensorRT: biases stay float (its parser imports INT8 Q/DQ, not INT32 bias DQ)
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": trt,
+                                           "QuantizeBias": not trt})
     out = onnx.load(str(dst))
     _copy_metadata(model, out)
+    if config.target == "tensorrt":
+        check_tensorrt_qdq(out, dst)
     onnx.save(out, str(dst))
     return len([c for c in candidates if c not in set(exclude)])
+
+
+def tensorrt_qdq_problems(model: onnx.ModelProto) -> list[str]:
+    """What TensorRT's ONNX parser would refuse in ``model``'s quantization: integer ops, and Q/DQ nodes whose zero
+    point is not a signed INT8 zero. A QuantizeLinear without a zero point quantizes to uint8 (ONNX's default),
+    so it is refused; a DequantizeLinear without one is accepted when its input is a constant of INT8."""
+    from onnx import numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute:
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    problems = [f"{n.name or n.op_type}: {n.op_type}" for n in model.graph.node if n.op_type in TENSORRT_REFUSED_OPS]
+    for n in model.graph.node:
+        if n.op_type not in TENSORRT_OPS:
+            continue
+        zp = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is None:
+            x = consts.get(n.input[0])
+            if not (n.op_type == "DequantizeLinear" and x is not None and x.dtype == np.int8):
+                problems.append(f"{n.name}: {n.op_type} without an INT8 zero point")
+        elif zp.dtype != np.int8 or np.any(zp != 0):
+            problems.append(f"{n.name}: {n.op_type} zero point {zp.dtype} {zp.ravel()[:4].tolist()} (needs int8 0)")
+    return problems
+
+
+def check_tensorrt_qdq(model: onnx.ModelProto, path: Path) -> None:
+    """Raise :class:`QuantizationError` listing what TensorRT's ONNX parser would refuse."""
+    problems = tensorrt_qdq_problems(model)
+    if problems:
+        raise QuantizationError(f"{path}: not importable by TensorRT's ONNX parser ({len(problems)} problems: "
+                                f"{'; '.join(problems[:5])})")
 
 
 def front_end_nodes(model: onnx.ModelProto) -> list[str]:
@@ -535,7 +587,8 @@ def _write_variant(parent: EmotionRecognizer, out: Path, converted: dict[str, Pa
                    calibration: CalibrationSet | None, reports: dict[str, GraphReport], *, guard: dict[str, Any],
                    overwrite: bool = True) -> Manifest:
     m = parent.bundle.manifest
-    recipe = {"precision": config.precision, "method": config.method if config.precision == "int8" else None,
+    recipe = {"precision": config.precision, "target": config.target,
+              "method": config.method if config.precision == "int8" else None,
               "per_channel": config.per_channel if config.precision == "int8" else False,
               "calibration": calibration.describe() if calibration is not None else None,
               "parent": {"path": str(parent.bundle.path), "created": m.created}, "guard": guard}

@@ -7,12 +7,14 @@ has run. The tests that need it are marked ``gpu`` and skip with the reason.
 - The network is **strongly typed** (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``): precisions come
   from the graph itself, so build from a Q/DQ INT8 or FP16 variant (``edgeser quantize``), not by builder
   flags. An FP32 graph gives an FP32 (TF32 where allowed) engine.
-- One optimization profile per graph, derived from its spec: batch ``1..max_batch`` (opt 1), audio seconds
+- One optimization profile per graph, derived from its spec: batch ``1..max_batch`` (8, the batch that
+  ``edgeser bench --batch`` and ``edgeser triton --max-batch`` use; opt 1), audio seconds
   ``min/opt/max`` for the speech graph's time axis, token counts for the text graph, segment counts for
   the fusion graph.
 - A persistent timing cache (one file per GPU and TensorRT version) makes rebuilds fast.
 - Each engine is recorded in ``bundle.json`` with the TensorRT version, GPU name and compute capability;
-  :class:`edgeser.backends.trt.TrtBackend` refuses an engine built for another version or GPU.
+  :class:`edgeser.backends.trt.TrtBackend` refuses an engine built for another version or GPU, and the
+  recognizer one built from another graph (the record's ``onnx_sha256``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class ProfileConfig:
     audio_s: tuple[float, float, float] = (0.5, 4.0, 30.0)
     tokens: tuple[int, int, int] = (2, 32, 128)
     segments: tuple[int, int, int] = (1, 16, 256)  # phones/syllables/words per utterance (frames follow audio)
-    max_batch: int = 1
+    max_batch: int = 8  # as edgeser bench --batch and edgeser triton --max-batch use
     workspace_gib: float = 2.0
 
 
@@ -136,6 +138,6 @@ def build_bundle_engines(bundle: str | Path, out: str | Path, *, graphs: tuple[s
             precision = section.provenance.get("quantization", {}).get("precision", "fp32")
             engines.append(EngineEntry(graph=g, file=file, tensorrt_version=str(trt.__version__), gpu=gpu,
                                        compute_capability=capability, precision=precision, profile=shapes,
-                                       timing_cache=str(cache)))
+                                       timing_cache=str(cache), onnx_sha256=m.files[section.graph].sha256))
         writer.finish(replace(m, engines=tuple(engines)))
     return Path(out)

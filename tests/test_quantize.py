@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from edgeser import EmotionRecognizer
+from edgeser.bundle import Bundle
 from edgeser.datasets import Dataset, Utterance
 
 pytest.importorskip("torch")
@@ -235,3 +236,33 @@ def test_unseen_speakers_check_sees_what_a_variant_costs_new_speakers() -> None:
     assert blind_validation(trained, val)  # type: ignore[arg-type]
     assert not blind_validation(trained, Dataset("v", (*val.utterances, Utterance("x", None, "s9", "s9", "sad",
                                                                                      None))))  # type: ignore[arg-type]
+
+
+def test_target_tensorrt_writes_symmetric_signed_int8_qdq_on_the_default_model(cset: CalibrationSet,
+                                                                               tmp_path: Path) -> None:
+    """--target tensorrt on the shipped default model's speech and fusion graphs: every Q/DQ zero point is a signed
+    INT8 zero and no integer op is left (what TensorRT's ONNX parser imports); the cpu target keeps unsigned
+    activations with zero points, which the same check refuses; int8-dynamic cannot target TensorRT."""
+    import onnx
+
+    from edgeser.export.quantize import tensorrt_qdq_problems
+
+    report = quantize_bundle("default", tmp_path / "trt", QuantizeConfig("int8", graphs=("speech", "fusion"),
+                                                                        target="tensorrt", min_cosine=0.0,
+                                                                        ua_budget=100.0), cset)
+    for graph in ("speech", "fusion"):
+        model = onnx.load(str(tmp_path / "trt" / f"{graph}.onnx"))
+        assert _qdq_counts(tmp_path / "trt" / f"{graph}.onnx")["QuantizeLinear"] > 0, graph
+        assert tensorrt_qdq_problems(model) == [], graph
+        zero_points = [t for t in model.graph.initializer if t.name.endswith("_zero_point")]
+        assert zero_points and all(t.data_type == onnx.TensorProto.INT8 for t in zero_points)
+    assert report["graphs"]["speech"]["quantized_nodes"] > 0
+    assert Bundle.load(tmp_path / "trt").manifest.speech.provenance["quantization"]["target"] == "tensorrt"
+    quantize_bundle("default", tmp_path / "cpu", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0,
+                                                                ua_budget=100.0), cset)
+    problems = tensorrt_qdq_problems(onnx.load(str(tmp_path / "cpu" / "speech.onnx")))
+    assert problems and any("uint8" in p for p in problems)
+    with pytest.raises(ValueError, match="MatMulInteger"):
+        QuantizeConfig("int8-dynamic", target="tensorrt")
+    with pytest.raises(ValueError, match="target"):
+        QuantizeConfig("int8", target="jetson")

@@ -93,3 +93,107 @@ def test_engines_match_onnx_runtime(tiny_bundle: Path, tmp_path: Path) -> None: 
     assert isinstance(trt_rec._speech, TrtBackend)  # an engine ran, not a silent fallback to ONNX Runtime
     got = trt_rec.encode(wave, sample_rate=16000)
     np.testing.assert_allclose(got.hidden_states, ref.hidden_states, atol=1e-2)
+
+
+# ---- the builder and TrtBackend.run against tests/fake_tensorrt.py (TensorRT's API surface; ONNX Runtime inside) ----
+
+@pytest.fixture
+def fake_trt(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from tests import fake_tensorrt
+
+    return fake_tensorrt.install(monkeypatch)
+
+
+@pytest.fixture
+def engines(fake_trt, tiny_bundle: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnx", reason="the fake parser reads the graph with onnx (edgeser[export])")
+    from edgeser.export.tensorrt import build_bundle_engines
+
+    return build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech", "text"),
+                                timing_cache_dir=tmp_path / "cache", progress=lambda _: None)
+
+
+def test_engines_are_built_recorded_and_bound_to_their_graph(engines: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    m = Bundle.load(engines).manifest
+    assert [e.graph for e in m.engines] == ["speech", "text"]
+    speech = m.engines[0]
+    assert speech.onnx_sha256 == m.files["speech.onnx"].sha256 and speech.tensorrt_version == "10.99.0-fake"
+    assert speech.profile["input_values"][2][0] == 8  # max batch 8, as bench --batch and triton use
+    assert speech.gpu == "Fake GPU" and speech.compute_capability == "8.7"
+    assert list((tmp_path / "cache").glob("Fake_GPU-sm8.7-trt10.99.0-fake.cache"))
+    raw = json.loads((engines / "bundle.json").read_text())
+    raw["engines"][0]["onnx_sha256"] = "0" * 64  # an engine of another export of this graph
+    (engines / "bundle.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="the engine is stale"):
+        EmotionRecognizer.from_bundle(engines, RuntimeOptions.tensorrt())
+
+
+def test_trt_backend_runs_batches_and_matches_onnx_runtime(engines: Path, tiny_bundle: Path, fake_trt) -> None:  # type: ignore[no-untyped-def]
+    from edgeser.backends.trt import TrtBackend
+
+    rec = EmotionRecognizer.from_bundle(engines, RuntimeOptions.tensorrt())
+    assert isinstance(rec._speech, TrtBackend) and isinstance(rec._text, TrtBackend)
+    ref = EmotionRecognizer.from_bundle(tiny_bundle)
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 23000)]
+    got, want = rec.encode(waves, sample_rate=16000), ref.encode(waves, sample_rate=16000)
+    np.testing.assert_array_equal(got.hidden_states, want.hidden_states)  # the same graph under the fake
+    np.testing.assert_array_equal(got.num_frames, want.num_frames)
+    np.testing.assert_array_equal(rec.embed_text(["kids are talking", "by the door"]).token_embeddings,
+                                  ref.embed_text(["kids are talking", "by the door"]).token_embeddings)
+    long = (0.1 * rng.standard_normal(16000 * 31)).astype(np.float32)  # the profile ends at 30 s
+    with pytest.raises(ValueError, match="outside the engine's optimization profile"):
+        rec.encode(long, sample_rate=16000)
+    backend = rec._speech
+    assert fake_trt.DEVICE.memory and fake_trt.DEVICE.streams
+    backend.close()
+    rec._text.close()
+    assert not fake_trt.DEVICE.memory and not fake_trt.DEVICE.streams  # buffers freed, streams destroyed
+
+
+def test_tensor_types_without_a_numpy_type_are_refused_by_name(fake_trt) -> None:  # type: ignore[no-untyped-def]
+    from edgeser.backends.trt import numpy_dtype
+    from edgeser.errors import BackendError
+
+    assert numpy_dtype(fake_trt, "x", fake_trt.DataType.HALF) == np.float16
+    assert numpy_dtype(fake_trt, "mask", fake_trt.DataType.BOOL) == np.bool_
+    with pytest.raises(BackendError, match="'hidden' has TensorRT type BF16"):
+        numpy_dtype(fake_trt, "hidden", fake_trt.DataType.BF16)
+
+
+def test_an_engine_whose_tensors_disagree_with_the_spec_is_refused(engines: Path) -> None:
+    raw = json.loads((engines / "bundle.json").read_text())
+    raw["speech"]["spec"]["outputs"][0]["dtype"] = "float16"
+    (engines / "bundle.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError):
+        EmotionRecognizer.from_bundle(engines, RuntimeOptions(backend="tensorrt", verify_hashes=False))
+
+
+def test_the_fake_parser_refuses_what_tensorrt_does_and_the_tensorrt_target_passes(fake_trt, tiny_bundle: Path,  # type: ignore[no-untyped-def]
+                                                                                  tmp_path: Path) -> None:
+    """An int8-dynamic variant (MatMulInteger) and a cpu-target static INT8 variant (unsigned activations) fail the
+    parse; the --target tensorrt variant builds. (The fake parser encodes TensorRT's documented limits.)"""
+    pytest.importorskip("torch")
+    import soundfile as sf
+
+    from edgeser.calibration.sets import build
+    from edgeser.datasets import Dataset, Utterance
+    from edgeser.export.quantize import QuantizeConfig, quantize_bundle
+    from edgeser.export.tensorrt import build_bundle_engines
+    from tests.conftest import SAMPLE
+
+    wave, sr = sf.read(SAMPLE, dtype="float32")
+    utts = []
+    for i, gain in enumerate((1.0, 0.5, 1.5, 0.3)):
+        sf.write(tmp_path / f"u{i}.wav", np.clip(wave * gain, -1, 1), sr)
+        utts.append(Utterance(f"u{i}", tmp_path / f"u{i}.wav", f"s{i % 2}", f"s{i % 2}", "neutral", "kids"))
+    calibration = build(Dataset("sample", tuple(utts)), tmp_path / "set", n=4, min_s=1.0, max_s=2.0)
+    for name, config in (("dyn", QuantizeConfig("int8-dynamic", graphs=("speech",))),
+                         ("cpu", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0)),
+                         ("trt", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0, target="tensorrt"))):
+        quantize_bundle(tiny_bundle, tmp_path / name, config, calibration)
+    for name in ("dyn", "cpu"):
+        with pytest.raises(BundleError, match="ONNX parser failed"):
+            build_bundle_engines(tmp_path / name, tmp_path / f"{name}-e", graphs=("speech",), progress=lambda _: None)
+    built = build_bundle_engines(tmp_path / "trt", tmp_path / "trt-e", graphs=("speech",), progress=lambda _: None)
+    assert Bundle.load(built).manifest.engines[0].precision == "int8"

@@ -3,7 +3,10 @@
 Written against the documented TensorRT 10 Python API (``Runtime.deserialize_cuda_engine``, named I/O
 tensors, ``IExecutionContext.set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3``) with CUDA
 memory through cuda-python; no GPU has been lent to this project, so it has never run. Engines are not
-portable across TensorRT versions or GPUs: :func:`check_engine` refuses a mismatch before loading.
+portable across TensorRT versions or GPUs: :func:`check_engine` refuses a mismatch before loading, and the
+recognizer refuses an engine whose record names another source graph (``onnx_sha256``). CI runs this module's
+code paths (bindings, shapes, profiles, errors) against a fake ``tensorrt`` and CUDA (``tests/fake_tensorrt.py``)
+that executes the source ONNX graph with ONNX Runtime; that checks the calls, not TensorRT.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from edgeser._optional import require
 from edgeser.bundle import EngineEntry
 from edgeser.errors import BackendError, BackendUnavailableError, BundleError, InputError
+from edgeser.specs import GraphSpec
 
 _INSTALL = "JetPack's TensorRT on Jetson (python3-libnvinfer), NVIDIA's tensorrt wheels elsewhere; plus cuda-python"
 
@@ -42,12 +46,12 @@ class TrtBackend:
     stream, outputs are copied back; buffers grow as needed and are reused between calls.
     """
 
-    def __init__(self, path: Path, entry: EngineEntry, metadata: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, entry: EngineEntry) -> None:
         trt = require("tensorrt", "trt", "the TensorRT backend", install=_INSTALL)
         self._cudart = _cudart()
         gpu, capability = _gpu_identity(self._cudart)
         check_engine(entry, str(trt.__version__), gpu, capability)
-        self._trt = trt
+        self._trt, self._path = trt, path
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
@@ -58,8 +62,7 @@ class TrtBackend:
         is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self._inputs = tuple(n for n in names if is_input[n])
         self._outputs = tuple(n for n in names if not is_input[n])
-        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
-        self._metadata = dict(metadata)
+        self._dtypes = {n: numpy_dtype(trt, n, self._engine.get_tensor_dtype(n)) for n in names}
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         err, self._stream = self._cudart.cudaStreamCreate()
         _check(err, "cudaStreamCreate")
@@ -74,8 +77,20 @@ class TrtBackend:
 
     @property
     def metadata(self) -> dict[str, str]:
-        """The ONNX metadata of the graph the engine was built from (engines carry none of their own)."""
-        return self._metadata
+        """Engines carry no ONNX metadata: the record's ``onnx_sha256`` ties the engine to its graph instead."""
+        return {}
+
+    def check_spec(self, spec: GraphSpec) -> None:
+        """The engine's tensors against bundle.json's spec: names, dtypes and ranks (:class:`BundleError`)."""
+        if self._inputs != spec.input_names or self._outputs != spec.output_names:
+            raise BundleError(f"{self._path}: engine has inputs {list(self._inputs)} and outputs "
+                              f"{list(self._outputs)}, bundle.json declares {list(spec.input_names)} and "
+                              f"{list(spec.output_names)}")
+        for t in (*spec.inputs, *spec.outputs):
+            rank = len(self._engine.get_tensor_shape(t.name))
+            if self._dtypes[t.name] != np.dtype(t.dtype) or rank != len(t.dims):
+                raise BundleError(f"{self._path}: engine tensor {t.name!r} is {self._dtypes[t.name]} of rank {rank}, "
+                                  f"bundle.json declares {t.dtype} of rank {len(t.dims)}; rebuild the engine")
 
     def _buffer(self, name: str, nbytes: int) -> int:
         ptr, size = self._buffers.get(name, (0, 0))
@@ -111,9 +126,34 @@ class TrtBackend:
         _check(cudart.cudaStreamSynchronize(self._stream)[0], "cudaStreamSynchronize")
         return outputs
 
-    def __del__(self) -> None:
+    def close(self) -> None:
+        """Free the device buffers and the CUDA stream (also done when the backend is collected)."""
         for ptr, _ in getattr(self, "_buffers", {}).values():
             self._cudart.cudaFree(ptr)
+        self._buffers = {}
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            self._cudart.cudaStreamDestroy(stream)
+            self._stream = None
+
+    def __del__(self) -> None:
+        if hasattr(self, "_cudart"):
+            self.close()
+
+
+NUMPY_TYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+               "BOOL": "bool", "UINT8": "uint8"}
+"""TensorRT data types (by name) that have a numpy type; bf16, fp8 and int4 tensors have none."""
+
+
+def numpy_dtype(trt: Any, tensor: str, dtype: Any) -> np.dtype[Any]:
+    """The numpy type of an engine tensor, or :class:`BackendError` naming the tensor and its TensorRT type
+    (``np.dtype(trt.nptype(t))`` turned unknown types into float64 without a word)."""
+    name = getattr(dtype, "name", str(dtype)).rsplit(".", 1)[-1]
+    if name not in NUMPY_TYPES:
+        raise BackendError(f"engine tensor {tensor!r} has TensorRT type {name}, which has no numpy type here "
+                           f"(supported: {', '.join(NUMPY_TYPES)}); build the engine with such inputs and outputs")
+    return np.dtype(NUMPY_TYPES[name])
 
 
 def _check(err: Any, what: str) -> None:
