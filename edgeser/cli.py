@@ -412,6 +412,25 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
 
 
 @main.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The model repository folder to write.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default="onnxruntime", show_default=True,
+              help="How Triton runs the graphs: ONNX Runtime on the ONNX files, or the bundle's TensorRT engines.")
+@click.option("--max-batch", type=int, default=8, show_default=True, help="max_batch_size of the graph models.")
+@click.option("--instances", type=int, default=1, show_default=True, help="Instances of each model.")
+@click.option("--overwrite", is_flag=True)
+def triton(bundle: Path, out: Path, backend: str, max_batch: int, instances: int, overwrite: bool) -> None:
+    """Write a Triton model repository for BUNDLE (a folder or 'default'): one model per graph and a Python-backend
+    model that runs the edgeser pipeline around them."""
+    from edgeser.triton import write_repository
+
+    with one_line_errors():
+        result = write_repository(bundle, out, backend=backend, max_batch=max_batch, instances=instances,
+                                  overwrite=overwrite, progress=err.print)
+    click.echo(json.dumps(result, indent=2))
+
+
+@main.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The private key file to write; its public key goes to OUT.pub.")
 def keygen(out: Path) -> None:

@@ -29,6 +29,9 @@ from edgeser.text import TextTokenizer, check_transcript
 if TYPE_CHECKING:
     from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
 
+GraphOpener = Callable[[str, "SpeechSection | TextSection | FusionSection"], Backend]
+"""``(role, section) -> Backend``: where a recognizer's graphs run when not in ONNX Runtime here."""
+
 
 class EmotionRecognizer:
     """Runs a bundle's graphs with ONNX Runtime; numpy only, no torch.
@@ -44,9 +47,11 @@ class EmotionRecognizer:
         (1, 9, 384)
     """
 
-    def __init__(self, bundle: Bundle, options: RuntimeOptions | None = None) -> None:
+    def __init__(self, bundle: Bundle, options: RuntimeOptions | None = None, *,
+                 graphs: GraphOpener | None = None) -> None:
         self.bundle = bundle
         self.options = options or RuntimeOptions()
+        self._graphs = graphs
         m = bundle.manifest
         self._speech = self._open(m.speech) if m.speech else None
         self._text = self._open(m.text) if m.text else None
@@ -64,9 +69,12 @@ class EmotionRecognizer:
             if m.text else None)
 
     @classmethod
-    def from_bundle(cls, path: str | os.PathLike[str], options: RuntimeOptions | None = None) -> EmotionRecognizer:
+    def from_bundle(cls, path: str | os.PathLike[str], options: RuntimeOptions | None = None, *,
+                    graphs: GraphOpener | None = None) -> EmotionRecognizer:
         """Load and check the bundle at ``path``; ``"default"`` names the shipped model (built on first use, see
-        :mod:`edgeser.default`).
+        :mod:`edgeser.default`). ``graphs`` runs the graphs elsewhere: ``graphs(role, section)`` gives a
+        :class:`~edgeser.backends.Backend` for ``"speech"``, ``"text"``, ``"fusion"`` or ``"speaker_fusion"``
+        (as the Triton pipeline model calls the graph models; see :mod:`edgeser.triton`).
 
         Raises:
             BundleError: Missing, tampered or inconsistent bundle files.
@@ -75,10 +83,20 @@ class EmotionRecognizer:
         options = options or RuntimeOptions()
         path = default.resolve(path)
         return cls(Bundle.load(path, verify_hashes=options.verify_hashes, digest=options.bundle_digest,
-                               trusted_keys=options.trusted_keys), options)
+                               trusted_keys=options.trusted_keys), options, graphs=graphs)
 
     def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
         path = self.bundle.file(section.graph)
+        if self._graphs is not None:
+            m = self.bundle.manifest
+            role = next(r for r, s in (("speech", m.speech), ("text", m.text), ("fusion", m.fusion),
+                                       ("speaker_fusion", m.speaker_fusion)) if s is section)
+            opened = self._graphs(role, section)
+            if opened.input_names != section.spec.input_names or opened.output_names != section.spec.output_names:
+                raise BundleError(f"{role} graph served elsewhere has inputs {list(opened.input_names)} and outputs "
+                                  f"{list(opened.output_names)}, bundle.json declares {list(section.spec.input_names)} "
+                                  f"and {list(section.spec.output_names)}")
+            return opened
         if self.options.backend == "tensorrt":
             role = graph_metadata(section)["edgeser.role"]
             entry = next((e for e in self.bundle.manifest.engines if e.graph == role), None)
