@@ -17,7 +17,7 @@ of -60 dBFS noise, each client starting in the gap before another file) at real-
 
     python -m edgeser.benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --clients 96 \\
         --clients 128 --minutes 1 --out benchmarks/results/service_load.json
-    python -m edgeser.benchmarks.service_load --clients 16 --minutes 45 --out benchmarks/results/service_soak.json
+    python -m edgeser.benchmarks.service_load --clients 16 --minutes 60 --out benchmarks/results/service_soak.json
 """
 
 from __future__ import annotations

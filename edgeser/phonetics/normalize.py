@@ -5,41 +5,23 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from edgeser.errors import InputError
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-         "sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                      "nine": "ninth", "twelve": "twelfth"}
+_DIGITS = "zero one two three four five six seven eight nine".split()
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at ", "=": " equals "}
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)*'?", re.UNICODE)
 
 
-def number_words(n: int) -> list[str]:
-    """Cardinal English words for a non-negative integer below 10**12."""
-    if n < 20:
-        return [_ONES[n]]
-    if n < 100:
-        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if n < 1000:
-        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
-    for scale, name in _SCALES:
-        if n >= scale:
-            return number_words(n // scale) + [name] + (number_words(n % scale) if n % scale else [])
-    raise InputError(f"number too large to spell: {n}")
+def _words(spelled: str) -> list[str]:
+    """num2words' English ("one hundred and twenty-three") as the words people read it: "and" dropped, hyphens
+    and commas split."""
+    return [w for w in re.split(r"[\s,-]+", spelled) if w and w != "and"]
 
 
-def _ordinal(words: list[str]) -> list[str]:
-    last = words[-1]
-    if last in _ORDINAL_IRREGULAR:
-        last = _ORDINAL_IRREGULAR[last]
-    elif last.endswith("y"):
-        last = last[:-1] + "ieth"
-    else:
-        last += "th"
-    return [*words[:-1], last]
+def number_words(n: int, to: str = "cardinal") -> list[str]:
+    """English words for a non-negative integer (``to``: ``cardinal``, ``ordinal`` or ``year``), spelled by
+    num2words."""
+    from num2words import num2words
+
+    return _words(num2words(n, lang="en", to=to))
 
 
 def _spell_number(token: str) -> list[str]:
@@ -49,17 +31,13 @@ def _spell_number(token: str) -> list[str]:
         whole, *parts = digits.split(".")
         words = _spell_number(whole) if whole else ["zero"]
         for part in parts:
-            words += ["point", *(_ONES[int(d)] for d in part)]
+            words += ["point", *(_DIGITS[int(d)] for d in part)]
         return words
-    if len(digits) > 12:
-        return [_ONES[int(d)] for d in digits]
+    if len(digits) > 12:  # an identifier, not a quantity: read digit by digit
+        return [_DIGITS[int(d)] for d in digits]
     n = int(digits)
     is_year = not suffix and "," not in token and len(digits) == 4 and (1100 <= n <= 1999 or 2010 <= n <= 2099)
-    if is_year:  # read in pairs
-        hi, lo = divmod(n, 100)
-        return number_words(hi) + (["hundred"] if lo == 0 else ["oh", _ONES[lo]] if lo < 10 else number_words(lo))
-    words = number_words(n)
-    return _ordinal(words) if suffix else words
+    return number_words(n, "year" if is_year else "ordinal" if suffix else "cardinal")
 
 
 def normalize_words(text: str) -> list[str]:
