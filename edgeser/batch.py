@@ -339,7 +339,8 @@ def _on_ray(items: Sequence[BatchItem], config: BatchConfig, address: str | None
     context.execution_options.preserve_order = True
     pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     rows = [{"index": it.index, "path": it.path, "resolved": it.resolved, "text": it.text or ""} for it in items]
-    ds = ray.data.from_items(rows).map_batches(Recognise, fn_constructor_args=(config,), batch_size=1,
+    # batches of 8 files per call: Ray's per-call overhead is paid once per 8 (order is kept either way)
+    ds = ray.data.from_items(rows).map_batches(Recognise, fn_constructor_args=(config,), batch_size=8,
                                                concurrency=pool, num_cpus=max(1, config.threads))
     for row in ds.iter_rows():
         yield int(row["index"]), json.loads(row["record"])
