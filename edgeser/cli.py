@@ -576,10 +576,13 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
               help="A browser origin allowed to connect (repeatable); requests without Origin are always allowed.")
 @click.option("--token-env", default=None, metavar="VAR",
               help="Require the token held in environment variable VAR (Authorization: Bearer, or ?token=).")
+@click.option("--triton", "use_triton", is_flag=True,
+              help="Instead: serve whole files on a Triton server through PyTriton (HTTP on --port, gRPC on "
+                   "--port + 1, metrics on --port + 2; see edgeser/pytriton_serve.py).")
 @TRUST
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
           adapt_speaker: float | None, max_connections: int, idle_timeout_s: float, queue_size: int,
-          origins: tuple[str, ...], token_env: str | None, trust: tuple[Path, ...]) -> None:
+          origins: tuple[str, ...], token_env: str | None, use_triton: bool, trust: tuple[Path, ...]) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
     (protocol and limits in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
     Stops cleanly on Ctrl-C or SIGTERM."""
@@ -589,6 +592,14 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
     from edgeser.service import serve as run_service
     from edgeser.streaming import StreamOptions
 
+    if use_triton:
+        from edgeser.pytriton_serve import serve_triton
+
+        with one_line_errors():
+            rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
+            err.print(f"serving on Triton: http://{host}:{port}, grpc {host}:{port + 1} (Ctrl-C to stop)")
+            serve_triton(rec, host=host, http_port=port, grpc_port=port + 1, metrics_port=port + 2)
+        return
     with one_line_errors():
         token = None
         if token_env is not None:

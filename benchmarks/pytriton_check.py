@@ -1,0 +1,100 @@
+"""``edgeser serve --triton`` on a real Triton server (PyTriton's), checked end to end with real audio.
+
+Starts ``edgeser serve --triton`` in a child process, waits until Triton reports the model ready, sends the
+bundled sample and three RAVDESS files (when ../shared/data is there) through ``tritonclient``'s HTTP client,
+and compares each answer with the runtime's own prediction in this process; sends a second of silence and
+records the error it gets; stops the server with SIGTERM and records its exit status.
+
+    python -m edgeser.benchmarks.pytriton_check --data ../shared/data --out benchmarks/results/pytriton_check.json
+
+Run it in a venv made from the system Python with ``pip install ".[cpu]" nvidia-pytriton`` (see
+``edgeser/pytriton_serve.py`` for why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeser.audio import load_audio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=8130)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data (RAVDESS files)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    import platform
+
+    import tritonclient.http as http
+
+    import edgeser
+    from edgeser import EmotionRecognizer
+
+    sample = Path(edgeser.__file__).parent / "samples" / "kids_talking.wav"
+    files = [sample, *sorted((args.data / "ravdess" / "audio").glob("Actor_2*/*.flac"))[:3]]
+    server = subprocess.Popen([sys.executable, "-c", "from edgeser.cli import main; main()", "serve", "--triton",
+                               "--port", str(args.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = http.InferenceServerClient(f"127.0.0.1:{args.port}")
+    t0, started = time.perf_counter(), None
+    while time.perf_counter() - t0 < 120 and server.poll() is None:
+        try:
+            if client.is_model_ready("edgeser"):
+                started = time.perf_counter() - t0
+                break
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.5)
+    rec = EmotionRecognizer.from_bundle("default")
+    labels = list(rec.bundle.manifest.labels)
+    answers = []
+    error = None
+    if started is not None:
+        for f in files:
+            wave = load_audio(f)
+            inputs = [http.InferInput("AUDIO", [wave.size], "FP32"), http.InferInput("SAMPLE_RATE", [1], "INT32")]
+            inputs[0].set_data_from_numpy(wave)
+            inputs[1].set_data_from_numpy(np.array([16000], np.int32))
+            got = client.infer("edgeser", inputs)
+            probs = got.as_numpy("PROBABILITIES").tolist()
+            want = rec.predict(wave, sample_rate=16000)
+            answers.append({"file": f.name, "label": got.as_numpy("LABEL")[0].decode(), "runtime_label": want.label,
+                            "max_abs_difference": float(np.max(np.abs(np.array(probs) -
+                                                                      [want.probabilities[k] for k in labels])))})
+        silent = http.InferInput("AUDIO", [16000], "FP32")
+        silent.set_data_from_numpy(np.zeros(16000, np.float32))
+        try:
+            client.infer("edgeser", [silent])
+        except Exception as e:
+            error = str(e)[:300]
+    server.send_signal(signal.SIGTERM)
+    try:
+        code = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        code = None
+    log = (server.stdout.read() if server.stdout else "").splitlines()
+    result = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+              "python": platform.python_version(), "executable": sys.executable,
+              "pytriton": __import__("importlib.metadata").metadata.version("nvidia-pytriton"),
+              "started_s": None if started is None else round(started, 1), "answers": answers,
+              "all_equal_labels": bool(answers) and all(a["label"] == a["runtime_label"] for a in answers),
+              "max_abs_difference": max((a["max_abs_difference"] for a in answers), default=None),
+              "silence_error": error, "exit_status_on_sigterm": code,
+              "server_log_tail": [ln for ln in log if "edgeser" in ln or "error" in ln.lower()][-8:],
+              "command": f"python -m edgeser.benchmarks.pytriton_check --data {args.data} --out {args.out}"}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("python", "started_s", "all_equal_labels", "max_abs_difference",
+                                             "silence_error", "exit_status_on_sigterm")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
