@@ -174,12 +174,15 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
         repeats: int = 5, clips_per_bucket: int = 3, batch: int = 8, threads: int = 0, reference: str | None = None,
         baselines: bool = True, device_name: str | None = None, seed: int = 0, backend: str = "cpu",
         folds: dict[str, Any] | None = None, peers: Sequence[str] = (), work: Path = Path("runs/bench"),
+        ray_address: str | None = None, workers: int | None = None,
         progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every variant; returns the JSON-ready result (see the module docstring).
 
     ``folds``: a five-fold accuracy result (:func:`read_folds`); variants named in it take its UA/WA (and its
     baselines replace the single-split ones), the others are scored on their own held-out speakers. ``peers``:
     packaged Whisper names whose CTranslate2 ``encode()`` is timed beside the variants' speech encoders.
+    ``ray_address`` / ``workers``: score the accuracy through an ``edgeser batch`` job on Ray
+    (:func:`edgeser.batch.evaluate`; the same scores, the predictions made by a pool of workers).
     """
     if backend not in BACKENDS:
         raise EdgeserError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
@@ -219,7 +222,14 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
         elif v.name in splits:
             held = splits[v.name][1]
             progress(f"{v.name}: accuracy on {len(held)} held-out utterances")
-            rows[v.name].update(evaluate(rec, [dataset.utterances[i] for i in held], keep_predictions=True))
+            held_out = [dataset.utterances[i] for i in held]
+            if ray_address is not None or workers is not None:
+                from edgeser.batch import evaluate as batch_evaluate
+
+                rows[v.name].update(batch_evaluate(v.path, held_out, work / f"accuracy-{v.name}",
+                                                   ray_address=ray_address, workers=workers, keep_predictions=True))
+            else:
+                rows[v.name].update(evaluate(rec, held_out, keep_predictions=True))
             names = sorted({dataset.utterances[i].group for i in held})
             rows[v.name]["accuracy"] = (f"{names[0]}-{names[-1]} ({len(held)})" if len(names) > 1
                                         else f"{names[0]} ({len(held)})")

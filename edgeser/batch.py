@@ -372,3 +372,25 @@ def read_records(out: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
     for path in sorted(Path(out).glob("part-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             yield json.loads(line)
+
+
+def evaluate(bundle: str | os.PathLike[str], utterances: Sequence[Any], out: str | os.PathLike[str], *,
+             ray_address: str | None = None, workers: int | None = None, threads: int = 1,
+             keep_predictions: bool = False) -> dict[str, Any]:
+    """:func:`edgeser.metrics.evaluate` through a batch job (in this process or on Ray): every labelled
+    utterance predicted (its transcript used where present; no speech check, as ``evaluate``), written under
+    ``out``, and scored from the records. ``edgeser bench --ray`` scores its variants this way."""
+    from edgeser import default
+    from edgeser.bundle import read_manifest
+    from edgeser.metrics import scores
+
+    items = []
+    for i, u in enumerate(utterances):
+        if u.path is None:
+            raise InputError(f"{u.id}: no audio to predict from")
+        items.append(BatchItem(i, str(u.id), str(Path(u.path).resolve()), u.transcript or None))
+    config = BatchConfig(bundle=str(bundle), check_speech=False, threads=threads)
+    run(items, out, config, ray_address=ray_address, workers=workers, overwrite=True)
+    predicted = [r["label"] if r["status"] == "ok" else None for r in read_records(out)]
+    labels = read_manifest(default.resolve(bundle)).labels
+    return scores([u.label for u in utterances], predicted, labels, keep_predictions=keep_predictions)

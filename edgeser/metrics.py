@@ -23,23 +23,30 @@ def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance], *, keep_pr
     With ``keep_predictions``, also ``truth`` and ``predictions``: label ids per utterance, in order, ``-1``
     for a refused one (to compare two models on the same utterances, e.g. with a paired bootstrap).
     """
-    labels = rec.bundle.manifest.labels
-    truth, pred, every_truth, every_pred = [], [], [], []
+    truth: list[str] = []
+    predicted: list[str | None] = []
     for u in utterances:
         if u.path is None:
             raise InputError(f"{u.id}: no audio to predict from")
-        every_truth.append(labels.index(u.label))
+        truth.append(u.label)
         try:
-            result = rec.predict(u.path, u.transcript)
+            predicted.append(rec.predict(u.path, u.transcript).label)
         except EdgeserError:
-            every_pred.append(-1)
-            continue
-        truth.append(every_truth[-1])
-        pred.append(labels.index(result.label))
-        every_pred.append(pred[-1])
-    cm = confusion_matrix(truth, pred, len(labels))
-    out = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(truth),
-           "failed": len(every_truth) - len(truth), "confusion": cm.tolist()}
+            predicted.append(None)
+    return scores(truth, predicted, rec.bundle.manifest.labels, keep_predictions=keep_predictions)
+
+
+def scores(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str], *,
+           keep_predictions: bool = False) -> dict[str, Any]:
+    """What :func:`evaluate` returns, from true and predicted label names (``None``: refused, counted as
+    ``failed``, not scored); also what ``edgeser batch`` scores its records with (:func:`edgeser.batch.evaluate`)."""
+    labels = list(labels)
+    every_truth = [labels.index(t) for t in truth]
+    every_pred = [-1 if p is None else labels.index(p) for p in predicted]
+    kept = [(t, p) for t, p in zip(every_truth, every_pred, strict=True) if p >= 0]
+    cm = confusion_matrix([t for t, _ in kept], [p for _, p in kept], len(labels))
+    out = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "utterances": len(kept),
+           "failed": len(every_truth) - len(kept), "confusion": cm.tolist()}
     if keep_predictions:
         out.update(truth=every_truth, predictions=every_pred)
     return out

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from edgeser import EmotionRecognizer
 from edgeser.batch import RECORD_FIELDS, BatchConfig, read_inputs, read_records, run
 from edgeser.cli import main
 from edgeser.errors import DatasetError, InputError
@@ -127,9 +128,36 @@ def test_on_ray_the_records_are_the_sequential_runs(corpus: Path, tmp_path: Path
     items = read_inputs(corpus)
     config = BatchConfig(shard_size=2)
     run(items, tmp_path / "here", config)
+    from edgeser.batch import evaluate as batch_evaluate
+    from edgeser.metrics import evaluate
+
     try:
         summary = run(items, tmp_path / "ray", config, ray_address="local", workers=2)
+        scored = batch_evaluate("default", labelled(corpus), tmp_path / "acc", ray_address="local", workers=2,
+                                keep_predictions=True)
     finally:
         ray.shutdown()
+    assert scored == evaluate(EmotionRecognizer.from_bundle("default"), labelled(corpus), keep_predictions=True)
     assert summary["backend"] == "ray" and summary["workers"] == 2
     assert stable(list(read_records(tmp_path / "ray"))) == stable(list(read_records(tmp_path / "here")))
+
+
+def labelled(corpus: Path) -> list:  # type: ignore[type-arg]
+    from edgeser.datasets import Utterance
+
+    names = {"a.wav": "angry", "b.wav": "happy", "c.wav": "sad", "d.flac": "neutral", "sub/e.wav": "angry"}
+    return [Utterance(n, corpus / n, "s1", "s1", label, "kids are talking by the door" if n == "b.wav" else None)
+            for n, label in names.items()]
+
+
+def test_scoring_through_a_batch_job_is_metrics_evaluate(corpus: Path, tmp_path: Path) -> None:
+    """edgeser bench --ray scores through this: the same UA, WA, confusion, failures and predictions as
+    metrics.evaluate (the unreadable and the silent file counted as failed)."""
+    from edgeser import EmotionRecognizer
+    from edgeser.batch import evaluate as batch_evaluate
+    from edgeser.metrics import evaluate
+
+    utts = labelled(corpus)
+    want = evaluate(EmotionRecognizer.from_bundle("default"), utts, keep_predictions=True)
+    got = batch_evaluate("default", utts, tmp_path / "acc", keep_predictions=True)
+    assert got == want and got["failed"] == 2 and got["utterances"] == 3
