@@ -33,7 +33,7 @@ def calibration_build(dataset: Path, out: Path, size: int, seed: int, min_s: flo
 
     with one_line_errors():
         ds = open_dataset(dataset)
-        with progress_bar(f"calibration set from {ds.name}", size) as advance:
+        with progress_bar(f"calibration set from {ds.name}", size) as progress:
             cset = build(ds, out, n=size, seed=seed, min_s=min_s, max_s=max_s, overwrite=overwrite,
-                         progress=lambda done, total: advance())
+                         progress=progress)
     click.echo(json.dumps({"path": str(out), **cset.describe()}, indent=2))

@@ -144,9 +144,10 @@ class Recognise:
         out: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
         out["path"] = item.path
         try:
-            wave = self.recognizer.load_audio(item.resolved)
-            out["duration_s"] = round(wave.size / 16_000, 3)
-            pred = self.recognizer.predict(wave, item.text, sample_rate=16_000, segments=self.config.segments,
+            wave = self.recognizer.load_audio(item.resolved)  # at the encoder's rate
+            rate = self.recognizer.speech.frames.sample_rate
+            out["duration_s"] = round(wave.size / rate, 3)
+            pred = self.recognizer.predict(wave, item.text, sample_rate=rate, segments=self.config.segments,
                                            check_speech=self.config.check_speech)
         except Exception as e:  # recorded and counted; the job goes on
             if not isinstance(e, EdgeserError):
@@ -192,40 +193,30 @@ def _shard_done(out: Path, k: int) -> bool:
 def write_shard(out: Path, k: int, records: Sequence[dict[str, Any]]) -> None:
     """``part-k.jsonl`` and ``part-k.parquet``, each written to a temporary name and renamed (the Parquet last:
     a shard counts as done when both are there)."""
-    pq = _pyarrow()
+    pa, parquet = _pyarrow()
     name = shard_name(k)
     tmp = out / f".{name}.jsonl.tmp"
     with tmp.open("w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
     os.replace(tmp, out / f"{name}.jsonl")
-    table = pq["table"](list(records))
+    # nested values (probabilities, timings, segments) as JSON text: one schema for every shard, whatever each
+    # file gave (an error has no probabilities, a frames-only head no segments)
+    columns = {k: [json.dumps(v, allow_nan=False) if isinstance(v := r.get(k), (dict, list)) else v for r in records]
+               for k in RECORD_FIELDS}
+    floats = {"duration_s", "seconds"}
+    schema = pa.schema([(k, pa.float64() if k in floats else pa.string()) for k in RECORD_FIELDS])
     tmp = out / f".{name}.parquet.tmp"
-    pq["write"](table, tmp)
+    parquet.write_table(pa.table(columns, schema=schema), str(tmp))
     os.replace(tmp, out / f"{name}.parquet")
 
 
-def _pyarrow() -> dict[str, Callable[..., Any]]:
+def _pyarrow() -> tuple[Any, Any]:
+    """``pyarrow`` and ``pyarrow.parquet``, or the install command."""
     from edgeser._optional import require
 
-    pa = require("pyarrow", "batch", "writing Parquet shards")
-    parquet = require("pyarrow.parquet", "batch", "writing Parquet shards")
-
-    def table(records: list[dict[str, Any]]) -> Any:
-        # nested values (probabilities, timings, segments) as JSON text: one schema for every shard, whatever
-        # each file gave (an error has no probabilities, a frames-only head no segments)
-        columns: dict[str, list[Any]] = {k: [] for k in RECORD_FIELDS}
-        for r in records:
-            for k in RECORD_FIELDS:
-                v = r.get(k)
-                columns[k].append(json.dumps(v, allow_nan=False) if isinstance(v, (dict, list)) else v)
-        schema = pa.schema([("path", pa.string()), ("status", pa.string()), ("label", pa.string()),
-                            ("probabilities", pa.string()), ("error", pa.string()), ("error_type", pa.string()),
-                            ("transcript", pa.string()), ("duration_s", pa.float64()), ("seconds", pa.float64()),
-                            ("timings", pa.string()), ("segments", pa.string())])
-        return pa.table(columns, schema=schema)
-
-    return {"table": table, "write": lambda t, path: parquet.write_table(t, str(path))}
+    return (require("pyarrow", "batch", "writing Parquet shards"),
+            require("pyarrow.parquet", "batch", "writing Parquet shards"))
 
 
 def run(items: Sequence[BatchItem], out: str | os.PathLike[str], config: BatchConfig | None = None, *,
@@ -258,14 +249,15 @@ def run(items: Sequence[BatchItem], out: str | os.PathLike[str], config: BatchCo
     _claim(target, job, overwrite)
     shards = [list(items[i : i + config.shard_size]) for i in range(0, len(items), config.shard_size)]
     todo = [k for k in range(len(shards)) if not _shard_done(target, k)]
-    done_files = sum(len(shards[k]) for k in range(len(shards)) if k not in set(todo))
+    pending = {k: len(shards[k]) for k in todo}
+    done_files = len(items) - sum(pending.values())
     if progress:
         progress(done_files, len(items))
     t0 = time.perf_counter()
     on_ray = ray_address is not None or workers is not None
-    records = (_on_ray([it for k in todo for it in shards[k]], config, ray_address, workers) if on_ray and todo
-               else _here([it for k in todo for it in shards[k]], config) if todo else iter(()))
-    pending = {k: len(shards[k]) for k in todo}
+    left = [it for k in todo for it in shards[k]]
+    records = (iter(()) if not left else _on_ray(left, config, ray_address, workers) if on_ray
+               else _here(left, config))
     buffers: dict[int, list[dict[str, Any]]] = {k: [] for k in todo}
     owner = {it.index: k for k in todo for it in shards[k]}
     for index, record in records:
@@ -351,15 +343,13 @@ def _summarise(target: Path, shards: int, written: int, processed: int, seconds:
     counts: dict[str, int] = {}
     files = ok = 0
     audio_s = 0.0
-    for path in sorted(target.glob("part-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            files += 1
-            if r["status"] == "ok":
-                ok += 1
-                audio_s += r["duration_s"] or 0.0
-            else:
-                counts[r["error_type"]] = counts.get(r["error_type"], 0) + 1
+    for r in read_records(target):
+        files += 1
+        if r["status"] == "ok":
+            ok += 1
+            audio_s += r["duration_s"] or 0.0
+        else:
+            counts[r["error_type"]] = counts.get(r["error_type"], 0) + 1
     return {"files": files, "ok": ok, "errors": files - ok, "errors_by_type": dict(sorted(counts.items())),
             "shards": shards, "shards_written": written, "shards_skipped": shards - written,
             "files_this_run": processed, "seconds_this_run": round(seconds, 3),

@@ -395,14 +395,7 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
         items = read_inputs(source)
         config = BatchConfig(bundle=bundle_path, segments=segments, check_speech=speech_check, threads=threads,
                              shard_size=shard_size)
-        with progress_bar(f"{len(items)} files", len(items)) as advance:
-            seen = [0]
-
-            def progress(done: int, total: int) -> None:
-                for _ in range(done - seen[0]):
-                    advance()
-                seen[0] = done
-
+        with progress_bar(f"{len(items)} files", len(items)) as progress:
             summary = run(items, out, config, ray_address=(ray_address or "local") if use_ray else None,
                           workers=workers, overwrite=overwrite, progress=progress)
     click.echo(json.dumps(summary, indent=2))
@@ -483,12 +476,13 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Any]:
-    """A progress bar on stderr (gone when done); yields the function that advances it by one."""
+    """A progress bar on stderr (gone when done); yields ``progress(done, total)``, the callback the long jobs
+    (calibration sets, batch jobs) call."""
     from rich.progress import Progress
 
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _stream_options(threshold: float, min_silence_s: float, max_utterance_s: float, partial_every: float | None,

@@ -15,7 +15,6 @@ same Python (on Debian 12 here: ``/usr/bin/python3`` 3.11.2). From a pyenv build
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.errors import EdgeserError
+from edgeser.triton import predict_request, prediction_outputs
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,12 @@ def infer_function(recognizer: Any) -> Any:
     def infer(requests: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         out = []
         for request in requests:
-            audio = np.asarray(request["AUDIO"], dtype=np.float32).reshape(-1)
-            rate = int(np.asarray(request["SAMPLE_RATE"]).reshape(-1)[0]) if "SAMPLE_RATE" in request else 16_000
-            text = None
-            if "TEXT" in request:
-                raw = np.asarray(request["TEXT"]).reshape(-1)[0]
-                text = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)) or None
             try:
-                p = recognizer.predict(audio, text, sample_rate=rate)
+                given = [request[k] if k in request else None for k in ("AUDIO", "SAMPLE_RATE", "TEXT")]
+                p = predict_request(recognizer, *given)  # PyTriton's Request is a Mapping without .get
             except EdgeserError as e:
                 raise ValueError(str(e)) from e  # PyTriton answers the request with this message
-            out.append({"PROBABILITIES": np.array([p.probabilities[k] for k in labels], dtype=np.float32),
-                        "LABEL": np.array([p.label.encode()], dtype=np.object_),
-                        "RESULT": np.array([json.dumps(p.to_dict(), allow_nan=False).encode()], dtype=np.object_)})
+            out.append(prediction_outputs(p, labels))
         return out
 
     return infer

@@ -87,44 +87,50 @@ class EmotionRecognizer:
 
     def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
         path = self.bundle.file(section.graph)
-        if self._graphs is not None:
-            m = self.bundle.manifest
-            role = next(r for r, s in (("speech", m.speech), ("text", m.text), ("fusion", m.fusion),
-                                       ("speaker_fusion", m.speaker_fusion)) if s is section)
-            opened = self._graphs(role, section)
-            if opened.input_names != section.spec.input_names or opened.output_names != section.spec.output_names:
-                raise BundleError(f"{role} graph served elsewhere has inputs {list(opened.input_names)} and outputs "
-                                  f"{list(opened.output_names)}, bundle.json declares {list(section.spec.input_names)} "
-                                  f"and {list(section.spec.output_names)}")
-            return opened
-        if self.options.backend == "tensorrt":
-            role = graph_metadata(section)["edgeser.role"]
-            entry = next((e for e in self.bundle.manifest.engines if e.graph == role), None)
-            if entry is not None:
-                from edgeser.backends.trt import TrtBackend
-
-                built_from = self.bundle.manifest.files[section.graph].sha256
-                if entry.onnx_sha256 != built_from:
-                    raise BundleError(f"{self.bundle.file(entry.file)}: built from an ONNX graph with sha256 "
-                                      f"{entry.onnx_sha256 or '(not recorded)'}, but {section.graph} is {built_from}: "
-                                      "the engine is stale; rebuild it with `edgeser engines`")
-                trt_backend = TrtBackend(self.bundle.file(entry.file), entry)
-                trt_backend.check_spec(section.spec)
-                return trt_backend
-        backend: Backend = OrtBackend(path, self.options)
+        backend, where = self._open_elsewhere(section) or (OrtBackend(path, self.options), f"{path}: graph")
         if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
-            raise BundleError(f"{path}: graph has inputs {list(backend.input_names)} and outputs "
+            raise BundleError(f"{where} has inputs {list(backend.input_names)} and outputs "
                               f"{list(backend.output_names)}, bundle.json declares {list(section.spec.input_names)} "
                               f"and {list(section.spec.output_names)}; re-export the bundle")
-        if isinstance(backend, OrtBackend):
-            check_tensors(path, section, backend.tensors,
-                          len(self.bundle.manifest.labels) if isinstance(section, FusionSection) else None)
+        if not isinstance(backend, OrtBackend):  # the checks below read the ONNX session's tensors and metadata
+            if self._graphs is None:  # a TensorRT engine: its tensors' types and ranks against the spec
+                from edgeser.backends.trt import TrtBackend
+
+                assert isinstance(backend, TrtBackend)
+                backend.check_spec(section.spec)
+            return backend
+        check_tensors(path, section, backend.tensors,
+                      len(self.bundle.manifest.labels) if isinstance(section, FusionSection) else None)
         stored = backend.metadata
         for key, want in graph_metadata(section).items():
             if stored.get(key) != want:
                 raise BundleError(f"{path}: ONNX metadata {key}={stored.get(key)!r} but bundle.json says {want!r}; "
                                   "the graph and manifest come from different exports, re-export the bundle")
         return backend
+
+    def _open_elsewhere(self, section: SpeechSection | TextSection | FusionSection) -> tuple[Backend, str] | None:
+        """The graph through ``graphs`` (given at construction), or as the bundle's TensorRT engine (with
+        ``backend="tensorrt"``, refused when it was built from another graph), with what to call it in errors;
+        ``None``: ONNX Runtime here."""
+        m = self.bundle.manifest
+        if self._graphs is not None:
+            role = next(r for r, s in (("speech", m.speech), ("text", m.text), ("fusion", m.fusion),
+                                       ("speaker_fusion", m.speaker_fusion)) if s is section)
+            return self._graphs(role, section), f"the {role} graph served elsewhere"
+        if self.options.backend != "tensorrt":
+            return None
+        role = graph_metadata(section)["edgeser.role"]
+        entry = next((e for e in m.engines if e.graph == role), None)
+        if entry is None:
+            return None
+        from edgeser.backends.trt import TrtBackend
+
+        built_from = m.files[section.graph].sha256
+        if entry.onnx_sha256 != built_from:
+            raise BundleError(f"{self.bundle.file(entry.file)}: built from an ONNX graph with sha256 "
+                              f"{entry.onnx_sha256 or '(not recorded)'}, but {section.graph} is {built_from}: "
+                              "the engine is stale; rebuild it with `edgeser engines`")
+        return TrtBackend(self.bundle.file(entry.file), entry), f"{self.bundle.file(entry.file)}: engine"
 
     @property
     def fusion(self) -> FusionHead | None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hmac
 import http
 import json
@@ -68,6 +69,7 @@ from edgeser.streaming import (
     StreamOptions,
     StreamResult,
     Utterance,
+    guarded,
 )
 
 log = logging.getLogger(__name__)
@@ -374,14 +376,9 @@ class Service:
             if not job.session.open:
                 job.session.dropped_job()
                 continue
-            try:
-                prediction, error = self.recognizer.predict(job.utterance.samples, sample_rate=SAMPLE_RATE,
-                                                            speaker=job.session.speaker), None
-            except EdgeserError as e:
-                prediction, error = None, str(e)
-            except Exception as e:  # any failure is this utterance's result; the service goes on
-                log.exception("recognition failed")
-                prediction, error = None, f"recognition failed ({type(e).__name__}: {e})"
+            prediction, error = guarded(functools.partial(self.recognizer.predict, job.utterance.samples,
+                                                          sample_rate=SAMPLE_RATE, speaker=job.session.speaker),
+                                        job.utterance)
             self._count("errors", error is not None)
             latency = job.session.deliver(job, prediction, error)
             if latency is not None:

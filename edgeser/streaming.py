@@ -441,6 +441,18 @@ class StreamResult:
         return d
 
 
+def guarded(recognize: Callable[[], Prediction], u: Utterance) -> tuple[Prediction | None, str | None]:
+    """``(prediction, None)``, or ``(None, why)`` when recognising ``u`` fails: an ``EdgeserError``'s message, or
+    any other exception's (logged with its traceback). A failure is that utterance's result; streams go on."""
+    try:
+        return recognize(), None
+    except EdgeserError as e:
+        return None, str(e)
+    except Exception as e:
+        log.exception("recognition failed on the utterance at %.2f-%.2f s", u.start_s, u.end_s)
+        return None, f"recognition failed ({type(e).__name__}: {e})"
+
+
 class AudioStream:
     """One audio stream, push-style: the caller feeds audio and owns the threads.
 
@@ -474,7 +486,7 @@ class AudioStream:
         self._rate: int | None = None
         self._resample: Resampler | None = None
         self._accepted = 0  # 16 kHz samples accepted or skipped: the stream clock
-        self._waiting: collections.deque[tuple[Utterance, int]] = collections.deque()
+        self._waiting: collections.deque[Utterance] = collections.deque()
         self._dropped = 0  # dropped since the last utterance taken
         self.dropped = 0  # dropped in all
         self._finished = self._closed = False
@@ -546,10 +558,10 @@ class AudioStream:
                 if self._closed:
                     return
                 if self.options.backpressure == "drop-oldest" and len(self._waiting) >= self.options.queue_size:
-                    old, _ = self._waiting.popleft()
+                    old = self._waiting.popleft()
                     self._dropped += 1
                     self.dropped += 1
-                self._waiting.append((u, 0))
+                self._waiting.append(u)
                 self._cond.notify_all()
             if old is not None:
                 log.warning("recognition is slower than real time: dropped the utterance at %.2f-%.2f s",
@@ -575,7 +587,7 @@ class AudioStream:
                 return None
             if not self._waiting:
                 return None
-            u, _ = self._waiting.popleft()
+            u = self._waiting.popleft()
             dropped, self._dropped = self._dropped, 0
             self._cond.notify_all()
             return u, dropped
@@ -590,13 +602,8 @@ class AudioStream:
         if item is None:
             return None
         u, dropped = item
-        try:
-            pred, error = self._recognize(u.samples), None
-        except EdgeserError as e:
-            pred, error = None, str(e)
-        except Exception as e:  # any failure is this utterance's result; the stream goes on
-            log.exception("recognition failed on the utterance at %.2f-%.2f s", u.start_s, u.end_s)
-            pred, error = None, f"recognition failed ({type(e).__name__}: {e})"
+        recognize = self._recognize
+        pred, error = guarded(lambda: recognize(u.samples), u)
         return StreamResult(u.start_s, u.end_s, pred, error, u.partial, u.split,
                             time.perf_counter() - u.detected_at, dropped)
 

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeser.bundle import Bundle, check_out
 from edgeser.errors import BundleError, InputError
 from edgeser.specs import GraphSpec, TensorSpec
@@ -144,6 +146,22 @@ def write_repository(bundle: str | os.PathLike[str], out: str | os.PathLike[str]
             "graphs": {r: graph_model_name(r) for r, s in sections.items() if s is not None}}
 
 
-def response_result(prediction: Any) -> str:
-    """The ``RESULT`` output: the prediction as JSON (as ``edgeser predict --json`` prints it)."""
-    return json.dumps(prediction.to_dict(), ensure_ascii=False, allow_nan=False)
+def predict_request(recognizer: Any, audio: Any, rate: Any | None, text: Any | None) -> Any:
+    """One request of the ``edgeser`` model (the Python-backend pipeline and ``edgeser serve --triton``): ``AUDIO``,
+    optional ``SAMPLE_RATE`` (16000) and ``TEXT`` (bytes or str; empty is none) as the arrays Triton gives."""
+    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+    sample_rate = int(np.asarray(rate).reshape(-1)[0]) if rate is not None else 16_000
+    transcript = None
+    if text is not None:
+        raw = np.asarray(text).reshape(-1)[0]
+        transcript = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)) or None
+    return recognizer.predict(samples, transcript, sample_rate=sample_rate)
+
+
+def prediction_outputs(prediction: Any, labels: Sequence[str]) -> dict[str, Any]:
+    """The ``edgeser`` model's outputs: ``PROBABILITIES`` (float32, in ``labels`` order), ``LABEL`` and ``RESULT``
+    (the prediction as JSON, as ``edgeser predict --json`` prints it), as UTF-8 bytes."""
+    result = json.dumps(prediction.to_dict(), ensure_ascii=False, allow_nan=False)
+    return {"PROBABILITIES": np.array([prediction.probabilities[k] for k in labels], dtype=np.float32),
+            "LABEL": np.array([prediction.label.encode()], dtype=np.object_),
+            "RESULT": np.array([result.encode()], dtype=np.object_)}

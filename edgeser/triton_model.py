@@ -8,7 +8,6 @@ backend provides that module; the tests run this class against a stand-in for it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.errors import EdgeserError
+from edgeser.triton import graph_model_name, predict_request, prediction_outputs
 
 
 class BlsGraph:
@@ -55,7 +55,6 @@ class TritonPythonModel:
 
         from edgeser.options import RuntimeOptions
         from edgeser.recognizer import EmotionRecognizer
-        from edgeser.triton import graph_model_name
 
         self.pb = pb_utils
         folder = Path(args["model_repository"]) / str(args["model_version"]) / "bundle"
@@ -71,25 +70,18 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                audio = pb.get_input_tensor_by_name(request, "AUDIO").as_numpy().astype(np.float32).reshape(-1)
-                rate_t = pb.get_input_tensor_by_name(request, "SAMPLE_RATE")
-                rate = int(rate_t.as_numpy().reshape(-1)[0]) if rate_t is not None else 16_000
-                text_t = pb.get_input_tensor_by_name(request, "TEXT")
-                text = None
-                if text_t is not None:
-                    raw = text_t.as_numpy().reshape(-1)[0]
-                    text = (raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)) or None
-                prediction = self.recognizer.predict(audio, text, sample_rate=rate)
+                prediction = predict_request(self.recognizer, *(self._input(request, name)
+                                                                for name in ("AUDIO", "SAMPLE_RATE", "TEXT")))
             except EdgeserError as e:  # one clear message for the client; the server goes on
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e))))
                 continue
-            probabilities = np.array([prediction.probabilities[k] for k in self.labels], dtype=np.float32)
-            responses.append(pb.InferenceResponse(output_tensors=[
-                pb.Tensor("PROBABILITIES", probabilities),
-                pb.Tensor("LABEL", np.array([prediction.label.encode()], dtype=np.object_)),
-                pb.Tensor("RESULT", np.array([json.dumps(prediction.to_dict(), ensure_ascii=False,
-                                                         allow_nan=False).encode()], dtype=np.object_))]))
+            outputs = prediction_outputs(prediction, self.labels)
+            responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(k, v) for k, v in outputs.items()]))
         return responses
+
+    def _input(self, request: Any, name: str) -> Any:
+        tensor = self.pb.get_input_tensor_by_name(request, name)
+        return None if tensor is None else tensor.as_numpy()
 
     def finalize(self) -> None:
         self.recognizer = None  # type: ignore[assignment]

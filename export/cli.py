@@ -147,9 +147,9 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
     if (source / INDEX).is_file():
         return CalibrationSet.load(source)
     dataset = _training_speakers(open_dataset(source), groups)
-    with progress_bar(f"calibration set from {dataset.name}", size) as advance:
+    with progress_bar(f"calibration set from {dataset.name}", size) as progress:
         return build(dataset, work / "calibration", n=size, seed=seed, min_s=min_s, max_s=max_s,
-                     progress=lambda done, total: advance())
+                     progress=progress)
 
 
 @click.command()

@@ -27,8 +27,7 @@ def layer(module: str) -> int | None:
     """Index in LAYERS of an edgeser module (None for anything else)."""
     if module != "edgeser" and not module.startswith("edgeser."):
         return None
-    return max(i for i, name in enumerate(LAYERS) if module == name or module.startswith(name + ".")
-               or name == "edgeser")
+    return max(i for i, name in enumerate(LAYERS) if module == name or module.startswith(name + "."))
 
 
 def modules() -> dict[str, Path]:

@@ -81,11 +81,8 @@ class TrtBackend:
         return {}
 
     def check_spec(self, spec: GraphSpec) -> None:
-        """The engine's tensors against bundle.json's spec: names, dtypes and ranks (:class:`BundleError`)."""
-        if self._inputs != spec.input_names or self._outputs != spec.output_names:
-            raise BundleError(f"{self._path}: engine has inputs {list(self._inputs)} and outputs "
-                              f"{list(self._outputs)}, bundle.json declares {list(spec.input_names)} and "
-                              f"{list(spec.output_names)}")
+        """The engine's tensors' types and ranks against bundle.json's spec (:class:`BundleError`); the recognizer
+        has checked their names first, as for every backend."""
         for t in (*spec.inputs, *spec.outputs):
             rank = len(self._engine.get_tensor_shape(t.name))
             if self._dtypes[t.name] != np.dtype(t.dtype) or rank != len(t.dims):
