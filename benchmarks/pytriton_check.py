@@ -20,10 +20,85 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgeser.audio import load_audio
+
+
+def wait_ready(client: Any, server: subprocess.Popen[str], model: str = "edgeser",
+               limit_s: float = 120) -> float | None:
+    """Seconds until Triton reports ``model`` ready (None when it never does, or the server exits first)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s and server.poll() is None:
+        try:
+            if client.is_model_ready(model):
+                return time.perf_counter() - t0
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.5)
+    return None
+
+
+def ask(client: Any, files: list[Path], model: str = "edgeser", at_once: bool = False,
+        with_silence: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+    """Each file through ``model`` (tritonclient HTTP; with ``at_once`` all sent before any answer is read),
+    compared with the runtime's prediction in this process; then, with ``with_silence``, a second of silence,
+    whose error message is returned beside the answers."""
+    import tritonclient.http as http
+
+    from edgeser import EmotionRecognizer
+
+    rec = EmotionRecognizer.from_bundle("default")
+    labels = list(rec.bundle.manifest.labels)
+
+    def request(wave: np.ndarray) -> list[Any]:
+        inputs = [http.InferInput("AUDIO", [wave.size], "FP32"), http.InferInput("SAMPLE_RATE", [1], "INT32")]
+        inputs[0].set_data_from_numpy(wave)
+        inputs[1].set_data_from_numpy(np.array([16000], np.int32))
+        return inputs
+
+    waves = [load_audio(f) for f in files]
+    if at_once:
+        pending = [client.async_infer(model, request(w)) for w in waves]
+        got = [p.get_result() for p in pending]
+    else:
+        got = [client.infer(model, request(w)) for w in waves]
+    answers = []
+    for f, wave, g in zip(files, waves, got, strict=True):
+        want = rec.predict(wave, sample_rate=16000)
+        probs = np.array([want.probabilities[k] for k in labels])
+        answers.append({"file": f.name, "label": g.as_numpy("LABEL")[0].decode(), "runtime_label": want.label,
+                        "max_abs_difference": float(np.max(np.abs(g.as_numpy("PROBABILITIES") - probs)))})
+    if not with_silence:
+        return answers, None
+    silent = http.InferInput("AUDIO", [16000], "FP32")
+    silent.set_data_from_numpy(np.zeros(16000, np.float32))
+    try:
+        client.infer(model, [silent])
+    except Exception as e:
+        return answers, str(e)[:4000]  # PyTriton puts the message at the end of a traceback
+    return answers, None
+
+
+def check_files(data: Path) -> list[Path]:
+    """The bundled sample and three RAVDESS files (when the shared data is there)."""
+    import edgeser
+
+    sample = Path(edgeser.__file__).parent / "samples" / "kids_talking.wav"
+    return [sample, *sorted((data / "ravdess" / "audio").glob("Actor_2*/*.flac"))[:3]]
+
+
+def stop(server: subprocess.Popen[str]) -> tuple[int | None, list[str]]:
+    """SIGTERM, then the exit status (None when it had to be killed after 60 s) and the server's output lines."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        code: int | None = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        code = None
+    return code, (server.stdout.read() if server.stdout else "").splitlines()
 
 
 def main() -> None:
@@ -36,52 +111,13 @@ def main() -> None:
 
     import tritonclient.http as http
 
-    import edgeser
-    from edgeser import EmotionRecognizer
-
-    sample = Path(edgeser.__file__).parent / "samples" / "kids_talking.wav"
-    files = [sample, *sorted((args.data / "ravdess" / "audio").glob("Actor_2*/*.flac"))[:3]]
+    files = check_files(args.data)
     server = subprocess.Popen([sys.executable, "-c", "from edgeser.cli import main; main()", "serve", "--triton",
                                "--port", str(args.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = http.InferenceServerClient(f"127.0.0.1:{args.port}")
-    t0, started = time.perf_counter(), None
-    while time.perf_counter() - t0 < 120 and server.poll() is None:
-        try:
-            if client.is_model_ready("edgeser"):
-                started = time.perf_counter() - t0
-                break
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.5)
-    rec = EmotionRecognizer.from_bundle("default")
-    labels = list(rec.bundle.manifest.labels)
-    answers = []
-    error = None
-    if started is not None:
-        for f in files:
-            wave = load_audio(f)
-            inputs = [http.InferInput("AUDIO", [wave.size], "FP32"), http.InferInput("SAMPLE_RATE", [1], "INT32")]
-            inputs[0].set_data_from_numpy(wave)
-            inputs[1].set_data_from_numpy(np.array([16000], np.int32))
-            got = client.infer("edgeser", inputs)
-            probs = got.as_numpy("PROBABILITIES").tolist()
-            want = rec.predict(wave, sample_rate=16000)
-            answers.append({"file": f.name, "label": got.as_numpy("LABEL")[0].decode(), "runtime_label": want.label,
-                            "max_abs_difference": float(np.max(np.abs(np.array(probs) -
-                                                                      [want.probabilities[k] for k in labels])))})
-        silent = http.InferInput("AUDIO", [16000], "FP32")
-        silent.set_data_from_numpy(np.zeros(16000, np.float32))
-        try:
-            client.infer("edgeser", [silent])
-        except Exception as e:
-            error = str(e)[:300]
-    server.send_signal(signal.SIGTERM)
-    try:
-        code = server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        code = None
-    log = (server.stdout.read() if server.stdout else "").splitlines()
+    started = wait_ready(client, server)
+    answers, error = ask(client, files) if started is not None else ([], None)
+    code, log = stop(server)
     result = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "),
               "python": platform.python_version(), "executable": sys.executable,
               "pytriton": __import__("importlib.metadata").metadata.version("nvidia-pytriton"),

@@ -1,6 +1,7 @@
 """edgeser serve --triton on PyTriton's real Triton server: real audio through tritonclient gives the runtime's
 prediction. PyTriton runs only from a venv of the system Python (see edgeser/pytriton_serve.py), so this skips
-elsewhere; .ci/run makes such a venv and runs edgeser.benchmarks.pytriton_check there."""
+elsewhere; .ci/run makes such a venv and runs these tests there. The written Triton repository runs on the same
+server (edgeser.benchmarks.triton_repo_check)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,42 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DATA
+
 
 def test_real_audio_through_triton_equals_the_runtime(tmp_path: Path) -> None:
     pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
                                            '(pip install ".[cpu,pytriton]"; see edgeser/pytriton_serve.py)')
     pytest.importorskip("tritonclient.http")
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, "-m", "edgeser.benchmarks.pytriton_check", "--port", "8140", "--out",
-                           str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "edgeser.benchmarks.pytriton_check", "--port", "8140", "--data",
+                           str(DATA), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     if result["started_s"] is None:
         pytest.skip(f"PyTriton's server did not start here: {result['server_log_tail']}")
     assert result["all_equal_labels"] and result["max_abs_difference"] < 1e-5
+    assert "silent" in result["silence_error"] and result["exit_status_on_sigterm"] == 0
+
+
+def test_the_written_repository_on_a_real_triton_server(tmp_path: Path) -> None:
+    """`edgeser triton`'s repository under PyTriton's tritonserver: as written, the pipeline model loads and the
+    ONNX Runtime graph models are refused for want of that backend (the reason recorded); with Python-backend
+    stand-ins running the same model.onnx files, real audio gives the runtime's prediction."""
+    pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
+                                           '(pip install ".[cpu,pytriton]"; see edgeser/pytriton_serve.py)')
+    pytest.importorskip("tritonclient.http")
+    out = tmp_path / "repo.json"
+    done = subprocess.run([sys.executable, "-m", "edgeser.benchmarks.triton_repo_check", "--port", "8150", "--data",
+                           str(DATA), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    if result["with_stand_ins"]["ready_s"] is None:
+        pytest.skip(f"Triton's server did not start here: {result['server_log_tail']}")
+    written = result["as_written"]["models"]
+    assert written["edgeser"]["state"] == "READY"
+    assert all(written[g]["state"] == "UNAVAILABLE" and "onnxruntime" in written[g]["reason"] for g in result["graphs"])
+    assert all(m["state"] == "READY" for m in result["with_stand_ins"]["models"].values())
+    assert result["all_equal_labels"] and result["max_abs_difference"] < 1e-5
+    assert len(result["answers_four_at_once"]) == len(result["answers"])
     assert "silent" in result["silence_error"] and result["exit_status_on_sigterm"] == 0
