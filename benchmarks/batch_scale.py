@@ -8,7 +8,11 @@ the rounds, the ratio to the sequential run, and whether the records equal the s
 nodes like this one give N times the per-node rate as long as the driver keeps up: the driver's own cost per
 file (writing the shards) is measured and its ceiling reported.
 
-    python -m edgeser.benchmarks.batch_scale --files 960 --rounds 2 --out benchmarks/results/batch_scale.json
+Then ``edgeser evaluate``'s feature extraction (``--feature-files`` four-class utterances) the same three ways
+(see :func:`feature_rounds`).
+
+    python -m edgeser.benchmarks.batch_scale --files 960 --rounds 2 --feature-files 480 \
+        --out benchmarks/results/batch_scale.json
 """
 
 from __future__ import annotations
@@ -31,10 +35,48 @@ def stable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k not in ("seconds", "timings")} for r in records]
 
 
+def feature_rounds(count: int, ravdess: Path, rounds: int, tmp: Path, ways: dict[str, int | None]) -> dict[str, Any]:
+    """``edgeser evaluate``'s slow part, the same three ways: the frame features of the first ``count`` utterances
+    of the four-class RAVDESS set (the default model's head level) computed by
+    :func:`edgeser.export.features.compute` into a fresh cache, in this process and by 1 and 2 feature actors on
+    the running Ray instance; the arrays compared with this process's, bit for bit."""
+    import numpy as np
+
+    from edgeser import EmotionRecognizer
+    from edgeser.datasets import open_dataset
+    from edgeser.export.features import compute
+    from edgeser.options import RuntimeOptions
+
+    dataset = open_dataset(ravdess)
+    dataset = dataset.subset(list(range(min(count, len(dataset.utterances)))))
+    rec = EmotionRecognizer.from_bundle("default", RuntimeOptions(threads=1))
+    seconds: dict[str, list[float]] = {w: [] for w in ways}
+    same: dict[str, bool] = {}
+    reference = None
+    for r in range(rounds):
+        for way, workers in ways.items():
+            t0 = time.perf_counter()
+            got = compute(rec, dataset, ("frame",), False, tmp / f"features-{r}-{workers}",
+                          ray_address="local" if workers else None, workers=workers)
+            seconds[way].append(time.perf_counter() - t0)
+            arrays = [it["frame"] for it in got.items]
+            reference = reference if reference is not None else arrays
+            same[way] = same.get(way, True) and len(arrays) == len(reference) and all(
+                np.array_equal(a, b) for a, b in zip(arrays, reference, strict=True))
+            print(f"features, round {r + 1}, {way}: {len(dataset.utterances) / seconds[way][-1]:.2f} files/s")
+    base = statistics.median(seconds["this process"])
+    return {"files": len(dataset.utterances), "levels": ["frame"],
+            "ways": {way: {"seconds": [round(s, 2) for s in v],
+                           "files_per_s": round(len(dataset.utterances) / statistics.median(v), 2),
+                           "speed_vs_this_process": round(base / statistics.median(v), 2),
+                           "features_equal_this_process": same[way]} for way, v in seconds.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=960)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--feature-files", type=int, default=480, help="utterances for the feature-extraction rounds")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -71,6 +113,7 @@ def main() -> None:
         for k in range(0, len(records), 64):
             write_shard(Path(tmp), 900 + k // 64, records[k : k + 64])
         write_s_per_file = (time.perf_counter() - t0) / len(records)
+        features = feature_rounds(args.feature_files, args.data.parent, args.rounds, Path(tmp), ways)
     ray.shutdown()
     base = statistics.median(seconds["this process"])
     rows = {way: {"seconds": [round(s, 2) for s in v], "files_per_s": round(len(items) / statistics.median(v), 2),
@@ -86,8 +129,9 @@ def main() -> None:
                            "nodes": {n: min(round(n * node, 1), ceiling) for n in (1, 4, 16, 64)},
                            "assumes": "nodes like this one (2 cores, 2 workers each), files read from storage as "
                                       "fast as here, one driver writing the shards"},
+              "features": features,
               "command": f"python -m edgeser.benchmarks.batch_scale --files {args.files} --rounds {args.rounds} "
-                         f"--out {args.out}"}
+                         f"--feature-files {args.feature_files} --out {args.out}"}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(rows, indent=2))
 

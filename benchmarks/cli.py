@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeser.cli import err, one_line_errors
+from edgeser.cli import err, one_line_errors, ray_options, ray_target
 
 
 @click.command()
@@ -34,10 +34,8 @@ from edgeser.cli import err, one_line_errors
 @click.option("--peer", "peers", multiple=True, type=click.Choice(["whisper-tiny.en", "whisper-base"]),
               help="Also time CTranslate2's encode() of this packaged Whisper beside the speech encoders (repeat; "
                    "needs ctranslate2 and the model, edgeser[dev,whisper]).")
-@click.option("--ray", "use_ray", is_flag=True, help="Score the accuracy through an edgeser batch job on Ray (a local "
-                                                     "instance, or --ray-address); latency is still measured here.")
-@click.option("--ray-address", default=None, help="A Ray cluster for --ray (auto, host:6379, ray://host:10001).")
-@click.option("--workers", type=int, default=None, help="Recognizer actors for --ray.")
+@ray_options("Recognizer actors for --ray (the accuracy is scored through an edgeser batch job on Ray; "
+             "latency is still measured here).")
 @click.option("--compare", is_flag=True, help="Instead of measuring: merge the result folders given as arguments "
                                               "(several devices) into --out.")
 @click.argument("compare_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -50,6 +48,7 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
     pareto.png to --out."""
     from edgeser.benchmarks import suite
 
+    address, workers = ray_target(use_ray, ray_address, workers)
     if compare_dirs and not compare:
         raise click.UsageError("result folders are arguments of --compare: edgeser bench --compare DIR1 DIR2 --out DIR")
     with one_line_errors():
@@ -67,8 +66,7 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
                                clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,
                                baselines=not no_baselines, device_name=device_name, backend=backend,
                                folds=suite.read_folds(folds_paths) if folds_paths else None, peers=peers,
-                               work=out / "work", ray_address=(ray_address or "local") if use_ray else None,
-                               workers=workers if use_ray else None, progress=err.print)
+                               work=out / "work", ray_address=address, workers=workers, progress=err.print)
         suite.write(result, out)
     click.echo(suite.markdown(result))
     err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")

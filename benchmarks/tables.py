@@ -213,6 +213,29 @@ def service_soak() -> str:
         "`benchmarks/results/service_soak.json`)"
 
 
+def batch_scale() -> str:
+    """Corpus jobs and feature extraction, in this process and on local Ray (``edgeser.benchmarks.batch_scale``)."""
+    r = _load("batch_scale.json")
+    f = r.get("features")
+    lines = ["| way | edgeser batch: files/s | audio s per s | vs this process | records equal | "
+             "evaluate's features: files/s | vs this process | features equal |", "|---|---|---|---|---|---|---|---|"]
+    for way, w in r["ways"].items():
+        fw = f["ways"][way] if f else None
+        feats = (f"{fw['files_per_s']:.1f} | {fw['speed_vs_this_process']:.2f} | "
+                 f"{'yes' if fw['features_equal_this_process'] else '**no**'}") if fw else "n/a | n/a | n/a"
+        lines.append(f"| {way} | {w['files_per_s']:.1f} | {w['audio_s_per_s']:.0f} | "
+                     f"{w['speed_vs_this_process']:.2f} | {'yes' if w['records_equal_this_process'] else '**no**'} | "
+                     f"{feats} |")
+    m, paper = r["machine"], r["on_paper"]
+    nodes = ", ".join(f"{n}: {v:,.0f}" for n, v in paper["nodes"].items())
+    return "\n".join(lines) + f"\n\n({r['files']} RAVDESS files, {r['audio_s']:,.0f} s of audio, for the batch " \
+        f"job; {f['files'] if f else 0} four-class utterances, frame features, for evaluate's; medians of " \
+        f"{r['rounds']} rounds, the ways alternating; Ray started once before, in {r['ray_start_s']:g} s. On paper, " \
+        f"N nodes like this one: {nodes} files/s, the driver's ceiling {paper['driver_ceiling_files_per_s']:,.0f} " \
+        f"files/s ({r['driver_write_ms_per_file']:g} ms per file to write the shards). {m['cpu']}, {m['cores']} " \
+        f"cores, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
+
+
 def fuzz() -> str:
     """What every case of the fuzz suites ended as (``edgeser.benchmarks.fuzz_outcomes``)."""
     r = _load("fuzz_outcomes.json")
@@ -227,7 +250,7 @@ def fuzz() -> str:
 
 TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path,
           "precision": precision, "student": student, "bench": bench, "service_load": service_load,
-          "service_soak": service_soak}
+          "service_soak": service_soak, "batch_scale": batch_scale}
 
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
 

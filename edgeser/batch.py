@@ -311,11 +311,31 @@ def _here(items: Sequence[BatchItem], config: BatchConfig) -> Iterator[tuple[int
 
 def _on_ray(items: Sequence[BatchItem], config: BatchConfig, address: str | None,
             workers: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Ray Data over the items, a pool of :class:`Recognise` actors; records come back in input order."""
+    """The items on Ray through a pool of :class:`Recognise` actors; records come back in input order."""
+    rows = [{"index": it.index, "path": it.path, "resolved": it.resolved, "text": it.text or ""} for it in items]
+    for row in ray_map(rows, Recognise, (config,), address=address, workers=workers, threads=config.threads,
+                       what="running a batch job on Ray"):
+        yield int(row["index"]), json.loads(row["record"])
+
+
+def ray_map(rows: list[dict[str, Any]], worker: type, args: tuple[Any, ...], *, address: str | None,
+            workers: int | None, threads: int = 1, what: str = "running on Ray") -> Iterator[dict[str, Any]]:
+    """Ray Data over ``rows`` through a pool of ``worker`` actors: each is made once (``worker(*args)``, so a
+    bundle is loaded once per actor) and then called with batches of 8 rows as columns, returning columns; the
+    rows it returns come back in input order. ``edgeser batch --ray`` and the torch side's feature extraction
+    (``edgeser evaluate --ray``) run this way.
+
+    Args:
+        address: ``"local"`` or ``None`` starts a local instance (``ray.init()``); ``"auto"`` joins the one
+            ``ray start --head`` started on this machine; ``host:6379`` or ``ray://host:10001`` a cluster.
+        workers: Actors (default: the cluster's CPUs).
+        threads: CPUs each actor asks for (its ONNX Runtime threads).
+        what: For the install message when ray is missing.
+    """
     from edgeser._optional import require
 
-    ray = require("ray", "ray", "running a batch job on Ray")
-    require("ray.data", "ray", "running a batch job on Ray")
+    ray = require("ray", "ray", what)
+    require("ray.data", "ray", what)
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address not in (None, "local"):
@@ -330,12 +350,10 @@ def _on_ray(items: Sequence[BatchItem], config: BatchConfig, address: str | None
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    rows = [{"index": it.index, "path": it.path, "resolved": it.resolved, "text": it.text or ""} for it in items]
-    # batches of 8 files per call: Ray's per-call overhead is paid once per 8 (order is kept either way)
-    ds = ray.data.from_items(rows).map_batches(Recognise, fn_constructor_args=(config,), batch_size=8,
-                                               concurrency=pool, num_cpus=max(1, config.threads))
-    for row in ds.iter_rows():
-        yield int(row["index"]), json.loads(row["record"])
+    # batches of 8 rows per call: Ray's per-call overhead is paid once per 8 (order is kept either way)
+    ds = ray.data.from_items(rows).map_batches(worker, fn_constructor_args=args, batch_size=8, concurrency=pool,
+                                               num_cpus=max(1, threads))
+    yield from ds.iter_rows()
 
 
 def _summarise(target: Path, shards: int, written: int, processed: int, seconds: float, on_ray: bool,

@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -367,6 +367,33 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ray_options(workers_help: str) -> Callable[[F], F]:
+    """``--ray``, ``--ray-address`` and ``--workers``, as ``batch``, ``bench``, ``evaluate``, ``ablate`` and ``train``
+    take them; :func:`ray_target` turns them into the ``ray_address`` / ``workers`` those functions take."""
+    def wrap(command: F) -> F:
+        for option in reversed([
+                click.option("--ray", "use_ray", is_flag=True, help="Run on Ray: a local instance, or the one "
+                                                                    "--ray-address names (needs edgeser[ray])."),
+                click.option("--ray-address", default=None, help="A Ray cluster: auto (the `ray start --head` on "
+                                                                 "this machine), host:6379, or ray://host:10001."),
+                click.option("--workers", type=int, default=None, help=workers_help)]):
+            command = option(command)
+        return command
+    return wrap
+
+
+def ray_target(use_ray: bool, ray_address: str | None, workers: int | None) -> tuple[str | None, int | None]:
+    """``(ray_address, workers)``: ``(None, None)`` without --ray; --ray alone is a local instance."""
+    if (ray_address or workers) and not use_ray:
+        raise click.UsageError("--ray-address and --workers are for --ray")
+    if workers is not None and workers < 1:
+        raise click.UsageError(f"--workers must be at least 1, got {workers}")
+    return ((ray_address or "local"), workers) if use_ray else (None, None)
+
+
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--bundle", "bundle_path", default="default", show_default=True, help="A bundle folder or 'default'.")
@@ -377,11 +404,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
               help="Record files without speech as errors (silero-vad first), as predict does.")
 @click.option("--shard-size", type=int, default=256, show_default=True, help="Files per shard.")
 @click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads per recognizer.")
-@click.option("--ray", "use_ray", is_flag=True, help="Run on Ray: a local instance, or the one --ray-address names "
-                                                     "(needs edgeser[ray]).")
-@click.option("--ray-address", default=None, help="A Ray cluster: auto (the `ray start --head` on this machine), "
-                                                  "host:6379, or ray://host:10001.")
-@click.option("--workers", type=int, default=None, help="Recognizer actors on Ray (default: the cluster's CPUs).")
+@ray_options("Recognizer actors on Ray (default: the cluster's CPUs).")
 @click.option("--overwrite", is_flag=True, help="Start again if --out holds a job of other inputs or settings.")
 def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_check: bool, shard_size: int,
           threads: int, use_ray: bool, ray_address: str | None, workers: int | None, overwrite: bool) -> None:
@@ -389,15 +412,14 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
     shards: one record per file (errors recorded and counted, never fatal), resumable."""
     from edgeser.batch import BatchConfig, read_inputs, run
 
-    if (ray_address or workers) and not use_ray:
-        raise click.UsageError("--ray-address and --workers are for --ray")
+    address, workers = ray_target(use_ray, ray_address, workers)
     with one_line_errors():
         items = read_inputs(source)
         config = BatchConfig(bundle=bundle_path, segments=segments, check_speech=speech_check, threads=threads,
                              shard_size=shard_size)
         with progress_bar(f"{len(items)} files", len(items)) as progress:
-            summary = run(items, out, config, ray_address=(ray_address or "local") if use_ray else None,
-                          workers=workers, overwrite=overwrite, progress=progress)
+            summary = run(items, out, config, ray_address=address, workers=workers, overwrite=overwrite,
+                          progress=progress)
     click.echo(json.dumps(summary, indent=2))
     if summary["errors"]:
         err.print(f"[yellow]{summary['errors']} of {summary['files']} files failed[/] (their records say why: "

@@ -105,6 +105,11 @@ class GraphSpec:
                    outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]))
 
 
+FRAME_LIMIT = 1 << 20
+"""The largest kernel, stride, padding or sample rate a frame formula may hold (a bundle's holds hundreds at most;
+larger values are a damaged manifest, and would overflow the frame arithmetic)."""
+
+
 @dataclass(frozen=True)
 class FrameFormula:
     """How many encoder frames a waveform yields, from the convolutional front end.
@@ -133,6 +138,11 @@ class FrameFormula:
                                   or any(len(p) != 2 or min(p) < 0 for p in self.conv_padding)):
             raise BundleError(f"frame formula padding must be one non-negative (left, right) pair per kernel, got "
                               f"{self.conv_padding}; re-export the bundle")
+        values = [*self.conv_kernel, *self.conv_stride, *(v for p in self.conv_padding for v in p)]
+        if max(values) > FRAME_LIMIT or self.sample_rate > FRAME_LIMIT:
+            raise BundleError(f"frame formula values must be at most {FRAME_LIMIT:,} (kernels {self.conv_kernel}, "
+                              f"strides {self.conv_stride}, padding {self.conv_padding}, rate {self.sample_rate}); "
+                              "re-export the bundle")
 
     @property
     def padding(self) -> tuple[tuple[int, int], ...]:

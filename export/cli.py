@@ -13,7 +13,7 @@ import click
 
 from edgeser import default
 from edgeser.bundle import Bundle, check_out
-from edgeser.cli import err, one_line_errors, progress_bar
+from edgeser.cli import err, one_line_errors, progress_bar, ray_options, ray_target
 
 
 def _require_torch(command: str) -> None:
@@ -82,15 +82,18 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Recipe config (TOML or JSON): data, model, train, output. See export/recipe.py.")
-def evaluate(config_path: Path) -> None:
-    """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]."""
+@ray_options("Feature actors on Ray (default: the cluster's CPUs); the features are the same, in the same cache.")
+def evaluate(config_path: Path, use_ray: bool, ray_address: str | None, workers: int | None) -> None:
+    """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]. With --ray
+    the features (one encoder pass per utterance, the slow part) are computed by a pool of actors on Ray."""
+    address, workers = ray_target(use_ray, ray_address, workers)
     with one_line_errors():
         _require_torch("edgeser evaluate")
         from edgeser.export.recipe import RecipeConfig
         from edgeser.export.recipe import evaluate as run_evaluation
 
         config = RecipeConfig.from_file(config_path)
-        result = run_evaluation(config, progress=err.print)
+        result = run_evaluation(config, progress=err.print, ray_address=address, workers=workers)
     err.print(f"UA {result['ua_mean']:.3f} ± {result['ua_std']:.3f}, WA {result['wa_mean']:.3f} over "
               f"{len(result['ua_per_fold'])} folds; wrote {config.output / 'results.json'} and confusion.png")
 
@@ -100,28 +103,35 @@ def evaluate(config_path: Path) -> None:
               help="Recipe config (TOML or JSON), as for `edgeser evaluate`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write (model bundle + head).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (atomically).")
-def train_cmd(config_path: Path, out: Path, overwrite: bool) -> None:
+@ray_options("Feature actors on Ray (default: the cluster's CPUs); the features are the same, in the same cache.")
+def train_cmd(config_path: Path, out: Path, overwrite: bool, use_ray: bool, ray_address: str | None,
+              workers: int | None) -> None:
     """Train the fusion heads on the whole dataset and write a bundle that can predict (needs edgeser[export])."""
+    address, workers = ray_target(use_ray, ray_address, workers)
     with one_line_errors():
         check_out(out, overwrite)
         _require_torch("edgeser train")
         from edgeser.export.recipe import RecipeConfig, train_bundle
 
-        result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print)
+        result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print,
+                              ray_address=address, workers=workers)
     err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
 
 
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Recipe config (TOML or JSON); its model switches are replaced by each variant's.")
-def ablate(config_path: Path) -> None:
+@ray_options("Feature actors on Ray (default: the cluster's CPUs); the features are the same, in the same cache.")
+def ablate(config_path: Path, use_ray: bool, ray_address: str | None, workers: int | None) -> None:
     """The seed paper's ablation table: speech levels, text only, early/late fusion (needs edgeser[export])."""
+    address, workers = ray_target(use_ray, ray_address, workers)
     with one_line_errors():
         _require_torch("edgeser ablate")
         from edgeser.export.recipe import RecipeConfig
         from edgeser.export.recipe import ablate as run_ablation
 
-        table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print)
+        table = run_ablation(RecipeConfig.from_file(config_path), progress=err.print, ray_address=address,
+                             workers=workers)
     click.echo(table)
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import track
@@ -20,7 +22,7 @@ from edgeser import EmotionRecognizer
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError, InputError
 from edgeser.export.train import Features
-from edgeser.options import SegmentOptions
+from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.pooling import level_features
 
 
@@ -70,25 +72,82 @@ def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, lay
 
 
 def compute(rec: EmotionRecognizer, dataset: Dataset, levels: Sequence[str], use_text: bool, cache: Path,
-            layer: int = -1, segmenter: str = "bundle") -> FeatureSet:
-    """Features of every utterance, read from ``cache`` when present, else computed and written there."""
+            layer: int = -1, segmenter: str = "bundle", *, ray_address: str | None = None,
+            workers: int | None = None) -> FeatureSet:
+    """Features of every utterance, read from ``cache`` when present, else computed and written there: in this
+    process, or on Ray when ``ray_address`` (``"local"``, ``"auto"``, a cluster) or ``workers`` is given (a pool
+    of :class:`FeatureWorker` actors, each loading the bundle once, through :func:`edgeser.batch.ray_map`; the
+    same features, the same cache)."""
     folder = cache / f"{dataset.name}-{cache_key(rec, levels, use_text, layer, segmenter)}"
     folder.mkdir(parents=True, exist_ok=True)
-    items, indices, failures = [], [], []
-    for i, utt in enumerate(track(dataset.utterances, description=f"features ({dataset.name})")):
-        path = folder / f"{hashlib.sha1(utt.id.encode()).hexdigest()[:20]}.npz"
-        if path.is_file():
+    paths = [folder / f"{hashlib.sha1(u.id.encode()).hexdigest()[:20]}.npz" for u in dataset.utterances]
+    todo = [i for i, path in enumerate(paths) if not path.is_file()]
+    settings = (levels, use_text, layer, segmenter)
+    on_ray = ray_address is not None or workers is not None  # there the actors write the cache files
+    computed = (_on_ray(rec, dataset, todo, paths, settings, ray_address, workers) if on_ray
+                else ((i, _write_features(rec, dataset.utterances[i], settings, paths[i])) for i in todo))
+    failed: dict[int, str] = {}
+    for i, error in track(computed, total=len(todo), description=f"features ({dataset.name})"):
+        if error is not None:
+            failed[i] = error
+    items, indices = [], []
+    for i, path in enumerate(paths):
+        if i not in failed:
             with np.load(path) as z:
-                feats = {k: z[k] for k in z.files}
-        else:
-            try:
-                feats = utterance_features(rec, utt, levels, use_text, layer, segmenter)
-            except (EdgeserError, ValueError) as e:
-                failures.append((utt.id, str(e)))
-                continue
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, **feats)  # type: ignore[arg-type]
-            tmp.replace(path)
-        items.append(feats)
-        indices.append(i)
+                items.append({k: z[k] for k in z.files})
+            indices.append(i)
+    failures = [(dataset.utterances[i].id, failed[i]) for i in sorted(failed)]
     return FeatureSet(items, np.array(indices, dtype=np.int64), failures)
+
+
+Settings = tuple[Sequence[str], bool, int, str]
+"""levels, use_text, layer, segmenter: what :func:`utterance_features` is asked for."""
+
+
+def _write_features(rec: EmotionRecognizer, utt: Utterance, settings: Settings, path: Path) -> str | None:
+    """Compute an utterance's features into ``path`` (written to a temporary name, then renamed); returns the
+    reason when it has none (unreadable audio, a transcript that cannot be aligned)."""
+    try:
+        feats = utterance_features(rec, utt, *settings)
+    except (EdgeserError, ValueError) as e:
+        return str(e)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **feats)  # type: ignore[arg-type]
+    tmp.replace(path)
+    return None
+
+
+UTTERANCE_COLUMNS = ("id", "path", "speaker", "group", "label", "transcript")
+
+
+class FeatureWorker:
+    """One Ray actor of :func:`compute`: the bundle loaded once (with the driver's runtime options), then
+    utterances in (as Ray Data columns), their features written to the cache file each row names, and the reason
+    for none out. On a cluster the cache folder must be storage every node shares, as the audio is."""
+
+    def __init__(self, bundle: str, options: RuntimeOptions, settings: Settings) -> None:
+        self.rec = EmotionRecognizer.from_bundle(bundle, options)
+        self.settings = settings
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {"index": [], "error": []}
+        for k, index in enumerate(batch["index"]):
+            given = {c: batch[c][k] for c in UTTERANCE_COLUMNS}
+            utt = Utterance(id=str(given["id"]), path=Path(given["path"]) if given["path"] else None,
+                            speaker=str(given["speaker"]), group=str(given["group"]), label=str(given["label"]),
+                            transcript=str(given["transcript"]) if given["transcript"] else None)
+            out["index"].append(int(index))
+            out["error"].append(_write_features(self.rec, utt, self.settings, Path(batch["cache"][k])) or "")
+        return out
+
+
+def _on_ray(rec: EmotionRecognizer, dataset: Dataset, todo: list[int], paths: list[Path], settings: Settings,
+            address: str | None, workers: int | None) -> Iterator[tuple[int, str | None]]:
+    from edgeser.batch import ray_map
+
+    rows = [{"index": i, "cache": str(paths[i].resolve()),
+             **{c: "" if (v := getattr(dataset.utterances[i], c)) is None else str(v) for c in UTTERANCE_COLUMNS}}
+            for i in todo]
+    for row in ray_map(rows, FeatureWorker, (str(rec.bundle.path), rec.options, tuple(settings)), address=address,
+                       workers=workers, threads=max(1, rec.options.threads), what="computing features on Ray"):
+        yield int(row["index"]), (str(row["error"]) or None)

@@ -153,11 +153,13 @@ class Prepared:
     folds: list[tuple[list[int], list[int]]]
 
 
-def prepare(config: RecipeConfig, progress: Callable[[str], None] = print) -> Prepared:
-    """:func:`check`, then the features (cached), with failures reported and folds mapped onto them."""
+def prepare(config: RecipeConfig, progress: Callable[[str], None] = print, *, ray_address: str | None = None,
+            workers: int | None = None) -> Prepared:
+    """:func:`check`, then the features (cached; on Ray when ``ray_address`` or ``workers`` is given, see
+    :func:`edgeser.export.features.compute`), with failures reported and folds mapped onto them."""
     dataset, rec, fusion = check(config)
     features = compute(rec, dataset, config.levels, config.use_text, config.cache or config.output / "cache",
-                       config.layer, config.segmenter)
+                       config.layer, config.segmenter, ray_address=ray_address, workers=workers)
     for utt_id, reason in features.failures:
         progress(f"skipped {utt_id}: {reason}")
     position = {int(i): k for k, i in enumerate(features.indices)}
@@ -179,9 +181,11 @@ def cross_validate(run: Prepared, fusion: FusionConfig, items: list[Features], t
     return FoldScores.from_folds(matrices)
 
 
-def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Cross-validate the configured heads; writes ``results.json`` and ``confusion.png`` to the output folder."""
-    run = prepare(config, progress)
+def evaluate(config: RecipeConfig, progress: Callable[[str], None] = print, *, ray_address: str | None = None,
+             workers: int | None = None) -> dict[str, Any]:
+    """Cross-validate the configured heads; writes ``results.json`` and ``confusion.png`` to the output folder.
+    ``ray_address`` / ``workers``: compute the features on Ray (:func:`prepare`)."""
+    run = prepare(config, progress, ray_address=ray_address, workers=workers)
     dataset, features = run.dataset, run.features
     scores = cross_validate(run, run.fusion, features.items, config.train, progress)
     result = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
@@ -207,11 +211,12 @@ ABLATION: tuple[tuple[str, dict[str, Any]], ...] = (
 """The seed paper's ablation: speech granularities, text alone, and the fusion strategies."""
 
 
-def ablate(config: RecipeConfig, progress: Callable[[str], None] = print) -> str:
+def ablate(config: RecipeConfig, progress: Callable[[str], None] = print, *, ray_address: str | None = None,
+           workers: int | None = None) -> str:
     """Cross-validate every :data:`ABLATION` variant on the same folds and features; returns a Markdown table
     (also written to ``ablation.md`` and ``ablation.json`` in the output folder)."""
     full = RecipeConfig(**{**config.__dict__, "levels": LEVELS, "use_text": True, "early": True, "late": True})
-    run = prepare(full, progress)
+    run = prepare(full, progress, ray_address=ray_address, workers=workers)
     dataset, features, folds = run.dataset, run.features, run.folds
     rows = []
     for name, switches in ABLATION:
@@ -229,11 +234,12 @@ def ablate(config: RecipeConfig, progress: Callable[[str], None] = print) -> str
 
 
 def train_bundle(config: RecipeConfig, out: Path, *, overwrite: bool = False,
-                 progress: Callable[[str], None] = print) -> dict[str, Any]:
+                 progress: Callable[[str], None] = print, ray_address: str | None = None,
+                 workers: int | None = None) -> dict[str, Any]:
     """Train the configured heads on every utterance and write ``config.bundle`` plus the fusion head to ``out``."""
     from edgeser.export.pipeline import add_fusion
 
-    run = prepare(config, progress)
+    run = prepare(config, progress, ray_address=ray_address, workers=workers)
     dataset, rec, features = run.dataset, run.rec, run.features
     model = fit(run.fusion, features.items, run.labels, config.train)
     exposed = len(rec.speech.exposed_layers) if rec.bundle.manifest.speech else 1

@@ -169,3 +169,45 @@ def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpu
     config.write_text(config.read_text().replace("seeds = 2", "seeds = 0"))
     with pytest.raises(ConfigError, match=r"\[train\] seeds"):
         RecipeConfig.from_file(config)
+
+
+def test_features_on_ray_are_the_sequential_ones(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    """edgeser evaluate --ray: two feature actors on a local Ray instance write the same features (every array,
+    bit for bit) and the same failures (an unreadable file) as this process, and the command's results equal
+    the run without Ray."""
+    ray = pytest.importorskip("ray", reason="Ray runs need edgeser[ray]")
+    from edgeser import EmotionRecognizer
+    from edgeser.datasets import open_dataset
+    from edgeser.export.features import compute
+
+    (corpus.parent / "audio" / "u7.wav").write_text("not audio")
+    dataset = open_dataset(corpus)
+    rec = EmotionRecognizer.from_bundle(tiny_bundle)
+    levels = ("frame", "phone", "syllable", "word")
+    here = compute(rec, dataset, levels, True, tmp_path / "here")
+    config = write_config(tmp_path, corpus, tiny_bundle)
+    try:
+        there = compute(rec, dataset, levels, True, tmp_path / "there", ray_address="local", workers=2)
+        cli = CliRunner().invoke(main, ["evaluate", "--config", str(config), "--ray", "--workers", "2"])
+    finally:
+        ray.shutdown()
+    assert there.failures == here.failures and len(here.failures) == 1 and "u7" in here.failures[0][0]
+    assert there.indices.tolist() == here.indices.tolist() == list(range(7))
+    for a, b in zip(here.items, there.items, strict=True):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert cli.exit_code == 0, cli.output
+    on_ray = json.loads((tmp_path / "run" / "results.json").read_text())
+    shutil.rmtree(tmp_path / "run")
+    assert CliRunner().invoke(main, ["evaluate", "--config", str(config)]).exit_code == 0
+    alone = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_ray["ua_per_fold"] == alone["ua_per_fold"] and on_ray["confusion"] == alone["confusion"]
+    assert on_ray["failures"] == alone["failures"] and len(alone["failures"]) == 1
+
+
+def test_ray_options_without_ray_are_refused(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
+    config = write_config(tmp_path, corpus, tiny_bundle)
+    for extra in (["--workers", "2"], ["--ray-address", "auto"]):
+        result = CliRunner().invoke(main, ["evaluate", "--config", str(config), *extra])
+        assert result.exit_code == 2 and "are for --ray" in result.output
+    result = CliRunner().invoke(main, ["ablate", "--config", str(config), "--ray", "--workers", "0"])
+    assert result.exit_code == 2 and "at least 1" in result.output
