@@ -1,9 +1,11 @@
-"""The README's two set-up commands, each run on a fresh clone and timed.
+"""The README's set-up commands, each run on a fresh clone and timed.
 
-The commands are read from the README itself (the first two ``bash`` blocks of its Quickstart: the main job, then
-the tests), so what is timed is what a new user types. Each runs in its own fresh ``git clone`` of the current
-commit (with ``../shared`` linked beside it, as CI has it), one after the other; pip's cache is whatever this
-machine has (warm when packages were installed before; say so when quoting).
+The commands are read from the README itself, so what is timed is what a new user types: ``main`` and ``tests``
+are the first two ``bash`` blocks of its Quickstart (the main job, then the tests); every other block whose first
+line is ``# on a fresh clone: NAME`` is ``NAME`` (the corpus-job, Triton and TensorRT-target commands). Each runs
+in its own fresh ``git clone`` of the current commit (with ``../shared`` linked beside it, as CI has it), one
+after the other; pip's cache is whatever this machine has (warm when packages were installed before; say so
+when quoting). ``--only NAME ...`` runs those and keeps the file's other entries (each records its commit).
 
     python -m edgeser.benchmarks.readme_commands --out benchmarks/results/readme_commands.json
 """
@@ -23,12 +25,14 @@ from edgeser.benchmarks.suite import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def readme_commands(readme: Path) -> list[str]:
-    """The first two ``bash`` blocks after ``## Quickstart``."""
+def readme_commands(readme: Path) -> dict[str, str]:
+    """``main`` and ``tests`` (the first two ``bash`` blocks after ``## Quickstart``) and every block named by a
+    ``# on a fresh clone: NAME`` first line."""
     text = readme.read_text()
-    quick = text[text.index("## Quickstart") :]
-    blocks = re.findall(r"```bash\n(.*?)```", quick, re.S)
-    return [b.strip() for b in blocks[:2]]
+    quick = re.findall(r"```bash\n(.*?)```", text[text.index("## Quickstart") :], re.S)
+    named = {m.group(1): m.group(2).strip()
+             for m in re.finditer(r"```bash\n# on a fresh clone: (\S+)\n(.*?)```", text, re.S)}
+    return {"main": quick[0].strip(), "tests": quick[1].strip(), **named}
 
 
 def run(command: str, shared: Path | None) -> dict[str, object]:
@@ -53,15 +57,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--only", nargs="+", default=None, help="run only these commands (main, tests, or a block name)")
     args = ap.parse_args()
-    main_cmd, test_cmd = readme_commands(ROOT / "README.md")
-    result = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "), "machine": machine(),
-              "main": run(main_cmd, args.shared), "tests": run(test_cmd, args.shared),
-              "command": f"python -m edgeser.benchmarks.readme_commands --out {args.out}"}
+    commands = readme_commands(ROOT / "README.md")
+    names = args.only or list(commands)
+    unknown = sorted(set(names) - set(commands))
+    if unknown:
+        raise SystemExit(f"README.md has no commands named {unknown}; it has {sorted(commands)}")
+    result = json.loads(args.out.read_text()) if args.only and args.out.is_file() else {}
+    result.update({"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "), "machine": machine(),
+                   "command": f"python -m edgeser.benchmarks.readme_commands --out {args.out}"})
+    for name in names:
+        result[name] = run(commands[name], args.shared)
+        r = result[name]
+        print(f"{name}: exit {r['exit_status']} in {r['seconds']} s; {r['pytest_summary'] or ''}")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for k in ("main", "tests"):
-        r = result[k]
-        print(f"{k}: exit {r['exit_status']} in {r['seconds']} s; {r['pytest_summary'] or ''}")  # type: ignore[index]
 
 
 if __name__ == "__main__":

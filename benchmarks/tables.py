@@ -236,6 +236,38 @@ def batch_scale() -> str:
         f"cores, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
 
 
+def tensorrt_ready() -> str:
+    """``quantize --target tensorrt`` beside ``--target cpu`` on the default model (benchmarks/tensorrt_ready.py)."""
+    r = _load("tensorrt_ready.json")
+    lat = r["speech_latency_4s_1_thread"]
+    lines = ["| target | graph | Q / DQ nodes | zero points (type: count) | not 0 | integer ops | TensorRT parser "
+             "problems | kept in float by the guard | MB (weights by type) | speech graph on ORT CPU, vs FP32 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def weights(x: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in x["weight_megabytes_by_type"].items() if v >= 0.05)
+
+    for target, t in r["targets"].items():
+        for g, x in t.get("graphs", {}).items():
+            if not x["converted"]:
+                continue
+            zps = ", ".join(f"{k}: {v}" for k, v in x["zero_points_by_type"].items()) or "none"
+            ops = ", ".join(f"{k} {v}" for k, v in x["integer_ops"].items()) or "none"
+            speed = f"{lat[target]['p50_ms']:.1f} ms, {lat[target]['vs_fp32']:.2f}x" if g == "speech" else ""
+            lines.append(f"| {target} | {g} | {x['QuantizeLinear']} / {x['DequantizeLinear']} | {zps} | "
+                         f"{x['zero_points_not_0']} | {ops} | {x['tensorrt_parser_problems']} | "
+                         f"{x['kept_float']} | {x['megabytes']:.1f} ({weights(x)}) | {speed} |")
+    m = r["machine"]
+    guards = "; ".join(f"{t}: unseen-speaker UA {100 * c['guard']['unseen_speakers']['parent_ua']:.1f} → "
+                       f"{100 * c['guard']['unseen_speakers']['variant_ua']:.1f}"
+                       for t, c in r["targets"].items() if "unseen_speakers" in c.get("guard", {}))
+    p = r["parent_speech_graph"]
+    return "\n".join(lines) + f"\n\n(the parent's speech graph: {p['megabytes']:.1f} MB ({weights(p)}); " \
+        f"FP32 speech graph {lat['fp32']['p50_ms']:.1f} ms on 4 s of audio, 1 thread, " \
+        f"medians of {r['rounds']} interleaved rounds; the guard as by default ({guards}); {m['cpu']}, " \
+        f"{m['cores']} cores, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
+
+
 def fuzz() -> str:
     """What every case of the fuzz suites ended as (``edgeser.benchmarks.fuzz_outcomes``)."""
     r = _load("fuzz_outcomes.json")
@@ -250,7 +282,8 @@ def fuzz() -> str:
 
 TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path,
           "precision": precision, "student": student, "bench": bench, "service_load": service_load,
-          "service_soak": service_soak, "batch_scale": batch_scale}
+          "service_soak": service_soak, "batch_scale": batch_scale,
+          "tensorrt_ready": tensorrt_ready}
 
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
 

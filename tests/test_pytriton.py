@@ -15,15 +15,21 @@ import pytest
 from tests.conftest import DATA
 
 
-def test_real_audio_through_triton_equals_the_runtime(tmp_path: Path) -> None:
+def run_check(module: str, port: int, tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    """``python -m edgeser.benchmarks.<module>`` against PyTriton's server; its result file."""
     pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
                                            '(pip install ".[cpu,pytriton]"; see edgeser/pytriton_serve.py)')
     pytest.importorskip("tritonclient.http")
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, "-m", "edgeser.benchmarks.pytriton_check", "--port", "8140", "--data",
+    done = subprocess.run([sys.executable, "-m", f"edgeser.benchmarks.{module}", "--port", str(port), "--data",
                            str(DATA), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(out.read_text())
+    result: dict = json.loads(out.read_text())  # type: ignore[type-arg]
+    return result
+
+
+def test_real_audio_through_triton_equals_the_runtime(tmp_path: Path) -> None:
+    result = run_check("pytriton_check", 8140, tmp_path)
     if result["started_s"] is None:
         pytest.skip(f"PyTriton's server did not start here: {result['server_log_tail']}")
     assert result["all_equal_labels"] and result["max_abs_difference"] < 1e-5
@@ -34,14 +40,7 @@ def test_the_written_repository_on_a_real_triton_server(tmp_path: Path) -> None:
     """`edgeser triton`'s repository under PyTriton's tritonserver: as written, the pipeline model loads and the
     ONNX Runtime graph models are refused for want of that backend (the reason recorded); with Python-backend
     stand-ins running the same model.onnx files, real audio gives the runtime's prediction."""
-    pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
-                                           '(pip install ".[cpu,pytriton]"; see edgeser/pytriton_serve.py)')
-    pytest.importorskip("tritonclient.http")
-    out = tmp_path / "repo.json"
-    done = subprocess.run([sys.executable, "-m", "edgeser.benchmarks.triton_repo_check", "--port", "8150", "--data",
-                           str(DATA), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(out.read_text())
+    result = run_check("triton_repo_check", 8150, tmp_path)
     if result["with_stand_ins"]["ready_s"] is None:
         pytest.skip(f"Triton's server did not start here: {result['server_log_tail']}")
     written = result["as_written"]["models"]

@@ -125,10 +125,12 @@ def test_text_that_is_not_a_json_object_is_answered_and_the_stream_goes_on(runni
             assert json.loads(ws.recv(timeout=5))["type"] == "error"
         send_all(ws, pcm(tones(("silence", 0.3), ("tone", 0.6), ("silence", 0.5))))
         ws.send(json.dumps({"sample_rate": 8000}))  # too late: after audio
-        assert "before the first audio" in json.loads(ws.recv(timeout=5))["error"]
         ws.send(json.dumps({"type": "end"}))
         messages = [json.loads(m) for m in ws]
-    assert [m["type"] for m in messages] == ["utterance", "end"]
+    # the utterance's result comes when it is ready: before or after the answer to the late format (a race CI saw)
+    errors = [m for m in messages if m["type"] == "error"]
+    assert len(errors) == 1 and "before the first audio" in errors[0]["error"]
+    assert [m["type"] for m in messages if m["type"] != "error"] == ["utterance", "end"]
 
 
 def test_audio_format_checks() -> None:
