@@ -337,7 +337,8 @@ def ray_map(rows: list[dict[str, Any]], worker: type, args: tuple[Any, ...], *, 
     ray = require("ray", "ray", what)
     require("ray.data", "ray", what)
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.WARNING}
         if address not in (None, "local"):
             kwargs["address"] = address
         try:
@@ -349,9 +350,12 @@ def ray_map(rows: list[dict[str, Any]], worker: type, args: tuple[Any, ...], *, 
                                "`ray start --head`, or leave out --ray-address for a local instance") from e
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
+    context.enable_progress_bars = False  # the caller's progress bar counts the rows; Ray Data's INFO lines go too
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     # batches of 8 rows per call: Ray's per-call overhead is paid once per 8 (order is kept either way)
-    ds = ray.data.from_items(rows).map_batches(worker, fn_constructor_args=args, batch_size=8, concurrency=pool,
+    ds = ray.data.from_items(rows).map_batches(worker, fn_constructor_args=args, batch_size=8,
+                                               compute=ray.data.ActorPoolStrategy(size=pool),
                                                num_cpus=max(1, threads))
     yield from ds.iter_rows()
 
