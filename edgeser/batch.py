@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -337,17 +338,20 @@ def ray_map(rows: list[dict[str, Any]], worker: type, args: tuple[Any, ...], *, 
     ray = require("ray", "ray", what)
     require("ray.data", "ray", what)
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "logging_level": logging.WARNING}
+        # "local" is a new instance even where RAY_ADDRESS is set or a `ray start` here left its address behind
+        # (ray.init() with no address would join that cluster, or retry it for minutes when it has stopped)
+        kwargs: dict[str, Any] = {"address": address or "local", "include_dashboard": False,
+                                  "log_to_driver": False, "logging_level": logging.WARNING}
         if address not in (None, "local"):
-            kwargs["address"] = address
+            _answers(address, ray)
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
             from edgeser.errors import BackendError
 
             raise BackendError(f"cannot reach Ray at {address or 'a new local instance'} ({e}); start one with "
-                               "`ray start --head`, or leave out --ray-address for a local instance") from e
+                               "`ray start --head`, or leave out --ray-address for a local instance; a cluster "
+                               f"with token authentication also needs {TOKEN_HINT}") from e
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False  # the caller's progress bar counts the rows; Ray Data's INFO lines go too
@@ -358,6 +362,34 @@ def ray_map(rows: list[dict[str, Any]], worker: type, args: tuple[Any, ...], *, 
                                                compute=ray.data.ActorPoolStrategy(size=pool),
                                                num_cpus=max(1, threads))
     yield from ds.iter_rows()
+
+
+TOKEN_HINT = ("RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) here: Ray turns "
+              "authentication on for `ray start --head` once that file exists, and joins an address named "
+              "explicitly without it")
+
+
+def _answers(address: str, ray: Any) -> None:
+    """Fail at once where ``ray.init`` would retry for minutes: the address (``auto``: ``RAY_ADDRESS``, or the
+    cluster the last ``ray start`` on this machine recorded) must take a TCP connection within 5 s."""
+    from edgeser.errors import BackendError
+
+    target = address
+    if address == "auto":
+        try:
+            target = os.environ.get("RAY_ADDRESS") or ray._private.utils.read_ray_address()
+        except AttributeError:  # Ray moved its private helper: let ray.init find the cluster
+            return
+        if not target:
+            raise BackendError("--ray-address auto: no Ray cluster has been started on this machine; start one "
+                               "with `ray start --head`, or leave out --ray-address for a local instance")
+    host, _, port = target.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        seen = address if target == address else f"{address} (the cluster last recorded here, {target})"
+        raise BackendError(f"cannot reach Ray at {seen}: {e}; start a head there with `ray start --head`, "
+                           "or leave out --ray-address for a local instance") from e
 
 
 def _summarise(target: Path, shards: int, written: int, processed: int, seconds: float, on_ray: bool,

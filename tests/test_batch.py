@@ -4,7 +4,14 @@ Parquet equal to JSONL, and Ray giving exactly the sequential run's records."""
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +147,63 @@ def test_on_ray_the_records_are_the_sequential_runs(corpus: Path, tmp_path: Path
     assert scored == evaluate(EmotionRecognizer.from_bundle("default"), labelled(corpus), keep_predictions=True)
     assert summary["backend"] == "ray" and summary["workers"] == 2
     assert stable(list(read_records(tmp_path / "ray"))) == stable(list(read_records(tmp_path / "here")))
+
+
+def test_on_a_cluster_that_ray_start_began(corpus: Path, tmp_path: Path) -> None:
+    """``ray start --head`` (token authentication on, as Ray turns it on once ~/.ray/auth_token exists), joined by
+    its address and by ``auto``: the sequential run's records; an address where nothing listens is refused at
+    once, in one line; once the head has gone, ``--ray`` alone still starts a local instance."""
+    pytest.importorskip("ray", reason="Ray runs need edgeser[ray]")
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard=false", "--disable-usage-stats"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    edgeser = [sys.executable, "-c", "from edgeser.cli import main; main()", "batch", str(corpus), "--shard-size", "2"]
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(port):
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(0.5)
+        runs = {"address": ([f"127.0.0.1:{port}"], env),
+                "auto": (["auto"], {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"})}
+        for name, (address, run_env) in runs.items():
+            done = subprocess.run([*edgeser, "--out", str(tmp_path / name), "--ray", "--ray-address", *address,
+                                   "--workers", "2"], env=run_env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert json.loads(done.stdout)["backend"] == "ray"
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # a throwaway head, its GCS and raylet with it (SIGTERM drains 30 s)
+        head.wait()
+    run(read_inputs(corpus), tmp_path / "here", BatchConfig(shard_size=2))
+    for name in runs:
+        assert stable(list(read_records(tmp_path / name))) == stable(list(read_records(tmp_path / "here")))
+    t0 = time.monotonic()
+    done = subprocess.run([*edgeser, "--out", str(tmp_path / "nowhere"), "--ray", "--ray-address",
+                           f"127.0.0.1:{free_port()}"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "cannot reach Ray at 127.0.0.1:" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and time.monotonic() - t0 < 60
+    # --ray alone is a new local instance, though RAY_ADDRESS and the address file name the head that has gone
+    done = subprocess.run([*edgeser, "--out", str(tmp_path / "local"), "--ray", "--workers", "1"],
+                          env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert stable(list(read_records(tmp_path / "local"))) == stable(list(read_records(tmp_path / "here")))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def labelled(corpus: Path) -> list:  # type: ignore[type-arg]
