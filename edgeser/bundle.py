@@ -338,7 +338,7 @@ class Manifest:
                 fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None,
                 engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])),
                 speaker_fusion=FusionSection.from_dict(d["speaker_fusion"]) if d.get("speaker_fusion") else None)
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:  # int(inf): Overflow
+        except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as e:  # int(inf): Overflow
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
 

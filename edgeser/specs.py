@@ -6,7 +6,7 @@ runtime its input checks, and (later) TensorRT its optimization profiles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,13 @@ FRAME_LIMIT = 1 << 20
 larger values are a damaged manifest, and would overflow the frame arithmetic)."""
 
 
+def _padding_pair(p: Any) -> tuple[int, int]:
+    """A convolution's ``[left, right]`` padding from bundle.json (a ValueError for anything else)."""
+    if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) != 2:
+        raise ValueError(f"speech.frames.conv_padding entries are [left, right] pairs, got {p!r}")
+    return int(p[0]), int(p[1])
+
+
 @dataclass(frozen=True)
 class FrameFormula:
     """How many encoder frames a waveform yields, from the convolutional front end.
@@ -208,7 +215,7 @@ class FrameFormula:
         formula = cls(conv_kernel=tuple(int(k) for k in d["conv_kernel"]),
                       conv_stride=tuple(int(s) for s in d["conv_stride"]),
                       sample_rate=int(d["sample_rate"]),
-                      conv_padding=tuple((int(p[0]), int(p[1])) for p in d.get("conv_padding", ())))
+                      conv_padding=tuple(_padding_pair(p) for p in d.get("conv_padding", ())))
         for key in ("hop_samples", "receptive_field", "offset_samples"):
             if key in d and int(d[key]) != getattr(formula, key):
                 raise BundleError(f"bundle.json: speech.frames.{key} is {d[key]} but the kernels and strides "

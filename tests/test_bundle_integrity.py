@@ -99,6 +99,7 @@ def test_links_out_of_the_bundle_and_huge_manifests_are_refused(bundle: Path, tm
     (lambda d: d["files"]["fusion.onnx"].update(bytes=1 << 40), "from 0 to 8589934592"),
     (lambda d: d["speech"]["frames"].update(hop_samples=float("inf")), "OverflowError"),  # found by the fuzz in CI
     (lambda d: d["speech"]["frames"]["conv_padding"][1].__setitem__(1, 9.223372036854776e18), "at most"),  # CI fuzz
+    (lambda d: d["speech"]["frames"]["conv_padding"].__setitem__(2, ""), "pairs"),  # CI fuzz: an IndexError
     (lambda d: d["speech"].update(normalize_input=True), "normalize_input"),
     (lambda d: d["speech"].update(exposed_layers=[7]), "at most num_layers"),
     (lambda d: d["speech"]["spec"]["inputs"][0].update(dtype="float16"), "type tensor\\(float\\)"),
