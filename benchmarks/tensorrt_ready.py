@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,14 @@ def graph_report(path: Path) -> dict[str, Any]:
 def time_speech(bundles: dict[str, Path], rounds: int) -> dict[str, Any]:
     """Speech-graph latency on 4 s of audio, 1 thread, the variants interleaved; medians, and each over FP32."""
     from edgeser import EmotionRecognizer
+    from edgeser.benchmarks.stats import time_interleaved
     from edgeser.options import RuntimeOptions
 
     recs = {k: EmotionRecognizer.from_bundle(p, RuntimeOptions(threads=1)) for k, p in bundles.items()}
     wave = (0.1 * np.sin(np.linspace(0, 4000, 64000))).astype(np.float32)
     wave += np.random.default_rng(0).normal(0, 0.01, wave.size).astype(np.float32)
-    for rec in recs.values():
-        rec.encode(wave, sample_rate=16000)  # warm
-    ms: dict[str, list[float]] = {k: [] for k in recs}
-    for _ in range(rounds):
-        for k, rec in recs.items():
-            t0 = time.perf_counter()
-            rec.encode(wave, sample_rate=16000)
-            ms[k].append(1000 * (time.perf_counter() - t0))
+    seconds = time_interleaved({k: partial(rec.encode, wave, sample_rate=16000) for k, rec in recs.items()}, rounds)
+    ms = {k: [1000 * t for t in v] for k, v in seconds.items()}
     fp32 = statistics.median(ms["fp32"])
     return {k: {"p50_ms": round(statistics.median(v), 2), "vs_fp32": round(statistics.median(v) / fp32, 2)}
             for k, v in ms.items()}
