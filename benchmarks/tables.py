@@ -285,6 +285,115 @@ TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, 
           "service_soak": service_soak, "batch_scale": batch_scale,
           "tensorrt_ready": tensorrt_ready}
 
+def _stamp(r: dict[str, Any], name: str) -> str:
+    """Where a result file's figures were measured (from its provenance block)."""
+    p = r["provenance"]
+    m = p["machine"]
+    flags = ", ".join(m["cpu_flags"]) or "none of avx2/avx512/vnni/amx"
+    return (f"({m['cpu']}, {m['cores']} cores, flags {flags}; commit {p['commit']}, {p['date'][:10]}; "
+            f"`{p['command']}`; `benchmarks/results/{name}`)")
+
+
+CORPUS_NAMES = {"ravdess": "RAVDESS (English, acted)", "emodb": "EmoDB (German, acted)",
+                "turev": "TurEV (Turkish words, no neutral)"}
+
+
+def generalisation_loco() -> str:
+    r = _load("generalisation.json")
+    site = r["site_profile"]
+    lines = ["| left-out corpus (never trained on) | UA | WA | eGeMAPS + LR, same training: UA | minus eGeMAPS [95%] | "
+             "previous default: UA | minus previous [95%] | ECE raw → calibrated | UA with a site profile (its "
+             "unlabelled audio) |", "|---|---|---|---|---|---|---|---|---|"]
+    for c, row in r["loco"].items():
+        prev = row.get("previous")
+        cal = r["calibration"]["per_corpus"][c]
+        lines.append(f"| {CORPUS_NAMES[c]} | **{pct(row['chosen']['ua'])}** | {pct(row['chosen']['wa'])} | "
+                     f"{pct(row['egemaps']['ua'])} | {interval(row['vs_egemaps'])} | "
+                     f"{pct(prev['ua']) if prev else '- (trained on it)'} | {interval(row.get('vs_previous'))} | "
+                     f"{cal['ece_raw']:.2f} → {cal['ece_calibrated']:.2f} | {pct(site[c]['all'])} "
+                     f"({site[c]['all_minutes']:.0f} min) |")
+    mean = sum(row["chosen"]["ua"] for row in r["loco"].values()) / len(r["loco"])
+    lines.append(f"| mean | **{pct(mean)}** | | {pct(sum(x['egemaps']['ua'] for x in r['loco'].values()) / 3)} | "
+                 f"| | | | {pct(site['mean_all'])} |")
+    return "\n".join(lines) + f"\n\n{r['chosen']}. {_stamp(r, 'generalisation.json')}"
+
+
+def generalisation_selection() -> str:
+    r = _load("generalisation.json")
+    lines = ["| recipe (leave-one-corpus-out) | RAVDESS UA | EmoDB UA | TurEV UA | mean | held-out RAVDESS under the "
+             "robot's conditions | score |", "|---|---|---|---|---|---|---|"]
+    for name, row in sorted(r["selection"].items(), key=lambda kv: -kv[1].get("score", kv[1]["mean_ua"] / 2)):
+        cells = [pct(row["loco"][c]["ua"]) if c in row["loco"] else "-" for c in ("ravdess", "emodb", "turev")]
+        mean = pct(row["mean_ua"]) + ("" if row["all_corpora_scored"] else " (2 corpora)")
+        robot = pct(row["ravdess_conditions_mean_ua"]) if "ravdess_conditions_mean_ua" in row else "-"
+        score = pct(row["score"]) if "score" in row else "-"
+        mark = "**" if name == r["chosen"] else ""
+        lines.append(f"| {mark}{name}{mark} | {' | '.join(cells)} | {mean} | {robot} | {score} |")
+    return "\n".join(lines) + ("\n\n(the robot's conditions: trimmed, padded, babble and pink noise at 20/10/5/0 dB, "
+                               "rooms of RT60 0.3/0.6/1.0 s; score: the mean of the two columns before it) "
+                               f"{_stamp(r, 'generalisation.json')}")
+
+
+def generalisation_folds() -> str:
+    r = _load("generalisation.json")
+    lines = ["| speakers held out | this model: UA (per fold) | WA | previous default: UA | minus previous [95%] | "
+             "eGeMAPS + LR: UA | minus eGeMAPS [95%] |", "|---|---|---|---|---|---|---|"]
+    for c, row in r["speaker_folds"].items():
+        what = "RAVDESS, 5 actor folds" if c == "ravdess" else f"EmoDB, leave one speaker out ({row['folds']})"
+        per_fold = " / ".join(pct(u) for u in row["chosen"]["fold_ua"])
+        lines.append(f"| {what} | **{pct(row['chosen']['ua'])}** ({per_fold}) "
+                     f"| {pct(row['chosen']['wa'])} | {pct(row['previous']['ua'])} | {interval(row['vs_previous'])} | "
+                     f"{pct(row['egemaps']['ua'])} | {interval(row['vs_egemaps'])} |")
+    return "\n".join(lines) + "\n\n(the other corpora are in every fold's training; the previous default's recipe " \
+        f"trains on RAVDESS only) {_stamp(r, 'generalisation.json')}"
+
+
+def generalisation_robustness() -> str:
+    r = _load("generalisation.json")
+    rob = r["robustness"]
+    order = ["whole files", "trimmed", "padded", "stream path"] + [k for k in rob if k.startswith("babble")] + \
+        [k for k in rob if k.startswith("pink")] + [k for k in rob if k.startswith("reverb")]
+    lines = ["| RAVDESS, 5 actor folds | this model: UA | same label as the whole file | previous default: UA | "
+             "same label |", "|---|---|---|---|---|"]
+    for k in order:
+        a, b = rob[k]["chosen"], rob[k]["previous"]
+        lines.append(f"| {k} | {pct(a['ua'])} | {pct(a['same_label'])}% | {pct(b['ua'])} | {pct(b['same_label'])}% |")
+    n = r["narration"]
+    narr = ["", "| read narration (LibriSpeech, " + str(n["utterances"]) + " talkers) | " +
+            " | ".join(n["chosen"]) + " |", "|---|" + "---|" * len(n["chosen"])]
+    for who in ("chosen", "previous"):
+        narr.append(f"| {'this model' if who == 'chosen' else 'previous default'} | " +
+                    " | ".join(f"{pct(v)}%" for v in n[who].values()) + " |")
+    site = r["site_profile"].get("narration")
+    if site is not None:
+        narr.append(f"| this model, site profile ({site['site_profile_minutes']:.0f} min of other LibriSpeech "
+                    "talkers) | " + " | ".join(f"{pct(v)}%" for v in site["shares"].values()) + " |")
+    cov = ["", "| coverage (most confident share, all three corpora left out in turn) | UA | WA | "
+           "min_confidence that keeps it |", "|---|---|---|---|"]
+    for c in r["calibration"]["coverage"]:
+        cov.append(f"| {pct(c['coverage'])}% | {pct(c['ua'])} | {pct(c['wa'])} | {c['min_confidence']:.2f} |")
+    return "\n".join(lines + narr + cov) + f"\n\n{_stamp(r, 'generalisation.json')}"
+
+
+def generalisation_site() -> str:
+    r = _load("generalisation.json")
+    s = r["site_profile"]
+    lines = ["| left-out corpus | no profile | site profile: 1 min | 5 min | 20 min | all its unscored audio |",
+             "|---|---|---|---|---|---|"]
+    for c in ("ravdess", "emodb", "turev"):
+        row = s[c]
+        cells = [f"{pct(row[k]['mean'])} ({pct(row[k]['min'])}-{pct(row[k]['max'])})" if k in row else "-"
+                 for k in ("1 min", "5 min", "20 min")]
+        lines.append(f"| {CORPUS_NAMES[c]} | {pct(row['none'])} | {' | '.join(cells)} | {pct(row['all'])} "
+                     f"({row['all_minutes']:.0f} min) |")
+    return "\n".join(lines) + "\n\n(mean of 5 random draws of that much audio, min-max in brackets) " \
+        f"{_stamp(r, 'generalisation.json')}"
+
+
+TABLES.update({"generalisation_loco": generalisation_loco, "generalisation_selection": generalisation_selection,
+               "generalisation_folds": generalisation_folds, "generalisation_robustness": generalisation_robustness,
+               "generalisation_site": generalisation_site})
+
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
 
 

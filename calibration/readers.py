@@ -6,7 +6,8 @@ calibration loops all take. :class:`OrtReader` adapts any of these iterables to 
 - speech: the waveform as the runtime feeds it (normalised, with its attention mask where the graph has one);
 - text: the transcript's tokens (items without a transcript are skipped);
 - fusion: the pooled speech levels and text embeddings that the FP32 encoders give for the utterance
-  (segmented with the transcript where there is one, decoded otherwise), as :meth:`EmotionRecognizer.predict`.
+  (segmented with the transcript where there is one, decoded otherwise; for a head that reads voiced frames, the
+  speech span's voiced frames), as :meth:`EmotionRecognizer.predict`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
         raise BundleError(f"{rec.bundle.path}: no fusion head to calibrate")
     for i, item in enumerate(cset.items):
         wave = cset.audio(i)
+        if section.frame_mask == "voiced":  # what predict feeds such a head: the speech span's voiced frames
+            encoded, keep = rec.encode_speech(wave)
+            levels = level_features(encoded.hidden_states[:, section.layer], encoded.num_frames, [],
+                                    rec.speech.frames, section.levels, voiced=keep[None])
+            yield head.feeds(levels, None)
+            continue
         encoded = rec.encode(wave, sample_rate=16000)
         try:
             seg = rec.segment_for_fusion(encoded, wave, item.transcript)

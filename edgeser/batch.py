@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 RECORD_FIELDS = ("path", "status", "label", "probabilities", "error", "error_type", "transcript", "duration_s",
-                 "seconds", "timings", "segments")
-"""Every record has these keys (``segments`` is ``None`` unless asked for)."""
+                 "seconds", "timings", "segments", "speaker")
+"""Every record has these keys (``segments`` is ``None`` unless asked for; ``speaker`` unless a profile is given)."""
 JOB = "batch.json"
 SUMMARY = "summary.json"
 
@@ -65,6 +65,8 @@ class BatchConfig:
         check_speech: Refuse files that hold no speech (silero-vad first), as ``edgeser predict`` does.
         threads: ONNX Runtime threads per recognizer (1: the results do not depend on how many workers run).
         shard_size: Files per shard.
+        profile: A speaker or site profile from ``edgeser enroll`` (a JSON file) that every file is predicted with
+            (:class:`edgeser.speaker.SpeakerProfile`); ``batch.json`` records its sha256 beside the path.
     """
 
     bundle: str = "default"
@@ -72,6 +74,7 @@ class BatchConfig:
     check_speech: bool = True
     threads: int = 1
     shard_size: int = 256
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -137,6 +140,12 @@ class Recognise:
         self.config = config
         self.recognizer = EmotionRecognizer.from_bundle(default.resolve(config.bundle),
                                                         RuntimeOptions(threads=config.threads))
+        from edgeser.speaker import SpeakerProfile
+
+        self.profile: SpeakerProfile | None = None
+        if config.profile is not None:
+            self.profile = SpeakerProfile.load(config.profile)
+            self.recognizer.check_profile(self.profile)
         self.recognizer.warm_up()
 
     def record(self, item: BatchItem) -> dict[str, Any]:
@@ -149,7 +158,7 @@ class Recognise:
             rate = self.recognizer.speech.frames.sample_rate
             out["duration_s"] = round(wave.size / rate, 3)
             pred = self.recognizer.predict(wave, item.text, sample_rate=rate, segments=self.config.segments,
-                                           check_speech=self.config.check_speech)
+                                           check_speech=self.config.check_speech, speaker=self.profile)
         except Exception as e:  # recorded and counted; the job goes on
             if not isinstance(e, EdgeserError):
                 log.exception("%s: recognition failed", item.path)
@@ -157,6 +166,7 @@ class Recognise:
         else:
             d = pred.to_dict()
             out.update(status="ok", label=pred.label, probabilities=pred.probabilities, transcript=pred.transcript,
+                       speaker=pred.speaker,
                        timings=d["timings"])
             if self.config.segments and pred.segmentation is not None:
                 out["segments"] = {k: d[k] for k in ("words", "syllables", "phones")}
@@ -179,8 +189,11 @@ def job_description(items: Sequence[BatchItem], config: BatchConfig) -> dict[str
     digest = hashlib.sha256()
     for it in items:
         digest.update(json.dumps([it.path, it.resolved, it.text]).encode() + b"\n")
-    return {"format": "edgeser-batch/1", "files": len(items), "inputs_sha256": digest.hexdigest(),
-            "config": asdict(config)}
+    out = {"format": "edgeser-batch/1", "files": len(items), "inputs_sha256": digest.hexdigest(),
+           "config": asdict(config)}
+    if config.profile is not None:  # a profile rewritten in place is another job
+        out["profile_sha256"] = hashlib.sha256(Path(config.profile).read_bytes()).hexdigest()
+    return out
 
 
 def shard_name(k: int) -> str:

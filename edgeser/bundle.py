@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -36,6 +37,8 @@ MAX_FILES = 256  # the default lists 4 files; a bundle with TensorRT engines for
 MAX_FILE_BYTES = 8 << 30  # one file (a large wav2vec2 graph's external data is about 1.3 GB): more is refused before
 # anything is read or hashed
 FUSION_LEVELS = ("frame", "phone", "syllable", "word")
+FRAME_MASKS = ("all", "voiced")
+"""What a head pools its frames over (:attr:`FusionSection.frame_mask`)."""
 
 
 def strings(value: Any, where: str, *, distinct: bool = False, allowed: tuple[str, ...] | None = None,
@@ -60,6 +63,13 @@ def integer(value: Any, where: str, low: int = 0, high: int | None = None) -> in
         raise BundleError(f"{MANIFEST}: {where} must be a whole number {bounds}, got {str(value)[:40]}; "
                           "re-export the bundle")
     return value
+
+
+def _number(value: Any, where: str) -> float:
+    """A bundle.json finite number (booleans refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BundleError(f"{MANIFEST}: {where} must be a finite number, got {str(value)[:40]}; re-export the bundle")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -206,10 +216,23 @@ class FusionSection:
     """The boundary rule (``SegmentOptions.boundary_rule()``) the head's training segments were cut with;
     prediction cuts its segments the same way, whatever the library's current defaults. ``None`` (bundles
     written before it was recorded): the current defaults."""
+    frame_mask: str = "all"
+    """Which frames the head pools over: ``"voiced"``, the encoder run over the speech span only and the frames of it
+    that silero-vad calls speech (:meth:`edgeser.EmotionRecognizer.encode_speech`), or ``"all"``, every frame of the
+    whole utterance, silence included (bundles written before the choice existed)."""
+    temperature: float = 1.0
+    """The head's probabilities are calibrated as ``softmax(log p / temperature)``, the temperature fitted on
+    corpora the head was scored on but not trained with (:mod:`edgeser.export.multicorpus`); 1: as the graph gives."""
 
     def __post_init__(self) -> None:
         if self.segmenter not in ("bundle", "hama"):
             raise BundleError(f"fusion segmenter must be 'bundle' or 'hama', got {self.segmenter!r}")
+        if self.frame_mask not in FRAME_MASKS:
+            raise BundleError(f"fusion frame_mask must be one of {list(FRAME_MASKS)}, got {self.frame_mask!r}")
+        if self.frame_mask == "voiced" and tuple(self.levels) != ("frame",):
+            raise BundleError(f"a head that pools voiced frames reads frames only, this one reads {list(self.levels)}")
+        if not (isinstance(self.temperature, (int, float)) and 0.05 <= self.temperature <= 20):
+            raise BundleError(f"fusion temperature must be a number from 0.05 to 20, got {self.temperature!r}")
         if self.boundaries is not None:
             from edgeser.options import SegmentOptions
 
@@ -221,7 +244,7 @@ class FusionSection:
     def to_dict(self) -> dict[str, Any]:
         d = {"graph": self.graph, "spec": self.spec.to_dict(), "levels": list(self.levels),
              "uses_text": self.uses_text, "layer": self.layer, "segmenter": self.segmenter,
-             "provenance": self.provenance}
+             "frame_mask": self.frame_mask, "temperature": self.temperature, "provenance": self.provenance}
         if self.boundaries is not None:
             d["boundaries"] = self.boundaries
         return d
@@ -232,7 +255,8 @@ class FusionSection:
                    levels=strings(d["levels"], "fusion levels", distinct=True, allowed=FUSION_LEVELS),
                    uses_text=bool(d["uses_text"]), layer=integer(d["layer"], "fusion layer"),
                    provenance=dict(d.get("provenance", {})),
-                   segmenter=str(d.get("segmenter", "bundle")),
+                   segmenter=str(d.get("segmenter", "bundle")), frame_mask=str(d.get("frame_mask", "all")),
+                   temperature=_number(d.get("temperature", 1.0), "fusion temperature"),
                    boundaries=dict(d["boundaries"]) if d.get("boundaries") is not None else None)
 
 

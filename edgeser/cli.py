@@ -155,9 +155,12 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
     for role, f in (("fusion", m.fusion), ("speaker head", m.speaker_fusion)):
         if f is None:
             continue
-        trained = f"{f.provenance.get('dataset', 'unknown data')} ({f.provenance.get('utterances', '?')} utts)"
+        data = f.provenance.get("dataset", "unknown data")
+        trained = (", ".join(f"{k} ({v.get('utterances', '?')} utts)" for k, v in data.items())
+                   if isinstance(data, dict) else f"{data} ({f.provenance.get('utterances', '?')} utts)")
         t.add_row(role, f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
-                        f"speech layer {f.layer}; trained on {trained}")
+                        f"speech layer {f.layer}, pools {f.frame_mask} frames, temperature {f.temperature:g}; "
+                        f"trained on {trained}")
         if f.provenance.get("configuration"):
             t.add_row("  recipe", f"{f.provenance['configuration']}; {f.provenance.get('chosen_on', '?')}"
                                   + (f"; {f.provenance['normalisation']}" if f.provenance.get("normalisation") else ""))
@@ -270,8 +273,9 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         err.print(f"wrote {textgrid}")
 
 
-def _trusted(keys: tuple[Path, ...]) -> RuntimeOptions:
-    """RuntimeOptions that accept only bundles signed by one of the public key files ``keys`` (none: any)."""
+def _trusted(keys: tuple[Path, ...], min_confidence: float | None = None) -> RuntimeOptions:
+    """RuntimeOptions that accept only bundles signed by one of the public key files ``keys`` (none: any), and
+    abstain below ``min_confidence``."""
     texts = []
     for key in keys:
         try:
@@ -279,7 +283,15 @@ def _trusted(keys: tuple[Path, ...]) -> RuntimeOptions:
         except (OSError, UnicodeDecodeError) as e:
             raise click.UsageError(f"--trust {key}: cannot read it ({e}); pass a .pub file from `edgeser keygen`"
                                    ) from e
-    return RuntimeOptions(trusted_keys=tuple(texts))
+    if min_confidence is not None and not 0 < min_confidence <= 1:
+        raise click.UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
+    return RuntimeOptions(trusted_keys=tuple(texts), min_confidence=min_confidence)
+
+
+MIN_CONFIDENCE = click.option(
+    "--min-confidence", type=float, default=None, metavar="P",
+    help="Say 'uncertain' (with the probabilities) when the top calibrated probability is below P; the model card "
+         "gives the accuracy at each coverage.")
 
 
 TRUST = click.option("--trust", "trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -324,17 +336,19 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and file.")
 @click.option("--speech-check/--no-speech-check", default=True, show_default=True,
               help="Refuse files without speech (silero-vad, shipped with edgeser; about 2x the time).")
+@MIN_CONFIDENCE
 @TRUST
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
             segments: bool, speaker_path: Path | None, as_json: bool, speech_check: bool,
-            trust: tuple[Path, ...]) -> None:
+            min_confidence: float | None, trust: tuple[Path, ...]) -> None:
     """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
     asks for them)."""
     if text is not None and (transcripts is not None or len(audio) > 1):
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
     by_path = _transcripts(transcripts, audio) if transcripts else {}
     with one_line_errors():
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+                                            _trusted(trust, min_confidence))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         rows = []
         failed: list[str] = []
@@ -404,10 +418,13 @@ def ray_target(use_ray: bool, ray_address: str | None, workers: int | None) -> t
               help="Record files without speech as errors (silero-vad first), as predict does.")
 @click.option("--shard-size", type=int, default=256, show_default=True, help="Files per shard.")
 @click.option("--threads", type=int, default=1, show_default=True, help="ONNX Runtime threads per recognizer.")
+@click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A profile from `edgeser enroll` (--site: the site's) that every file is predicted with.")
 @ray_options("Recognizer actors on Ray (default: the cluster's CPUs).")
 @click.option("--overwrite", is_flag=True, help="Start again if --out holds a job of other inputs or settings.")
 def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_check: bool, shard_size: int,
-          threads: int, use_ray: bool, ray_address: str | None, workers: int | None, overwrite: bool) -> None:
+          threads: int, speaker_path: Path | None, use_ray: bool, ray_address: str | None, workers: int | None,
+          overwrite: bool) -> None:
     """Predict every file of SOURCE (a CSV with a 'path' column, or a folder of audio) into JSONL and Parquet
     shards: one record per file (errors recorded and counted, never fatal), resumable."""
     from edgeser.batch import BatchConfig, read_inputs, run
@@ -415,8 +432,11 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
     address, workers = ray_target(use_ray, ray_address, workers)
     with one_line_errors():
         items = read_inputs(source)
+        if speaker_path is not None:
+            SpeakerProfile.load(speaker_path)  # a missing or broken profile is refused before any file
         config = BatchConfig(bundle=bundle_path, segments=segments, check_speech=speech_check, threads=threads,
-                             shard_size=shard_size)
+                             shard_size=shard_size,
+                             profile=str(speaker_path.resolve()) if speaker_path is not None else None)
         with progress_bar(f"{len(items)} files", len(items)) as progress:
             summary = run(items, out, config, ray_address=address, workers=workers, overwrite=overwrite,
                           progress=progress)
@@ -479,9 +499,11 @@ def sign(bundle: Path, key: Path) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The speaker profile to write (JSON).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing profile.")
-def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool) -> None:
-    """A speaker's profile from unlabelled recordings of that one speaker (any speech; a minute or two is best),
-    for `predict --speaker` and `listen --speaker`."""
+@click.option("--site", is_flag=True, help="A site's profile: AUDIO recorded there (one microphone and room), by any "
+                                           "speakers; it adapts the model to the site without labels.")
+def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool, site: bool) -> None:
+    """A speaker's profile from unlabelled recordings of that one speaker (any speech; a minute or two is best), or
+    with --site a site's, for `predict --speaker` and `listen --speaker`."""
     with one_line_errors():
         if out.exists() and not overwrite:
             raise click.UsageError(f"{out}: already exists; choose another --out or pass --overwrite")
@@ -489,9 +511,10 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
         if rec.bundle.manifest.speaker_fusion is None:
             raise BundleError(f"{rec.bundle.path}: this bundle has no head for enrolled speakers; a profile would "
                               "not be used (the default bundle has one)")
-        profile = rec.enroll(list(audio))
+        profile = rec.enroll(list(audio), kind="site" if site else "speaker")
         profile.save(out)
-    err.print(f"[green]wrote[/] {out}: {profile.seconds:.1f} s of speech from {profile.utterances} recordings "
+    err.print(f"[green]wrote[/] {out}: {profile.kind} profile, {profile.seconds:.1f} s of speech from "
+              f"{profile.utterances} recordings "
               f"({profile.frames} frames of encoder layer {rec.speech.exposed_layers[profile.layer]})"
               + (" [yellow]; under 30 s: more audio gives a steadier profile[/]" if profile.seconds < 30 else ""))
 
@@ -525,7 +548,7 @@ def _print_result(r: Any, as_json: bool) -> None:
         click.echo(f"{span} error: {r.error}{dropped}")
         return
     p = r.prediction
-    click.echo(f"{span} {p.label:<8} {p.probabilities[p.label]:.2f}  {r.latency_s * 1000:5.0f} ms  "
+    click.echo(f"{span} {p.label:<8} {max(p.probabilities.values()):.2f}  {r.latency_s * 1000:5.0f} ms  "
                f"{p.transcript or ''}{dropped}")
 
 
@@ -547,11 +570,12 @@ def _print_result(r: Any, as_json: bool) -> None:
 @click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
               help="Learn the speaker's profile from the stream itself, used after SECONDS of speech (one speaker).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@MIN_CONFIDENCE
 @TRUST
 def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channels: int, realtime: bool,
            bundle_path: Path, threshold: float, min_silence_s: float, max_utterance_s: float,
            partial_every: float | None, speaker_path: Path | None, adapt_speaker: float | None,
-           as_json: bool, trust: tuple[Path, ...]) -> None:
+           as_json: bool, min_confidence: float | None, trust: tuple[Path, ...]) -> None:
     """Recognise emotion per utterance of live or recorded audio: one line per utterance."""
     from edgeser import streaming
 
@@ -563,7 +587,8 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         speaker: SpeakerProfile | RunningSpeaker | None = (
             SpeakerProfile.load(speaker_path) if speaker_path is not None
             else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+                                            _trusted(trust, min_confidence))
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
@@ -583,6 +608,8 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
 @click.option("--max-utterance-s", type=float, default=10.0, show_default=True)
 @click.option("--adapt-speaker", type=float, default=None, metavar="SECONDS",
               help="Learn each connection's speaker from its audio, used after SECONDS of speech.")
+@click.option("--speaker", "speaker_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A profile from `edgeser enroll` (--site: the site's) that every connection is predicted with.")
 @click.option("--max-connections", type=int, default=32, show_default=True, help="More are refused (HTTP 503).")
 @click.option("--idle-timeout-s", type=float, default=60.0, show_default=True,
               help="Close a connection that sends nothing for this long.")
@@ -597,8 +624,9 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
                    "--port + 1, metrics on --port + 2; see edgeser/pytriton_serve.py).")
 @TRUST
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
-          adapt_speaker: float | None, max_connections: int, idle_timeout_s: float, queue_size: int,
-          origins: tuple[str, ...], token_env: str | None, use_triton: bool, trust: tuple[Path, ...]) -> None:
+          adapt_speaker: float | None, speaker_path: Path | None, max_connections: int, idle_timeout_s: float,
+          queue_size: int, origins: tuple[str, ...], token_env: str | None, use_triton: bool,
+          trust: tuple[Path, ...]) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
     (protocol and limits in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
     Stops cleanly on Ctrl-C or SIGTERM."""
@@ -608,6 +636,10 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
     from edgeser.service import serve as run_service
     from edgeser.streaming import StreamOptions
 
+    if speaker_path is not None and adapt_speaker is not None:
+        raise click.UsageError("give --speaker PROFILE or --adapt-speaker SECONDS, not both")
+    if use_triton and (speaker_path is not None or adapt_speaker is not None):
+        raise click.UsageError("--speaker and --adapt-speaker are for the WebSocket service, not --triton")
     if use_triton:
         from edgeser.pytriton_serve import serve_triton
 
@@ -624,6 +656,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
                 raise click.ClickException(f"--token-env {token_env}: that environment variable is not set")
         config = ServiceConfig(host=host, port=port, max_connections=max_connections, idle_timeout_s=idle_timeout_s,
                                queue_size=queue_size, origins=origins, token=token, adapt_speaker_s=adapt_speaker,
+                               profile=SpeakerProfile.load(speaker_path) if speaker_path is not None else None,
                                stream=StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s))
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")

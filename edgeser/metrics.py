@@ -108,3 +108,25 @@ class FoldScores:
                 "wa_mean": round(self.wa_mean, 4), "wa_std": round(float(np.std(self.wa)), 4),
                 "ua_per_fold": [round(x, 4) for x in self.ua], "wa_per_fold": [round(x, 4) for x in self.wa],
                 "confusion": self.confusion.tolist()}
+
+
+def expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the gap between confidence (the top probability) and accuracy, averaged over
+    ``bins`` equal-width confidence bins weighted by how many predictions fall in each (Guo et al. 2017).
+
+    Args:
+        probabilities: ``(n, classes)``, rows summing to 1.
+        truth: ``(n,)`` class indices.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(truth)
+    if p.ndim != 2 or p.shape[0] != t.shape[0] or p.shape[0] == 0:
+        raise InputError(f"probabilities {p.shape} and truth {t.shape} must be (n, classes) and (n,), n > 0")
+    confidence, hit = p.max(axis=1), (p.argmax(axis=1) == t)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        rows = which == b
+        if rows.any():
+            gap += rows.mean() * abs(hit[rows].mean() - confidence[rows].mean())
+    return float(gap)

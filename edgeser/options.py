@@ -25,6 +25,8 @@ class RuntimeOptions:
         bundle_digest: Refuse any bundle but the one with this digest (``sha256:...``, as `edgeser inspect` prints).
         trusted_keys: Refuse any bundle not signed by one of these public keys (``ed25519:...``, the text of a
             ``.pub`` file from `edgeser keygen`; see :mod:`edgeser.signing`).
+        min_confidence: Abstain below this: a prediction whose top (calibrated) probability is lower says
+            ``"uncertain"`` as its label and keeps its probabilities (never a silent drop); ``None``: always a label.
     """
 
     threads: int = 0
@@ -36,8 +38,11 @@ class RuntimeOptions:
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     bundle_digest: str | None = None
     trusted_keys: tuple[str, ...] = ()
+    min_confidence: float | None = None
 
     def __post_init__(self) -> None:
+        if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
+            raise InputError(f"min_confidence must be in (0, 1], got {self.min_confidence}")
         if self.bundle_digest is not None and not self.bundle_digest.startswith("sha256:"):
             raise InputError(f"bundle_digest must read 'sha256:<hex>' as `edgeser inspect` prints it, got "
                              f"{self.bundle_digest[:20]!r}")

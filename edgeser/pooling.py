@@ -67,7 +67,8 @@ def pool_batch(hidden: np.ndarray, num_frames: np.ndarray, segments: Sequence[Se
 
 
 def level_features(hidden: np.ndarray, num_frames: np.ndarray, segmentations: Sequence[Segmentation],
-                   frames: FrameFormula, levels: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                   frames: FrameFormula, levels: Sequence[str], voiced: np.ndarray | None = None
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per level, ``(features (batch, positions, dim), mask (batch, positions))`` from one layer's frames.
 
     Args:
@@ -75,11 +76,15 @@ def level_features(hidden: np.ndarray, num_frames: np.ndarray, segmentations: Se
         num_frames: Real frames per utterance.
         segmentations: One per utterance (words, syllables, phones).
         levels: Any of ``frame``, ``phone``, ``syllable``, ``word``.
+        voiced: ``(batch, frames)`` bool, the frames that hold speech (:meth:`edgeser.vad.Voicing.frame_mask`):
+            the frame level's mask keeps only those. Segments (phones, syllables, words) are speech already.
     """
     out = {}
     for level in levels:
         if level == "frame":
             mask = np.arange(hidden.shape[1])[None, :] < np.asarray(num_frames)[:, None]
+            if voiced is not None:
+                mask = mask & np.asarray(voiced, dtype=bool)[:, : hidden.shape[1]]
             out[level] = (np.ascontiguousarray(hidden, dtype=np.float32), mask)
         else:
             pooled, mask = pool_batch(hidden[:, None], num_frames, [s.level(level) for s in segmentations], frames)

@@ -25,6 +25,7 @@ from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
 from edgeser.text import TextTokenizer, check_transcript
+from edgeser.vad import Voicing, voicing
 
 if TYPE_CHECKING:
     from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
@@ -199,6 +200,36 @@ class EmotionRecognizer:
                              num_samples=lengths, layers=section.exposed_layers, hop_s=section.frames.hop_s,
                              timings=Timings(audio_load_s=audio_load_s, speech_encoder_s=t2 - t1))
 
+    def check_profile(self, profile: SpeakerProfile) -> None:
+        """Raise unless ``profile`` (a speaker's or a site's, from :meth:`enroll`) can be used with this bundle: it
+        has a head for profiles, and the profile was made by its speech encoder and layer.
+
+        Raises:
+            BundleError: The bundle has no head for profiles.
+            SpeakerError: The profile was made with another encoder or layer.
+        """
+        fusion = self.bundle.manifest.speaker_fusion
+        if fusion is None or self._speaker_fusion is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a speaker "
+                              "profile cannot be used; predict without --speaker, or use a bundle that has one "
+                              "(the default does)")
+        profile.check(self.speech_sha256, fusion.layer, self.speech.hidden_size, where=str(self.bundle.path))
+
+    def encode_speech(self, wave: np.ndarray, voiced: Voicing | None = None) -> tuple[EncoderOutput, np.ndarray]:
+        """One encoder pass over the speech of one utterance (mono float32 at the bundle's rate, as
+        :meth:`load_audio` gives it): the span silero-vad calls speech (:meth:`edgeser.vad.Voicing.span`), and the
+        mask of its voiced frames (:meth:`~edgeser.vad.Voicing.frame_mask`). What a head with
+        ``frame_mask="voiced"`` reads, in prediction, enrolment and training alike: silence around the speech
+        changes neither. ``voiced``: silero-vad's pass over ``wave``, when the caller has one.
+
+        Returns:
+            The encoder output of the span (batch of 1) and its ``(frames,)`` bool mask.
+        """
+        voiced = voiced or voicing(wave)
+        cut = voiced.span(wave.shape[0])
+        encoded = self._encode_loaded([wave[cut]])
+        return encoded, voiced.frame_mask(self.speech.frames, int(encoded.num_frames[0]), start=cut.start)
+
     def emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
         """The CTC emissions of utterance ``index`` of an :meth:`encode` result, on the bundle's frame grid."""
         frames = self.speech.frames
@@ -286,8 +317,10 @@ class EmotionRecognizer:
         head = m.speaker_fusion or m.fusion
         return head.layer if head is not None else len(self.speech.exposed_layers) - 1
 
-    def enroll(self, audio: Sequence[AudioSource], sample_rate: int | None = None) -> SpeakerProfile:
-        """A speaker's profile from unlabelled recordings of that speaker (any speech, any emotion).
+    def enroll(self, audio: Sequence[AudioSource], sample_rate: int | None = None, *,
+               kind: str = "speaker") -> SpeakerProfile:
+        """A speaker's profile from unlabelled recordings of that speaker (any speech, any emotion), or with
+        ``kind="site"`` a site's, from unlabelled recordings made there (one microphone and room, any speakers).
 
         Raises:
             AudioError: An unusable or silent recording, naming it.
@@ -296,13 +329,18 @@ class EmotionRecognizer:
         if not audio:
             raise SpeakerError("no audio to enrol: pass one or more recordings of the speaker")
         layer = self.speaker_layer()
+        head = self.bundle.manifest.speaker_fusion or self.bundle.manifest.fusion
         stats = SpeakerStats(self.speech.hidden_size)
         for source in audio:
             wave = self.load_audio(source, sample_rate)
             check_not_silent(wave)
-            hidden, _ = self._encode_loaded([wave]).item(0)
-            stats.add(hidden[layer], seconds=wave.shape[0] / self.speech.frames.sample_rate)
-        return stats.profile(self.speech_sha256, layer)
+            if head is not None and head.frame_mask == "voiced":  # the frames the head reads: speech only
+                encoded, keep = self.encode_speech(wave)
+                frames = encoded.item(0)[0][layer][keep]
+            else:
+                frames = self._encode_loaded([wave]).item(0)[0][layer]
+            stats.add(frames, seconds=frames.shape[0] * self.speech.frames.hop_s)
+        return stats.profile(self.speech_sha256, layer, kind)
 
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
@@ -338,12 +376,8 @@ class EmotionRecognizer:
         speaker = running.current() if running is not None else speaker
         fusion, head = self.bundle.manifest.fusion, self._fusion
         if isinstance(speaker, SpeakerProfile):
+            self.check_profile(speaker)
             fusion, head = self.bundle.manifest.speaker_fusion, self._speaker_fusion
-            if fusion is None or head is None:
-                raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a speaker "
-                                  "profile cannot be used; predict without --speaker, or use a bundle that has one "
-                                  "(the default does)")
-            speaker.check(self.speech_sha256, fusion.layer, self.speech.hidden_size, where=str(self.bundle.path))
         if head is None or fusion is None:
             raise BundleError(f"{self.bundle.path}: this bundle has no fusion head, so it cannot predict emotions; "
                               "train one with `edgeser train --config ... --out ...`")
@@ -357,23 +391,34 @@ class EmotionRecognizer:
                              f"{MIN_UTTERANCE_S} s, the stream detector's shortest speech); pass the whole utterance")
         if text is not None:
             check_transcript(text, seconds)
+        t_vad = time.perf_counter()
+        voiced = voicing(wave) if check_speech or fusion.frame_mask == "voiced" else None
+        vad_s = time.perf_counter() - t_vad if voiced is not None else None
         if check_speech:
-            self.check_speech(wave, audio if isinstance(audio, (str, os.PathLike)) else "audio array")
+            self.check_speech(wave, audio if isinstance(audio, (str, os.PathLike)) else "audio array", voiced)
         t1 = time.perf_counter()
-        encoded = self._encode_loaded([wave])
+        keep: np.ndarray | None = None
+        if voiced is not None and fusion.frame_mask == "voiced":
+            encoded, keep = self.encode_speech(wave, voiced)
+        else:
+            encoded = self._encode_loaded([wave])
         t2 = time.perf_counter()
-        seg = (self.segment_for_fusion(encoded, wave, text, options=options, lexicon=lexicon)
-               if segments or self.needs_segments(text) else None)
+        n = int(encoded.num_frames[0])
+        seg = None
+        if segments or self.needs_segments(text):  # timed on the whole utterance, not the speech span
+            whole = encoded if keep is None or fusion.segmenter == "hama" else self._encode_loaded([wave])
+            seg = self.segment_for_fusion(whole, wave, text, options=options, lexicon=lexicon)
         t3 = time.perf_counter()
         frames = encoded.hidden_states[:, fusion.layer]
         if running is not None:  # this utterance joins the estimate for the utterances after it
             layer = self.speaker_layer()
-            running.observe(encoded.hidden_states[0, layer, : int(encoded.num_frames[0])],
-                            wave.shape[0] / self.speech.frames.sample_rate, self.speech_sha256, layer)
+            observed = encoded.hidden_states[0, layer, :n]
+            observed = observed if keep is None else observed[keep]
+            running.observe(observed, observed.shape[0] * self.speech.frames.hop_s, self.speech_sha256, layer)
         if isinstance(speaker, SpeakerProfile):
             frames = speaker.normalise(frames)
         speech = level_features(frames, encoded.num_frames, [seg] if seg is not None else [], self.speech.frames,
-                                fusion.levels)
+                                fusion.levels, voiced=None if keep is None else keep[None])
         t4 = time.perf_counter()
         transcript = text if text is not None else seg.transcript if seg is not None else None
         text_in, text_s = None, None
@@ -396,14 +441,21 @@ class EmotionRecognizer:
         def probabilities(log_probs: np.ndarray) -> dict[str, float]:
             return {label: round(float(p), 6) for label, p in zip(labels, np.exp(log_probs[0]), strict=True)}
 
+        if fusion.temperature != 1.0:  # calibrated (FusionSection.temperature), the branches alike
+            scores = {k: _log_softmax(v / fusion.temperature) for k, v in scores.items()}
         probs = probabilities(scores["scores"])
-        return Prediction(label=max(probs, key=lambda k: probs[k]), probabilities=probs,
+        label = max(probs, key=lambda k: probs[k])
+        if self.options.min_confidence is not None and probs[label] < self.options.min_confidence:
+            label = UNCERTAIN
+        return Prediction(label=label, probabilities=probs,
                           speaker=None if not isinstance(speaker, SpeakerProfile) else
-                          f"{'running estimate' if running is not None else 'profile'} ({speaker.seconds:.0f} s)",
+                          f"{'running estimate' if running is not None else f'{speaker.kind} profile'} "
+                          f"({speaker.seconds:.0f} s)",
                           branches={k.removesuffix("_scores"): probabilities(v) for k, v in scores.items()
                                     if k != "scores"},
                           transcript=transcript, segmentation=seg,
-                          timings=Timings(audio_load_s=t1 - t0, speech_encoder_s=t2 - t1,
+                          voiced_s=voiced.seconds if voiced is not None else None,
+                          timings=Timings(audio_load_s=t_vad - t0, voice_activity_s=vad_s, speech_encoder_s=t2 - t1,
                                           segmentation_s=t3 - t2 if seg is not None else None,
                                           pooling_s=t4 - t3, text_encoder_s=text_s,
                                           fusion_s=t6 - t5))
@@ -455,15 +507,12 @@ class EmotionRecognizer:
 
     def speech_seconds(self, wave: np.ndarray) -> float:
         """Seconds of ``wave`` (16 kHz) that silero-vad calls speech (probability at least 0.5 per 32 ms)."""
-        from edgeser.streaming import CHUNK, SileroVad
+        return voicing(wave).seconds
 
-        vad = SileroVad.shared()  # this call's own state, the process's one session
-        voiced = sum(vad(wave[i : i + CHUNK]) >= 0.5 for i in range(0, wave.size - CHUNK + 1, CHUNK))
-        return float(voiced * CHUNK / SAMPLE_RATE)
-
-    def check_speech(self, wave: np.ndarray, name: object = "audio array") -> None:
-        """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of speech."""
-        speech = self.speech_seconds(wave)
+    def check_speech(self, wave: np.ndarray, name: object = "audio array", voiced: Voicing | None = None) -> None:
+        """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of speech (by
+        ``voiced``, silero-vad's pass over it, when the caller has one)."""
+        speech = (voiced or voicing(wave)).seconds
         if speech < MIN_UTTERANCE_S:
             seconds = wave.size / SAMPLE_RATE
             raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {seconds:.1f} s is voice, by "
@@ -527,6 +576,8 @@ class EmotionRecognizer:
         return f"EmotionRecognizer({str(self.bundle.path)!r}, {self.options!r})"
 
 
+UNCERTAIN = "uncertain"
+"""The label of a prediction below ``RuntimeOptions.min_confidence`` (its probabilities are kept)."""
 MIN_UTTERANCE_S = 0.25  # StreamOptions.min_speech_s: shorter bursts are not utterances
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
               "int32": "tensor(int32)", "bool": "tensor(bool)"}

@@ -15,6 +15,7 @@ class Timings:
     """Wall-clock seconds per stage; ``None`` for stages that did not run."""
 
     audio_load_s: float | None = None
+    voice_activity_s: float | None = None
     speech_encoder_s: float | None = None
     segmentation_s: float | None = None
     pooling_s: float | None = None
@@ -102,6 +103,8 @@ class Prediction:
         timings: Seconds per stage.
         speaker: How the speaker was known (``"profile (118 s)"``, ``"running estimate (34 s)"``), or ``None``:
             the speaker-independent head.
+        voiced_s: Seconds of the audio that silero-vad called speech, where it ran (a head that pools voiced
+            frames, or the speech check); ``None`` where it did not.
     """
 
     label: str
@@ -111,12 +114,15 @@ class Prediction:
     segmentation: Segmentation | None
     timings: Timings
     speaker: str | None = None
+    voiced_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data; ``words``, ``syllables``, ``phones`` and ``alignment_confidence`` appear
         only when segments were computed."""
-        out = {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
-               "transcript": self.transcript, "speaker": self.speaker}
+        out: dict[str, Any] = {"label": self.label, "probabilities": self.probabilities, "branches": self.branches,
+                               "transcript": self.transcript, "speaker": self.speaker}
+        if self.voiced_s is not None:
+            out["voiced_s"] = round(self.voiced_s, 3)
         if self.segmentation is not None:
             seg = self.segmentation.to_dict()
             out |= {"words": seg["words"], "syllables": seg["syllables"], "phones": seg["phones"],

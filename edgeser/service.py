@@ -61,16 +61,16 @@ import numpy as np
 from edgeser._optional import require
 from edgeser.audio import SAMPLE_RATE
 from edgeser.errors import EdgeserError, InputError
-from edgeser.speaker import RunningSpeaker
+from edgeser.speaker import RunningSpeaker, SpeakerProfile
 from edgeser.streaming import (
     AudioStream,
     PcmDecoder,
-    SileroVad,
     StreamOptions,
     StreamResult,
     Utterance,
     guarded,
 )
+from edgeser.vad import SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class ServiceConfig:
         token: When set, the bearer token every connection must present.
         adapt_speaker_s: Learn each connection's speaker, used after this many seconds of its speech
             (:class:`edgeser.speaker.RunningSpeaker`).
+        profile: A site's (or one speaker's) profile from ``edgeser enroll --site`` that every connection is
+            predicted with (:class:`edgeser.speaker.SpeakerProfile`); not with ``adapt_speaker_s``.
         stream: How each connection's audio is cut into utterances.
     """
 
@@ -111,6 +113,7 @@ class ServiceConfig:
     origins: tuple[str, ...] = ()
     token: str | None = None
     adapt_speaker_s: float | None = None
+    profile: SpeakerProfile | None = None
     stream: StreamOptions = field(default_factory=lambda: StreamOptions(backpressure="drop-oldest"))
 
     def __post_init__(self) -> None:
@@ -124,7 +127,9 @@ class ServiceConfig:
                   (self.token is None or len(self.token) >= 16,
                    "token must be at least 16 characters (e.g. from `python -c 'import secrets; "
                    "print(secrets.token_urlsafe())'`)"),
-                  (self.adapt_speaker_s is None or self.adapt_speaker_s > 0, "adapt_speaker_s must be positive")]
+                  (self.adapt_speaker_s is None or self.adapt_speaker_s > 0, "adapt_speaker_s must be positive"),
+                  (self.adapt_speaker_s is None or self.profile is None,
+                   "give a profile or adapt_speaker_s (learn it from the stream), not both")]
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
@@ -203,7 +208,9 @@ class _Session:
         config = service.config
         self.buffer = _AudioBuffer(int(config.max_pending_s * SAMPLE_RATE))
         self.decoder: PcmDecoder | None = None
-        self.speaker = RunningSpeaker(config.adapt_speaker_s) if config.adapt_speaker_s is not None else None
+        self.speaker: SpeakerProfile | RunningSpeaker | None = (
+            config.profile if config.profile is not None
+            else RunningSpeaker(config.adapt_speaker_s) if config.adapt_speaker_s is not None else None)
         self.sent = self.dropped = self.dropped_since_sent = self.audio_dropped = 0
         self.outstanding = 0  # utterances submitted and neither sent nor dropped
         self.open = True
@@ -498,6 +505,8 @@ class Service:
         from websockets.sync.server import serve as ws_serve
         from websockets.typing import Origin
 
+        if self.config.profile is not None:  # refused before listening, not on every utterance
+            self.recognizer.check_profile(self.config.profile)
         self.recognizer.warm_up()  # once for every connection
         self._worker.start()
         try:

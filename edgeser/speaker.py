@@ -6,13 +6,22 @@ one speaker's speech (any speech: no labels), on the layer the bundle's head rea
 z-scored with each training speaker's own statistics (``bundle.json``'s ``speaker_fusion``) then reads the new
 speaker's frames z-scored with the profile.
 
+A profile may also describe a **site**: one microphone, one room, one population, from unlabelled audio recorded
+there by any number of speakers (``kind: "site"``, ``edgeser enroll --site``). The same head reads frames z-scored
+with it: what it removes is then the site's microphone, room and people rather than one voice. Measured
+leave-one-corpus-out in ``benchmarks/results/generalisation.json`` (``site_profile``).
+
 A profile is tied to the encoder that made it (the sha256 of the speech graph and the layer): another
 encoder's frames live in another space, and a profile for them is refused.
 
 File format (JSON, ``format: "edgeser-speaker"``, ``version: 1``)::
 
     {"format": "edgeser-speaker", "version": 1, "encoder_sha256": "<speech graph sha256>", "layer": 2,
-     "dim": 384, "frames": 5120, "seconds": 102.4, "utterances": 32, "mean": [...], "std": [...]}
+     "dim": 384, "frames": 5120, "seconds": 102.4, "utterances": 32, "kind": "speaker", "mean": [...],
+     "std": [...]}
+
+``kind`` (``"speaker"`` or ``"site"``) is optional; files without it are speaker profiles. ``seconds`` counts the
+frames the head reads (speech only, for a head that pools voiced frames).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from edgeser.errors import EdgeserError
 
 FORMAT = "edgeser-speaker"
 VERSION = 1
+PROFILE_KINDS = ("speaker", "site")
 STD_FLOOR = 1e-5
 """Added to the standard deviation, so that a dimension that never moves is not divided by zero."""
 
@@ -49,8 +59,11 @@ class SpeakerProfile:
     frames: int
     seconds: float
     utterances: int
+    kind: str = "speaker"
 
     def __post_init__(self) -> None:
+        if self.kind not in PROFILE_KINDS:
+            raise SpeakerError(f"speaker profile: kind must be one of {list(PROFILE_KINDS)}, got {self.kind!r}")
         if self.mean.shape != self.std.shape or self.mean.ndim != 1 or self.mean.size == 0:
             raise SpeakerError(f"speaker profile: mean {self.mean.shape} and std {self.std.shape} must be one "
                                "equally long vector")
@@ -81,7 +94,7 @@ class SpeakerProfile:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "encoder_sha256": self.encoder_sha256, "layer": self.layer,
                 "dim": self.dim, "frames": self.frames, "seconds": round(self.seconds, 3),
-                "utterances": self.utterances, "mean": [float(v) for v in self.mean],
+                "utterances": self.utterances, "kind": self.kind, "mean": [float(v) for v in self.mean],
                 "std": [float(v) for v in self.std]}
 
     @classmethod
@@ -96,11 +109,12 @@ class SpeakerProfile:
             with np.errstate(over="ignore"):  # a value past float32 becomes inf, which the checks refuse
                 mean, std = np.asarray(d["mean"], dtype=np.float32), np.asarray(d["std"], dtype=np.float32)
             profile = cls(encoder_sha256=str(d["encoder_sha256"]), layer=int(d["layer"]), mean=mean, std=std,
-                          frames=int(d["frames"]), seconds=float(d["seconds"]), utterances=int(d["utterances"]))
+                          frames=int(d["frames"]), seconds=float(d["seconds"]), utterances=int(d["utterances"]),
+                          kind=str(d.get("kind", "speaker")))
             dim = int(d.get("dim", profile.dim))
         except SpeakerError as e:  # the profile's own checks: say which file
             raise SpeakerError(f"{source}: {str(e).removeprefix('speaker profile: ')}; enrol the speaker again") from e
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise SpeakerError(f"{source}: missing or malformed entry ({type(e).__name__}: {e}); enrol the "
                                "speaker again") from e
         if dim != profile.dim:
@@ -166,13 +180,13 @@ class SpeakerStats:
         self.utterances += 1
         self.seconds += seconds
 
-    def profile(self, encoder_sha256: str, layer: int) -> SpeakerProfile:
+    def profile(self, encoder_sha256: str, layer: int, kind: str = "speaker") -> SpeakerProfile:
         if self.count == 0:
             raise SpeakerError("no speech frames to make a speaker profile from; enrol at least one utterance")
         std = np.sqrt(self._m2 / self.count)
         return SpeakerProfile(encoder_sha256=encoder_sha256, layer=layer, mean=self._mean.astype(np.float32),
                               std=std.astype(np.float32), frames=self.count, seconds=self.seconds,
-                              utterances=self.utterances)
+                              utterances=self.utterances, kind=kind)
 
 
 class RunningSpeaker:

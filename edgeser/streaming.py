@@ -3,8 +3,8 @@ pipeline; results come with their time in the stream and the latency from end of
 
 Pieces, each usable alone:
 
-- :class:`SileroVad`: silero-vad's ONNX model (MIT; shipped in ``edgeser/models/vad`` with its licence, run
-  by ONNX Runtime): speech probability per 32 ms.
+- :class:`~edgeser.vad.SileroVad` (in :mod:`edgeser.vad`): silero-vad's ONNX model (MIT; shipped in
+  ``edgeser/models/vad`` with its licence, run by ONNX Runtime): speech probability per 32 ms.
 - :class:`UtteranceDetector`: probabilities → utterances, with padding, minimum speech, minimum silence,
   and a maximum length at which long speech is split (never dropped); optional partial results.
 - Sources: :func:`file_source` (real-time pace or as fast as possible), :func:`pcm_source` (raw 16-bit PCM,
@@ -22,7 +22,6 @@ Pieces, each usable alone:
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import queue
 import sys
@@ -36,116 +35,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from edgeser.audio import SAMPLE_RATE, Resampler, load_audio
-from edgeser.errors import BackendError, BackendUnavailableError, EdgeserError, InputError
+from edgeser.errors import EdgeserError, InputError
 from edgeser.results import Prediction
+from edgeser.vad import CHUNK, SileroVad
 
 log = logging.getLogger(__name__)
-
-CHUNK = 512  # silero-vad's window at 16 kHz: 32 ms
-_CONTEXT = 64
-
-
-SILERO_MODEL = Path(__file__).parent / "models" / "vad" / "silero_vad.onnx"
-"""silero-vad 6.2.3's ONNX model (MIT, Silero Team; its licence beside it), shipped with edgeser so that voice
-activity detection needs nothing but ONNX Runtime (the ``silero-vad`` package declares torch)."""
-SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
-
-
-def silero_model_path() -> Path:
-    """The shipped silero-vad model, checked against its sha256 (once per process)."""
-    return _checked_silero()
-
-
-@functools.lru_cache(maxsize=1)
-def _checked_silero() -> Path:
-    from edgeser.bundle import sha256_file
-
-    if not SILERO_MODEL.is_file():
-        raise BackendUnavailableError(f"{SILERO_MODEL}: missing; this edgeser was installed without its voice "
-                                      "activity model (reinstall it)")
-    if sha256_file(SILERO_MODEL) != SILERO_SHA256:
-        raise BackendUnavailableError(f"{SILERO_MODEL}: not the silero-vad model this edgeser ships (sha256 "
-                                      "differs); reinstall edgeser")
-    return SILERO_MODEL
-
-
-class SileroVad:
-    """Speech probability of each 512-sample (32 ms) chunk of 16 kHz audio, keeping the model's state.
-
-    The state lives in this object and is passed to the model on every call, so one ONNX Runtime session can
-    serve many detectors at once (sessions run concurrently): :meth:`shared` gives one per process, as the
-    WebSocket service uses for every connection. Its shape is read from the graph's ``state`` input (the
-    batch dimension set to 1), and the model's inputs and outputs are checked by name when the session loads.
-    """
-
-    _shared: Any = None
-    _shared_lock = threading.Lock()
-    INPUTS = ("input", "state", "sr")
-
-    def __init__(self, path: Path | None = None, threads: int = 1, session: Any = None) -> None:
-        self._session = session if session is not None else self._new_session(path, threads)
-        self._state_shape = self._layout(self._session)
-        self.reset()
-
-    @staticmethod
-    def _new_session(path: Path | None, threads: int) -> Any:
-        from edgeser._optional import onnxruntime
-
-        ort = onnxruntime()
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path or silero_model_path()), so, providers=["CPUExecutionProvider"])
-
-    @classmethod
-    def _layout(cls, session: Any) -> tuple[int, ...]:
-        """The recurrent state's shape, from the graph: silero-vad 5-6 take ``state`` [2, batch, 128]."""
-        inputs = {i.name: i for i in session.get_inputs()}
-        if tuple(sorted(inputs)) != tuple(sorted(cls.INPUTS)) or len(session.get_outputs()) != 2:
-            raise BackendError(f"not a silero-vad 5/6 model: inputs {sorted(inputs)}, expected {list(cls.INPUTS)} "
-                               "and two outputs (probability, state)")
-        dims = inputs["state"].shape
-        if len(dims) != 3 or not all(isinstance(d, int) for d in (dims[0], dims[2])):
-            raise BackendError(f"silero-vad's state input has shape {dims}; expected [layers, batch, width]")
-        return (dims[0], 1, dims[2])
-
-    @classmethod
-    def shared(cls) -> SileroVad:
-        """A detector with its own state on the process's one silero session (loaded once)."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls._new_session(None, 1)
-        return cls(session=cls._shared)
-
-    def reset(self) -> None:
-        self._state = np.zeros(self._state_shape, dtype=np.float32)
-        self._context = np.zeros((1, _CONTEXT), dtype=np.float32)
-
-    def __call__(self, chunk: np.ndarray) -> float:
-        if chunk.shape != (CHUNK,):
-            raise InputError(f"silero-vad takes chunks of {CHUNK} samples at 16 kHz, got {chunk.shape}")
-        x = np.concatenate([self._context, chunk[None, :].astype(np.float32)], axis=1)
-        out, self._state = self._session.run(None, {"input": x, "state": self._state,
-                                                    "sr": np.array(SAMPLE_RATE, dtype=np.int64)})
-        self._context = x[:, -_CONTEXT:]
-        return float(out[0, 0])
-
-
-class EnergyVad:
-    """A level detector with the same interface: probability 1 when a chunk's RMS is above ``threshold_db``
-    dBFS. For tests with synthetic signals and for quiet, speech-only channels; not a speech detector."""
-
-    def __init__(self, threshold_db: float = -40.0) -> None:
-        self.threshold_db = threshold_db
-
-    def reset(self) -> None:
-        pass
-
-    def __call__(self, chunk: np.ndarray) -> float:
-        rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2)))
-        return 1.0 if 20 * np.log10(max(rms, 1e-10)) > self.threshold_db else 0.0
-
 
 @dataclass(frozen=True)
 class StreamOptions:

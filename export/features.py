@@ -36,18 +36,31 @@ class FeatureSet:
 
 
 def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[str], use_text: bool,
-                       layer: int = -1, segmenter: str = "bundle") -> Features:
-    """``{level: (positions, dim)}`` for the speech levels and ``{"text": (tokens, dim)}``, unpadded."""
+                       layer: int = -1, segmenter: str = "bundle", frame_mask: str = "all",
+                       wave: np.ndarray | None = None) -> Features:
+    """``{level: (positions, dim)}`` for the speech levels and ``{"text": (tokens, dim)}``, unpadded.
+
+    ``frame_mask="voiced"`` reads, at the frame level, what prediction reads for such a head: the speech span's
+    voiced frames (:meth:`edgeser.EmotionRecognizer.encode_speech`). ``wave``: the utterance's audio when it is not
+    ``utt.path``'s as read (an augmented copy, 16 kHz mono float32)."""
     feats: Features = {}
     if levels:
-        if utt.path is None:
-            raise InputError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
-        wave = rec.load_audio(utt.path)
-        encoded = rec.encode(wave, sample_rate=16000)
+        if wave is None:
+            if utt.path is None:
+                raise InputError(f"{utt.id}: speech levels {list(levels)} need audio, this utterance has none")
+            wave = rec.load_audio(utt.path)
+        voiced = None
+        if frame_mask == "voiced":  # what prediction reads: the speech span, its voiced frames
+            if set(levels) != {"frame"}:
+                raise InputError(f"voiced-frame pooling reads frames only, not {list(levels)}")
+            encoded, keep = rec.encode_speech(wave)
+            voiced = keep[None]
+        else:
+            encoded = rec.encode(wave, sample_rate=16000)
         segs = ([rec.segment_for_fusion(encoded, wave, utt.transcript, segmenter=segmenter)]
                 if set(levels) - {"frame"} else [])
         for level, (x, mask) in level_features(encoded.hidden_states[:, layer], encoded.num_frames, segs,
-                                               rec.speech.frames, levels).items():
+                                               rec.speech.frames, levels, voiced=voiced).items():
             feats[level] = x[0][mask[0]]
     if use_text:
         if not utt.transcript:
@@ -58,7 +71,7 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
 
 
 def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, layer: int,
-              segmenter: str = "bundle") -> str:
+              segmenter: str = "bundle", frame_mask: str = "all") -> str:
     """Changes whenever the graphs, the levels, the layer, the segmenter or the boundary rule the segments are
     cut with (the bundle's recorded one, else the library's current defaults) change."""
     files = rec.bundle.manifest.files
@@ -67,22 +80,23 @@ def cache_key(rec: EmotionRecognizer, levels: Sequence[str], use_text: bool, lay
         SegmentOptions().boundary_rule()
     ident = {"graphs": {k: v.sha256 for k, v in sorted(files.items())}, "levels": list(levels), "text": use_text,
              "layer": layer, **({"segmenter": segmenter} if segmenter != "bundle" else {}),
-             **({"boundaries": rule} if set(levels) - {"frame"} else {})}
+             **({"boundaries": rule} if set(levels) - {"frame"} else {}),
+             **({"frame_mask": frame_mask} if frame_mask != "all" else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def compute(rec: EmotionRecognizer, dataset: Dataset, levels: Sequence[str], use_text: bool, cache: Path,
-            layer: int = -1, segmenter: str = "bundle", *, ray_address: str | None = None,
+            layer: int = -1, segmenter: str = "bundle", *, frame_mask: str = "all", ray_address: str | None = None,
             workers: int | None = None) -> FeatureSet:
     """Features of every utterance, read from ``cache`` when present, else computed and written there: in this
     process, or on Ray when ``ray_address`` (``"local"``, ``"auto"``, a cluster) or ``workers`` is given (a pool
     of :class:`FeatureWorker` actors, each loading the bundle once, through :func:`edgeser.batch.ray_map`; the
     same features, the same cache)."""
-    folder = cache / f"{dataset.name}-{cache_key(rec, levels, use_text, layer, segmenter)}"
+    folder = cache / f"{dataset.name}-{cache_key(rec, levels, use_text, layer, segmenter, frame_mask)}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{hashlib.sha1(u.id.encode()).hexdigest()[:20]}.npz" for u in dataset.utterances]
     todo = [i for i, path in enumerate(paths) if not path.is_file()]
-    settings = (levels, use_text, layer, segmenter)
+    settings = (levels, use_text, layer, segmenter, frame_mask)
     on_ray = ray_address is not None or workers is not None  # there the actors write the cache files
     computed = (_on_ray(rec, dataset, todo, paths, settings, ray_address, workers) if on_ray
                 else ((i, _write_features(rec, dataset.utterances[i], settings, paths[i])) for i in todo))
@@ -100,8 +114,8 @@ def compute(rec: EmotionRecognizer, dataset: Dataset, levels: Sequence[str], use
     return FeatureSet(items, np.array(indices, dtype=np.int64), failures)
 
 
-Settings = tuple[Sequence[str], bool, int, str]
-"""levels, use_text, layer, segmenter: what :func:`utterance_features` is asked for."""
+Settings = tuple[Sequence[str], bool, int, str, str]
+"""levels, use_text, layer, segmenter, frame_mask: what :func:`utterance_features` is asked for."""
 
 
 def _write_features(rec: EmotionRecognizer, utt: Utterance, settings: Settings, path: Path) -> str | None:

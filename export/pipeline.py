@@ -174,7 +174,7 @@ FUSION_CASES = ({"frame": 97, "phone": 31, "syllable": 13, "word": 7, "text": 14
 def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, provenance: dict[str, Any],
                segmenter: str = "bundle", exporter: str = "dynamo", tolerance: float = 1e-4, overwrite: bool = False,
                boundaries: dict[str, Any] | None = None, speaker_model: Any = None,
-               speaker_provenance: dict[str, Any] | None = None,
+               speaker_provenance: dict[str, Any] | None = None, frame_mask: str = "all", temperature: float = 1.0,
                progress: Callable[[str], None] = log.info) -> Manifest:
     """A new bundle at ``out``: the files of ``source`` plus the fusion graph of ``model`` (a FusionModel) and,
     when given, ``speaker_model``: the head for enrolled speakers (trained on frames z-scored with each
@@ -183,6 +183,8 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
     Each graph is checked against torch on two shapes other than the trace shape, as the encoders are.
     ``boundaries`` is the boundary rule the training segments were cut with (recorded, and used when
     predicting); by default the library's current rule, which is what ``edgeser.export.features`` uses.
+    ``frame_mask`` is the frames both heads were trained on (``"voiced"`` or ``"all"``, as
+    ``edgeser.export.features.compute`` was asked): prediction pools the same.
     """
     if boundaries is None:
         boundaries = SegmentOptions().boundary_rule()
@@ -201,7 +203,8 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
             hc = head.config
             graph, spec = FusionGraph(head.eval()).eval(), fusion_spec(head)
             section = FusionSection(graph=graph_name, spec=spec, levels=tuple(hc.levels), uses_text=hc.use_text,
-                                    layer=layer, segmenter=segmenter, boundaries=boundaries)
+                                    layer=layer, segmenter=segmenter, boundaries=boundaries, frame_mask=frame_mask,
+                                    temperature=temperature)
             progress(f"exporting {graph_name} ({exporter})")
             t0 = time.perf_counter()
             opset = export_onnx(graph, spec, fusion_example(head, 2, FUSION_TRACE), writer.path(section.graph),

@@ -76,11 +76,13 @@ def predict(model: FusionModel | FusionEnsemble, items: Sequence[Features], batc
 
 def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
           valid: tuple[Sequence[Features], np.ndarray] | None = None,
-          progress: Callable[[int, float, float | None], None] | None = None) -> tuple[FusionModel, dict[str, float]]:
+          progress: Callable[[int, float, float | None], None] | None = None,
+          weights: np.ndarray | None = None) -> tuple[FusionModel, dict[str, float]]:
     """Train a :class:`FusionModel` with AdamW and (optionally) class-balanced cross-entropy (after fixing
     statistics pooling's z-scores from ``items``, when the config pools so).
 
-    With ``valid``, the weights of the epoch with the best validation UA are kept.
+    With ``valid``, the weights of the epoch with the best validation UA are kept. ``weights``: one per item, the
+    loss's weight for it (balancing corpora and classes at once, say); they replace ``class_balanced``.
 
     Returns:
         The model (eval mode) and ``{"epoch", "valid_ua"}`` of the kept weights.
@@ -93,7 +95,10 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
     opt = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
     counts = np.bincount(labels, minlength=config.num_classes).astype(np.float32)
     weight = torch.from_numpy(counts.sum() / (config.num_classes * np.maximum(counts, 1))) \
-        if train_config.class_balanced else None
+        if train_config.class_balanced and weights is None else None
+    item_weight = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
+    if item_weight is not None and item_weight.shape != (len(items),):
+        raise InputError(f"{item_weight.shape[0]} weights for {len(items)} items")
     names = _names(config)
     best: dict[str, float] = {"epoch": -1, "valid_ua": -1.0}
     best_state = None
@@ -104,7 +109,12 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
         for i in range(0, len(order), train_config.batch_size):
             idx = order[i : i + train_config.batch_size]
             scores = model(**collate([items[j] for j in idx], names))["scores"]
-            loss = torch.nn.functional.nll_loss(scores, torch.from_numpy(labels[idx]), weight=weight)
+            target = torch.from_numpy(labels[idx])
+            if item_weight is None:
+                loss = torch.nn.functional.nll_loss(scores, target, weight=weight)
+            else:
+                w = item_weight[idx]
+                loss = (torch.nn.functional.nll_loss(scores, target, reduction="none") * w).sum() / w.sum()
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -124,10 +134,12 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
 
 
 def train_ensemble(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig,
-                   valid: tuple[Sequence[Features], np.ndarray] | None = None) -> FusionEnsemble:
+                   valid: tuple[Sequence[Features], np.ndarray] | None = None,
+                   weights: np.ndarray | None = None) -> FusionEnsemble:
     """``train_config.seeds`` models trained as :func:`train` does (each keeping its best epoch on ``valid``,
     when given) with seeds ``train_config.seed + 0, 1, ...``, averaged (:class:`FusionEnsemble`)."""
-    members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k), valid=valid)[0]
+    members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k), valid=valid,
+                     weights=weights)[0]
                for k in range(train_config.seeds)]
     return FusionEnsemble(members).eval()
 

@@ -225,3 +225,26 @@ def test_scoring_through_a_batch_job_is_metrics_evaluate(corpus: Path, tmp_path:
     want = evaluate(EmotionRecognizer.from_bundle("default"), utts, keep_predictions=True)
     got = batch_evaluate("default", utts, tmp_path / "acc", keep_predictions=True)
     assert got == want and got["failed"] == 2 and got["utterances"] == 3
+
+
+def test_a_site_profile_is_used_for_every_file_and_recorded(corpus: Path, tmp_path: Path) -> None:
+    """``edgeser batch --speaker SITE.json``: every file predicted with the profile (the default's profile head), the
+    record says so, batch.json holds the profile's sha256, and a profile rewritten in place makes another job."""
+    site = tmp_path / "site.json"
+    result = CliRunner().invoke(main, ["enroll", str(SAMPLE), "--site", "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "job"
+    result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(out), "--speaker", str(site)])
+    assert result.exit_code == 0, result.output
+    records = {r["path"]: r for r in read_records(out)}
+    assert records["a.wav"]["speaker"].startswith("site profile") and records["a.wav"]["status"] == "ok"
+    plain = EmotionRecognizer.from_bundle("default").predict(SAMPLE)
+    assert records["a.wav"]["probabilities"] != plain.probabilities  # the profile head, not the plain one
+    job = json.loads((out / "batch.json").read_text())
+    assert job["config"]["profile"] == str(site.resolve()) and len(job["profile_sha256"]) == 64
+    site.write_text(site.read_text().replace('"utterances": 1', '"utterances": 2'))
+    result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(out), "--speaker", str(site)])
+    assert result.exit_code == 1 and "other inputs or settings" in result.output
+    result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(tmp_path / "j2"), "--speaker",
+                                       str(tmp_path / "missing.json")])
+    assert result.exit_code == 1 and "no such speaker profile" in result.output and "Traceback" not in result.output

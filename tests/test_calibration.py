@@ -113,3 +113,23 @@ def test_an_interrupted_rebuild_keeps_the_old_set(corpus: Dataset, tmp_path: Pat
     again = CalibrationSet.load(tmp_path / "s")
     assert again.sha256 == old.sha256 and len(again) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_the_fusion_reader_feeds_a_voiced_head_what_predict_does() -> None:
+    """The shipped default pools voiced frames of the speech span: its INT8 calibration feeds must be those frames
+    (edgeser.EmotionRecognizer.encode_speech), not every frame of the file."""
+    import types
+
+    from edgeser import EmotionRecognizer
+    from edgeser.audio import load_audio
+    from tests.conftest import SAMPLE
+
+    rec = EmotionRecognizer.from_bundle("default")
+    assert rec.bundle.manifest.fusion is not None and rec.bundle.manifest.fusion.frame_mask == "voiced"
+    wave = load_audio(SAMPLE)
+    padded = np.concatenate([np.zeros(24000, np.float32), wave])
+    cset = types.SimpleNamespace(items=[types.SimpleNamespace(transcript=None)], audio=lambda i: padded)
+    (feeds,) = list(feeds_for("fusion", cset, rec))  # type: ignore[arg-type]
+    encoded, keep = rec.encode_speech(padded)
+    assert feeds["frame_mask"].sum() == keep.sum() < rec.encode(padded, sample_rate=16000).num_frames[0]
+    np.testing.assert_allclose(feeds["frame"][0, : keep.size], encoded.hidden_states[0, 0], atol=1e-6)

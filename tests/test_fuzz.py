@@ -117,7 +117,7 @@ MESSAGES = st.lists(st.one_of(
 def service_url() -> Any:
     pytest.importorskip("websockets")
     from edgeser.service import Service, ServiceConfig
-    from edgeser.streaming import EnergyVad
+    from edgeser.vad import EnergyVad
 
     service = Service(REC, ServiceConfig(port=0, idle_timeout_s=5), vad=lambda: EnergyVad(-40))
     ready = threading.Event()

@@ -19,7 +19,8 @@ from websockets.sync.client import connect
 
 from edgeser.audio import SAMPLE_RATE
 from edgeser.service import Service, ServiceConfig, audio_format
-from edgeser.streaming import EnergyVad, StreamOptions
+from edgeser.streaming import StreamOptions
+from edgeser.vad import EnergyVad
 
 SR = SAMPLE_RATE
 
@@ -230,7 +231,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
     script.write_text(
         "import sys, threading, types\n"
         "from edgeser.service import Service, ServiceConfig\n"
-        "from edgeser.streaming import EnergyVad\n"
+        "from edgeser.vad import EnergyVad\n"
         "class R:\n"
         "    def warm_up(self): return 0.0\n"
         "    def predict(self, s, sample_rate, speaker=None):\n"
@@ -299,3 +300,53 @@ def test_a_connection_that_goes_without_end_leaves_no_backlog() -> None:
     service.shutdown()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_a_site_profile_is_checked_once_and_used_for_every_connection() -> None:
+    """``profile`` (``edgeser serve --speaker``): the recognizer checks it before the service listens, and every
+    utterance of every connection is predicted with it."""
+    from edgeser.speaker import SpeakerProfile
+
+    site = SpeakerProfile(encoder_sha256="0" * 64, layer=2, mean=np.zeros(4), std=np.ones(4), frames=10,
+                          seconds=1.0, utterances=1, kind="site")
+    seen: list[Any] = []
+
+    class Recording(Stub):
+        def check_profile(self, profile: Any) -> None:
+            seen.append(("checked", profile))
+
+        def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None) -> types.SimpleNamespace:
+            seen.append(("used", speaker))
+            return super().predict(samples, sample_rate)
+
+    service = Service(Recording(), ServiceConfig(port=0, stream=StreamOptions(pad_s=0.0), profile=site),
+                      vad=lambda: EnergyVad(-40))
+    ready = threading.Event()
+    thread = threading.Thread(target=service.serve, args=(ready,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"ws://127.0.0.1:{ready.server.socket.getsockname()[1]}"  # type: ignore[attr-defined]
+    try:
+        for _ in range(2):  # two connections
+            with connect(url) as ws:
+                send_all(ws, pcm(tones(("silence", 0.3), ("tone", 0.6), ("silence", 0.6))))
+                ws.send(json.dumps({"type": "end"}))
+                assert [json.loads(m)["type"] for m in ws] == ["utterance", "end"]
+    finally:
+        service.shutdown()
+        thread.join(10)
+    assert seen == [("checked", site), ("used", site), ("used", site)]
+    with pytest.raises(ValueError, match="not both"):
+        ServiceConfig(profile=site, adapt_speaker_s=5.0)
+
+
+def test_serve_refuses_a_profile_with_adapt_speaker_or_triton(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+
+    site = tmp_path / "site.json"
+    site.write_text("{}")
+    for extra, says in ((["--adapt-speaker", "5"], "not both"), (["--triton"], "not --triton")):
+        result = CliRunner().invoke(main, ["serve", "--speaker", str(site), *extra])
+        assert result.exit_code == 2 and says in result.output, result.output

@@ -7,7 +7,6 @@ import io
 import itertools
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from edgeser.errors import InputError
 from edgeser.streaming import (
     SAMPLE_RATE,
     AudioStream,
-    EnergyVad,
     Source,
     StreamOptions,
     UtteranceDetector,
@@ -24,6 +22,7 @@ from edgeser.streaming import (
     pcm_source,
     stream,
 )
+from edgeser.vad import EnergyVad
 
 SR = SAMPLE_RATE
 
@@ -175,7 +174,7 @@ def test_options_are_checked() -> None:
 def test_silero_finds_the_speech_in_the_sample() -> None:
     """The shipped silero-vad model (no silero-vad package needed) finds both copies of the sample."""
     from edgeser.audio import load_audio
-    from edgeser.streaming import SileroVad
+    from edgeser.vad import SileroVad
     from tests.conftest import SAMPLE
 
     speech = load_audio(SAMPLE)
@@ -306,35 +305,3 @@ def test_the_microphone_source_is_resampled_by_the_stream_it_feeds(monkeypatch: 
     r = results[0]
     assert r.start_s == pytest.approx(0.6, abs=0.04) and r.end_s == pytest.approx(1.6, abs=0.04)
     assert r.prediction == pytest.approx(SR * 1.0, abs=2 * 512)
-
-
-def test_the_shipped_vad_model_is_checked_and_its_state_layout_read_from_the_graph(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgeser.streaming as streaming
-    from edgeser.errors import BackendError, BackendUnavailableError
-
-    assert streaming.silero_model_path() == streaming.SILERO_MODEL
-    vad = streaming.SileroVad()
-    assert vad._state.shape == (2, 1, 128)  # [layers, batch, width] from the graph's "state" input
-    tampered = tmp_path / "silero_vad.onnx"
-    data = bytearray(streaming.SILERO_MODEL.read_bytes())
-    data[-1] ^= 1
-    tampered.write_bytes(bytes(data))
-    monkeypatch.setattr(streaming, "SILERO_MODEL", tampered)
-    streaming._checked_silero.cache_clear()
-    try:
-        with pytest.raises(BackendUnavailableError, match="sha256 differs"):
-            streaming.silero_model_path()
-    finally:
-        monkeypatch.undo()
-        streaming._checked_silero.cache_clear()
-
-    class OtherModel:  # a graph that is not silero-vad 5/6
-        def get_inputs(self):  # type: ignore[no-untyped-def]
-            return [type("I", (), {"name": "x", "shape": [1, 512]})()]
-
-        def get_outputs(self):  # type: ignore[no-untyped-def]
-            return [object()]
-
-    with pytest.raises(BackendError, match="not a silero-vad 5/6 model"):
-        streaming.SileroVad(session=OtherModel())

@@ -1,0 +1,84 @@
+"""The multi-corpus recipe's arithmetic: two frames stand for an utterance exactly, weights balance corpus and class,
+speaker profiles combine from per-utterance statistics, and augmentation does what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgeser.export import augment as aug  # noqa: E402
+from edgeser.export.model import FusionModel  # noqa: E402
+from edgeser.export.multicorpus import (  # noqa: E402
+    MASKS,
+    Pooled,
+    balanced_weights,
+    speaker_normalised,
+    speaker_profiles,
+    statistics_config,
+    two_frames,
+)
+from edgeser.export.train import collate  # noqa: E402
+from edgeser.speaker import SpeakerProfile, SpeakerStats  # noqa: E402
+
+pytestmark = pytest.mark.export
+
+
+def stats_of(frames: np.ndarray) -> np.ndarray:
+    x = frames.astype(np.float64)
+    return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
+
+
+def test_two_frames_give_the_head_the_statistics_of_every_frame() -> None:
+    rng = np.random.default_rng(0)
+    utterances = [rng.normal(size=(int(rng.integers(5, 80)), 6)).astype(np.float32) * 3 + 1 for _ in range(4)]
+    model = FusionModel(statistics_config(6)).eval()
+    full = model.speech_statistics(collate([{"frame": u} for u in utterances], ["frame"]))
+    two = model.speech_statistics(collate(two_frames(np.stack([stats_of(u) for u in utterances])), ["frame"]))
+    assert torch.allclose(full, two, atol=1e-5)
+
+
+def test_weights_balance_corpora_and_their_classes() -> None:
+    corpus = np.array(["a"] * 10 + ["b"] * 30)
+    labels = np.array([0] * 8 + [1] * 2 + [1] * 10 + [2] * 20)
+    w = balanced_weights(corpus, labels)
+    assert w[corpus == "a"].sum() == pytest.approx(w[corpus == "b"].sum())
+    assert w[(corpus == "a") & (labels == 0)].sum() == pytest.approx(w[(corpus == "a") & (labels == 1)].sum())
+    assert w[(corpus == "b") & (labels == 1)].sum() == pytest.approx(w[(corpus == "b") & (labels == 2)].sum())
+    assert w.sum() == pytest.approx(len(w))
+
+
+def test_speaker_profiles_and_normalisation_match_enrolment() -> None:
+    rng = np.random.default_rng(1)
+    spk = ["s1", "s1", "s2"]
+    frames = [rng.normal(size=(n, 4)).astype(np.float32) * (k + 1) + k for k, n in enumerate((7, 13, 9))]
+    stats = np.stack([stats_of(f) for f in frames])
+    pooled = Pooled(np.stack([stats, stats], 1), np.array([[f.shape[0]] * len(MASKS) for f in frames]))
+    profiles = speaker_profiles(pooled, "voiced", spk)
+    enrolled = SpeakerStats(4)
+    enrolled.add(frames[0])
+    enrolled.add(frames[1])
+    p = enrolled.profile("x" * 64, 0)
+    assert np.allclose(profiles["s1"][0], p.mean, atol=1e-5) and np.allclose(profiles["s1"][1], p.std, atol=1e-5)
+    profile = SpeakerProfile(encoder_sha256="x" * 64, layer=0, mean=p.mean, std=p.std, frames=p.frames,
+                             seconds=0.0, utterances=2)
+    got = speaker_normalised(stats[:1], ["s1"], profiles)[0]
+    assert np.allclose(got, stats_of(profile.normalise(frames[0])), atol=1e-4)
+
+
+def test_augmentation_is_seeded_finite_and_at_the_asked_snr() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    talkers = [(0.1 * rng.standard_normal(24000)).astype(np.float32)]
+    a, done_a = aug.augment(x, np.random.default_rng(5), talkers)
+    b, done_b = aug.augment(x, np.random.default_rng(5), talkers)
+    assert done_a == done_b and np.array_equal(a, b) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.abs(a).max() <= 1.0
+    noise = aug.coloured_noise(x.size, "pink", rng)
+    mixed = aug.add_noise(x, noise, 10.0)
+    assert 20 * np.log10(aug.level(x) / aug.level(mixed - x)) == pytest.approx(10.0, abs=0.01)
+    padded = aug.pad_silence(x, 1.0, 0.5, rng, floor_db=-70)  # below trim's 0.5% of full scale
+    assert padded.size == x.size + 24000 and x.size - 1600 < aug.trim(padded).size < x.size + 1600
+    assert x.size < aug.reverberate(x, 0.6, rng).size <= x.size + int(0.6 * 16000)  # the room's tail, at most RT60
