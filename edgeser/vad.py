@@ -107,15 +107,12 @@ class SileroVad:
     def __call__(self, chunk: np.ndarray) -> float:
         if chunk.shape != (CHUNK,):
             raise InputError(f"silero-vad takes chunks of {CHUNK} samples at 16 kHz, got {chunk.shape}")
-        x = np.concatenate([self._context, chunk[None, :].astype(np.float32)], axis=1)
-        out, self._state = self._session.run(None, {"input": x, "state": self._state, "sr": _RATE})
-        self._context = x[:, -_CONTEXT:]
-        return float(out[0, 0])
+        return float(self.probabilities(chunk)[0])
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
         """The speech probability of every whole chunk of ``wave`` (float32 at 16 kHz), in order, from this
         detector's state (which it leaves after the last chunk): what calling it chunk by chunk gives, in about 60%
-        of the time (one input buffer, no per-chunk checks or copies)."""
+        of the time (one input buffer, no per-chunk checks or copies). The one place the model is stepped."""
         n = wave.size // CHUNK
         out = np.empty(n, dtype=np.float32)
         x = np.empty((1, _CONTEXT + CHUNK), dtype=np.float32)
