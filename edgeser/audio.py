@@ -56,16 +56,25 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
         a = a[:, None]
     elif a.ndim != 2:
         raise AudioError(f"audio array must be (samples,) or (samples, channels), got shape {a.shape}")
+    return pcm_to_float(a)
+
+
+def pcm_to_float(a: np.ndarray) -> np.ndarray:
+    """Samples as float32 in [-1, 1], whatever their shape: float passes through; signed integer PCM (int16, int32)
+    is divided by 2^(bits - 1); unsigned (8-bit WAV) is centred first. The one conversion that :func:`load_audio`,
+    streams (:meth:`edgeser.streaming.Stream.accept_waveform`) and the service use.
+
+    Raises:
+        AudioError: Samples that are neither float nor integer PCM (bool, complex, strings).
+    """
     if a.dtype.kind == "f":
-        out = a.astype(np.float32, copy=False)
-    elif a.dtype.kind == "i":
-        out = (a / float(-np.iinfo(a.dtype).min)).astype(np.float32)
-    elif a.dtype.kind == "u":
+        return a.astype(np.float32, copy=False)
+    if a.dtype.kind == "i":
+        return (a / float(-np.iinfo(a.dtype).min)).astype(np.float32)
+    if a.dtype.kind == "u":
         mid = (np.iinfo(a.dtype).max + 1) / 2
-        out = ((a - mid) / mid).astype(np.float32)
-    else:
-        raise AudioError(f"audio array must hold float or integer PCM samples, got dtype {a.dtype}")
-    return out
+        return ((a - mid) / mid).astype(np.float32)
+    raise AudioError(f"audio array must hold float or integer PCM samples, got dtype {a.dtype}")
 
 
 def load_audio(

@@ -22,6 +22,7 @@ Pieces, each usable alone:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import sys
@@ -34,8 +35,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from edgeser.audio import SAMPLE_RATE, Resampler, load_audio
-from edgeser.errors import EdgeserError, InputError
+from edgeser.audio import SAMPLE_RATE, Resampler, load_audio, pcm_to_float
+from edgeser.errors import AudioError, EdgeserError, InputError
 from edgeser.results import Prediction
 from edgeser.vad import CHUNK, SileroVad
 
@@ -54,8 +55,9 @@ class StreamOptions:
         max_utterance_s: Longer speech is split here; the rest continues as the next utterance.
         partial_every_s: Emit a partial result every this many seconds of ongoing speech (``None``: never).
         queue_size: Utterances waiting for recognition before back-pressure applies.
-        backpressure: ``"drop-oldest"`` (live sources: the oldest waiting utterance is dropped and counted)
-            or ``"block"`` (offline sources: reading waits for recognition).
+        backpressure: ``"drop-oldest"`` (the oldest waiting utterance is dropped and counted), ``"block"``
+            (reading waits for recognition) or ``"auto"``: drop-oldest for live audio (a microphone, a pushed
+            :class:`AudioStream`), block for a file or pipe read as fast as it goes (:meth:`resolved`).
     """
 
     threshold: float = 0.5
@@ -66,7 +68,7 @@ class StreamOptions:
     max_utterance_s: float = 10.0
     partial_every_s: float | None = None
     queue_size: int = 4
-    backpressure: str = "drop-oldest"
+    backpressure: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -75,10 +77,16 @@ class StreamOptions:
             raise InputError("max_utterance_s must be longer than min_speech_s")
         if self.queue_size < 1:
             raise InputError("queue_size must be >= 1")
-        if self.backpressure not in ("drop-oldest", "block"):
-            raise InputError(f"backpressure must be 'drop-oldest' or 'block', got {self.backpressure!r}")
+        if self.backpressure not in ("auto", "drop-oldest", "block"):
+            raise InputError(f"backpressure must be 'auto', 'drop-oldest' or 'block', got {self.backpressure!r}")
         if self.partial_every_s is not None and self.partial_every_s <= 0:
             raise InputError("partial_every_s must be positive")
+
+    def resolved(self, live: bool) -> StreamOptions:
+        """These options with ``backpressure="auto"`` made concrete for a ``live`` source or not."""
+        if self.backpressure != "auto":
+            return self
+        return dataclasses.replace(self, backpressure="drop-oldest" if live else "block")
 
     @property
     def exit_threshold(self) -> float:
@@ -249,7 +257,7 @@ class PcmDecoder:
         data = self._rest + data
         usable = len(data) - len(data) % frame
         self._rest = data[usable:]
-        x = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+        x = pcm_to_float(np.frombuffer(data[:usable], dtype="<i2"))
         if self.channels > 1:
             x = x.reshape(-1, self.channels).mean(axis=1)
         return self._resample(x, last=last)
@@ -374,7 +382,7 @@ class AudioStream:
 
     def __init__(self, recognize: Callable[[np.ndarray], Prediction] | None = None,
                  options: StreamOptions | None = None, vad: Callable[[np.ndarray], float] | None = None) -> None:
-        self.options = options or StreamOptions()
+        self.options = (options or StreamOptions()).resolved(live=True)
         self._recognize = recognize
         self._detector = UtteranceDetector(vad or SileroVad(), self.options)
         self._rate: int | None = None
@@ -388,7 +396,9 @@ class AudioStream:
 
     # ---- feeding (one thread) ----
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
-        """Mono float samples at ``sample_rate`` (the same rate for the whole stream), any number at a time."""
+        """Mono samples at ``sample_rate`` (the same rate for the whole stream), any number at a time: float in
+        [-1, 1], or integer PCM (int16, int32, uint8), scaled as :func:`edgeser.audio.pcm_to_float` scales it for
+        ``predict``."""
         if self._finished:
             raise InputError("audio after input_finished(): create a new stream for new audio")
         if self._rate is None:
@@ -398,7 +408,10 @@ class AudioStream:
         elif sample_rate != self._rate:
             raise InputError(f"this stream's audio is at {self._rate} Hz, got a piece at {sample_rate} Hz: one "
                              "rate per stream")
-        x = np.asarray(samples, dtype=np.float32)
+        try:
+            x = pcm_to_float(np.asarray(samples))
+        except AudioError as e:
+            raise InputError(str(e)) from None
         if x.ndim != 1:
             raise InputError(f"accept_waveform takes mono samples (one dimension), got shape {x.shape}")
         if not np.isfinite(x).all():
@@ -514,7 +527,7 @@ def stream(recognize: Callable[[np.ndarray], Any], source: Source, options: Stre
     drop the oldest (logged and counted); with ``"block"`` (the default for files read as fast as possible)
     reading waits for recognition. Results come out in order.
     """
-    options = options or StreamOptions(backpressure="drop-oldest" if source.live else "block")
+    options = (options or StreamOptions()).resolved(source.live)
     audio = AudioStream(recognize, options, vad)
     results: queue.Queue[Any] = queue.Queue()
 

@@ -128,6 +128,24 @@ def test_block_policy_loses_nothing() -> None:
     assert len(results) == 6 and all(r.dropped_before == 0 and r.latency_s > 0 for r in results)
 
 
+def test_options_given_for_a_file_keep_the_file_from_dropping() -> None:
+    """Options that say nothing of back-pressure ("auto") block for a file read as fast as it goes, as no options
+    do (issue 25, item 2: any StreamOptions used to reset it to drop-oldest), and drop for a live source."""
+    wave = pattern(*([("tone", 0.4), ("silence", 0.4)] * 6))
+    opts = StreamOptions(pad_s=0.0, min_speech_s=0.1, min_silence_s=0.2, queue_size=1)
+    assert opts.backpressure == "auto"
+    assert opts.resolved(live=False).backpressure == "block" and opts.resolved(live=True).backpressure == "drop-oldest"
+
+    def slow(samples: np.ndarray) -> int:
+        time.sleep(0.05)
+        return samples.size
+
+    src = Source((wave[i : i + 4000] for i in range(0, wave.size, 4000)), live=False, name="f")
+    results = list(stream(slow, src, opts, EnergyVad()))
+    assert len(results) == 6 and all(r.dropped_before == 0 for r in results)
+    assert AudioStream(None, opts, EnergyVad()).options.backpressure == "drop-oldest"  # pushed audio is live
+
+
 def test_a_failing_recognizer_gives_an_error_result_and_the_stream_goes_on() -> None:
     """Any exception in recognition (not only EdgeserError: a ValueError of the text normaliser, an ONNX Runtime
     error) becomes that utterance's error; the next utterances are still recognised and the stream ends."""
@@ -220,6 +238,33 @@ def test_audio_stream_pushed_at_48_khz_finds_what_the_detector_finds_at_16_khz()
         assert abs(r.start_s - u.start_s) <= 0.032 and abs(r.end_s - u.end_s) <= 0.032
         assert r.prediction == pytest.approx(u.samples.size, abs=2 * 512)  # the recognizer saw 16 kHz samples
     assert s.samples_accepted == pytest.approx(wave.size, abs=64)
+
+
+def test_integer_pcm_pushed_into_a_stream_is_scaled_as_predict_scales_it() -> None:
+    """int16 samples pushed into a stream reach the recogniser as the same float audio as the float32 samples do,
+    and as load_audio (predict's path) reads them (issue 25, item 1: they used to arrive unscaled)."""
+    from edgeser.audio import load_audio, pcm_to_float
+
+    wave = pattern(("silence", 0.5), ("tone", 1.0), ("silence", 0.8))
+    pcm = np.round(wave * 32767).astype(np.int16)
+    np.testing.assert_array_equal(pcm_to_float(pcm), load_audio(pcm, 16_000))
+
+    def heard(samples: np.ndarray) -> list[np.ndarray]:
+        s = AudioStream(lambda x: x.copy(), StreamOptions(pad_s=0.0, min_speech_s=0.2, min_silence_s=0.3),
+                        EnergyVad(-40))
+        _push(s, samples, SR)
+        s.input_finished()
+        out = []
+        while (r := s.decode()) is not None:
+            out.append(r.prediction)
+        return out
+
+    floats, ints = heard(wave), heard(pcm)
+    assert len(floats) == len(ints) == 1
+    assert np.abs(ints[0]).max() <= 1.0
+    np.testing.assert_allclose(ints[0], floats[0], atol=1e-4)
+    with pytest.raises(InputError, match="dtype bool"):
+        AudioStream(None, StreamOptions(), EnergyVad()).accept_waveform(16_000, np.zeros(160, bool))
 
 
 def test_audio_stream_refuses_what_it_cannot_use() -> None:
