@@ -4,7 +4,9 @@ Protocol (one connection = one audio stream):
 
 - client → server, optional first text message: ``{"sample_rate": 48000, "channels": 1}`` (default 16000, 1;
   rates 8000-192000 Hz, 1-8 channels; anything else is answered with an ``error`` message and the connection
-  is closed with code 1008, since the audio that follows could not be read right);
+  is closed with code 1008, since the audio that follows could not be read right); it may add
+  ``"backpressure": "block"`` (default ``"drop-oldest"``): a client sending a file faster than real time is then
+  read only as fast as its audio is recognised (TCP holds the rest back), so nothing of it is dropped;
 - client → server, binary messages: little-endian signed 16-bit PCM, any size up to
   :attr:`ServiceConfig.max_message_bytes` (a larger message closes the connection with code 1009);
 - client → server, text message ``{"type": "end"}``: no more audio; the utterance in progress is finished;
@@ -90,6 +92,9 @@ class ServiceConfig:
         host / port: Where to listen (port 0: any free port).
         max_connections: Connections served at once; more are refused with HTTP 503.
         idle_timeout_s: A connection that sends nothing for this long is closed.
+        min_audio_share: A connection whose audio, over any ``idle_timeout_s`` window, covers less than this share
+            of that window is closed (code 1008): a slot is for a stream, and a trickle of tiny messages would
+            otherwise hold one for ever. 0 turns it off.
         max_message_bytes: Largest message accepted (1 MiB: 32 s of 16 kHz mono PCM).
         max_pending_s: Audio of one connection waiting for its voice activity detector; older audio is dropped.
         queue_size: Utterances waiting for recognition, all connections together; the oldest is dropped.
@@ -107,6 +112,7 @@ class ServiceConfig:
     port: int = 8765
     max_connections: int = 32
     idle_timeout_s: float = 60.0
+    min_audio_share: float = 0.1
     max_message_bytes: int = 1 << 20
     max_pending_s: float = 10.0
     queue_size: int = 8
@@ -120,6 +126,7 @@ class ServiceConfig:
         checks = [(0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
                   (self.max_connections >= 1, f"max_connections must be >= 1, got {self.max_connections}"),
                   (self.idle_timeout_s > 0, f"idle_timeout_s must be positive, got {self.idle_timeout_s}"),
+                  (0 <= self.min_audio_share <= 1, f"min_audio_share must be in [0, 1], got {self.min_audio_share}"),
                   (1024 <= self.max_message_bytes <= 64 << 20,
                    f"max_message_bytes must be 1 KiB-64 MiB, got {self.max_message_bytes}"),
                   (0 < self.max_pending_s <= 600, f"max_pending_s must be in (0, 600], got {self.max_pending_s}"),
@@ -139,12 +146,26 @@ class ServiceConfig:
                 raise InputError(f"origin {origin!r} must be a scheme and host, such as http://localhost:3000")
 
 
+CONFIG_KEYS = ("sample_rate", "channels", "backpressure")
+"""What a configuration message may hold."""
+
+
+def _closed(connection: Any) -> bool:
+    """Whether a websockets connection has closed (a handshake that failed after :meth:`Service.process_request`
+    let it through never reaches :meth:`Service.handle`)."""
+    from websockets.protocol import State
+
+    return bool(getattr(connection, "state", None) == State.CLOSED)
+
+
 def audio_format(message: dict[str, Any]) -> tuple[int, int]:
     """``(sample_rate, channels)`` of a configuration message; ValueError saying what is allowed."""
     rate, channels = message.get("sample_rate", SAMPLE_RATE), message.get("channels", 1)
     for name, value, low, high in (("sample_rate", rate, *SAMPLE_RATES), ("channels", channels, 1, MAX_CHANNELS)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    if message.get("backpressure", "drop-oldest") not in ("drop-oldest", "block"):
+        raise InputError(f"backpressure must be 'drop-oldest' or 'block', got {message['backpressure']!r}")
     return rate, channels
 
 
@@ -160,8 +181,11 @@ class _AudioBuffer:
         self._closed = False
         self._ready = threading.Condition()
 
-    def put(self, chunk: np.ndarray, arrived: float) -> None:
+    def put(self, chunk: np.ndarray, arrived: float, block: bool = False) -> None:
+        """Add a chunk; over the limit the oldest are dropped, or (``block``) this waits for room instead."""
         with self._ready:
+            while block and self._chunks and self._samples + chunk.size > self.limit and not self._closed:
+                self._ready.wait()
             self._chunks.append((chunk, arrived))
             self._samples += chunk.size
             while self._samples > self.limit and len(self._chunks) > 1:
@@ -178,7 +202,7 @@ class _AudioBuffer:
             if discard:
                 self._chunks.clear()
                 self._samples = 0
-            self._ready.notify()
+            self._ready.notify_all()
 
     def get(self) -> tuple[np.ndarray, float, int] | None:
         """The oldest chunk, its arrival time, and how many samples were dropped just before it."""
@@ -189,6 +213,7 @@ class _AudioBuffer:
                 return None
             chunk, arrived = self._chunks.popleft()
             self._samples -= chunk.size
+            self._ready.notify_all()  # a blocked put may go on
             dropped, self._dropped = self._dropped, 0
             return chunk, arrived, dropped
 
@@ -212,18 +237,21 @@ class _Session:
             config.profile if config.profile is not None
             else RunningSpeaker(config.adapt_speaker_s) if config.adapt_speaker_s is not None else None)
         self.sent = self.dropped = self.dropped_since_sent = self.audio_dropped = 0
+        self.block = False  # the client asked for "backpressure": "block"
         self.outstanding = 0  # utterances submitted and neither sent nor dropped
         self.open = True
         self.lock = threading.Condition()
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque()  # (samples received, time)
         self.detector_thread = threading.Thread(target=self._detect, name="edgeser-ws-vad", daemon=True)
 
-    def audio(self, data: bytes, arrived: float) -> None:
+    def audio(self, data: bytes, arrived: float) -> int:
+        """Decode and buffer one message; returns the 16 kHz samples it held."""
         if self.decoder is None:
             self.decoder = PcmDecoder(SAMPLE_RATE, 1)
         x = self.decoder(data)
         if x.size:
-            self.buffer.put(x, arrived)
+            self.buffer.put(x, arrived, block=self.block)
+        return int(x.size)
 
     def finish_audio(self, discard: bool = False) -> None:
         if discard:
@@ -277,6 +305,8 @@ class _Session:
             self._arrivals.popleft()
         arrived = self._arrivals[0][1] if self._arrivals else time.perf_counter()
         with self.lock:
+            while self.block and self.outstanding > 0 and self.open:  # one at a time: the shared queue never drops it
+                self.lock.wait(1.0)
             self.outstanding += 1
         self.service.submit(_Job(self, u, arrived))
 
@@ -333,6 +363,7 @@ class Service:
         self._ready = threading.Condition()
         self._stopping = False
         self._sessions: set[_Session] = set()
+        self._reserved: set[Any] = set()  # connections let through the handshake, not yet in handle()
         self._sessions_lock = threading.Lock()
         self.counts = {"connections": 0, "refused": 0, "utterances": 0, "dropped": 0, "errors": 0}
         self._dropped_unreported, self._last_drop_warning = 0, -float("inf")
@@ -401,8 +432,11 @@ class Service:
             if not any(hmac.compare_digest(t.encode(), self.config.token.encode()) for t in (given, query) if t):
                 self._count("refused")
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "a valid token is needed\n")
-        with self._sessions_lock:
-            busy = len(self._sessions) >= self.config.max_connections
+        with self._sessions_lock:  # a slot is taken here, in the same lock as the count, so no two take the last
+            self._reserved = {c for c in self._reserved if not _closed(c)}  # handshakes that failed after this
+            busy = len(self._sessions) + len(self._reserved) >= self.config.max_connections
+            if not busy:
+                self._reserved.add(connection)
         if busy:
             self._count("refused")
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
@@ -413,6 +447,7 @@ class Service:
         """Serve one connection (see the module docstring)."""
         session = _Session(self, connection)
         with self._sessions_lock:
+            self._reserved.discard(connection)
             self._sessions.add(session)
         self._count("connections")
         session.detector_thread.start()
@@ -436,7 +471,18 @@ class Service:
         from websockets.exceptions import ConnectionClosed
 
         connection, audio_seen = session.connection, False
+        window_start, window_audio_s = time.perf_counter(), 0.0
         while True:
+            now = time.perf_counter()
+            if now - window_start >= self.config.idle_timeout_s:
+                elapsed = now - window_start
+                if window_audio_s < self.config.min_audio_share * elapsed:
+                    session.send({"type": "error", "error": f"{window_audio_s:.1f} s of audio in {elapsed:.0f} s "
+                                                            f"(under {self.config.min_audio_share:.0%} of real time):"
+                                                            " closing, to free the slot for a stream"})
+                    self._close(connection, 1008, "too little audio")
+                    return False
+                window_start, window_audio_s = now, 0.0
             try:
                 message = connection.recv(timeout=self.config.idle_timeout_s)
             except TimeoutError:
@@ -448,11 +494,11 @@ class Service:
                 return False
             if isinstance(message, bytes):
                 audio_seen = True
-                session.audio(message, time.perf_counter())
+                window_audio_s += session.audio(message, time.perf_counter()) / SAMPLE_RATE
                 continue
             try:
                 data = json.loads(message)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than Python recurses
                 data = None
             if not isinstance(data, dict):
                 session.send({"type": "error", "error": 'text messages must be JSON objects: {"sample_rate": '
@@ -460,7 +506,7 @@ class Service:
                 continue
             if data.get("type") == "end":
                 return True
-            if "sample_rate" in data or "channels" in data:
+            if any(k in data for k in CONFIG_KEYS):
                 if audio_seen:
                     session.send({"type": "error", "error": "the audio format must come before the first audio; "
                                                             "ignored"})
@@ -472,9 +518,10 @@ class Service:
                     self._close(connection, 1008, "bad audio format")
                     return False
                 session.decoder = PcmDecoder(rate, channels)
+                session.block = data.get("backpressure") == "block"
                 continue
             session.send({"type": "error", "error": f"unknown message {sorted(data)}: expected sample_rate / "
-                                                    "channels, or type end"})
+                                                    "channels / backpressure, or type end"})
 
     def _close(self, connection: Any, code: int, reason: str) -> None:
         """Close, reading (and dropping) what the client still sends until it answers: a reader that stops

@@ -24,17 +24,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("audio")
     ap.add_argument("--url", default="ws://127.0.0.1:8765")
-    ap.add_argument("--fast", action="store_true", help="send as fast as possible instead of in real time")
+    ap.add_argument("--fast", action="store_true", help="send as fast as the server recognises (it holds the rest "
+                                                        "back: nothing is dropped) instead of in real time")
     args = ap.parse_args()
     wave, rate = sf.read(args.audio, dtype="int16", always_2d=True)
     pad = np.zeros((rate, wave.shape[1]), dtype=np.int16)  # a second of silence ends the last utterance
     pcm = np.concatenate([wave, pad])
     with connect(args.url) as ws:
-        ws.send(json.dumps({"sample_rate": rate, "channels": wave.shape[1]}))
+        # --fast: the server reads only as fast as it recognises, so a file is never dropped to keep up
+        ws.send(json.dumps({"sample_rate": rate, "channels": wave.shape[1],
+                            "backpressure": "block" if args.fast else "drop-oldest"}))
+        lost = []
 
         def receive() -> None:
             for message in ws:
                 print(message, flush=True)
+                m = json.loads(message)
+                if m.get("type") == "end" and (m.get("dropped") or m.get("audio_dropped_s")):
+                    lost.append(f"the server dropped {m['dropped']} utterance(s) and {m['audio_dropped_s']} s of "
+                                "audio to keep up (use --fast to send a file without loss)")
 
         reader = threading.Thread(target=receive)
         reader.start()
@@ -45,6 +53,8 @@ def main() -> None:
                 time.sleep(0.1)
         ws.send(json.dumps({"type": "end"}))
         reader.join()
+    if lost:
+        raise SystemExit(f"warning: {lost[0]}")
 
 
 if __name__ == "__main__":

@@ -203,6 +203,106 @@ def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: 
     assert len(warnings) == 1 <= end["dropped"]  # one warning per DROP_WARNING_EVERY_S, not one per drop
 
 
+@pytest.mark.parametrize("running", [({"queue_size": 1, "max_pending_s": 1.0}, Stub(delay_s=0.3))], indirect=True)
+def test_a_blocking_client_loses_nothing_however_fast_it_sends(running: tuple[Service, str]) -> None:
+    """With "backpressure": "block", a file sent as fast as it goes into a slow recognizer, a queue of one and a
+    1 s buffer: every utterance answered, nothing dropped (issue 25, item 3: the example client's --fast lost 3 of
+    6 utterances)."""
+    _, url = running
+    wave = tones(*[p for _ in range(8) for p in (("tone", 0.4), ("silence", 0.4))])
+    with connect(url) as ws:
+        ws.send(json.dumps({"sample_rate": SR, "backpressure": "block"}))
+        send_all(ws, pcm(wave), step=1600)
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    assert messages[-1] == {"type": "end", "utterances": 8, "dropped": 0, "audio_dropped_s": 0.0}
+    assert [round(m["start_s"], 1) for m in messages[:-1]] == [round(0.8 * i, 1) for i in range(8)]
+
+
+@pytest.mark.parametrize("running", [({"queue_size": 1, "max_pending_s": 1.0}, Stub(delay_s=0.3))], indirect=True)
+def test_the_example_client_fast_gets_every_utterance(running: tuple[Service, str], tmp_path: Any) -> None:
+    """examples/ws_client.py --fast asks for back-pressure, so a file sent at full speed loses nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundfile as sf
+
+    _, url = running
+    path = tmp_path / "six.wav"
+    sf.write(path, tones(*[p for _ in range(6) for p in (("tone", 0.5), ("silence", 0.6))]), SR, subtype="PCM_16")
+    client = Path(__file__).resolve().parents[1] / "examples" / "ws_client.py"
+    done = subprocess.run([sys.executable, str(client), str(path), "--url", url, "--fast"], capture_output=True,
+                          text=True, timeout=60)
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0, done.stderr
+    assert messages[-1]["type"] == "end" and messages[-1]["utterances"] == 6 and messages[-1]["dropped"] == 0
+
+
+@pytest.mark.parametrize("running", [({"max_connections": 4}, Stub())], indirect=True)
+def test_simultaneous_handshakes_never_exceed_the_connection_limit(running: tuple[Service, str]) -> None:
+    """16 clients at once against a limit of 4: exactly 4 get in, the rest get 503 (issue 25, item 12: the count
+    was read before a new session registered, so 33-37 of 64 got in against 32)."""
+    _, url = running
+    barrier, release = threading.Barrier(16), threading.Event()
+    opened: list[int] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        barrier.wait()
+        try:
+            with connect(url, open_timeout=10):
+                with lock:
+                    opened.append(1)
+                release.wait(20)  # hold the slot until every client has tried
+        except InvalidStatus as e:
+            with lock:
+                refused.append(e.response.status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(opened) + len(refused) < 16 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join(20)
+    assert len(opened) == 4 and refused == [503] * 12
+
+
+@pytest.mark.parametrize("running", [({"idle_timeout_s": 0.5}, Stub())], indirect=True)
+def test_a_trickle_of_tiny_messages_does_not_hold_a_slot(running: tuple[Service, str]) -> None:
+    """A client that sends a few samples every 50 ms is never idle, but its audio covers under a tenth of real
+    time: it is told and closed with 1008, freeing the slot (issue 25, item 12: one message a second kept a slot
+    for ever)."""
+    _, url = running
+    errors = []
+    with connect(url) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(100):  # 5 s at most
+                ws.send(b"\x00\x00" * 10)
+                try:
+                    errors.append(json.loads(ws.recv(timeout=0.05))["error"])
+                except TimeoutError:
+                    pass
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert len(errors) == 1 and "real time" in errors[0]
+
+
+def test_deeply_nested_json_is_answered_as_an_error_and_the_stream_goes_on(running: tuple[Service, str]) -> None:
+    """100,000 nested brackets (under 1 MiB) get an error message, like any other unusable JSON, not close 1011
+    (issue 25, item 13: an uncaught RecursionError)."""
+    _, url = running
+    with connect(url) as ws:
+        ws.send("[" * 100_000)
+        reply = json.loads(ws.recv(timeout=5))
+        ws.send(json.dumps({"type": "end"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "end"
+    assert reply["type"] == "error" and "JSON objects" in reply["error"]
+
+
 def test_a_gap_of_dropped_audio_keeps_stream_times() -> None:
     """When a connection's buffer overflows, its oldest audio is dropped and counted; utterances after the gap
     keep their true times in the stream."""
