@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import functools
 import hmac
 import http
@@ -81,7 +82,42 @@ MAX_CHANNELS = 8
 
 
 class ServiceError(EdgeserError):
-    """The service cannot start (a port in use, a bad setting)."""
+    """The service cannot start (a port in use, a bad setting), or its listening socket failed."""
+
+
+SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+"""accept() errors that pass: the process (or system) is out of descriptors or buffers for now."""
+
+
+class _PatientSocket:
+    """The listening socket, whose ``accept()`` waits out a shortage of file descriptors (:data:`SHORTAGE`: too
+    many connections and handshakes at once under a low ``ulimit -n``) instead of failing, which would end
+    websockets' ``serve_forever`` and with it the service; other errors (the socket closed by shutdown) pass on."""
+
+    def __init__(self, sock: Any, backoff_s: float = 0.1) -> None:
+        self._sock, self._backoff_s = sock, backoff_s
+        self.shortages, self._warned = 0, 0.0
+        self.failed: OSError | None = None  # an error of the open socket (not the close that shutdown makes)
+
+    def accept(self) -> Any:
+        while True:
+            try:
+                return self._sock.accept()
+            except OSError as e:
+                if e.errno not in SHORTAGE:
+                    if self._sock.fileno() != -1:
+                        self.failed = e
+                    raise
+                self.shortages += 1
+                if time.monotonic() - self._warned > 10:
+                    self._warned = time.monotonic()
+                    log.warning("cannot accept a connection (%s): new connections wait until descriptors free up; "
+                                "raise the limit (ulimit -n, systemd LimitNOFILE=) or lower --max-connections",
+                                e.strerror)
+                time.sleep(self._backoff_s)  # the pending connection stays in the backlog; shutdown still works
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 @dataclass(frozen=True)
@@ -566,6 +602,7 @@ class Service:
             raise ServiceError(f"cannot listen on {self.config.host}:{self.config.port} ({e.strerror or e}): "
                                "choose another --port, or stop what holds it") from e
         self._server = server
+        server.socket = listening = _PatientSocket(server.socket)  # type: ignore[assignment]
         restore = _on_signals(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
         try:
             with server:
@@ -576,6 +613,9 @@ class Service:
         finally:
             restore()
             self.stop()
+        if listening.failed is not None:  # serve_forever also returns when accept() fails for good
+            raise ServiceError(f"the listening socket on {self.config.host}:{self.config.port} failed "
+                               f"({listening.failed.strerror or listening.failed}); the service stopped")
 
     def shutdown(self) -> None:
         self._server.shutdown()

@@ -303,6 +303,61 @@ def test_deeply_nested_json_is_answered_as_an_error_and_the_stream_goes_on(runni
     assert reply["type"] == "error" and "JSON objects" in reply["error"]
 
 
+FD_SERVER = """
+import resource, sys, threading, types
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+from edgeser.service import Service, ServiceConfig
+from edgeser.vad import EnergyVad
+
+class Stub:
+    def warm_up(self):
+        return 0.0
+
+    def predict(self, samples, sample_rate, speaker=None):
+        return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0}, transcript="")
+
+ready = threading.Event()
+threading.Thread(target=lambda: (ready.wait(30), print(ready.server.socket.getsockname()[1], flush=True)),
+                 daemon=True).start()
+Service(Stub(), ServiceConfig(port=0), vad=lambda: EnergyVad(-40)).serve(ready)
+"""
+
+
+def test_the_service_outlives_running_out_of_file_descriptors(tmp_path: Any) -> None:
+    """Under a 64-descriptor limit, 120 plain TCP connections held open for 2 s then closed: the service keeps
+    listening and serves the next client (issue 25, item 11: accept()'s EMFILE ended serve_forever, and the
+    service exited 0 with nothing said)."""
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "server.py"
+    script.write_text(FD_SERVER)
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(120)]
+        time.sleep(2)
+        for s in held:
+            s.close()
+        reply = None
+        deadline = time.monotonic() + 20
+        while reply is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with connect(f"ws://127.0.0.1:{port}", open_timeout=5) as ws:
+                    ws.send(json.dumps({"type": "end"}))
+                    reply = json.loads(ws.recv(timeout=5))
+            except (OSError, TimeoutError, InvalidStatus):
+                time.sleep(0.5)
+        assert server.poll() is None, "the service exited"
+        assert reply is not None and reply["type"] == "end"
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+
+
 def test_a_gap_of_dropped_audio_keeps_stream_times() -> None:
     """When a connection's buffer overflows, its oldest audio is dropped and counted; utterances after the gap
     keep their true times in the stream."""
