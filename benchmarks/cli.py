@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeser.cli import err, one_line_errors, ray_options, ray_target
+from edgeser.cli import err, one_line_errors, ray_options, ray_target, wrote
 
 
 @click.command()
@@ -69,4 +69,4 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
                                work=out / "work", ray_address=address, workers=workers, progress=err.print)
         suite.write(result, out)
     click.echo(suite.markdown(result))
-    err.print(f"[green]wrote[/] {out}/results.json, table.md, pareto.png")
+    wrote(f"{out}/results.json, table.md, pareto.png")

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from edgeser import __version__, default
 from edgeser.bundle import Bundle, FileCheck
@@ -24,8 +25,20 @@ from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.speaker import RunningSpeaker, SpeakerProfile
 
-out = Console()
-err = Console(stderr=True)
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+"""No markup: paths, messages and pip extras (``edgeser[align]``) print as they are, and messages unwrapped; colour
+goes through :func:`styled`."""
+
+
+def styled(style: str, head: str, rest: str = "") -> Text:
+    """``head`` in ``style`` (``"green"``, ``"yellow"``, ``"red"``), then ``rest`` as plain text."""
+    return Text.assemble((head, style), rest)
+
+
+def wrote(what: str) -> None:
+    """``wrote <what>`` on stderr, the word in green: what a command says of the file it made."""
+    err.print(styled("green", "wrote", f" {what}"))
 
 
 @contextmanager
@@ -169,7 +182,7 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
     out.print(t)
     c = Table("check", "ok", "detail")
     for check in checks:
-        c.add_row(check.name, "[green]yes[/]" if check.ok else "[red]NO[/]", check.detail)
+        c.add_row(check.name, Text("yes", "green") if check.ok else Text("NO", "red"), check.detail)
     out.print(c)
 
 
@@ -268,7 +281,7 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
                   ".".join(s.label for s in syllables), " ".join(p.label for p in phones))
     out.print(t)
     if seg.skipped:
-        err.print(f"[yellow]left out:[/] {'; '.join(seg.skipped)}")
+        err.print(styled("yellow", "left out:", f" {'; '.join(seg.skipped)}"))
     if textgrid is not None:
         err.print(f"wrote {textgrid}")
 
@@ -314,11 +327,11 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
                                "pass a UTF-8 CSV with columns path,transcript") from e
     wanted = {str(p.resolve()) for p in audio}
     if unmatched := sorted(set(rows) - wanted):
-        err.print(f"[yellow]--transcripts: {len(unmatched)} rows name no AUDIO given (paths are relative to "
-                  f"the CSV's folder), e.g. {unmatched[0]}[/]")
+        err.print(styled("yellow", f"--transcripts: {len(unmatched)} rows name no AUDIO given (paths are relative to "
+                                   f"the CSV's folder), e.g. {unmatched[0]}"))
     if missing := [str(p) for p in audio if str(p.resolve()) not in rows]:
-        err.print(f"[yellow]--transcripts: no row for {len(missing)} AUDIO, e.g. {missing[0]}; predicted without "
-                  "a transcript[/]")
+        err.print(styled("yellow", f"--transcripts: no row for {len(missing)} AUDIO, e.g. {missing[0]}; predicted "
+                                   "without a transcript"))
     return rows
 
 
@@ -376,7 +389,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
             table.add_row(*r[:-1], *([r[-1] or ""] if with_text else []))
         out.print(table)
         for message in failed:
-            err.print(f"[red]error:[/] {message}")
+            err.print(styled("red", "error:", f" {message}"))
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
 
@@ -442,8 +455,8 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
                           progress=progress)
     click.echo(json.dumps(summary, indent=2))
     if summary["errors"]:
-        err.print(f"[yellow]{summary['errors']} of {summary['files']} files failed[/] (their records say why: "
-                  f"status 'error' in {out}/part-*.jsonl)")
+        err.print(styled("yellow", f"{summary['errors']} of {summary['files']} files failed",
+                         f" (their records say why: status 'error' in {out}/part-*.jsonl)"))
 
 
 @main.command()
@@ -475,8 +488,8 @@ def keygen(out: Path) -> None:
 
     with one_line_errors():
         private, public = generate_key(out)
-        err.print(f"[green]wrote[/] {private} (private, mode 600) and {public} "
-                  f"(key {key_id(public.read_text())})")
+        err.print(styled("green", "wrote", f" {private} (private, mode 600) and {public} "
+                                           f"(key {key_id(public.read_text())})"))
 
 
 @main.command()
@@ -490,7 +503,7 @@ def sign(bundle: Path, key: Path) -> None:
     with one_line_errors():
         Bundle.load(bundle)  # only a bundle whose files check out is worth signing
         signer = sign_bundle(bundle.resolve(), key)
-    err.print(f"[green]signed[/] {bundle} with key {signer}")
+    err.print(styled("green", "signed", f" {bundle} with key {signer}"))
 
 
 @main.command()
@@ -513,10 +526,12 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
                               "not be used (the default bundle has one)")
         profile = rec.enroll(list(audio), kind="site" if site else "speaker")
         profile.save(out)
-    err.print(f"[green]wrote[/] {out}: {profile.kind} profile, {profile.seconds:.1f} s of speech from "
-              f"{profile.utterances} recordings "
-              f"({profile.frames} frames of encoder layer {rec.speech.exposed_layers[profile.layer]})"
-              + (" [yellow]; under 30 s: more audio gives a steadier profile[/]" if profile.seconds < 30 else ""))
+    err.print(styled("green", "wrote", f" {out}: {profile.kind} profile, {profile.seconds:.1f} s of speech from "
+                                       f"{profile.utterances} recordings "
+                                       f"({profile.frames} frames of encoder layer "
+                                       f"{rec.speech.exposed_layers[profile.layer]})"))
+    if profile.seconds < 30:
+        err.print(styled("yellow", "under 30 s: more audio gives a steadier profile"))
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import click
 
 from edgeser import default
 from edgeser.bundle import Bundle, check_out
-from edgeser.cli import err, one_line_errors, progress_bar, ray_options, ray_target
+from edgeser.cli import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
 
 
 def _require_torch(command: str) -> None:
@@ -75,7 +75,7 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
             manifest = export_bundle(out, speech=speech, text=text, layers=layers, exporter=exporter, opset=opset,
                                      tolerance=tolerance, overwrite=overwrite, progress=progress)
         size = sum(f.bytes for f in manifest.files.values())
-        err.print(f"[green]wrote[/] {out} ({size / 1e6:.1f} MB, {len(manifest.files)} files) "
+        wrote(f"{out} ({size / 1e6:.1f} MB, {len(manifest.files)} files) "
                   f"in {time.perf_counter() - t0:.1f} s")
 
 
@@ -115,7 +115,7 @@ def train_cmd(config_path: Path, out: Path, overwrite: bool, use_ray: bool, ray_
 
         result = train_bundle(RecipeConfig.from_file(config_path), out, overwrite=overwrite, progress=err.print,
                               ray_address=address, workers=workers)
-    err.print(f"[green]wrote[/] {result['bundle']} (trained on {result['utterances']} utterances)")
+    wrote(f"{result['bundle']} (trained on {result['utterances']} utterances)")
 
 
 @click.command()
@@ -224,7 +224,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
     for g, r in report["graphs"].items():
         err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
                   f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
-    err.print(f"[green]wrote[/] {out} in {report['seconds']} s")
+    wrote(f"{out} in {report['seconds']} s")
 
 
 @click.command()
@@ -254,7 +254,7 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
                                max_tokens), max_batch=max_batch)
         path = build_bundle_engines(default.resolve(bundle), out, graphs=tuple(graphs.split(",")), config=config,
                                     timing_cache_dir=timing_cache_dir, overwrite=overwrite, progress=err.print)
-    err.print(f"[green]wrote[/] {path}")
+    wrote(f"{path}")
 
 
 @click.command()
@@ -270,6 +270,6 @@ def distill(config_path: Path, out: Path) -> None:
         from edgeser.export.distill import distill as run_distill
 
         summary = run_distill(DistillConfig.from_file(config_path), out, progress=err.print)
-    err.print(f"[green]wrote[/] {out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
+    wrote(f"{out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
               f"(teacher {summary['teacher_params'] / 1e6:.2f}M); export it with "
               f"`edgeser export --speech {out / 'student'} --out ...`")

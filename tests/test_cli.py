@@ -78,3 +78,23 @@ def test_export_then_inspect(tmp_path: Path, tiny_text_dir: Path) -> None:
     assert code == 0, text
     code, text = run("inspect", tmp_path / "b", "--json")
     assert code == 0 and json.loads(text)["speech"]["exposed_layers"] == [0, 1, 2]
+
+
+def test_messages_and_paths_print_as_written_brackets_and_all(monkeypatch: object, tmp_path: Path) -> None:
+    """Square brackets in a message or a path are printed, not read as rich markup (issue 25, item 8: `pip install
+    "edgeser[align]"` came out as `pip install "edgeser"`)."""
+    import pytest
+
+    from edgeser.errors import AlignmentError
+    from edgeser.recognizer import EmotionRecognizer
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise AlignmentError('segments need the aligner: pip install "edgeser[align]"')
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(EmotionRecognizer, "predict", refuse)
+    odd = tmp_path / "[take 1].wav"
+    shutil.copy(SAMPLE, odd)
+    code, text = run("predict", odd, "--segments")
+    assert code == 1
+    assert 'pip install "edgeser[align]"' in text and "[take 1].wav" in text
