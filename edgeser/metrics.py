@@ -30,7 +30,7 @@ def evaluate(rec: EmotionRecognizer, utterances: Iterable[Utterance], *, keep_pr
             raise InputError(f"{u.id}: no audio to predict from")
         truth.append(u.label)
         try:
-            predicted.append(rec.predict(u.path, u.transcript).label)
+            predicted.append(rec.predict(u.path, u.transcript, check_speech=False).label)  # score every utterance
         except EdgeserError:
             predicted.append(None)
     return scores(truth, predicted, rec.bundle.manifest.labels, keep_predictions=keep_predictions)

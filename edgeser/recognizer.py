@@ -25,7 +25,7 @@ from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
 from edgeser.text import TextTokenizer, check_transcript
-from edgeser.vad import Voicing, voicing
+from edgeser.vad import SPEECH_CHECK_THRESHOLD, Voicing, voicing
 
 if TYPE_CHECKING:
     from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
@@ -345,7 +345,7 @@ class EmotionRecognizer:
     def predict(self, audio: AudioSource, text: str | None = None, *, sample_rate: int | None = None,
                 options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
                 segments: bool = False, speaker: SpeakerProfile | RunningSpeaker | None = None,
-                check_speech: bool = False) -> Prediction:
+                check_speech: bool = True) -> Prediction:
         """The emotion of one utterance: one encoder pass, segmentation (when the head or the caller needs it),
         pooling, text, fusion.
 
@@ -358,10 +358,10 @@ class EmotionRecognizer:
             speaker: The speaker's profile (:meth:`enroll`): the frames are z-scored with it and read by the
                 bundle's head for enrolled speakers. A :class:`~edgeser.speaker.RunningSpeaker` learns the profile
                 from the utterances it sees (the speaker-independent head until it has heard enough).
-            check_speech: First ask the voice activity detector (silero-vad, needs its model installed) whether
-                the audio holds speech at all, and raise :class:`~edgeser.errors.NoSpeechError` when it does not:
-                the head gives noise a confident label like any other input. It costs about as much as the
-                prediction itself (silero runs every 32 ms), so streams, which detect speech anyway, do not.
+            check_speech: Refuse audio that holds no speech (:meth:`check_speech`: raises
+                :class:`~edgeser.errors.NoSpeechError`), since the head gives noise a confident label like any other
+                input. On by default, as in ``edgeser predict`` and ``edgeser batch``; it reuses the VAD pass the
+                default head makes anyway. Streams and the service pass ``False``: their detector found the speech.
 
         Raises:
             BundleError: The bundle has no fusion head (train one with ``edgeser train``), or no head for
@@ -510,14 +510,16 @@ class EmotionRecognizer:
         return voicing(wave).seconds
 
     def check_speech(self, wave: np.ndarray, name: object = "audio array", voiced: Voicing | None = None) -> None:
-        """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of speech (by
-        ``voiced``, silero-vad's pass over it, when the caller has one)."""
-        speech = (voiced or voicing(wave)).seconds
+        """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of chunks that
+        silero-vad scores at least :data:`~edgeser.vad.SPEECH_CHECK_THRESHOLD` (by ``voiced``, its pass over
+        ``wave``, when the caller has one)."""
+        speech = (voiced or voicing(wave)).seconds_at(SPEECH_CHECK_THRESHOLD)
         if speech < MIN_UTTERANCE_S:
             seconds = wave.size / SAMPLE_RATE
-            raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {seconds:.1f} s is voice, by "
+            raise NoSpeechError(f"{name}: no speech found ({speech:.2f} of {seconds:.1f} s may be voice, by "
                                 f"silero-vad; at least {MIN_UTTERANCE_S} s is needed): noise, music or silence gets "
-                                "no emotion label")
+                                "no emotion label (pass check_speech=False, or --no-speech-check, to label it "
+                                "anyway)")
 
     def warm_up(self) -> float:
         """Load and run every graph, the segmenter and the decoder once on a second of low noise, so that the
@@ -546,7 +548,8 @@ class EmotionRecognizer:
         """
         from edgeser.streaming import AudioStream
 
-        return AudioStream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker),
+        return AudioStream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker,
+                                                        check_speech=False),
                            options, vad)
 
     def stream(self, source: Source, options: StreamOptions | None = None, *, text: str | None = None,
@@ -569,7 +572,8 @@ class EmotionRecognizer:
         from edgeser import streaming
 
         self.warm_up()  # the first utterance should not pay for loading models
-        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker),
+        return streaming.stream(lambda samples: self.predict(samples, text, sample_rate=SAMPLE_RATE, speaker=speaker,
+                                                             check_speech=False),
                                 source, options, vad)
 
     def __repr__(self) -> str:

@@ -387,7 +387,7 @@ class _Session:
 class Service:
     """The service's state: the recognizer, one recognition worker and its queue, the connections, counters.
 
-    ``recognizer`` needs ``predict(samples, sample_rate=16000, speaker=...)`` and ``warm_up()`` (an
+    ``recognizer`` needs ``predict(samples, sample_rate=16000, speaker=..., check_speech=False)`` and ``warm_up()`` (an
     :class:`edgeser.EmotionRecognizer`); ``vad`` makes one voice activity detector per connection (by default
     silero-vad, every connection's state on one shared session).
     """
@@ -451,7 +451,8 @@ class Service:
                 job.session.dropped_job()
                 continue
             prediction, error = guarded(functools.partial(self.recognizer.predict, job.utterance.samples,
-                                                          sample_rate=SAMPLE_RATE, speaker=job.session.speaker),
+                                                          sample_rate=SAMPLE_RATE, speaker=job.session.speaker,
+                                                          check_speech=False),
                                         job.utterance)
             self._count("errors", error is not None)
             latency = job.session.deliver(job, prediction, error)

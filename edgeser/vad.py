@@ -148,6 +148,11 @@ VOICED_PAD_S = 0.064
 """Frames this close to a speech chunk count as voiced too: onsets and offsets that silero's 32 ms grid cuts."""
 SPAN_MARGIN_S = 0.1
 """The encoder hears the speech span (first to last speech chunk) and this much on either side."""
+SPEECH_CHECK_THRESHOLD = 0.15
+"""For the speech check (:meth:`edgeser.EmotionRecognizer.check_speech`), a chunk counts when silero's probability
+is at least this: shouted and screamed speech, which silero scores low, still counts, while none of the synthesised
+noise, tones, chords and melodies of ``benchmarks/results/speech_check.json`` reaches it for 0.25 s (at 0.5, 44 of
+3,721 real recordings were refused; at 0.15, 12)."""
 MIN_VOICED_S = 0.25
 """Fewer voiced seconds than this (the stream detector's shortest utterance): too little to pool over, so the
 statistics run over every frame instead (:meth:`Voicing.frame_mask`)."""
@@ -169,6 +174,10 @@ class Voicing:
     def seconds(self) -> float:
         """Seconds of speech."""
         return float(self.voiced.sum() * CHUNK / SAMPLE_RATE)
+
+    def seconds_at(self, threshold: float) -> float:
+        """Seconds of chunks whose speech probability is at least ``threshold``."""
+        return float((self.probabilities >= threshold).sum() * CHUNK / SAMPLE_RATE)
 
     def span(self, num_samples: int) -> slice:
         """The samples from :data:`SPAN_MARGIN_S` before the first speech chunk to as long after the last: what the

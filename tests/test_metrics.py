@@ -53,7 +53,7 @@ def test_evaluate_scores_predictions_and_counts_refusals() -> None:
     class Rec:
         bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(labels=("neutral", "happy", "angry", "sad")))
 
-        def predict(self, path: Path, text: str | None) -> types.SimpleNamespace:
+        def predict(self, path: Path, text: str | None, check_speech: bool = True) -> types.SimpleNamespace:
             label = said[path.stem]
             if label is None:
                 raise AudioError("silent")

@@ -47,7 +47,8 @@ class Stub:
         self.warm_ups += 1
         return 0.0
 
-    def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None) -> types.SimpleNamespace:
+    def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None,
+                check_speech: bool = True) -> types.SimpleNamespace:
         self.calls += 1
         time.sleep(self.delay_s)
         return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0},
@@ -313,7 +314,7 @@ class Stub:
     def warm_up(self):
         return 0.0
 
-    def predict(self, samples, sample_rate, speaker=None):
+    def predict(self, samples, sample_rate, speaker=None, check_speech=True):
         return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0}, transcript="")
 
 ready = threading.Event()
@@ -389,7 +390,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
         "from edgeser.vad import EnergyVad\n"
         "class R:\n"
         "    def warm_up(self): return 0.0\n"
-        "    def predict(self, s, sample_rate, speaker=None):\n"
+        "    def predict(self, s, sample_rate, speaker=None, check_speech=True):\n"
         "        return types.SimpleNamespace(label='neutral', probabilities={'neutral': 1.0}, transcript='')\n"
         "ready = threading.Event()\n"
         "threading.Thread(target=lambda: (ready.wait(), print(ready.server.socket.getsockname()[1], flush=True)),"
@@ -470,7 +471,8 @@ def test_a_site_profile_is_checked_once_and_used_for_every_connection() -> None:
         def check_profile(self, profile: Any) -> None:
             seen.append(("checked", profile))
 
-        def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None) -> types.SimpleNamespace:
+        def predict(self, samples: np.ndarray, sample_rate: int, speaker: Any = None,
+                    check_speech: bool = True) -> types.SimpleNamespace:
             seen.append(("used", speaker))
             return super().predict(samples, sample_rate)
 
