@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -30,22 +32,67 @@ SAMPLE_RATE = 16_000
 """The rate every edgeser graph, detector and result runs at (Hz); audio at other rates is resampled to it."""
 
 
-def read_audio(source: AudioSource, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode ``source`` into float32 samples of shape ``(samples, channels)`` and its rate."""
+def audio_info(path: str | os.PathLike[str], max_seconds: float | None = None) -> Any:
+    """A file's header (``soundfile.info``: rate, channels, frames, duration), read without decoding the audio;
+    refuses a file longer than ``max_seconds`` before it costs any memory, and warns of a WAV whose data chunk is
+    shorter than its header declares (a truncated copy or download).
+
+    Raises:
+        AudioError: No such file, a format libsndfile cannot read, or too long.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise AudioError(f"{p}: a folder, not an audio file; for every file in it use `edgeser batch {p} --out DIR`")
+    if not p.is_file():
+        raise AudioError(f"{p}: no such audio file")
+    if p.suffix.lower() in (".mp3", ".mp2", ".mpga"):  # libmpg123 prints notes of its own on anything else
+        with open(p, "rb") as f:
+            head = f.read(3)
+        if not (head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)):
+            raise AudioError(f"{p}: not MPEG audio (it starts with {head!r}, not an ID3 tag or an MPEG frame); "
+                             "check the file, or convert it first, e.g. with ffmpeg")
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(f"{p}: cannot decode audio ({_short(e)}); edgeser reads WAV, FLAC and OGG (anything "
+                         "libsndfile reads); convert other formats first, e.g. with ffmpeg") from e
+    if max_seconds is not None and info.duration > max_seconds:
+        raise AudioError(f"{p}: audio is {info.duration:.1f} s, the limit is {max_seconds:.1f} s for one prediction; "
+                         "for a long recording use `edgeser listen --file`, which cuts it into utterances (in "
+                         "Python: EmotionRecognizer.stream, or RuntimeOptions.max_audio_s)")
+    declared = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info, re.MULTILINE)
+    if declared and int(declared.group(2)) < int(declared.group(1)):
+        log.warning("%s: truncated: its header declares %d bytes of audio, the file holds %d (%.1f s are read)",
+                    p, int(declared.group(1)), int(declared.group(2)), info.duration)
+    return info
+
+
+def _short(e: Exception) -> str:
+    """libsndfile's message without the path it repeats and its guesses ("possibly a pipe?", "File does not exist
+    or is not a regular file" for a file that exists but is not audio)."""
+    text = re.sub(r"\s*\(possibly a pipe\?\)|Error opening '.*?': ", "", str(e)).strip()
+    if not text or "does not exist or is not a regular file" in text:
+        return "not a format libsndfile recognises"
+    return text
+
+
+def read_audio(source: AudioSource, sample_rate: int | None = None, max_seconds: float | None = None
+               ) -> tuple[np.ndarray, int]:
+    """Decode ``source`` into float32 samples of shape ``(samples, channels)`` and its rate (a file's header is
+    checked against ``max_seconds`` first: :func:`audio_info`)."""
     if isinstance(source, np.ndarray):
         if sample_rate is None:
             raise AudioError("an audio array needs its sample rate: pass sample_rate=... (e.g. 16000)")
         return _array_to_float(source), int(sample_rate)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise AudioError(f"{path}: no such audio file")
+        audio_info(path, max_seconds)
         if sample_rate is not None:
             log.warning("sample_rate=%s ignored for %s: a file carries its own rate", sample_rate, path)
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            raise AudioError(f"{path}: cannot decode audio ({e}); edgeser reads WAV, FLAC and OGG "
+            raise AudioError(f"{path}: cannot decode audio ({_short(e)}); edgeser reads WAV, FLAC and OGG "
                              "(anything libsndfile reads); convert other formats first, e.g. with ffmpeg") from e
         return data, int(rate)
     raise AudioError(f"audio must be a file path or a numpy array, got {type(source).__name__}")
@@ -101,7 +148,7 @@ def load_audio(
         AudioError: Unreadable, empty, silent, non-finite, too short or too long audio, or a
             channel layout other than mono or stereo.
     """
-    data, rate = read_audio(source, sample_rate)
+    data, rate = read_audio(source, sample_rate, max_seconds)
     name = _name(source)
     if rate <= 0:
         raise AudioError(f"{name}: sample rate must be positive, got {rate}")

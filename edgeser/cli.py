@@ -336,7 +336,7 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
 
 
 @main.command()
-@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))  # a folder: a pointer to batch
 @click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path),
               help="A bundle with a fusion head (from `edgeser train`), or 'default': the shipped model.")
 @click.option("--text", default=None, help="The transcript (for a single AUDIO).")
@@ -572,8 +572,10 @@ def _print_result(r: Any, as_json: bool) -> None:
               help="Read a WAV/FLAC/OGG file.")
 @click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian 16-bit PCM from stdin.")
 @click.option("--mic", is_flag=True, help="Read the default microphone (needs edgeser[stream]).")
-@click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of --stdin / --mic audio.")
-@click.option("--channels", type=int, default=1, show_default=True, help="Channels of --stdin audio.")
+@click.option("--rate", type=click.IntRange(8000, 192000), default=16000, show_default=True,
+              help="Sample rate of --stdin / --mic audio (8000-192000 Hz).")
+@click.option("--channels", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Channels of --stdin audio (1-8; averaged to mono).")
 @click.option("--realtime", is_flag=True, help="Read --file at real-time pace (default: as fast as possible).")
 @click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path))
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="VAD speech probability.")
@@ -608,11 +610,19 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
         options = _stream_options(threshold, min_silence_s, max_utterance_s, partial_every, source.live)
+        meter = streaming.InputMeter()
+        utterances = dropped = 0
         try:
-            for r in rec.stream(source, options, speaker=speaker):
+            for r in rec.stream(meter.wrap(source), options, speaker=speaker):
                 _print_result(r, as_json)
+                utterances += not r.partial
+                dropped += r.dropped_before
         except KeyboardInterrupt:
             pass
+    err.print(f"{utterances} utterance{'' if utterances == 1 else 's'} in {meter.seconds:.1f} s of audio"
+              + (f"; {dropped} dropped to keep up (recognition was slower than the audio)" if dropped else ""))
+    for line in meter.advice(utterances, raw_pcm=use_stdin):
+        err.print(styled("yellow", "warning:", f" {line}"))
 
 
 @main.command()

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from edgeser.audio import SAMPLE_RATE, Resampler, load_audio, pcm_to_float
+from edgeser.audio import SAMPLE_RATE, Resampler, audio_info, pcm_to_float
 from edgeser.errors import AudioError, EdgeserError, InputError
 from edgeser.results import Prediction
 from edgeser.vad import CHUNK, SileroVad
@@ -225,19 +225,86 @@ class Source:
     sample_rate: int = SAMPLE_RATE
 
 
+class InputMeter:
+    """What a source delivered (seconds, level, clipping), to tell a user why a stream found no speech:
+    :meth:`wrap` a source, run the stream, then :meth:`advice`."""
+
+    def __init__(self) -> None:
+        self.samples, self.clipped, self.peak, self.rate = 0, 0, 0.0, SAMPLE_RATE
+        self._energy = 0.0
+
+    def wrap(self, source: Source) -> Source:
+        self.rate = source.sample_rate
+
+        def chunks() -> Iterator[np.ndarray]:
+            for x in source.chunks:
+                a = np.abs(np.asarray(x, dtype=np.float32))
+                if a.size:
+                    self.samples += a.size
+                    self._energy += float(np.dot(a.astype(np.float64), a))
+                    self.peak = max(self.peak, float(a.max()))
+                    self.clipped += int((a >= 0.999).sum())
+                yield x
+
+        return dataclasses.replace(source, chunks=chunks())
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.rate
+
+    @property
+    def rms_dbfs(self) -> float:
+        return 10 * float(np.log10(max(self._energy / max(self.samples, 1), 1e-20)))
+
+    @property
+    def peak_dbfs(self) -> float:
+        return 20 * float(np.log10(max(self.peak, 1e-10)))
+
+    def advice(self, utterances: int, raw_pcm: bool = False) -> list[str]:
+        """Warnings for a stream that found ``utterances`` in this audio (``raw_pcm``: headerless PCM, whose rate
+        and channels only the user's options tell)."""
+        out = []
+        if self.samples == 0:
+            return ["no audio arrived"]
+        if utterances == 0:
+            found = f"no speech found in {self.seconds:.1f} s of audio"
+            if self.peak_dbfs < -50:
+                out.append(f"{found}, and it is nearly silent (peak {self.peak_dbfs:.0f} dBFS): check the microphone "
+                           "and its gain, or what feeds the pipe")
+            elif raw_pcm and self.rms_dbfs > -45:
+                out.append(f"{found} at {self.rms_dbfs:.0f} dBFS: if it holds speech, check that --rate and "
+                           "--channels say how it was recorded (e.g. `arecord -f S16_LE -r 16000 -c 1 | edgeser "
+                           "listen --stdin`; 48 kHz stereo read as 16 kHz mono sounds six times slower)")
+            else:
+                out.append(f"{found} (level {self.rms_dbfs:.0f} dBFS): noise, music or silence gets no label")
+        if self.clipped > 0.01 * self.samples:
+            out.append(f"{100 * self.clipped / self.samples:.1f}% of samples are at full scale: the input clips; "
+                       "lower the gain")
+        return out
+
+
 def file_source(path: str | Path, realtime: bool = False, chunk_s: float = 0.1) -> Source:
-    """A WAV/FLAC/OGG file (any rate, mono or stereo) at real-time pace or as fast as possible."""
-    wave = load_audio(path, max_seconds=None)
-    step = int(chunk_s * SAMPLE_RATE)
+    """A WAV/FLAC/OGG file (any rate, any channels, downmixed) at real-time pace or as fast as possible, read and
+    resampled a block at a time: memory stays flat however long the recording (the header is checked first,
+    :func:`edgeser.audio.audio_info`)."""
+    import soundfile as sf
+
+    info = audio_info(path)
+    block = max(1, int(chunk_s * info.samplerate))
 
     def chunks() -> Iterator[np.ndarray]:
-        t0 = time.perf_counter()
-        for i in range(0, wave.size, step):
-            if realtime:
-                delay = t0 + i / SAMPLE_RATE - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            yield wave[i : i + step]
+        t0, sent = time.perf_counter(), 0
+        resample = Resampler(int(info.samplerate), SAMPLE_RATE)
+        with sf.SoundFile(str(path)) as f:
+            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                x = resample(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+                if realtime:
+                    delay = t0 + sent / SAMPLE_RATE - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                sent += x.size
+                yield x
+        yield resample(np.zeros(0, np.float32), last=True)
 
     return Source(chunks(), live=realtime, name=str(path))
 

@@ -164,3 +164,54 @@ def test_resampling_in_pieces_equals_resampling_at_once() -> None:
     # away from the very start and end (the filters' edges), the two agree closely
     assert np.max(np.abs(joined[200 : n - 200] - whole[200 : n - 200])) < 1e-3
     assert Resampler(16000, 16000)(wave[:5]).tolist() == wave[:5].tolist()
+
+
+def _wav_header(data_bytes: int, rate: int = 16000) -> bytes:
+    import struct
+
+    return (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate,
+                                                                                    2 * rate, 2, 16)
+            + b"data" + struct.pack("<I", data_bytes))
+
+
+def test_a_long_file_is_refused_from_its_header_before_decoding(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 GiB (sparse) WAV is refused by its header, without decoding a sample (issue 25, item 16: predict decoded
+    it all, 2.67 GB and 12 s, before saying "limit 60 s"; a 4 GiB one ended in a MemoryError)."""
+    path = tmp_path / "huge.wav"
+    with open(path, "wb") as f:
+        f.write(_wav_header((1 << 30) - 44))
+        f.truncate(1 << 30)  # sparse: no disk used
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the audio was decoded")
+
+    monkeypatch.setattr(sf, "read", no_decoding)
+    with pytest.raises(AudioError, match=r"33554\.4 s, the limit is 60\.0 s"):
+        load_audio(path, max_seconds=60)
+
+
+def test_a_truncated_wav_is_read_with_a_warning(tmp_path: Path, sine: np.ndarray,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    full = tmp_path / "full.wav"
+    sf.write(full, np.tile(sine, 4), 16000, subtype="PCM_16")
+    data = full.read_bytes()
+    half = tmp_path / "half.wav"
+    half.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING"):
+        wave = load_audio(half)
+    assert wave.size == pytest.approx(np.tile(sine, 4).size / 2, abs=32)
+    assert any("truncated" in r.getMessage() for r in caplog.records)
+
+
+def test_not_audio_and_folders_are_named_plainly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A text file called .mp3 is refused in one line, without libmpg123's notes on stderr; a folder gets a
+    pointer to `edgeser batch` (issue 25, item 22)."""
+    fake = tmp_path / "song.mp3"
+    fake.write_text("this is not audio at all")
+    with pytest.raises(AudioError, match="not MPEG audio"):
+        load_audio(fake)
+    assert "Note:" not in capfd.readouterr().err
+    (tmp_path / "clips").mkdir()
+    with pytest.raises(AudioError, match="edgeser batch"):
+        load_audio(tmp_path / "clips")

@@ -98,3 +98,50 @@ def test_messages_and_paths_print_as_written_brackets_and_all(monkeypatch: objec
     code, text = run("predict", odd, "--segments")
     assert code == 1
     assert 'pip install "edgeser[align]"' in text and "[take 1].wav" in text
+
+
+def _pcm(rate: int, channels: int) -> bytes:
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    wave, sr = sf.read(SAMPLE, dtype="float32")
+    wave = np.concatenate([wave, np.zeros(sr, np.float32)])
+    x = soxr.resample(wave, sr, rate) if rate != sr else wave
+    return (np.repeat(x[:, None], channels, axis=1) * 32767).astype("<i2").tobytes()
+
+
+def test_listen_says_what_it_found_and_warns_of_a_wrong_format() -> None:
+    """Piped 48 kHz stereo read as 16 kHz mono finds nothing: listen says so and points at --rate/--channels; the
+    right options find the utterance, and the count is said (issue 25, item 4: it printed nothing and exited 0)."""
+    wrong = CliRunner().invoke(main, ["listen", "--stdin"], input=_pcm(48000, 2))
+    assert wrong.exit_code == 0, wrong.output
+    assert "0 utterances in 19.1 s of audio" in wrong.output and "--rate and --channels" in wrong.output
+    right = CliRunner().invoke(main, ["listen", "--stdin", "--rate", "48000", "--channels", "2"],
+                               input=_pcm(48000, 2))
+    assert right.exit_code == 0 and "1 utterance in 3.2 s of audio" in right.output
+    assert "warning" not in right.output
+
+
+def test_listen_refuses_impossible_formats_in_one_line() -> None:
+    """--channels 0 was a ZeroDivisionError, negative values tracebacks, --rate 10000000 a silent exit (item 17)."""
+    for option, value in [("--channels", "0"), ("--channels", "-1"), ("--rate", "0"), ("--rate", "-16000"),
+                          ("--rate", "10000000")]:
+        result = CliRunner().invoke(main, ["listen", "--stdin", option, value], input=b"")
+        assert result.exit_code == 2 and "is not in the range" in result.output, (option, value, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_listen_reads_a_file_in_blocks(tmp_path: Path, monkeypatch: object) -> None:
+    """listen --file never decodes the whole file at once (item 16: a 1 GiB file took 4.2 GB)."""
+    import pytest
+    import soundfile as sf
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+
+    def no_whole_reads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole file was decoded")
+
+    monkeypatch.setattr(sf, "read", no_whole_reads)
+    code, text = run("listen", "--file", SAMPLE)
+    assert code == 0 and "1 utterance in 2.2 s of audio" in text

@@ -140,5 +140,5 @@ def test_the_speech_check_counts_speech_silero_scores_low() -> None:
     shouted = np.zeros(94, np.float32)
     shouted[20:40] = 0.25  # 0.64 s at 0.25: under silero's 0.5, over the check's 0.15
     rec.check_speech(wave, voiced=Voicing(shouted))
-    with pytest.raises(NoSpeechError, match="0.00 of 3.0 s"):
+    with pytest.raises(NoSpeechError, match=r"0\.00 of 3\.0 s"):
         rec.check_speech(wave, voiced=Voicing(np.full(94, 0.1, np.float32)))
