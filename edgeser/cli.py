@@ -625,6 +625,11 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         err.print(styled("yellow", "warning:", f" {line}"))
 
 
+WEBSOCKET_ONLY = ("min_silence_s", "max_utterance_s", "adapt_speaker", "speaker_path", "max_connections",
+                  "idle_timeout_s", "queue_size", "origins", "token_env")
+"""``serve`` options that only the WebSocket service applies (refused with ``--triton``)."""
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local by default).")
 @click.option("--port", type=int, default=8765, show_default=True)
@@ -646,7 +651,8 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
               help="Require the token held in environment variable VAR (Authorization: Bearer, or ?token=).")
 @click.option("--triton", "use_triton", is_flag=True,
               help="Instead: serve whole files on a Triton server through PyTriton (HTTP on --port, gRPC on "
-                   "--port + 1, metrics on --port + 2; see edgeser/pytriton_serve.py).")
+                   "--port + 1, no metrics port; no token, origin or connection limits: see "
+                   "edgeser/pytriton_serve.py).")
 @TRUST
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
           adapt_speaker: float | None, speaker_path: Path | None, max_connections: int, idle_timeout_s: float,
@@ -663,15 +669,20 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
 
     if speaker_path is not None and adapt_speaker is not None:
         raise click.UsageError("give --speaker PROFILE or --adapt-speaker SECONDS, not both")
-    if use_triton and (speaker_path is not None or adapt_speaker is not None):
-        raise click.UsageError("--speaker and --adapt-speaker are for the WebSocket service, not --triton")
+    ctx = click.get_current_context()
+    websocket_only = [p.opts[0] for p in ctx.command.params if p.name in WEBSOCKET_ONLY
+                      and ctx.get_parameter_source(p.name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if use_triton and websocket_only:  # PyTriton's server applies none of them: refused, never silently ignored
+        raise click.UsageError(f"{', '.join(websocket_only)}: the WebSocket service's, not applied by --triton "
+                               "(Triton's own server has no token, origin or connection limits; put an "
+                               "authenticating proxy in front of it, or serve without --triton)")
     if use_triton:
         from edgeser.pytriton_serve import serve_triton
 
         with one_line_errors():
             rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
             err.print(f"serving on Triton: http://{host}:{port}, grpc {host}:{port + 1} (Ctrl-C to stop)")
-            serve_triton(rec, host=host, http_port=port, grpc_port=port + 1, metrics_port=port + 2)
+            serve_triton(rec, host=host, http_port=port, grpc_port=port + 1)
         return
     with one_line_errors():
         token = None

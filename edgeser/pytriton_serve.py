@@ -53,15 +53,19 @@ def infer_function(recognizer: Any) -> Any:
 
 
 def serve_triton(recognizer: Any, host: str = "127.0.0.1", http_port: int = 8000, grpc_port: int = 8001,
-                 metrics_port: int = 8002, ready: threading.Event | None = None) -> None:
-    """Serve until interrupted (SIGINT / SIGTERM stop PyTriton's server). ``ready`` is set once it serves."""
+                 ready: threading.Event | None = None) -> None:
+    """Serve until interrupted (SIGINT / SIGTERM stop PyTriton's server). ``ready`` is set once it serves.
+
+    Triton's server has no authentication, origin check or connection limit, so ``edgeser serve --triton`` refuses
+    the WebSocket service's options for them rather than ignore them, and its Prometheus metrics port is off (it
+    would be one more open port): keep it on ``host`` 127.0.0.1, or put an authenticating proxy in front."""
     require("pytriton", "pytriton", "serving on Triton", install=INSTALL)
     from pytriton.model_config import ModelConfig, Tensor
     from pytriton.triton import Triton, TritonConfig
 
     recognizer.warm_up()
     config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port,
-                          metrics_address=host, metrics_port=metrics_port)
+                          allow_metrics=False)
     with Triton(config=config) as triton:
         triton.bind(model_name=MODEL, infer_func=infer_function(recognizer),
                     inputs=[Tensor(name="AUDIO", dtype=np.float32, shape=(-1,)),

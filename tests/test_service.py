@@ -504,6 +504,21 @@ def test_serve_refuses_a_profile_with_adapt_speaker_or_triton(tmp_path: Any) -> 
 
     site = tmp_path / "site.json"
     site.write_text("{}")
-    for extra, says in ((["--adapt-speaker", "5"], "not both"), (["--triton"], "not --triton")):
+    for extra, says in ((["--adapt-speaker", "5"], "not both"), (["--triton"], "not applied by --triton")):
         result = CliRunner().invoke(main, ["serve", "--speaker", str(site), *extra])
         assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_serve_triton_refuses_every_option_it_would_ignore() -> None:
+    """Token, origin, limits, utterance and speaker options with --triton: one line naming them, exit 2, before any
+    server starts (issue 25, item 10: PyTriton served unauthenticated with --token-env and --origin given)."""
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+
+    for option, value in [("--token-env", "PROBE_TOKEN"), ("--origin", "http://localhost:3000"),
+                          ("--max-connections", "4"), ("--idle-timeout-s", "5"), ("--queue-size", "2"),
+                          ("--min-silence-s", "0.5"), ("--max-utterance-s", "5"), ("--adapt-speaker", "10")]:
+        result = CliRunner().invoke(main, ["serve", "--triton", option, value], env={"PROBE_TOKEN": "t" * 24})
+        assert result.exit_code == 2, (option, result.output)
+        assert f"{option}: the WebSocket service's, not applied by --triton" in result.output
