@@ -685,6 +685,9 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
             serve_triton(rec, host=host, http_port=port, grpc_port=port + 1)
         return
     with one_line_errors():
+        from edgeser._optional import require
+
+        require("websockets", "stream", "edgeser serve")  # before anything is loaded or said to listen
         token = None
         if token_env is not None:
             token = os.environ.get(token_env)

@@ -522,3 +522,17 @@ def test_serve_triton_refuses_every_option_it_would_ignore() -> None:
         result = CliRunner().invoke(main, ["serve", "--triton", option, value], env={"PROBE_TOKEN": "t" * 24})
         assert result.exit_code == 2, (option, result.output)
         assert f"{option}: the WebSocket service's, not applied by --triton" in result.output
+
+
+def test_serve_without_websockets_says_so_before_claiming_to_listen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25, item 22: "listening on ..." came before the failure for want of websockets."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+
+    monkeypatch.setitem(sys.modules, "websockets", None)  # import websockets -> ImportError
+    result = CliRunner().invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code == 1 and 'pip install "edgeser[stream]"' in result.output
+    assert "listening" not in result.output
