@@ -349,6 +349,10 @@ class Manifest:
             if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\\" in name:
                 raise BundleError(f"{MANIFEST}: file name {name!r} points outside the bundle; the manifest was "
                                   "tampered with, re-export the bundle")
+            if any(ord(c) < 32 or c == "\x7f" for c in name) or any(len(p.encode()) > 255 for p in parts):
+                raise BundleError(f"{MANIFEST}: file name {name[:60]!r}{'...' if len(name) > 60 else ''} holds "
+                                  "control characters or a part over 255 bytes, which no file system names; the "
+                                  "manifest was tampered with, re-export the bundle")
         try:
             return cls(
                 edgeser_version=str(d["edgeser_version"]), created=str(d["created"]),
@@ -461,7 +465,14 @@ class Bundle:
                                                      f"{entry.sha256[:12]}…; the file was modified or corrupted, "
                                                      "re-export the bundle or restore the file"))
             else:
-                checks.append(FileCheck(name, True, "sha256 ok" if verify_hashes else "size ok (hash not checked)"))
+                unlisted = sorted(external_data(p) - set(self.manifest.files)) if name.endswith(".onnx") else []
+                if unlisted:
+                    checks.append(FileCheck(name, False, f"keeps weights in {', '.join(map(repr, unlisted[:3]))}, "
+                                                         "which bundle.json does not list (so no hash or signature "
+                                                         "covers them); re-export the bundle"))
+                else:
+                    checks.append(FileCheck(name, True, "sha256 ok" if verify_hashes
+                                            else "size ok (hash not checked)"))
         m = self.manifest
         referenced = [m.speech.graph] if m.speech else []
         referenced += [m.text.graph, m.text.tokenizer] if m.text else []
@@ -473,6 +484,29 @@ class Bundle:
                 checks.append(FileCheck(name, False, "referenced by bundle.json but not in its file list; "
                                                      "re-export the bundle"))
         return checks
+
+
+_LOCATION = b"\x0a\x08location\x12"
+"""An ONNX initializer's external-data entry (StringStringEntryProto: field 1 = "location", then field 2)."""
+
+
+def external_data(graph: Path) -> set[str]:
+    """The files an ONNX graph keeps weights in (each initializer's external-data ``location``), read from the
+    protobuf's bytes without the onnx package, so that loading and signing can refuse a graph whose weights lie in
+    a file the manifest does not list."""
+    data = graph.read_bytes()
+    out, i = set(), 0
+    while (i := data.find(_LOCATION, i)) != -1:
+        j, n, shift = i + len(_LOCATION), 0, 0
+        while j < len(data):  # the value's length, a varint
+            n |= (data[j] & 0x7F) << shift
+            shift += 7
+            j += 1
+            if not data[j - 1] & 0x80:
+                break
+        out.add(data[j : j + n].decode("utf-8", "replace"))
+        i = j + n
+    return out
 
 
 def read_manifest(root: Path) -> Manifest:

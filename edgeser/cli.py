@@ -286,16 +286,29 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         err.print(f"wrote {textgrid}")
 
 
+KEY_FILE_BYTES = 4096
+"""A public key file is one line of about 60 characters; --trust reads no more than this."""
+
+
 def _trusted(keys: tuple[Path, ...], min_confidence: float | None = None) -> RuntimeOptions:
     """RuntimeOptions that accept only bundles signed by one of the public key files ``keys`` (none: any), and
     abstain below ``min_confidence``."""
     texts = []
     for key in keys:
         try:
-            texts.append(key.read_text(encoding="utf-8").strip())
+            if not key.is_file():
+                raise OSError("not a regular file")
+            with open(key, "rb") as f:
+                raw = f.read(KEY_FILE_BYTES + 1)  # never more: --trust /dev/zero must not read for ever
+            if len(raw) > KEY_FILE_BYTES:
+                raise OSError(f"over {KEY_FILE_BYTES} bytes, not a key file")
+            texts.append(raw.decode("utf-8").strip())
         except (OSError, UnicodeDecodeError) as e:
             raise click.UsageError(f"--trust {key}: cannot read it ({e}); pass a .pub file from `edgeser keygen`"
                                    ) from e
+        if "PRIVATE KEY" in texts[-1]:
+            raise click.UsageError(f"--trust {key}: that is a private key; pass the public one (the .pub file "
+                                   "`edgeser keygen` wrote beside it), and keep the private key secret")
     if min_confidence is not None and not 0 < min_confidence <= 1:
         raise click.UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
     return RuntimeOptions(trusted_keys=tuple(texts), min_confidence=min_confidence)

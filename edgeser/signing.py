@@ -46,6 +46,9 @@ def key_id(public_key: str) -> str:
 
 def _raw_public(public_key: str) -> bytes:
     text = public_key.strip()
+    if "PRIVATE KEY" in text:  # never echo a secret back
+        raise BundleError("that is a private key: pass the public one (the .pub file `edgeser keygen` wrote beside "
+                          "it), and keep the private key secret")
     if not text.startswith(PREFIX):
         raise BundleError(f"a public key must read '{PREFIX}<base64>' (a .pub file from `edgeser keygen`), got "
                           f"{text[:30]!r}")

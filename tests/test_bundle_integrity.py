@@ -230,3 +230,55 @@ def test_a_file_too_large_for_a_bundle_is_refused_when_written(tmp_path: Path) -
             f.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written to the disk
         w.finish(Manifest(edgeser_version="0", created="now", labels=("a", "b"), files={}, speech=None, text=None))
     assert not (tmp_path / "b").exists()
+
+
+def test_weights_in_an_unlisted_file_are_refused_at_load_and_signing(bundle: Path, tmp_path: Path) -> None:
+    """The fusion graph's weights moved to ONNX external data that bundle.json does not list: neither hash nor
+    signature covered that file, so editing it changed the label behind a valid signature (issue 25, item 15).
+    Loading and signing now refuse such a bundle."""
+    onnx = pytest.importorskip("onnx")
+    from edgeser.bundle import sha256_file
+
+    graph = bundle / "fusion.onnx"
+    model = onnx.load(str(graph))
+    onnx.save_model(model, str(graph), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="fusion.bin", size_threshold=0)
+    edit(bundle, lambda d: d["files"]["fusion.onnx"].update(sha256=sha256_file(graph), bytes=graph.stat().st_size))
+    with pytest.raises(BundleError, match=r"keeps weights in 'fusion\.bin', which bundle\.json does not list"):
+        EmotionRecognizer.from_bundle(bundle)
+    pytest.importorskip("cryptography")
+    from edgeser.signing import generate_key, sign_bundle
+
+    private, _ = generate_key(tmp_path / "k")
+    with pytest.raises(BundleError, match="does not list"):
+        Bundle.load(bundle)  # what `edgeser sign` checks first
+        sign_bundle(bundle, private)
+
+
+@pytest.mark.parametrize("name", ["fusion\x00.onnx", "x" * 300, "dir/" + "y" * 256])
+def test_file_names_no_file_system_takes_are_refused_in_one_line(bundle: Path, name: str) -> None:
+    """A NUL byte or a 300-character name gave ValueError / OSError tracebacks from check_files (item 15)."""
+    edit(bundle, lambda d: d["files"].update({name: {"sha256": "0" * 64, "bytes": 1}}))
+    with pytest.raises(BundleError, match="control characters or a part over 255 bytes"):
+        Bundle.load(bundle)
+
+
+def test_trust_reads_a_bounded_public_key_and_never_echoes_a_private_one(tmp_path: Path) -> None:
+    """--trust /dev/zero read 2.9 GB, then MemoryError; --trust given the private key printed its first bytes."""
+    pytest.importorskip("cryptography")
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+    from edgeser.signing import generate_key
+
+    private, _ = generate_key(tmp_path / "k")
+    for key, says in (("/dev/zero", "not a regular file"), (str(private), "that is a private key")):
+        result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--trust", key])
+        assert result.exit_code == 2 and says in result.output, result.output
+    secret = private.read_text()
+    body = "".join(line for line in secret.splitlines() if "PRIVATE KEY" not in line)
+    assert body[:12] not in result.output
+    big = tmp_path / "big.pub"
+    big.write_text("ed25519:" + "A" * 10_000)
+    result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--trust", str(big)])
+    assert result.exit_code == 2 and "not a key file" in result.output
