@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgeser.cli import err, one_line_errors, ray_options, ray_target, wrote
+from edgeser.options import BACKENDS
 
 
 @click.command()
@@ -22,8 +23,8 @@ from edgeser.cli import err, one_line_errors, ray_options, ray_target, wrote
 @click.option("--repeats", type=int, default=5, show_default=True, help="Timed rounds per clip.")
 @click.option("--clips", "clips_per_bucket", type=int, default=3, show_default=True, help="Clips per length bucket.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Batch size for the throughput figure.")
-@click.option("--threads", type=int, default=0, show_default=True)
-@click.option("--backend", type=click.Choice(["cpu", "cuda", "ort-tensorrt", "tensorrt"]), default="cpu",
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="cpu",
               show_default=True, help="ONNX Runtime CPU/CUDA/TensorRT provider, or the bundles' TensorRT engines "
                                       "(only cpu has been run by this project).")
 @click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")

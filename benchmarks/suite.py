@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -164,10 +164,6 @@ def probe(bundle: Path, audio: Path) -> dict[str, float]:
     return result
 
 
-BACKENDS = {"cpu": RuntimeOptions.cpu, "cuda": RuntimeOptions.cuda, "ort-tensorrt": RuntimeOptions.ort_tensorrt,
-            "tensorrt": RuntimeOptions.tensorrt}
-"""``--backend`` names: ONNX Runtime on the CPU (the default), its CUDA or TensorRT provider, or the bundle's
-own TensorRT engines. Only ``cpu`` has been measured by this project."""
 
 
 def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[str] | None = None,
@@ -184,10 +180,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     ``ray_address`` / ``workers``: score the accuracy through an ``edgeser batch`` job on Ray
     (:func:`edgeser.batch.evaluate`; the same scores, the predictions made by a pool of workers).
     """
-    if backend not in BACKENDS:
-        raise EdgeserError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-    preset = BACKENDS[backend]()
-    options = replace(preset, threads=threads, verify_hashes=False)
+    options = RuntimeOptions.named(backend, threads, verify_hashes=False)
     recs = {v.name: EmotionRecognizer.from_bundle(v.path, options) for v in variants}
     fold_data: dict[str, Any] = folds or {}
     fold_rows = fold_data.get("variants", {})

@@ -21,7 +21,7 @@ from rich.text import Text
 from edgeser import __version__, default
 from edgeser.bundle import Bundle, FileCheck
 from edgeser.errors import BundleError, EdgeserError
-from edgeser.options import RuntimeOptions
+from edgeser.options import BACKENDS, RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.speaker import RunningSpeaker, SpeakerProfile
 
@@ -290,9 +290,10 @@ KEY_FILE_BYTES = 4096
 """A public key file is one line of about 60 characters; --trust reads no more than this."""
 
 
-def _trusted(keys: tuple[Path, ...], min_confidence: float | None = None) -> RuntimeOptions:
-    """RuntimeOptions that accept only bundles signed by one of the public key files ``keys`` (none: any), and
-    abstain below ``min_confidence``."""
+def _trusted(keys: tuple[Path, ...], min_confidence: float | None = None, backend: str = "cpu",
+             threads: int = 0) -> RuntimeOptions:
+    """RuntimeOptions for ``--backend`` and ``--threads`` (:meth:`RuntimeOptions.named`) that accept only bundles
+    signed by one of the public key files ``keys`` (none: any), and abstain below ``min_confidence``."""
     texts = []
     for key in keys:
         try:
@@ -311,13 +312,28 @@ def _trusted(keys: tuple[Path, ...], min_confidence: float | None = None) -> Run
                                    "`edgeser keygen` wrote beside it), and keep the private key secret")
     if min_confidence is not None and not 0 < min_confidence <= 1:
         raise click.UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
-    return RuntimeOptions(trusted_keys=tuple(texts), min_confidence=min_confidence)
+    return RuntimeOptions.named(backend, threads, trusted_keys=tuple(texts), min_confidence=min_confidence)
 
 
 MIN_CONFIDENCE = click.option(
     "--min-confidence", type=float, default=None, metavar="P",
     help="Say 'uncertain' (with the probabilities) when the top calibrated probability is below P; the model card "
          "gives the accuracy at each coverage.")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime_options(command: F) -> F:
+    """``--backend`` and ``--threads``, the same on every command that runs a bundle."""
+    for option in reversed([
+            click.option("--backend", type=click.Choice(list(BACKENDS)), default="cpu", show_default=True,
+                         help="ONNX Runtime on the CPU, its CUDA or TensorRT provider (onnxruntime-gpu), or the "
+                              "bundle's TensorRT engines from `edgeser engines` (only cpu has been run here)."),
+            click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
+                         help="ONNX Runtime threads per graph (0 = all cores).")]):
+        command = option(command)
+    return command
 
 
 TRUST = click.option("--trust", "trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -364,9 +380,10 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
               help="Refuse files without speech (silero-vad, shipped with edgeser; about 2x the time).")
 @MIN_CONFIDENCE
 @TRUST
+@runtime_options
 def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transcripts: Path | None,
             segments: bool, speaker_path: Path | None, as_json: bool, speech_check: bool,
-            min_confidence: float | None, trust: tuple[Path, ...]) -> None:
+            min_confidence: float | None, trust: tuple[Path, ...], backend: str, threads: int) -> None:
     """The emotion of each AUDIO file (with its words, syllables and phones when the head uses them or --segments
     asks for them)."""
     if text is not None and (transcripts is not None or len(audio) > 1):
@@ -374,7 +391,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
     by_path = _transcripts(transcripts, audio) if transcripts else {}
     with one_line_errors():
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
-                                            _trusted(trust, min_confidence))
+                                            _trusted(trust, min_confidence, backend, threads))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         rows = []
         failed: list[str] = []
@@ -405,9 +422,6 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
             err.print(styled("red", "error:", f" {message}"))
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(audio)} files could not be predicted (each named above)")
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def ray_options(workers_help: str) -> Callable[[F], F]:
@@ -527,13 +541,16 @@ def sign(bundle: Path, key: Path) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing profile.")
 @click.option("--site", is_flag=True, help="A site's profile: AUDIO recorded there (one microphone and room), by any "
                                            "speakers; it adapts the model to the site without labels.")
-def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool, site: bool) -> None:
+@runtime_options
+def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: bool, site: bool, backend: str,
+           threads: int) -> None:
     """A speaker's profile from unlabelled recordings of that one speaker (any speech; a minute or two is best), or
     with --site a site's, for `predict --speaker` and `listen --speaker`."""
     with one_line_errors():
         if out.exists() and not overwrite:
             raise click.UsageError(f"{out}: already exists; choose another --out or pass --overwrite")
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+                                            RuntimeOptions.named(backend, threads))
         if rec.bundle.manifest.speaker_fusion is None:
             raise BundleError(f"{rec.bundle.path}: this bundle has no head for enrolled speakers; a profile would "
                               "not be used (the default bundle has one)")
@@ -602,10 +619,11 @@ def _print_result(r: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @MIN_CONFIDENCE
 @TRUST
+@runtime_options
 def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channels: int, realtime: bool,
            bundle_path: Path, threshold: float, min_silence_s: float, max_utterance_s: float,
            partial_every: float | None, speaker_path: Path | None, adapt_speaker: float | None,
-           as_json: bool, min_confidence: float | None, trust: tuple[Path, ...]) -> None:
+           as_json: bool, min_confidence: float | None, trust: tuple[Path, ...], backend: str, threads: int) -> None:
     """Recognise emotion per utterance of live or recorded audio: one line per utterance."""
     from edgeser import streaming
 
@@ -618,7 +636,7 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
             SpeakerProfile.load(speaker_path) if speaker_path is not None
             else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
         rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
-                                            _trusted(trust, min_confidence))
+                                            _trusted(trust, min_confidence, backend, threads))
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
@@ -667,10 +685,11 @@ WEBSOCKET_ONLY = ("min_silence_s", "max_utterance_s", "adapt_speaker", "speaker_
                    "--port + 1, no metrics port; no token, origin or connection limits: see "
                    "edgeser/pytriton_serve.py).")
 @TRUST
+@runtime_options
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
           adapt_speaker: float | None, speaker_path: Path | None, max_connections: int, idle_timeout_s: float,
           queue_size: int, origins: tuple[str, ...], token_env: str | None, use_triton: bool,
-          trust: tuple[Path, ...]) -> None:
+          trust: tuple[Path, ...], backend: str, threads: int) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
     (protocol and limits in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
     Stops cleanly on Ctrl-C or SIGTERM."""
@@ -693,7 +712,8 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
         from edgeser.pytriton_serve import serve_triton
 
         with one_line_errors():
-            rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
+            rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+                                                _trusted(trust, None, backend, threads))
             err.print(f"serving on Triton: http://{host}:{port}, grpc {host}:{port + 1} (Ctrl-C to stop)")
             serve_triton(rec, host=host, http_port=port, grpc_port=port + 1)
         return
@@ -710,6 +730,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
                                queue_size=queue_size, origins=origins, token=token, adapt_speaker_s=adapt_speaker,
                                profile=SpeakerProfile.load(speaker_path) if speaker_path is not None else None,
                                stream=StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s))
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print), _trusted(trust))
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+                                            _trusted(trust, None, backend, threads))
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
         run_service(rec, config)

@@ -90,6 +90,21 @@ class RuntimeOptions:
         Untested here: no GPU has been lent to this project."""
         return cls(backend="tensorrt", providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
 
+    @classmethod
+    def named(cls, backend: str = "cpu", threads: int = 0, **changes: Any) -> RuntimeOptions:
+        """The preset called ``backend`` in :data:`BACKENDS` (what every command's ``--backend`` takes) with
+        ``threads`` and any other field ``changes``."""
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        preset: RuntimeOptions = getattr(cls, BACKENDS[backend])()
+        return replace(preset, threads=threads, **changes)
+
+
+BACKENDS = {"cpu": "cpu", "cuda": "cuda", "ort-tensorrt": "ort_tensorrt", "tensorrt": "tensorrt"}
+"""``--backend`` names and their :class:`RuntimeOptions` presets: ONNX Runtime on the CPU (the default), its CUDA
+or TensorRT provider, or the bundle's own TensorRT engines (``edgeser engines``). Only ``cpu`` has been run by
+this project."""
+
 
 BOUNDARY_RULE_FIELDS = ("start_shift_s", "start_shift_by_class", "overlap_s", "end_shift_s", "final_end_shift_s",
                         "final_end_scale", "phone_shift_s")

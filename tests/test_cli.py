@@ -145,3 +145,19 @@ def test_listen_reads_a_file_in_blocks(tmp_path: Path, monkeypatch: object) -> N
     monkeypatch.setattr(sf, "read", no_whole_reads)
     code, text = run("listen", "--file", SAMPLE)
     assert code == 0 and "1 utterance in 2.2 s of audio" in text
+
+
+def test_every_command_that_runs_a_bundle_takes_backend_and_threads() -> None:
+    """predict, listen, serve and enroll choose threads and the backend as bench does, so engines built with
+    `edgeser engines` can be used from the CLI (issue 25, item 18); a backend this machine lacks is one line."""
+    from edgeser.options import BACKENDS
+
+    for command in ("predict", "listen", "serve", "enroll", "encode", "batch"):
+        code, text = run(command, "--help")
+        assert code == 0 and "--threads" in text, command
+        if command in ("predict", "listen", "serve", "enroll"):
+            assert "--backend" in text and all(b in text for b in BACKENDS), command
+    code, text = run("predict", SAMPLE, "--threads", "1", "--json")
+    assert code == 0 and json.loads(text.splitlines()[-1])["label"]
+    code, text = run("predict", SAMPLE, "--backend", "cuda")
+    assert code == 1 and "onnxruntime-gpu" in text and "Traceback" not in text
