@@ -68,6 +68,8 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
                                baselines=not no_baselines, device_name=device_name, backend=backend,
                                folds=suite.read_folds(folds_paths) if folds_paths else None, peers=peers,
                                work=out / "work", ray_address=address, workers=workers, progress=err.print)
-        suite.write(result, out)
+        written = suite.write(result, out)
     click.echo(suite.markdown(result))
-    wrote(f"{out}/results.json, table.md, pareto.png")
+    wrote(f"{out}/{', '.join(written)}")
+    if "pareto.png" not in written:
+        err.print('no pareto.png: the plot needs matplotlib (pip install matplotlib, or "edgeser[bench]")')

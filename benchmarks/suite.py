@@ -118,13 +118,19 @@ def split(dataset: Dataset, bundle: Bundle, test_groups: Sequence[str] | None) -
         held = set(test_groups)
         how = f"test groups given: {sorted(held)}"
     elif trained_on:
-        held = set(groups) - set(trained_on)
+        # a head trained on several corpora records "corpus:speaker"; a dataset read alone names "speaker": either
+        # form counts as trained on (an unseen speaker who shares an id with a trained one is left out: never the
+        # other way round)
+        trained = set(trained_on) | {t.split(":", 1)[1] for t in trained_on if ":" in t}
+        held = set(groups) - trained
         how = f"groups the bundle was not trained on ({len(held)} of {len(set(groups))})"
     else:
         raise EdgeserError(f"{bundle.path}: the bundle does not record which speakers it was trained on; pass "
                            "--test-groups so that accuracy is measured on held-out speakers only")
-    if not held:
-        raise EdgeserError("no held-out utterances: every group of the dataset was used in training")
+    if not held:  # scored elsewhere or not at all (see run): never on speakers it learned from
+        return list(range(len(groups))), [], (f"not scored: every speaker of {dataset.name} trained it; give its "
+                                              "cross-validated result (--folds) or speakers it never heard "
+                                              "(--test-groups)")
     test = [i for i, g in enumerate(groups) if g in held]
     train = [i for i, g in enumerate(groups) if g not in held]
     return train, test, how
@@ -184,13 +190,18 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     recs = {v.name: EmotionRecognizer.from_bundle(v.path, options) for v in variants}
     fold_data: dict[str, Any] = folds or {}
     fold_rows = fold_data.get("variants", {})
-    splits = {}
+    splits, unscored = {}, {}
     for v in variants:
         if v.name not in fold_rows and recs[v.name].fusion is not None:
-            splits[v.name] = split(dataset, recs[v.name].bundle, test_groups)
-    if not splits and not fold_rows:
+            train_i, test_i, how_i = split(dataset, recs[v.name].bundle, test_groups)
+            if test_i:
+                splits[v.name] = (train_i, test_i, how_i)
+            else:
+                unscored[v.name] = how_i
+                progress(f"{v.name}: {how_i}; its latency and size are still measured")
+    if not splits and not fold_rows and not unscored:
         raise EdgeserError("no variant can be scored: give bundles with a fusion head (or --folds)")
-    # latency clips: the first split's held-out utterances (else the test groups, else every utterance)
+    # latency clips: the first split's held-out utterances (else every utterance: latency knows no speakers)
     train, test, how = next(iter(splits.values()), ([], list(range(len(dataset))), "every utterance"))
     result: dict[str, Any] = {"machine": machine(device_name), "dataset": dataset.name,
                               "protocol": {"held_out": how, "test_utterances": len(test),
@@ -212,6 +223,8 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
             f = fold_rows[v.name]
             rows[v.name].update({"ua": f["pooled_ua"], "wa": f["pooled_wa"], "accuracy": f["accuracy"],
                                  "truth": f["truth"], "predictions": f["predictions"]})
+        elif v.name in unscored:
+            rows[v.name]["accuracy"] = unscored[v.name]
         elif v.name in splits:
             held = splits[v.name][1]
             progress(f"{v.name}: accuracy on {len(held)} held-out utterances")
@@ -354,7 +367,7 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
-        return [{"variant": "baselines", "skipped": "scikit-learn is not installed (pip install edgeser[export])"}]
+        return [{"variant": "baselines", "skipped": "scikit-learn is not installed (pip install edgeser[bench])"}]
 
     def score(x: np.ndarray, name: str) -> dict[str, Any]:
         xtr, xte = x[list(train)], x[list(test)]
@@ -438,9 +451,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    """UA against p50 latency (4 s clips), one point per variant (and device), the Pareto front joined."""
-    import matplotlib
+def plot(result: dict[str, Any], path: Path) -> bool:
+    """UA against p50 latency (4 s clips), one point per variant (and device), the Pareto front joined; ``False``
+    (nothing drawn) where matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -476,16 +493,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
+    return True
 
 
-def write(result: dict[str, Any], out: Path) -> None:
+def write(result: dict[str, Any], out: Path) -> list[str]:
+    """results.json, table.md and (with matplotlib) pareto.png in ``out``; returns the names written."""
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("results.json", json.dumps(result, indent=2, default=str) + "\n"),
                        ("table.md", markdown(result))):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out / name)
-    plot(result, out / "pareto.png")
+    return ["results.json", "table.md"] + (["pareto.png"] if plot(result, out / "pareto.png") else [])
 
 
 def compare(dirs: Sequence[Path]) -> dict[str, Any]:

@@ -517,7 +517,8 @@ def read_manifest(root: Path) -> Manifest:
 def manifest_bytes(root: Path) -> bytes:
     """The bytes of ``root/bundle.json`` (its own file, of a manifest's size), or a :class:`BundleError`."""
     if not root.is_dir():
-        raise BundleError(f"{root}: no bundle folder here; create one with `edgeser export` "
+        raise BundleError(f"{root}: no bundle folder here; create one (`edgeser export` from checkpoints, "
+                          "`edgeser quantize default --precision int8 ... --out DIR` for an INT8 copy of the default) "
                           "or pass the path of an existing bundle")
     mpath = root / MANIFEST
     if not mpath.is_file():

@@ -249,3 +249,26 @@ def test_service_load_counts_files_by_overlap_across_laps() -> None:
                        (0.0, {"type": "utterance", "start_s": 11.0, "end_s": 12.0, "partial": True})]}
     # complete by 25 s: 1-3, 5-10, 11-13, 15-20, 21-23; found: 1-3 and 15-20 (a partial result does not count)
     assert file_counts(out) == (5, 2)
+
+
+def test_bench_never_scores_a_bundle_on_speakers_it_was_trained_on() -> None:
+    """The shipped default records its training speakers as "corpus:speaker"; a RAVDESS dataset read alone names
+    them "Actor_01". Those are training speakers, so none is held out: the bundle is left unscored (with the way to
+    score it), not failed (issue 25, item 6) and not scored at 100 on its own training data. A head trained on 16
+    actors is scored on the other 4."""
+    import types
+
+    from edgeser.benchmarks.suite import split
+    from edgeser.bundle import DEFAULT_LABELS, Bundle
+    from edgeser.datasets import Dataset, Utterance
+
+    actors = [f"Actor_{i:02d}" for i in range(1, 21)]
+    ds = Dataset("ravdess", tuple(Utterance(id=f"{a}-{k}", path=None, speaker=a, group=a, label="sad",
+                                            transcript=None) for a in actors for k in range(2)), DEFAULT_LABELS)
+    shipped = Bundle.load(Path(__file__).resolve().parents[1] / "edgeser" / "models" / "default")
+    train, test, how = split(ds, shipped, None)
+    assert test == [] and len(train) == 40 and how.startswith("not scored") and "--folds" in how
+    sixteen = types.SimpleNamespace(path=Path("b"), manifest=types.SimpleNamespace(fusion=types.SimpleNamespace(
+        provenance={"train_groups": actors[:16]})))
+    train, test, how = split(ds, sixteen, None)  # type: ignore[arg-type]
+    assert sorted({ds.utterances[i].group for i in test}) == actors[16:] and len(train) == 32

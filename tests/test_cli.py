@@ -161,3 +161,26 @@ def test_every_command_that_runs_a_bundle_takes_backend_and_threads() -> None:
     assert code == 0 and json.loads(text.splitlines()[-1])["label"]
     code, text = run("predict", SAMPLE, "--backend", "cuda")
     assert code == 1 and "onnxruntime-gpu" in text and "Traceback" not in text
+
+
+def test_the_readme_python_example_runs_with_the_shipped_default(monkeypatch: object) -> None:
+    """The README's Python section, run as written from the repository root (issue 25, item 9: it used
+    bundles/demo, embed_text and log_probs, which fail or return None with the shipped default)."""
+    import contextlib
+    import io
+    import re
+
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Python\n"):]
+    block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    monkeypatch.chdir(root)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block.group(1), "README.md (Python)", "exec"), {})
+    lines = printed.getvalue().splitlines()
+    assert lines[0].split()[0] in ("neutral", "happy", "angry", "sad") and re.match(r"0\.\d\d-\d\.\d\d s", lines[1])

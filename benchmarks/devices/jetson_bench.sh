@@ -2,8 +2,8 @@
 # edgeser bench on an NVIDIA Jetson (Orin), with power from tegrastats. UNTESTED: this project has had no Jetson.
 #
 # Setup (JetPack 6): TensorRT and CUDA come with JetPack (python3-libnvinfer); install the ONNX Runtime GPU
-# wheel built for your JetPack from NVIDIA's Jetson Zoo, then `pip install -e ".[export,align,stream]"` and
-# `pip install --no-deps pyctcdecode==0.5.0 pygtrie==2.5.0 silero-vad==6.2.3`.
+# wheel built for your JetPack from NVIDIA's Jetson Zoo, then `pip install -e ".[align,stream,bench]"` (no torch:
+# the VAD model ships with edgeser; [bench] adds the baselines and the plot).
 #
 #   benchmarks/devices/jetson_bench.sh OUT_DIR BUNDLE [BUNDLE ...]
 set -euo pipefail
