@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -274,16 +275,38 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
     if as_json:
         click.echo(json.dumps(seg.to_dict(), indent=2, ensure_ascii=False))
         return
-    t = Table("word", "start s", "end s", "score", "syllables", "phones",
-              title=f"{audio} ({seg.mode}; confidence {seg.confidence:.2f}; {seg.aligner})")
-    for w, syllables, phones in zip(seg.words, seg.by_word("syllable"), seg.by_word("phone"), strict=True):
-        t.add_row(w.label, f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.score:.2f}",
-                  ".".join(s.label for s in syllables), " ".join(p.label for p in phones))
-    out.print(t)
+    out.print(segment_table(seg, str(audio)))
     if seg.skipped:
         err.print(styled("yellow", "left out:", f" {'; '.join(seg.skipped)}"))
     if textgrid is not None:
         err.print(f"wrote {textgrid}")
+
+
+def segment_table(seg: Any, name: str) -> Table:
+    """Words with their times, syllables and phones. Decoded without a transcript by a phoneme recogniser (the
+    default's aligner), the "words" are groups of IPA phones, and the table says so."""
+    ipa = seg.mode == "decoded" and "IPA" in seg.aligner
+    first = "word (IPA phones, decoded: pass --text for the words)" if ipa else "word"
+    t = Table(first, "start s", "end s", "score", "syllables", "phones",
+              title=f"{name} ({seg.mode}; confidence {seg.confidence:.2f}; {seg.aligner})")
+    for w, syllables, phones in zip(seg.words, seg.by_word("syllable"), seg.by_word("phone"), strict=True):
+        t.add_row(w.label, f"{w.start_s:.2f}", f"{w.end_s:.2f}", f"{w.score:.2f}",
+                  ".".join(s.label for s in syllables), " ".join(p.label for p in phones))
+    return t
+
+
+def distinct_names(paths: Sequence[Path]) -> tuple[list[str], Path | None]:
+    """How a table names each file: the part of its path below the folder all of them share, and that folder (a
+    single file: its name as given, and ``None``), so that long common prefixes never crowd out what tells rows
+    apart."""
+    if len(set(paths)) < 2:
+        return [str(p) for p in paths], None
+    resolved = [p.resolve() for p in paths]
+    try:
+        common = Path(os.path.commonpath([p.parent for p in resolved]))
+    except ValueError:  # different drives
+        return [str(p) for p in paths], None
+    return [str(p.relative_to(common)) for p in resolved], common
 
 
 KEY_FILE_BYTES = 4096
@@ -395,6 +418,9 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         rows = []
         failed: list[str] = []
+        names, common = distinct_names(audio)
+        shown = dict(zip(audio, names, strict=True))
+        tables = []
         for path in audio:  # one bad file is reported in its row; the others are still predicted
             try:
                 result = rec.predict(path, text if text is not None else by_path.get(str(path.resolve())),
@@ -405,19 +431,25 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
                 if as_json:
                     click.echo(json.dumps({"path": str(path), "error": message}, ensure_ascii=False))
                 else:
-                    rows.append([str(path), "error", *([""] * len(rec.bundle.manifest.labels)), None])
+                    rows.append([shown[path], "error", *([""] * len(rec.bundle.manifest.labels)), None])
                 continue
             if as_json:
                 click.echo(json.dumps({"path": str(path), **result.to_dict()}, ensure_ascii=False))
             else:
-                rows.append([str(path), result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
+                rows.append([shown[path], result.label, *(f"{p:.2f}" for p in result.probabilities.values()),
                              result.transcript])
+                if segments and result.segmentation is not None:
+                    tables.append(segment_table(result.segmentation, shown[path]))
     if not as_json:
         with_text = any(r[-1] is not None for r in rows)  # a frames-only head without transcripts has none
-        table = Table("file", "label", *rec.bundle.manifest.labels, *(["transcript"] if with_text else []))
+        table = Table("file", "label", *rec.bundle.manifest.labels, *(["transcript"] if with_text else []),
+                      caption=f"files under {common}" if common is not None else None)
+        table.columns[0].overflow = "fold"  # a long name wraps; it is never cut
         for r in rows:
             table.add_row(*r[:-1], *([r[-1] or ""] if with_text else []))
         out.print(table)
+        for t in tables:
+            out.print(t)
         for message in failed:
             err.print(styled("red", "error:", f" {message}"))
     if failed:

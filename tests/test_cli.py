@@ -184,3 +184,19 @@ def test_the_readme_python_example_runs_with_the_shipped_default(monkeypatch: ob
         exec(compile(block.group(1), "README.md (Python)", "exec"), {})
     lines = printed.getvalue().splitlines()
     assert lines[0].split()[0] in ("neutral", "happy", "angry", "sad") and re.match(r"0\.\d\d-\d\.\d\d s", lines[1])
+
+
+def test_predict_names_files_by_what_differs_and_times_decoded_segments(tmp_path: Path) -> None:
+    """Files deep in a long folder are named by the part of their path that differs, never cut to a shared prefix;
+    --segments shows each word's times and says that decoded "words" are IPA phones (issue 25, item 19)."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "holdout" / "ravdess" / "audio"
+    deep.mkdir(parents=True)
+    for name in ("first.wav", "second.wav"):
+        shutil.copy(SAMPLE, deep / name)
+    result = CliRunner().invoke(main, ["predict", str(deep / "first.wav"), str(deep / "second.wav"), "--segments"],
+                                terminal_width=100)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("│ first.wav ") for line in lines) and any("│ second.wav " in line for line in lines)
+    assert "IPA phones, decoded" in result.output and "start s" in result.output
+    assert "0.01" in result.output  # the first word's start
