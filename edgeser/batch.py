@@ -247,7 +247,8 @@ def run(items: Sequence[BatchItem], out: str | os.PathLike[str], config: BatchCo
             ``None`` with ``workers`` given also starts a local one.
         workers: Recognizer actors on Ray (default: the cluster's CPUs).
         overwrite: Start again when ``out`` holds a job with other inputs or settings.
-        progress: Called with (files done, files in all) as shards are written.
+        progress: Called with (files predicted, files in all) after each file (a file is kept, for a resumed job,
+            once its shard is written).
 
     Returns:
         The summary: files, ok and error counts (by error type), shards written and skipped, seconds, files/s.
@@ -277,11 +278,11 @@ def run(items: Sequence[BatchItem], out: str | os.PathLike[str], config: BatchCo
     for index, record in records:
         k = owner[index]
         buffers[k].append(record)
+        done_files += 1
+        if progress:
+            progress(done_files, len(items))
         if len(buffers[k]) == pending[k]:
             write_shard(target, k, buffers.pop(k))
-            done_files += pending[k]
-            if progress:
-                progress(done_files, len(items))
     seconds = time.perf_counter() - t0
     summary = _summarise(target, len(shards), len(todo), sum(pending.values()), seconds, on_ray, workers)
     tmp = target / f".{SUMMARY}.tmp"

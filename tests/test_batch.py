@@ -248,3 +248,13 @@ def test_a_site_profile_is_used_for_every_file_and_recorded(corpus: Path, tmp_pa
     result = CliRunner().invoke(main, ["batch", str(corpus), "--out", str(tmp_path / "j2"), "--speaker",
                                        str(tmp_path / "missing.json")])
     assert result.exit_code == 1 and "no such speaker profile" in result.output and "Traceback" not in result.output
+
+
+def test_progress_counts_files_not_shards(corpus: Path, tmp_path: Path) -> None:
+    """A job smaller than one shard moves its progress bar file by file (issue 25, item 20: it counted written
+    shards, so it sat at 0% until the end of any job under 256 files)."""
+    items = read_inputs(corpus)
+    seen: list[tuple[int, int]] = []
+    run(items, tmp_path / "job", BatchConfig(), progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, len(items)) and seen[-1] == (len(items), len(items))
+    assert [d for d, _ in seen] == list(range(len(items) + 1))
