@@ -24,7 +24,7 @@ from edgeser.bundle import Bundle, FileCheck
 from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import BACKENDS, RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
-from edgeser.speaker import RunningSpeaker, SpeakerProfile
+from edgeser.speaker import RunningSpeaker, SpeakerProfile, profile_warning
 
 out = Console(markup=False, highlight=False)
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
@@ -588,12 +588,13 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
                               "not be used (the default bundle has one)")
         profile = rec.enroll(list(audio), kind="site" if site else "speaker")
         profile.save(out)
-    err.print(styled("green", "wrote", f" {out}: {profile.kind} profile, {profile.seconds:.1f} s of speech from "
-                                       f"{profile.utterances} recordings "
-                                       f"({profile.frames} frames of encoder layer "
+    plural = "" if profile.utterances == 1 else "s"
+    err.print(styled("green", "wrote", f" {out}: {profile.kind} profile, {profile.seconds:.1f} s of speech (voiced "
+                                       f"frames) from {profile.utterances} recording{plural} ({profile.frames} "
+                                       f"frames of the speech graph's output {profile.layer}, encoder block "
                                        f"{rec.speech.exposed_layers[profile.layer]})"))
-    if profile.seconds < 30:
-        err.print(styled("yellow", "under 30 s: more audio gives a steadier profile"))
+    if (warning := profile_warning(profile)) is not None:
+        err.print(styled("yellow", "warning:", f" {warning}"))
 
 
 @contextmanager

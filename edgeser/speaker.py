@@ -220,3 +220,22 @@ class RunningSpeaker:
         elif self._key != (encoder_sha256, layer):
             raise SpeakerError("a running speaker estimate serves one encoder; start a new one for another bundle")
         self._stats.add(frames, seconds=seconds)
+
+
+MIN_PROFILE_S = {"speaker": 30.0, "site": 60.0}
+"""Speech below which a profile is warned of: speaker profiles from 5 and 10 s scored below no profile at all,
+from 30 s up above it (``benchmarks/results/enrolment.json``); site profiles were measured from one minute up
+(``benchmarks/results/generalisation.json``, ``site_profile``)."""
+
+
+def profile_warning(profile: SpeakerProfile) -> str | None:
+    """What to tell the maker of a profile from too little speech (:data:`MIN_PROFILE_S`), or ``None``."""
+    least = MIN_PROFILE_S.get(profile.kind, MIN_PROFILE_S["speaker"])
+    if profile.seconds >= least:
+        return None
+    if profile.kind == "site":
+        return (f"only {profile.seconds:.0f} s of speech: site profiles were measured from {least:.0f} s up "
+                "(benchmarks/results/generalisation.json); record more of the site")
+    return (f"only {profile.seconds:.0f} s of speech: profiles from under {least:.0f} s scored below no profile at "
+            "all when measured (benchmarks/results/enrolment.json); record more of the speaker, or predict without "
+            "--speaker")

@@ -200,3 +200,16 @@ def test_predict_names_files_by_what_differs_and_times_decoded_segments(tmp_path
     assert any(line.startswith("│ first.wav ") for line in lines) and any("│ second.wav " in line for line in lines)
     assert "IPA phones, decoded" in result.output and "start s" in result.output
     assert "0.01" in result.output  # the first word's start
+
+
+def test_enroll_warns_with_the_measured_threshold_and_names_the_layer_as_its_json(tmp_path: Path) -> None:
+    """Issue 25, item 21: 2 s of speech got only "more audio gives a steadier profile" though profiles from 5 and
+    10 s were measured worse than none; the message said "layer 2" where the JSON says "layer": 0."""
+    out = tmp_path / "me.json"
+    code, text = run("enroll", SAMPLE, "--out", out)
+    assert code == 0
+    assert "profiles from under 30 s scored below no profile" in text and "enrolment.json" in text
+    layer = json.loads(out.read_text())["layer"]
+    assert f"the speech graph's output {layer}, encoder block 2" in text and "1 recording " in text
+    code, text = run("enroll", SAMPLE, "--out", tmp_path / "site.json", "--site")
+    assert code == 0 and "site profiles were measured from 60 s up" in text
