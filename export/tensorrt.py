@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgeser._optional import require
+from edgeser.backends.trt import tensorrt
 from edgeser.bundle import Bundle, EngineEntry, write_bundle
 from edgeser.errors import BundleError
 from edgeser.specs import GraphSpec
@@ -78,8 +78,7 @@ def build_engine(onnx_path: Path, shapes: dict[str, list[list[int]]], out: Path,
         BackendUnavailableError: TensorRT is not installed.
         BundleError: The parser or builder failed (their messages are included).
     """
-    trt = require("tensorrt", "trt", "building TensorRT engines",
-                  install="JetPack's TensorRT on Jetson, or NVIDIA's tensorrt wheels on a desktop GPU")
+    trt = tensorrt("building TensorRT engines")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
@@ -112,8 +111,7 @@ def build_bundle_engines(bundle: str | Path, out: str | Path, *, graphs: tuple[s
                          overwrite: bool = False, progress: Callable[[str], None] = log.info) -> Path:
     """A copy of ``bundle`` at ``out`` with a TensorRT engine for each of ``graphs`` it has, recorded in
     ``bundle.json``. Needs TensorRT and a GPU (untested: see the module docstring)."""
-    trt = require("tensorrt", "trt", "building TensorRT engines",
-                  install="JetPack's TensorRT on Jetson, or NVIDIA's tensorrt wheels on a desktop GPU")
+    trt = tensorrt("building TensorRT engines")
     config = config or ProfileConfig()
     src = Bundle.load(bundle)
     m = src.manifest

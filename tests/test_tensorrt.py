@@ -197,3 +197,20 @@ def test_the_fake_parser_refuses_what_tensorrt_does_and_the_tensorrt_target_pass
             build_bundle_engines(tmp_path / name, tmp_path / f"{name}-e", graphs=("speech",), progress=lambda _: None)
     built = build_bundle_engines(tmp_path / "trt", tmp_path / "trt-e", graphs=("speech",), progress=lambda _: None)
     assert Bundle.load(built).manifest.engines[0].precision == "int8"
+
+
+def test_tensorrt_before_10_is_refused_in_one_line(fake_trt, monkeypatch: pytest.MonkeyPatch, tiny_bundle: Path,  # type: ignore[no-untyped-def]
+                                                   tmp_path: Path) -> None:
+    """JetPack 5.x and 6.0 ship TensorRT 8.5 / 8.6, whose API the builder and runtime do not use: building engines
+    and running them say so and point to ONNX Runtime's TensorRT provider (issue 25, item 23)."""
+    from edgeser.backends.trt import tensorrt
+    from edgeser.errors import BackendUnavailableError
+
+    monkeypatch.setattr(fake_trt, "__version__", "8.6.1")
+    with pytest.raises(BackendUnavailableError, match=r"TensorRT 10 or later \(JetPack 6\.1\+\).*8\.6\.1.*ort-tensorrt"):
+        tensorrt()
+    pytest.importorskip("onnx")
+    from edgeser.export.tensorrt import build_bundle_engines
+
+    with pytest.raises(BackendUnavailableError, match="building TensorRT engines needs TensorRT 10"):
+        build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech",), progress=lambda _: None)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # edgeser bench on an NVIDIA Jetson (Orin), with power from tegrastats. UNTESTED: this project has had no Jetson.
 #
-# Setup (JetPack 6): TensorRT and CUDA come with JetPack (python3-libnvinfer); install the ONNX Runtime GPU
+# Setup (JetPack 6.1 or later: TensorRT 10; on JetPack 5.x or 6.0, TensorRT 8.x, use --backend ort-tensorrt):
+# TensorRT and CUDA come with JetPack (python3-libnvinfer); install the ONNX Runtime GPU
 # wheel built for your JetPack from NVIDIA's Jetson Zoo, then `pip install -e ".[align,stream,bench]"` (no torch:
 # the VAD model ships with edgeser; [bench] adds the baselines and the plot).
 #

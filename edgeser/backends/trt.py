@@ -25,6 +25,28 @@ from edgeser.specs import GraphSpec
 _INSTALL = "JetPack's TensorRT on Jetson (python3-libnvinfer), NVIDIA's tensorrt wheels elsewhere; plus cuda-python"
 
 
+def tensorrt(purpose: str = "the TensorRT backend") -> Any:
+    """The ``tensorrt`` module, refused in one line when it is older than TensorRT 10: edgeser's builder and runtime
+    are written against TensorRT 10's API (named I/O tensors, ``execute_async_v3``, strongly typed networks), which
+    JetPack 6.1 and later ship; JetPack 5.x (TensorRT 8.5) and 6.0 (TensorRT 8.6) do not have it.
+
+    Raises:
+        BackendUnavailableError: Not installed, or older than 10.
+    """
+    trt = require("tensorrt", "trt", purpose, install=_INSTALL)
+    version = str(getattr(trt, "__version__", "0"))
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = 0
+    if major < 10:
+        raise BackendUnavailableError(
+            f"{purpose} needs TensorRT 10 or later (JetPack 6.1+); this machine has TensorRT {version} (JetPack 5.x "
+            "ships 8.5, JetPack 6.0 ships 8.6). Use ONNX Runtime's TensorRT provider instead (--backend "
+            "ort-tensorrt, RuntimeOptions.ort_tensorrt()), or upgrade JetPack")
+    return trt
+
+
 def check_engine(entry: EngineEntry, trt_version: str, gpu: str, capability: str) -> None:
     """Raise :class:`BundleError` when ``entry`` was built for another TensorRT version or GPU."""
     problems = []
@@ -47,7 +69,7 @@ class TrtBackend:
     """
 
     def __init__(self, path: Path, entry: EngineEntry) -> None:
-        trt = require("tensorrt", "trt", "the TensorRT backend", install=_INSTALL)
+        trt = tensorrt()
         self._cudart = _cudart()
         gpu, capability = _gpu_identity(self._cudart)
         check_engine(entry, str(trt.__version__), gpu, capability)
