@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import SAMPLE_RATE
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import percentiles
 from edgeser.benchmarks.stream_bench import DATA, HELD_OUT, joined
-from edgeser.benchmarks.suite import machine
 from edgeser.datasets import load_ravdess
 
 CHUNK_S = 0.1
@@ -232,12 +232,11 @@ def main() -> None:
         log_file.close()
     lines = server_log().splitlines()
     Path(log_file.name).unlink()
-    result = {"protocol": __doc__.split("\n\n")[1].strip(), "machine": machine(), "bundle": args.bundle,
+    result = {"protocol": __doc__.split("\n\n")[1].strip(), "bundle": args.bundle,
               "files": [str(f) for f in files], "server_idle_memory": idle, "server_peak_rss_mb": peak,
               "server_exit_on_sigterm": code, "sample_s": args.sample_s, "runs": rows,
               "server_log": {"lines": len(lines), "last": lines[-10:]}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)  # stamped with the machine, its CPU flags, the commit and the command
     print(f"wrote {args.out}")
 
 

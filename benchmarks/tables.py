@@ -186,11 +186,10 @@ def service_load() -> str:
         lines.append(f"| {run['clients']} | {run['minutes']:g} | {run['files_sent']} | {run['files_answered']} | "
                      f"{run['dropped']} | {run['lost']} | {run['closed_early']} | {ms(run['client_latency_ms'])} | "
                      f"{ms(run['server_latency_ms'])} | {run['server_memory_after']['rss_mb']:.0f} MB |")
-    m = r["machine"]
     return "\n".join(lines) + f"\n\n(server peak RSS {r['server_peak_rss_mb']:.0f} MB, idle " \
         f"{r['server_idle_memory']['rss_mb']:.0f} MB; exit status on SIGTERM {r['server_exit_on_sigterm']}; " \
-        f"{m['cpu']}, {m['cores']} cores, clients in another process on the same machine, measured {m['measured']}; " \
-        "`benchmarks/results/service_load.json`)"
+        "clients in another process on the same machine. These figures hold for this CPU only: an AVX2-only CPU " \
+        f"answers fewer) {_stamp(r, 'service_load.json')}"
 
 
 def service_soak() -> str:
@@ -207,10 +206,11 @@ def service_soak() -> str:
                      f"{run['dropped']} | {run['lost']} | {run['closed_early']} | "
                      f"{shown} | "
                      f"{timeline[0][1]:.0f} MB, {timeline[-1][1]:.0f} MB, {run.get('rss_growth_mb', 0):+.1f} MB |")
-    m = r["machine"]
+    where = (_stamp(r, "service_soak.json") if "provenance" in r  # files written before stamps: machine only
+             else f"({r['machine']['cpu']}, {r['machine']['cores']} cores, measured {r['machine']['measured']}; "
+                  "`benchmarks/results/service_soak.json`)")
     return "\n".join(lines) + f"\n\n(RSS sampled every {r.get('sample_s', 30):g} s; exit status on SIGTERM " \
-        f"{r['server_exit_on_sigterm']}; {m['cpu']}, {m['cores']} cores, measured {m['measured']}; " \
-        "`benchmarks/results/service_soak.json`)"
+        f"{r['server_exit_on_sigterm']}) {where}"
 
 
 def batch_scale() -> str:
