@@ -306,6 +306,8 @@ def distinct_names(paths: Sequence[Path]) -> tuple[list[str], Path | None]:
         common = Path(os.path.commonpath([p.parent for p in resolved]))
     except ValueError:  # different drives
         return [str(p) for p in paths], None
+    if len(common.parts) < 3:  # nothing much shared (/, /tmp): the names as given are clearer
+        return [str(p) for p in paths], None
     return [str(p.relative_to(common)) for p in resolved], common
 
 

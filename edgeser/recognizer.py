@@ -59,6 +59,12 @@ class EmotionRecognizer:
         if m.fusion is not None and m.fusion.uses_text and m.text is None:
             raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; add one "
                               "(edgeser.default.combine) or use a bundle trained with use_text = false")
+        exposed = len(m.speech.exposed_layers) if m.speech else 0
+        for name, head in (("fusion", m.fusion), ("speaker_fusion", m.speaker_fusion)):
+            if head is not None and not 0 <= head.layer < max(exposed, 1):
+                raise BundleError(f"{bundle.path}: bundle.json's {name}.layer is {head.layer}, but the speech graph "
+                                  f"exposes {exposed} layer(s) (0-{exposed - 1}); the file was edited, re-export the "
+                                  "bundle")
         self._fusion = FusionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
         self._speaker_fusion = (FusionHead(self._open(m.speaker_fusion), m.speaker_fusion.spec)
                                 if m.speaker_fusion else None)

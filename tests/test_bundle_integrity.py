@@ -108,6 +108,8 @@ def test_links_out_of_the_bundle_and_huge_manifests_are_refused(bundle: Path, tm
     (lambda d: d["fusion"]["spec"]["inputs"][0].update(dims=["batch", "frames", 512]), "shape"),
     (lambda d: d["fusion"].update(levels=[{"a": 1}]), "list of non-empty strings"),
     (lambda d: d["fusion"].update(levels=["frame", "frame"]), "repeated names"),
+    (lambda d: d["fusion"].update(layer=1), "exposes 1 layer"),  # CI fuzz: an IndexError in predict
+    (lambda d: d["speaker_fusion"].update(layer=3), "exposes 1 layer"),
 ])
 def test_manifest_edits_are_caught_at_load(bundle: Path, change: Any, message: str) -> None:
     """Each of these was accepted, or failed later with a traceback ("zip() argument 2 is longer ...")."""

@@ -207,7 +207,8 @@ def test_tensorrt_before_10_is_refused_in_one_line(fake_trt, monkeypatch: pytest
     from edgeser.errors import BackendUnavailableError
 
     monkeypatch.setattr(fake_trt, "__version__", "8.6.1")
-    with pytest.raises(BackendUnavailableError, match=r"TensorRT 10 or later \(JetPack 6\.1\+\).*8\.6\.1.*ort-tensorrt"):
+    with pytest.raises(BackendUnavailableError,
+                       match=r"TensorRT 10 or later \(JetPack 6\.1\+\).*8\.6\.1.*ort-tensorrt"):
         tensorrt()
     pytest.importorskip("onnx")
     from edgeser.export.tensorrt import build_bundle_engines
