@@ -189,7 +189,7 @@ def service_load() -> str:
     return "\n".join(lines) + f"\n\n(server peak RSS {r['server_peak_rss_mb']:.0f} MB, idle " \
         f"{r['server_idle_memory']['rss_mb']:.0f} MB; exit status on SIGTERM {r['server_exit_on_sigterm']}; " \
         "clients in another process on the same machine. These figures hold for this CPU only: an AVX2-only CPU " \
-        f"answers fewer) {_stamp(r, 'service_load.json')}"
+        f"answers fewer) {_where(r, 'service_load.json')}"
 
 
 def service_soak() -> str:
@@ -206,11 +206,17 @@ def service_soak() -> str:
                      f"{run['dropped']} | {run['lost']} | {run['closed_early']} | "
                      f"{shown} | "
                      f"{timeline[0][1]:.0f} MB, {timeline[-1][1]:.0f} MB, {run.get('rss_growth_mb', 0):+.1f} MB |")
-    where = (_stamp(r, "service_soak.json") if "provenance" in r  # files written before stamps: machine only
-             else f"({r['machine']['cpu']}, {r['machine']['cores']} cores, measured {r['machine']['measured']}; "
-                  "`benchmarks/results/service_soak.json`)")
     return "\n".join(lines) + f"\n\n(RSS sampled every {r.get('sample_s', 30):g} s; exit status on SIGTERM " \
-        f"{r['server_exit_on_sigterm']}) {where}"
+        f"{r['server_exit_on_sigterm']}) {_where(r, 'service_soak.json')}"
+
+
+def _where(r: dict[str, Any], name: str) -> str:
+    """:func:`_stamp` of a result file, or for one written before stamps its machine block (no CPU flags)."""
+    if "provenance" in r:
+        return _stamp(r, name)
+    m = r["machine"]
+    return (f"({m['cpu']}, {m['cores']} cores, CPU flags not recorded, measured {m['measured']}; "
+            f"`benchmarks/results/{name}`)")
 
 
 def batch_scale() -> str:
@@ -395,6 +401,30 @@ TABLES.update({"generalisation_loco": generalisation_loco, "generalisation_selec
                "generalisation_site": generalisation_site})
 
 MARKER = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
+
+
+def encoder_choice() -> str:
+    """Encoder, layer and head by leave-one-corpus-out UA, with the speech graph's latency
+    (``edgeser.benchmarks.encoder_choice``)."""
+    r = _load("encoder_choice.json")
+    lat = r["latency"]
+    lines = ["| encoder | layer | head | RAVDESS UA | EmoDB UA | TurEV UA | LOCO mean | RAVDESS 5 folds | same, "
+             "babble 10 dB | speech graph, 4 s, 1 thread |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["loco_mean_ua"]):
+        mark = "**" if name == r["chosen"] else ""
+        t = lat.get(row["encoder"], {})
+        layer = "all (concatenated)" if row["layer"] is None else str(row["layer"])
+        lines.append(f"| {row['encoder']} | {layer} | {row['head']} | "
+                     + " | ".join(pct(row["loco"][c]["ua"]) for c in ("ravdess", "emodb", "turev"))
+                     + f" | {mark}{pct(row['loco_mean_ua'])}{mark} | {pct(row['ravdess_folds_ua'])} | "
+                       f"{pct(row['ravdess_babble10_ua'])} | {t.get('p50_ms', '-')} ms (every layer) |")
+    timed = ", ".join(f"{n} {t['p50_ms']} ms ({t['ratio_to_reference']['median']:.2f}x)" for n, t in lat.items()
+                      if isinstance(t, dict))
+    return "\n".join(lines) + (f"\n\nSpeech graphs on a {lat['clip_s']:g} s clip, 1 thread, interleaved: {timed}. "
+                               f"Rule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, 'encoder_choice.json')}")
+
+
+TABLES["encoder_choice"] = encoder_choice
 
 
 def update(path: Path) -> int:
