@@ -187,7 +187,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=12, help="held-out files each client cycles through")
     ap.add_argument("--port", type=int, default=8791)
     ap.add_argument("--sample-s", type=float, default=30.0, help="seconds between memory samples")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/service_load.json"))
     args = ap.parse_args()
     ds = load_ravdess(DATA)
     files = [u.path for u in ds.utterances if u.group in HELD_OUT and u.path is not None][:: 5][: args.files]
