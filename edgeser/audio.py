@@ -25,8 +25,10 @@ AudioSource = str | os.PathLike[str] | np.ndarray
 """A file path, or an array of samples (which then needs its sample rate)."""
 
 MAX_CHANNELS = 2
-_CLIP_LEVEL = 0.999
-_CLIP_SHARE_WARN = 0.01
+CLIP_LEVEL = 0.999
+"""A sample this close to full scale counts as clipped."""
+CLIP_SHARE_WARN = 0.01
+"""More clipped samples than this share is warned of (a file, or a stream's input)."""
 
 SAMPLE_RATE = 16_000
 """The rate every edgeser graph, detector and result runs at (Hz); audio at other rates is resampled to it."""
@@ -172,8 +174,8 @@ def load_audio(
     peak = float(np.abs(mono).max())
     if peak == 0.0:
         raise AudioError(f"{name}: the audio is silent (every sample is zero); check the microphone or file")
-    clipped = float(np.mean(np.abs(mono) >= _CLIP_LEVEL))
-    if clipped > _CLIP_SHARE_WARN:
+    clipped = float(np.mean(np.abs(mono) >= CLIP_LEVEL))
+    if clipped > CLIP_SHARE_WARN:
         log.warning("%s: %.1f%% of samples are clipped at full scale; recognition may degrade", name, 100 * clipped)
     if peak > 1.0 + 1e-6:
         log.warning("%s: float samples reach %.3g, beyond [-1, 1]; is this integer PCM stored as float?", name, peak)

@@ -610,14 +610,6 @@ def progress_bar(description: str, total: int) -> Iterator[Any]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _stream_options(threshold: float, min_silence_s: float, max_utterance_s: float, partial_every: float | None,
-                    live: bool) -> Any:
-    from edgeser.streaming import StreamOptions
-
-    return StreamOptions(threshold=threshold, min_silence_s=min_silence_s, max_utterance_s=max_utterance_s,
-                         partial_every_s=partial_every, backpressure="drop-oldest" if live else "block")
-
-
 def _print_result(r: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -675,7 +667,9 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
                   else streaming.microphone_source(sample_rate=rate))
-        options = _stream_options(threshold, min_silence_s, max_utterance_s, partial_every, source.live)
+        # back-pressure "auto": the stream drops for a live source and blocks for a file (StreamOptions.resolved)
+        options = streaming.StreamOptions(threshold=threshold, min_silence_s=min_silence_s,
+                                          max_utterance_s=max_utterance_s, partial_every_s=partial_every)
         meter = streaming.InputMeter()
         utterances = dropped = 0
         try:

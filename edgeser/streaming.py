@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from edgeser.audio import SAMPLE_RATE, Resampler, audio_info, pcm_to_float
+from edgeser.audio import CLIP_LEVEL, CLIP_SHARE_WARN, SAMPLE_RATE, Resampler, audio_info, pcm_to_float
 from edgeser.errors import AudioError, EdgeserError, InputError
 from edgeser.results import Prediction
 from edgeser.vad import CHUNK, SileroVad
@@ -243,7 +243,7 @@ class InputMeter:
                     self.samples += a.size
                     self._energy += float(np.dot(a.astype(np.float64), a))
                     self.peak = max(self.peak, float(a.max()))
-                    self.clipped += int((a >= 0.999).sum())
+                    self.clipped += int((a >= CLIP_LEVEL).sum())
                 yield x
 
         return dataclasses.replace(source, chunks=chunks())
@@ -277,7 +277,7 @@ class InputMeter:
                            "listen --stdin`; 48 kHz stereo read as 16 kHz mono sounds six times slower)")
             else:
                 out.append(f"{found} (level {self.rms_dbfs:.0f} dBFS): noise, music or silence gets no label")
-        if self.clipped > 0.01 * self.samples:
+        if self.clipped > CLIP_SHARE_WARN * self.samples:
             out.append(f"{100 * self.clipped / self.samples:.1f}% of samples are at full scale: the input clips; "
                        "lower the gain")
         return out
