@@ -60,8 +60,11 @@ def bench(bundles: tuple[str, ...], dataset_path: Path | None, out: Path, device
         else:
             if not bundles or dataset_path is None:
                 raise click.UsageError("give --bundle (one or more) and --dataset, or --compare DIR1 DIR2 ...")
+            from edgeser import system
             from edgeser.datasets import open_dataset
 
+            err.print(f"this machine: {system.cpu_model()}, flags {', '.join(system.cpu_flags()) or 'none listed'} "
+                      "(figures hold for CPUs with the same flags only)", markup=False)
             result = suite.run([suite.parse_variant(b) for b in bundles], open_dataset(dataset_path),
                                test_groups=test_groups.split(",") if test_groups else None, repeats=repeats,
                                clips_per_bucket=clips_per_bucket, batch=batch, threads=threads, reference=reference,

@@ -14,22 +14,6 @@ from typing import Any
 
 from edgeser.benchmarks.suite import machine
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-"""The instruction sets that matter for inference here: wide float SIMD, and 8-bit dot products (VNNI, AMX, Arm)."""
-
-
-def cpu_flags(cpuinfo: str | None = None) -> list[str]:
-    """The :data:`CPU_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
-    if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.is_file() else ""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags |= set(value.split())
-    return [f for f in CPU_FLAGS if f in flags]
-
 
 def commit(root: Path | None = None) -> str:
     """The repository's HEAD, ``+dirty`` when the work tree differs from it; ``unknown`` outside git."""
@@ -46,7 +30,7 @@ def commit(root: Path | None = None) -> str:
 
 def stamp() -> dict[str, Any]:
     """The provenance block of a result file."""
-    return {"machine": {**machine(), "cpu_flags": cpu_flags()},
+    return {"machine": machine(),
             "command": " ".join(["python", "-m", _module(), *sys.argv[1:]]),
             "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
@@ -66,4 +50,4 @@ def write_result(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-__all__ = ["CPU_FLAGS", "commit", "cpu_flags", "stamp", "write_result"]
+__all__ = ["commit", "stamp", "write_result"]

@@ -46,9 +46,10 @@ from edgeser.benchmarks.stats import (
     percentiles,
 )
 from edgeser.bundle import Bundle
-from edgeser.datasets import Dataset
+from edgeser.datasets import Dataset, heard_groups
 from edgeser.errors import EdgeserError
 from edgeser.metrics import confusion_matrix, evaluate, unweighted_accuracy, weighted_accuracy
+from edgeser.system import cpu_flags, cpu_model
 
 BUCKETS_S = (1.0, 4.0, 10.0)
 STAGES = ("audio_load_s", "speech_encoder_s", "segmentation_s", "pooling_s", "text_encoder_s", "fusion_s")
@@ -67,29 +68,10 @@ def parse_variant(spec: str) -> Variant:
     return Variant(name or (default.NAME if path == default.NAME else Path(path).name), resolved)
 
 
-INT8_INSTRUCTIONS = ("avx_vnni", "avx512_vnni", "amx_int8", "asimddp", "i8mm")
-"""CPU flags of 8-bit dot-product instructions (x86 VNNI and AMX, Arm dot product and int8 matrix multiply):
-without them ONNX Runtime's int8 kernels gain about 2x over float, with them several times more."""
-
-
-def cpu_info(cpuinfo: str) -> tuple[str | None, list[str]]:
-    """The CPU model and its :data:`INT8_INSTRUCTIONS` from the text of ``/proc/cpuinfo`` (x86 or Arm)."""
-    model, flags = None, set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model is None:
-            model = value.strip()
-        elif key.strip() in ("flags", "Features"):  # x86, Arm
-            flags |= set(value.split())
-    return model, sorted(flags & set(INT8_INSTRUCTIONS))
-
-
 def machine(device_name: str | None = None) -> dict[str, Any]:
     """What the numbers were measured on."""
     import onnxruntime as ort
 
-    model, int8 = cpu_info(Path("/proc/cpuinfo").read_text()) if Path("/proc/cpuinfo").is_file() else (None, [])
-    cpu = model or platform.processor() or platform.machine() or "unknown"
     gpu = "none"
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
@@ -103,8 +85,8 @@ def machine(device_name: str | None = None) -> dict[str, Any]:
         trt_version = str(tensorrt.__version__)
     except ImportError:
         trt_version = None
-    return {"device_name": device_name or platform.node(), "cpu": cpu, "cores": os.cpu_count(),
-            "cpu_int8_instructions": int8, "gpu": gpu,
+    return {"device_name": device_name or platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
+            "cpu_flags": cpu_flags(), "gpu": gpu,
             "os": platform.platform(), "python": platform.python_version(), "onnxruntime": ort.__version__,
             "tensorrt": trt_version, "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
@@ -118,11 +100,7 @@ def split(dataset: Dataset, bundle: Bundle, test_groups: Sequence[str] | None) -
         held = set(test_groups)
         how = f"test groups given: {sorted(held)}"
     elif trained_on:
-        # a head trained on several corpora records "corpus:speaker"; a dataset read alone names "speaker": either
-        # form counts as trained on (an unseen speaker who shares an id with a trained one is left out: never the
-        # other way round)
-        trained = set(trained_on) | {t.split(":", 1)[1] for t in trained_on if ":" in t}
-        held = set(groups) - trained
+        held = set(groups) - heard_groups(trained_on, dataset)
         how = f"groups the bundle was not trained on ({len(held)} of {len(set(groups))})"
     else:
         raise EdgeserError(f"{bundle.path}: the bundle does not record which speakers it was trained on; pass "
@@ -404,8 +382,8 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
 def markdown(result: dict[str, Any]) -> str:
     """The table: one row per variant (and device, for merged results), then the peers' encoders and the
     baselines."""
-    lines = ["| device | variant | precision | backend | UA | UA vs reference [95%] | WA | p50 1 s | p50 4 s | "
-             "p90 4 s | p50 10 s | RTF 4 s | ratio 4 s (p10-p90) | cold start | peak RSS | size | "
+    lines = ["| device (CPU flags) | variant | precision | backend | UA | UA vs reference [95%] | WA | p50 1 s | "
+             "p50 4 s | p90 4 s | p50 10 s | RTF 4 s | ratio 4 s (p10-p90) | cold start | peak RSS | size | "
              "encoder alone 4 s (ratio) | UA scored on |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     encoders = result.get("encoder_latency", {}).get("clips", {}).get("4s", {})
@@ -413,6 +391,14 @@ def markdown(result: dict[str, Any]) -> str:
     def encoder(name: str) -> str:
         e = encoders.get(name)
         return f"{e['p50_ms']:.0f} ms ({e['ratio_to_first']['median']:.2f})" if e else "-"
+
+    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
+    flags = {m.get("device_name"): m.get("cpu_flags") for m in machines}
+
+    def device(name: str) -> str:
+        """The device with its CPU's instruction sets: figures hold for CPUs with the same ones only."""
+        f = flags.get(name)
+        return f"{name} ({', '.join(f) or 'no avx2/vnni'})" if f is not None else f"{name} (flags not recorded)"
 
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
@@ -422,7 +408,7 @@ def markdown(result: dict[str, Any]) -> str:
             return f"{lat[bucket][p]:.0f} ms" if bucket in lat else "-"
 
         lines.append(" | ".join([
-            f"| {r.get('device', result['machine']['device_name'])}", r["variant"], r.get("precision", "-"),
+            f"| {device(r.get('device', result['machine']['device_name']))}", r["variant"], r.get("precision", "-"),
             r.get("backend", "-").replace("ExecutionProvider", ""),
             f"{100 * r['ua']:.1f}" if "ua" in r else "-", interval(r.get("ua_vs_reference")),
             f"{100 * r['wa']:.1f}" if "wa" in r else "-",
@@ -435,17 +421,17 @@ def markdown(result: dict[str, Any]) -> str:
     variants = {r["variant"] for r in result["rows"]}
     for name in encoders:
         if name not in variants:  # a peer: its encoder only
-            lines.append(f"| {result['machine']['device_name']} | {name} | fp32 | ctranslate2 CPU |"
+            lines.append(f"| {device(result['machine']['device_name'])} | {name} | fp32 | ctranslate2 CPU |"
                          + " - |" * 12 + f" {encoder(name)} | - |")
     for b in result.get("baselines", []):
         ua = f"{100 * b['ua']:.1f}" if "ua" in b else f"skipped: {b.get('skipped')}"
         wa = f"{100 * b['wa']:.1f}" if "wa" in b else "-"
-        lines.append(f"| {result['machine']['device_name']} | {b['variant']} | - | - | {ua} | - | {wa} |"
+        lines.append(f"| {device(result['machine']['device_name'])} | {b['variant']} | - | - | {ua} | - | {wa} |"
                      + " - |" * 10 + f" {b.get('accuracy', result.get('protocol', {}).get('held_out', '-'))} |")
-    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
     lines.append("")
     for m in machines:
-        lines.append(f"{m.get('device_name')}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, GPU: "
+        lines.append(f"{m.get('device_name')}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, flags "
+                     f"{', '.join(m.get('cpu_flags') or []) or 'not recorded'}, GPU: "
                      f"{m.get('gpu', '?')}, ONNX Runtime {m.get('onnxruntime', '?')}, TensorRT "
                      f"{m.get('tensorrt') or 'not installed'}; measured {m.get('measured', '?')}.")
     return "\n".join(lines) + "\n"

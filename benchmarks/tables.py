@@ -46,7 +46,8 @@ def probe() -> str:
         lat.append(f"| {engine} | " + " | ".join(
             f"{r['latency'][c][engine]['p50_ms']:.1f} (x{r['latency'][c][engine]['ratio_to_first']['median']:.2f})"
             for c in ("1s", "4s", "10s")) + " |")
-    return "\n".join(lines + lat) + f"\n\n({r['machine']['cpu']}, {r['machine']['cores']} cores, " \
+    m = r["machine"]
+    return "\n".join(lines + lat) + f"\n\n({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, " \
         f"ONNX Runtime {r['machine']['onnxruntime']}; `benchmarks/results/whisper_probe.json`)"
 
 
@@ -98,7 +99,7 @@ def fast_path() -> str:
                 for c in ("1s", "4s", "10s")) + " |")
     m = r["machine"]
     return "\n".join(lines) + f"\n\n(p50, and the median round-by-round ratio to `encode`; {m['cpu']}, " \
-        f"{m['cores']} cores; `benchmarks/results/fast_path.json`)"
+        f"{m['cores']} cores, flags {_flags(m)}; `benchmarks/results/fast_path.json`)"
 
 
 def _times(latency: dict[str, Any], name: str) -> str:
@@ -129,7 +130,8 @@ def _variants(file: str, title: str, reference: str, first: str = "") -> str:
         lines.append(f"| baseline: {name} | | {pct(b['pooled_ua'])} | {pct(b['pooled_wa'])} | "
                      f"{interval(b['minus_fp32'])} | |")
     m = r["machine"]
-    return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores; `benchmarks/results/{file}`)"
+    return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores, flags {_flags(m)}; " \
+        f"`benchmarks/results/{file}`)"
 
 
 def precision() -> str:
@@ -168,9 +170,9 @@ def bench() -> str:
                          "- | - | - | - |")
     m = r["machine"]
     threads = r["settings"]["threads"] or "all"
-    return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, {threads} thread(s), ONNX Runtime " \
-        f"{m['onnxruntime']}, measured {m['measured']}; `benchmarks/results/bench-default/`, whose `table.md` has " \
-        "every column and `pareto.png` the plot)"
+    return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, {threads} thread(s), " \
+        f"ONNX Runtime {m['onnxruntime']}, measured {m['measured']}; `benchmarks/results/bench-default/`, whose " \
+        "`table.md` has every column and `pareto.png` the plot)"
 
 
 def service_load() -> str:
@@ -215,7 +217,7 @@ def _where(r: dict[str, Any], name: str) -> str:
     if "provenance" in r:
         return _stamp(r, name)
     m = r["machine"]
-    return (f"({m['cpu']}, {m['cores']} cores, CPU flags not recorded, measured {m['measured']}; "
+    return (f"({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, measured {m['measured']}; "
             f"`benchmarks/results/{name}`)")
 
 
@@ -239,7 +241,7 @@ def batch_scale() -> str:
         f"{r['rounds']} rounds, the ways alternating; Ray started once before, in {r['ray_start_s']:g} s. On paper, " \
         f"N nodes like this one: {nodes} files/s, the driver's ceiling {paper['driver_ceiling_files_per_s']:,.0f} " \
         f"files/s ({r['driver_write_ms_per_file']:g} ms per file to write the shards). {m['cpu']}, {m['cores']} " \
-        f"cores, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
+        f"cores, flags {_flags(m)}, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
 
 
 def tensorrt_ready() -> str:
@@ -271,7 +273,7 @@ def tensorrt_ready() -> str:
     return "\n".join(lines) + f"\n\n(the parent's speech graph: {p['megabytes']:.1f} MB ({weights(p)}); " \
         f"FP32 speech graph {lat['fp32']['p50_ms']:.1f} ms on 4 s of audio, 1 thread, " \
         f"medians of {r['rounds']} interleaved rounds; the guard as by default ({guards}); {m['cpu']}, " \
-        f"{m['cores']} cores, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
+        f"{m['cores']} cores, flags {_flags(m)}, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
 
 
 def fuzz() -> str:
@@ -291,12 +293,18 @@ TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, 
           "service_soak": service_soak, "batch_scale": batch_scale,
           "tensorrt_ready": tensorrt_ready}
 
+def _flags(m: dict[str, Any]) -> str:
+    """A result's CPU flags, or that the file predates them (then its figures are for that CPU model only)."""
+    if "cpu_flags" not in m:
+        return "not recorded"
+    return ", ".join(m["cpu_flags"]) or "none of avx2/avx512/vnni/amx"
+
+
 def _stamp(r: dict[str, Any], name: str) -> str:
     """Where a result file's figures were measured (from its provenance block)."""
     p = r["provenance"]
     m = p["machine"]
-    flags = ", ".join(m["cpu_flags"]) or "none of avx2/avx512/vnni/amx"
-    return (f"({m['cpu']}, {m['cores']} cores, flags {flags}; commit {p['commit']}, {p['date'][:10]}; "
+    return (f"({m['cpu']}, {m['cores']} cores, flags {_flags(m)}; commit {p['commit']}, {p['date'][:10]}; "
             f"`{p['command']}`; `benchmarks/results/{name}`)")
 
 

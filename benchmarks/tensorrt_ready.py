@@ -1,13 +1,13 @@
-"""What ``edgeser quantize --target tensorrt`` writes, beside ``--target cpu``, on the default model.
+"""What ``edgeser quantize --target tensorrt`` writes, beside the CPU targets (``cpu-vnni``, ``cpu-avx2``), on the
+default model.
 
-Runs the README's command twice (``edgeser quantize default --precision int8 --calibration
-../shared/data/ravdess/labels.csv --target tensorrt|cpu``, the guard as it is by default), then reads every graph of
-both variants: Q/DQ nodes, the types of their zero points and how many are not 0, integer ops (MatMulInteger,
-ConvInteger, QLinear*), the weights' megabytes by type, and the problems ``tensorrt_qdq_problems`` finds (what
-TensorRT's ONNX parser refuses: it takes only symmetric signed INT8 Q/DQ). Then times the speech graph of FP32, the
-cpu target and the tensorrt target on ONNX Runtime's CPU provider, 1 thread, 4 s of audio, interleaved, and reports
-each against FP32. TensorRT itself has not run here: that is the parser's rule checked on the graphs, not an engine
-built.
+Runs the README's command once per target (``edgeser quantize default --precision int8 --calibration
+../shared/data/ravdess/labels.csv --target tensorrt|cpu-vnni|cpu-avx2``, the guard as it is by default), then reads
+every graph of each variant: Q/DQ nodes, the types of their zero points and how many are not 0, integer ops
+(MatMulInteger, ConvInteger, QLinear*), the weights' megabytes by type, and the problems ``tensorrt_qdq_problems``
+finds (what TensorRT's ONNX parser refuses: it takes only symmetric signed INT8 Q/DQ). Then times the speech graph of
+FP32 and of each target on ONNX Runtime's CPU provider, 1 thread, 4 s of audio, interleaved, and reports each against
+FP32. TensorRT itself has not run here: that is the parser's rule checked on the graphs, not an engine built.
 
     python -m edgeser.benchmarks.tensorrt_ready --data ../shared/data --out benchmarks/results/tensorrt_ready.json
 """
@@ -87,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeser-trt-ready-") as tmp:
         bundles = {"fp32": default.resolve("default")}
         commands = {}
-        for target in ("tensorrt", "cpu"):
+        for target in ("tensorrt", "cpu-vnni", "cpu-avx2"):
             out = Path(tmp) / target
             command = ["edgeser", "quantize", "default", "--precision", "int8", "--calibration", str(labels),
                        "--target", target, "--out", str(out)]

@@ -12,7 +12,7 @@ calibration loops all take. :class:`OrtReader` adapts any of these iterables to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -82,11 +82,15 @@ class OrtReader:
         if not self._data:
             raise DatasetError("the calibration set gave no feeds for this graph")
         self._pos = 0
+        self.on_next: Callable[[int], None] | None = None
+        """Called with the number of feeds given so far in this pass (a progress line during ORT's calibration)."""
 
     def get_next(self) -> Feeds | None:
         if self._pos >= len(self._data):
             return None
         self._pos += 1
+        if self.on_next is not None:
+            self.on_next(self._pos)
         return self._data[self._pos - 1]
 
     def rewind(self) -> None:

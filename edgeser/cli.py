@@ -117,11 +117,34 @@ def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck], str
 
 
 @main.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest, its path and the checks as JSON.")
 @click.option("--no-verify", is_flag=True, help="Skip sha256 checks (sizes are still checked).")
-def inspect(bundle: Path, as_json: bool, no_verify: bool) -> None:
-    """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails."""
+@click.option("--system", "show_system", is_flag=True,
+              help="Describe this machine instead: CPU model and the instruction sets that decide INT8 speed and "
+                   "accuracy (avx2, avx512f, avx512_vnni, avx_vnni, amx_int8; asimddp, i8mm on Arm), the INT8 scheme "
+                   "that holds here, ONNX Runtime and its providers.")
+def inspect(bundle: Path | None, as_json: bool, no_verify: bool, show_system: bool) -> None:
+    """Summarise a bundle (a folder, or 'default') and check its files; exit status 1 if any check fails. With
+    --system, describe this machine."""
+    if show_system:
+        from edgeser import system
+
+        info = system.describe()
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+            return
+        t = Table(title="this machine", show_header=False)
+        for key, value in info.items():
+            t.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        out.print(t)
+        out.print(f"INT8: `edgeser quantize --target auto` makes {info['int8_target']} variants here"
+                  + (" (7-bit weights: no VNNI or AMX, so 8-bit ones could saturate)"
+                     if info["int8_target"] == "cpu-avx2" else ""), markup=False)
+        return
+    if bundle is None:
+        raise click.UsageError("give a BUNDLE (a folder, or 'default') to inspect, or --system to describe this "
+                               "machine")
     with one_line_errors():
         bundle = default.resolve(bundle, progress=err.print)
         manifest, checks, digest = _inspect_checks(bundle, verify=not no_verify)
@@ -192,9 +215,15 @@ def _precision(provenance: dict[str, Any]) -> str:
     if not q:
         return "fp32"
     calib = q.get("calibration") or {}
-    parts = [q["precision"], f"{q['method']} calibration on {calib.get('items')} items "
+    from edgeser.system import int8_mismatch
+
+    target = q.get("target")
+    scheme = f"target {target}" + (f", validated on {', '.join(q['validated_on']['cpu_flags']) or 'no listed flags'}"
+                                   if q.get("validated_on") else "") if target else ""
+    parts = [q["precision"], scheme, f"{q['method']} calibration on {calib.get('items')} items "
                              f"(sha256 {str(calib.get('sha256'))[:12]}…)" if q.get("method") else "",
-             f"{len(q.get('kept_float', []))} nodes kept in float" if q.get("kept_float") else ""]
+             f"{len(q.get('kept_float', []))} nodes kept in float" if q.get("kept_float") else "",
+             f"WARNING: {why}" if (why := int8_mismatch(provenance)) else ""]
     return "; ".join(p for p in parts if p)
 
 

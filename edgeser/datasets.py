@@ -11,7 +11,7 @@ import csv
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +127,9 @@ def load_iemocap(root: str | os.PathLike[str]) -> Dataset:
 
 
 def load_ravdess(root: str | os.PathLike[str]) -> Dataset:
-    """RAVDESS speech (``labels.csv`` + ``audio/``), the 4-class subset, groups = actors."""
+    """A corpus in RAVDESS's layout (``labels.csv`` with ``emotion4`` + audio; ``../shared/data`` also holds EmoDB
+    and TurEV so), the 4-class subset, groups = speakers. The dataset is named after its folder, lower case
+    (``ravdess``, ``emodb``, ``turev``): the name a head trained on several corpora records its speakers under."""
     root = Path(root)
     rows = _read_csv(_require(root / "labels.csv", "RAVDESS labels.csv"),
                      ("path", "speaker", "emotion4", "transcript"))
@@ -135,7 +137,7 @@ def load_ravdess(root: str | os.PathLike[str]) -> Dataset:
         Utterance(id=Path(r["path"]).stem, path=root / r["path"], speaker=r["speaker"], group=r["speaker"],
                   label=r["emotion4"], transcript=r["transcript"])
         for r in rows if r["emotion4"])
-    return Dataset("ravdess", utterances)
+    return Dataset(root.resolve().name.lower() or "ravdess", utterances)
 
 
 def ravdess_unscored(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
@@ -183,6 +185,23 @@ def load_manifest(path: str | os.PathLike[str], labels: Sequence[str] = DEFAULT_
     if not utterances:
         raise DatasetError(f"{path}: no labelled rows")
     return Dataset(path.stem, utterances, tuple(labels))
+
+
+def heard_groups(recorded: Iterable[str], dataset: Dataset) -> set[str]:
+    """The groups of ``dataset`` that a head's record of training groups (``train_groups`` in bundle.json) names.
+
+    A head trained on one corpus records its groups as they are (``Actor_01``); one trained on several records
+    ``corpus:group`` (``ravdess:Actor_01``), matched against the dataset's name. When the dataset's name is none of
+    the recorded corpora (a copy in a folder named otherwise), a group recorded under any corpus counts as heard:
+    an unseen speaker who shares an id with a trained one is then left out, never a trained one scored as unseen.
+    """
+    recorded = set(recorded)
+    corpora = {r.split(":", 1)[0] for r in recorded if ":" in r}
+    groups = {u.group for u in dataset.utterances}
+    if dataset.name in corpora:
+        return {g for g in groups if g in recorded or f"{dataset.name}:{g}" in recorded}
+    bare = {r.split(":", 1)[-1] for r in recorded}
+    return groups & bare
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:

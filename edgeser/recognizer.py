@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.segmenter import Segmentation, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
+from edgeser.system import int8_mismatch
 from edgeser.text import TextTokenizer, check_transcript
 from edgeser.vad import SPEECH_CHECK_THRESHOLD, Voicing, voicing
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 GraphOpener = Callable[[str, "SpeechSection | TextSection | FusionSection"], Backend]
 """``(role, section) -> Backend``: where a recognizer's graphs run when not in ONNX Runtime here."""
+
+log = logging.getLogger(__name__)
 
 
 class EmotionRecognizer:
@@ -108,6 +112,8 @@ class EmotionRecognizer:
             return backend
         check_tensors(path, section, backend.tensors,
                       len(self.bundle.manifest.labels) if isinstance(section, FusionSection) else None)
+        if (why := int8_mismatch(section.provenance)) is not None:
+            log.warning("%s: %s", path, why)
         stored = backend.metadata
         for key, want in graph_metadata(section).items():
             if stored.get(key) != want:

@@ -138,12 +138,15 @@ def ablate(config_path: Path, use_ray: bool, ray_address: str | None, workers: i
 def _training_speakers(dataset: Any, groups: list[str] | None) -> Any:
     """The utterances of the groups a head was trained on, so that quantizing never touches the speakers its
     held-out scores are measured on (all of them when the bundle records no groups)."""
+    from edgeser.datasets import heard_groups
+
     if not groups:
         return dataset
-    keep = [i for i, u in enumerate(dataset.utterances) if u.group in set(groups)]
+    heard = heard_groups(groups, dataset)
+    keep = [i for i, u in enumerate(dataset.utterances) if u.group in heard]
     if not keep:
         return dataset
-    err.print(f"{dataset.name}: using the {len(keep)} utterances of the {len(set(groups))} groups the head was "
+    err.print(f"{dataset.name}: using the {len(keep)} utterances of the {len(heard)} groups the head was "
               "trained on (its held-out speakers stay unseen)")
     return dataset.subset(keep)
 
@@ -178,9 +181,12 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
                    "utterances), when the bundle has a fusion head.")
 @click.option("--validation-size", type=int, default=600, show_default=True)
-@click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True,
-              help="cpu: what runs fastest in ONNX Runtime on CPUs (unsigned INT8 activations); tensorrt: symmetric "
-                   "signed INT8 Q/DQ, every zero point 0, as TensorRT's ONNX parser imports (int8 and fp16 only).")
+@click.option("--target", type=click.Choice(["auto", "cpu-vnni", "cpu-avx2", "arm", "tensorrt"]), default="auto",
+              show_default=True,
+              help="auto: this CPU's scheme (`edgeser inspect --system` says which); cpu-vnni: x86 with VNNI or AMX "
+                   "(8-bit weights); cpu-avx2: x86 without (7-bit weights, which cannot saturate; exact on every x86 "
+                   "CPU); arm: 8-bit, unmeasured; tensorrt: symmetric signed INT8 Q/DQ, every zero point 0, as "
+                   "TensorRT's ONNX parser imports (int8 and fp16 only).")
 @click.option("--graphs", default="speech,text", show_default=True, help="Graphs to convert.")
 @click.option("--calibration-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -224,7 +230,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
     for g, r in report["graphs"].items():
         err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
                   f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
-    wrote(f"{out} in {report['seconds']} s")
+    wrote(f"{out} in {report['seconds']} s (target {report['config']['target']})")
 
 
 @click.command()

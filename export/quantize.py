@@ -34,34 +34,42 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
 
 import edgeser
 from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.audio import load_audio
 from edgeser.bundle import Manifest, write_bundle
 from edgeser.calibration import readers
 from edgeser.calibration.readers import OrtReader
 from edgeser.calibration.sets import CalibrationSet
-from edgeser.datasets import Dataset
+from edgeser.datasets import Dataset, heard_groups
 from edgeser.errors import EdgeserError, InputError
 from edgeser.metrics import evaluate
+from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("minmax", "entropy", "percentile")
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
-TARGETS = ("cpu", "tensorrt")
+TARGETS = ("auto", *INT8_TARGETS, "tensorrt")
+"""``auto``: this CPU's scheme (:func:`edgeser.system.int8_target`); ``cpu-vnni``: x86 with VNNI or AMX, and what
+runs fastest in ONNX Runtime there (uint8 activations with zero points, symmetric 8-bit weights); ``cpu-avx2``: the
+same with 7-bit weights (ONNX Runtime's ``reduce_range``), which cannot saturate the 16-bit sums of x86 CPUs
+without VNNI and gives the same outputs on every x86 CPU; ``arm``: the 8-bit scheme (Arm's dot-product kernels
+accumulate in 32 bits; unmeasured here, no Arm CPU); ``tensorrt``: what TensorRT's ONNX parser imports."""
 TENSORRT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 """Quantization ops a ``--target tensorrt`` graph may hold: TensorRT's ONNX parser imports explicit Q/DQ with
 symmetric signed INT8 (zero point 0) and not the integer ops (MatMulInteger, ConvInteger, QLinear*) nor QUInt8."""
@@ -71,6 +79,35 @@ TENSORRT_REFUSED_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul
 
 class QuantizationError(EdgeserError):
     """A variant failed its accuracy guard (nothing was written), or cannot be made from this bundle."""
+
+
+class Ticker:
+    """Lines for a long phase: ``label: 120/462 (8 s)`` at most every ``every_s`` seconds while it runs, and
+    ``label: 462 in 21.3 s`` when it ends (how the guard's cost shows in the log)."""
+
+    def __init__(self, progress: Callable[[str], None], label: str, total: int, every_s: float = 5.0) -> None:
+        self.progress, self.label, self.total, self.every_s = progress, label, total, every_s
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every_s and done < self.total:
+            self.progress(f"{self.label}: {done}/{self.total} ({now - self.start:.0f} s)")
+            self.last = now
+
+    def finish(self, done: int | None = None) -> float:
+        seconds = time.perf_counter() - self.start
+        n = self.total if done is None else done
+        self.progress(f"{self.label}: {n} in {seconds:.1f} s" if n else f"{self.label}: {seconds:.1f} s")
+        return seconds
+
+    def over(self, items: Iterable[T]) -> Iterator[T]:
+        """``items`` as they are, ticking at each and finishing after the last."""
+        n = 0
+        for n, item in enumerate(items, 1):
+            yield item
+            self(n)
+        self.finish(n)
 
 
 @dataclass(frozen=True)
@@ -89,9 +126,10 @@ class QuantizeConfig:
             garbage output that quantized transformer speech models are known for.
         fallback_steps: How many times sensitive nodes may be moved back to float before giving up.
         fallback_fraction: Share of the quantized nodes moved back at each step.
-        target: ``cpu`` (what runs fastest in ONNX Runtime on CPUs: unsigned INT8 activations with zero points,
-            symmetric INT8 weights) or ``tensorrt`` (what TensorRT's ONNX parser imports: Q/DQ with signed INT8
-            activations and weights, every zero point 0; static ``int8`` only).
+        target: Which kernels the variant is for (:data:`TARGETS`): ``auto`` (the default) is this CPU's
+            scheme, ``cpu-vnni``, ``cpu-avx2`` or ``arm``; ``tensorrt`` is Q/DQ with signed INT8 activations and
+            weights, every zero point 0 (static ``int8`` only). :meth:`resolved` names the scheme ``auto`` stands
+            for here.
     """
 
     precision: str
@@ -102,7 +140,19 @@ class QuantizeConfig:
     min_cosine: float = 0.9
     fallback_steps: int = 4
     fallback_fraction: float = 0.1
-    target: str = "cpu"
+    target: str = "auto"
+
+    def resolved(self) -> QuantizeConfig:
+        """This config with ``target="auto"`` replaced by this CPU's scheme (``cpu`` is the name older versions
+        recorded for the 8-bit scheme)."""
+        if self.target == "auto":
+            return replace(self, target=int8_target())
+        return self
+
+    @property
+    def reduce_range(self) -> bool:
+        """7-bit weights (the ``cpu-avx2`` scheme)."""
+        return self.target == "cpu-avx2"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -140,6 +190,7 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
+    config = config.resolved()
     exclude = list(dict.fromkeys([*front_end_nodes(onnx.load(str(src), load_external_data=False)), *exclude]))
     if config.precision != "fp16":
         src = preprocess(src, dst.with_name(dst.stem + ".pre.onnx"))  # keeps node names (not their metadata)
@@ -157,7 +208,8 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
     if config.precision == "int8-dynamic":
         with _quiet_root_logger():
             quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(ops), per_channel=False,
-                             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude))
+                             reduce_range=config.reduce_range, weight_type=QuantType.QInt8,
+                             nodes_to_exclude=list(exclude))
     else:
         if reader is None:
             raise QuantizationError("static INT8 needs a calibration set")
@@ -168,6 +220,7 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         with _quiet_root_logger():
             quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
                             op_types_to_quantize=list(ops), per_channel=config.per_channel,
+                            reduce_range=config.reduce_range,
                             activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
                             weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
                             # for TensorRT: biases stay float (its parser imports INT8 Q/DQ, not INT32 bias DQ)
@@ -374,13 +427,23 @@ def _mean_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[d
     return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
 
 
-def speech_frames(bundle: Path, dataset: Dataset, layer: int) -> list[np.ndarray]:
-    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``."""
+def speech_frames(bundle: Path, dataset: Dataset, layer: int, progress: Callable[[str], None] | None = None,
+                  label: str = "frames", voiced: bool = False) -> list[np.ndarray]:
+    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``; with
+    ``voiced``, its voiced frames only, as a head with ``frame_mask="voiced"`` reads them
+    (:meth:`edgeser.EmotionRecognizer.encode_speech`)."""
     rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
     out = []
-    for u in dataset.utterances:
-        enc = rec.encode(str(u.path))
-        out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])].astype(np.float32))
+    utterances: Iterable[Any] = dataset.utterances
+    if progress is not None:
+        utterances = Ticker(progress, label, len(dataset)).over(utterances)
+    for u in utterances:
+        if voiced:
+            enc, keep = rec.encode_speech(load_audio(u.path))
+            out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])][keep].astype(np.float32))
+        else:
+            enc = rec.encode(str(u.path))
+            out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])].astype(np.float32))
     return out
 
 
@@ -399,7 +462,7 @@ class UnseenSpeakers:
     """
 
     def __init__(self, manifest: Manifest, parent: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray,
-                 folds: int = 5) -> None:
+                 folds: int = 5, progress: Callable[[str], None] | None = None) -> None:
         from edgeser.export.model import FusionConfig
         from edgeser.export.train import TrainConfig
 
@@ -407,18 +470,23 @@ class UnseenSpeakers:
         assert fusion is not None
         config = FusionConfig.from_dict(fusion.provenance["config"]) if fusion.provenance.get("config") else None
         self.head = config is not None and config.levels == ("frame",) and not config.use_text
+        # a statistics head reads each utterance's mean and std only: it trains on those (two frames that have
+        # them, as the default was trained: edgeser.export.multicorpus.two_frames), in seconds instead of minutes
+        self.statistics = self.head and config is not None and config.pooling == "statistics"
         settings = TrainConfig(**fusion.provenance.get("train", {}))
         self.labels, self.classes = labels, len(manifest.labels)
         names = sorted(set(groups.tolist()))  # contiguous blocks of sorted groups, as Dataset.folds deals them
         blocks = np.array_split(np.array(names), min(folds, len(names)))
         self.tests = [np.isin(groups, block) for block in blocks]
         self.models: list[Any] = []
-        for test in self.tests:
+        ticker = Ticker(progress or (lambda _: None), "validation: the head's recipe trained on the other speakers' "
+                                                      "FP32 frames, folds", len(self.tests), every_s=0.0)
+        for k, test in enumerate(self.tests, 1):
             if self.head:
                 from edgeser.export.train import fit
 
                 assert config is not None
-                items = [{"frame": parent[int(i)]} for i in np.flatnonzero(~test)]
+                items = self._items(parent, np.flatnonzero(~test))
                 self.models.append(fit(config, items, labels[~test], settings))
             else:
                 from sklearn.linear_model import LogisticRegression
@@ -427,7 +495,16 @@ class UnseenSpeakers:
                 mu, sd = x.mean(0), x.std(0) + 1e-8
                 clf = LogisticRegression(max_iter=2000, class_weight="balanced").fit((x - mu) / sd, labels[~test])
                 self.models.append((clf, mu, sd))
+            ticker(k)
+        ticker.finish()
         self.parent_ua = self.ua(parent)
+
+    def _items(self, frames: Sequence[np.ndarray], idx: np.ndarray) -> list[dict[str, np.ndarray]]:
+        if self.statistics:
+            from edgeser.export.multicorpus import two_frames
+
+            return two_frames(_pooled([frames[int(i)] for i in idx]))
+        return [{"frame": frames[int(i)]} for i in idx]
 
     def ua(self, frames: Sequence[np.ndarray]) -> float:
         from edgeser.export.train import predict
@@ -437,7 +514,7 @@ class UnseenSpeakers:
         for test, model in zip(self.tests, self.models, strict=True):
             idx = np.flatnonzero(test)
             if self.head:
-                pred[idx] = predict(model, [{"frame": frames[int(i)]} for i in idx]).argmax(1)
+                pred[idx] = predict(model, self._items(frames, idx)).argmax(1)
             else:
                 clf, mu, sd = model
                 pred[idx] = clf.predict((_pooled(frames)[idx] - mu) / sd)
@@ -454,16 +531,20 @@ def _pooled(frames: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])
 
 
-def evaluate_ua(bundle: Path, dataset: Dataset) -> dict[str, Any]:
+def evaluate_ua(bundle: Path, dataset: Dataset, progress: Callable[[str], None] | None = None,
+                label: str = "validation") -> dict[str, Any]:
     """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present)."""
-    return evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), dataset.utterances)
+    utterances: Iterable[Any] = dataset.utterances
+    if progress is not None:
+        utterances = Ticker(progress, label, len(dataset)).over(utterances)
+    return evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), utterances)
 
 
 def blind_validation(manifest: Manifest, validation: Dataset) -> bool:
     """Whether the bundle's head was trained on every speaker of ``validation``, so that its UA there cannot
     show what a variant costs on new speakers."""
-    trained = set((manifest.fusion.provenance.get("train_groups") if manifest.fusion else None) or [])
-    return bool(trained) and {u.group for u in validation.utterances} <= trained
+    trained = (manifest.fusion.provenance.get("train_groups") if manifest.fusion else None) or []
+    return bool(trained) and {u.group for u in validation.utterances} <= heard_groups(trained, validation)
 
 
 def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig, calibration: CalibrationSet | None,
@@ -475,6 +556,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
         QuantizationError: The variant fails its guard even with the fallback (nothing is written), or
             static INT8 was asked without a calibration set.
     """
+    config = config.resolved()
     parent = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=True))
     m = parent.bundle.manifest
     sections = {"speech": m.speech, "text": m.text, "fusion": m.fusion}
@@ -489,8 +571,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
         feeds: dict[str, readers.OrtReader] = {}
         if calibration is not None:
             for g in graphs:
-                progress(f"{g}: collecting calibration feeds from {len(calibration)} utterances")
-                feeds[g] = readers.feeds_for(g, calibration, parent)
+                items = Ticker(progress, f"{g}: calibration feeds (encoder passes)", len(calibration))
+                feeds[g] = OrtReader(items.over(readers.READERS[g](calibration, parent)))
         reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(onnx.load(
             str(parent.bundle.file(sections[g].graph)), load_external_data=False))))  # type: ignore[union-attr]
             for g in graphs}
@@ -507,9 +589,17 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                     continue  # nothing moved back to float in this graph: its variant stands
                 src = parent.bundle.file(sections[g].graph)  # type: ignore[union-attr]
                 dst = work / f"{g}.onnx"
-                progress(f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
-                         + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
-                reports[g].quantized_nodes = quantize_graph(src, dst, config, feeds.get(g), exclude[g])
+                what = (f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
+                        + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
+                progress(what)
+                reader, ticker = feeds.get(g), Ticker(progress, what + ", conversion", 0)
+                if reader is not None and config.precision == "int8":
+                    ticker = Ticker(progress, what + ": calibration pass (then conversion)", len(reader))
+                    reader.on_next = ticker
+                reports[g].quantized_nodes = quantize_graph(src, dst, config, reader, exclude[g])
+                if reader is not None:
+                    reader.on_next = None
+                ticker.finish()
                 converted[g] = reports[g].kept_float = list(exclude[g])
                 reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
                 if g in feeds:
@@ -522,20 +612,24 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 staged = work / f"variant-{step}"
                 _write_variant(parent, staged, {g: work / f"{g}.onnx" for g in graphs}, config, calibration,
                                reports, guard={})
-                if ua_parent is None:
-                    progress(f"validation: FP32 parent on {len(validation)} utterances")
-                    ua_parent = evaluate_ua(parent.bundle.path, validation)
-                progress(f"validation: variant on {len(validation)} utterances")
-                ua_variant = evaluate_ua(staged, validation)
-                ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
-                if "speech" in graphs and blind_validation(m, validation):
+                blind = "speech" in graphs and blind_validation(m, validation)
+                if not (blind and set(graphs) == {"speech"}):  # else both score near 100: it shows nothing
+                    if ua_parent is None:
+                        ua_parent = evaluate_ua(parent.bundle.path, validation, progress, "validation: FP32 parent")
+                    ua_variant = evaluate_ua(staged, validation, progress, "validation: variant")
+                    ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
+                voiced = m.fusion.frame_mask == "voiced"
+                if blind:
                     if speakers is None:
                         progress("validation: the head has heard every validation speaker; training its recipe "
                                  "on the FP32 frames of some, to score the others")
-                        speakers = UnseenSpeakers(m, speech_frames(parent.bundle.path, validation, m.fusion.layer),
-                                                  validation.label_ids(),
-                                                  np.array([u.group for u in validation.utterances]))
-                    unseen = speakers.check(speech_frames(staged, validation, m.fusion.layer))
+                        frames = speech_frames(parent.bundle.path, validation, m.fusion.layer, progress,
+                                               "validation: FP32 parent's frames", voiced=voiced)
+                        speakers = UnseenSpeakers(m, frames, validation.label_ids(),
+                                                  np.array([u.group for u in validation.utterances]),
+                                                  progress=progress)
+                    unseen = speakers.check(speech_frames(staged, validation, m.fusion.layer, progress,
+                                                          "validation: variant's frames", voiced=voiced))
                     progress(f"validation, unseen speakers: UA {100 * unseen['parent_ua']:.1f} with FP32 frames, "
                              f"{100 * unseen['variant_ua']:.1f} with the variant's")
                     ua_ok = ua_ok and unseen["drop_points"] <= config.ua_budget
@@ -547,10 +641,13 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 if g not in feeds:
                     continue
                 if g not in ranked:
-                    progress(f"{g}: ranking quantized nodes by sensitivity (SQNR of their activations)")
+                    ticker = Ticker(progress, f"{g}: ranking quantized nodes by sensitivity (SQNR of their "
+                                              "activations on 8 feeds), nodes ranked", 0)
+                    progress(ticker.label)
                     pre = work / f"{g}.pre.onnx"
                     ranked[g] = sensitivity(pre if pre.is_file() else parent.bundle.file(sections[g].graph),  # type: ignore[union-attr]
                                             work / f"{g}.onnx", feeds[g], work)
+                    ticker.finish(len(ranked[g]))
                 k = max(1, round(config.fallback_fraction * len(ranked[g])))
                 exclude[g] = [name for name, _ in ranked[g][: len(exclude[g]) + k]]
                 reports[g].kept_because = reason + "; kept the lowest-SQNR nodes: " + ", ".join(
@@ -587,7 +684,8 @@ def _write_variant(parent: EmotionRecognizer, out: Path, converted: dict[str, Pa
                    calibration: CalibrationSet | None, reports: dict[str, GraphReport], *, guard: dict[str, Any],
                    overwrite: bool = True) -> Manifest:
     m = parent.bundle.manifest
-    recipe = {"precision": config.precision, "target": config.target,
+    recipe = {"precision": config.precision, "target": config.target, "reduce_range": config.reduce_range,
+              "validated_on": {"cpu": cpu_model(), "cpu_flags": cpu_flags()},
               "method": config.method if config.precision == "int8" else None,
               "per_channel": config.per_channel if config.precision == "int8" else False,
               "calibration": calibration.describe() if calibration is not None else None,

@@ -72,9 +72,10 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
     row = {"variant": "default", "precision": "fp32", "backend": "onnxruntime CPUExecutionProvider", "ua": 0.6,
            "wa": 0.61, "latency_ms": {"4s": {"p50": 100.0, "p90": 120.0, "p99": 130.0}}, "rtf": {"4s": 0.025},
            "size_mb": 8.9}
-    for device, p50 in (("orin", 300.0), ("desktop", 50.0)):
+    for device, p50, flags in (("orin", 300.0, ["asimddp"]), ("desktop", 50.0, None)):
         (tmp_path / device).mkdir()
-        result = {"machine": {"device_name": device}, "dataset": "ravdess",
+        machine = {"device_name": device, **({"cpu_flags": flags} if flags else {})}
+        result = {"machine": machine, "dataset": "ravdess",
                   "rows": [{**row, "latency_ms": {"4s": {"p50": p50, "p90": p50, "p99": p50}}}]}
         (tmp_path / device / "results.json").write_text(json.dumps(result))
     merged = compare([tmp_path / "orin", tmp_path / "desktop"])
@@ -82,20 +83,9 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
                                                                                      ("desktop", 50.0)]
     write(merged, tmp_path / "out")
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "| orin | default |" in table and "| desktop | default |" in table
+    # each row says which instruction sets its figures hold for (a file that predates the flags says so)
+    assert "| orin (asimddp) | default |" in table and "| desktop (flags not recorded) | default |" in table
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 1000
-
-
-def test_cpu_info_reads_the_model_and_int8_instructions_on_x86_and_arm() -> None:
-    from edgeser.benchmarks.suite import cpu_info
-
-    x86 = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n"
-           "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512_vnni amx_int8 fma\n")
-    assert cpu_info(x86) == ("Intel(R) Xeon(R) Processor", ["amx_int8", "avx512_vnni"])
-    amd = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx avx2 fma\n"
-    assert cpu_info(amd) == ("AMD EPYC 7B13", [])
-    orin = "processor\t: 0\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd aes crc32 atomics asimddp\nCPU part\t: 0xd42\n"
-    assert cpu_info(orin) == (None, ["asimddp"])
 
 
 def test_paired_bootstrap_ua_difference_and_interval() -> None:

@@ -30,6 +30,19 @@ def test_inspect_table_and_json(tiny_bundle: Path) -> None:
     assert data["digest"].startswith("sha256:") and "unsigned" in json.dumps(data["checks"])
 
 
+def test_inspect_system_names_the_cpu_its_flags_and_the_int8_scheme() -> None:
+    from edgeser import system
+
+    code, text = run("inspect", "--system", "--json")
+    data = json.loads(text)
+    assert code == 0 and data["cpu"] == system.cpu_model() and data["cpu_flags"] == system.cpu_flags()
+    assert data["int8_target"] == system.int8_target()
+    code, text = run("inspect", "--system")
+    assert code == 0 and "cpu_flags" in text and f"makes {system.int8_target()} variants here" in text
+    code, text = run("inspect")
+    assert code == 2 and "--system" in text
+
+
 def test_inspect_fails_on_tampered_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)

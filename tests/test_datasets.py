@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeser.datasets import iter_missing_audio, load_iemocap, load_manifest, load_meld, load_ravdess
+from edgeser.datasets import (
+    heard_groups,
+    iter_missing_audio,
+    load_iemocap,
+    load_manifest,
+    load_meld,
+    load_ravdess,
+    open_dataset,
+)
 from edgeser.errors import DatasetError
 from tests.conftest import DATA
 
@@ -116,3 +124,24 @@ def test_manifest(tmp_path: Path) -> None:
     csv.write_text("path,speaker,label\na.wav,s1,sad\n")
     with pytest.raises(DatasetError, match="1 groups"):
         load_manifest(csv).folds()
+
+
+def _layout(root: Path, speakers: list[str]) -> None:
+    """A corpus in RAVDESS's layout (``labels.csv`` with ``emotion4``) with one neutral file per speaker."""
+    root.mkdir(parents=True)
+    rows = ["path,speaker,emotion4,transcript"] + [f"audio/{s}.wav,{s},neutral," for s in speakers]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_a_corpus_is_named_after_its_folder_and_its_trained_speakers_are_found(tmp_path: Path) -> None:
+    _layout(tmp_path / "EmoDB", ["03", "08", "16"])
+    emodb = open_dataset(tmp_path / "EmoDB")
+    assert emodb.name == "emodb"  # was "ravdess" for every corpus in this layout
+    # a head trained on several corpora records "corpus:speaker": matched under the dataset's own name only
+    recorded = ["emodb:03", "emodb:08", "ravdess:16"]
+    assert heard_groups(recorded, emodb) == {"03", "08"}
+    # the same corpus in a folder named otherwise: a speaker recorded under any corpus counts as heard
+    _layout(tmp_path / "berlin", ["03", "08", "16"])
+    assert heard_groups(recorded, open_dataset(tmp_path / "berlin")) == {"03", "08", "16"}
+    # a head trained on one corpus records speakers as they are
+    assert heard_groups(["08"], emodb) == {"08"}

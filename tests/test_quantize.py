@@ -266,3 +266,58 @@ def test_target_tensorrt_writes_symmetric_signed_int8_qdq_on_the_default_model(c
         QuantizeConfig("int8-dynamic", target="tensorrt")
     with pytest.raises(ValueError, match="target"):
         QuantizeConfig("int8", target="jetson")
+
+
+def test_cpu_avx2_target_keeps_weights_to_7_bits_and_records_the_cpu(cset: CalibrationSet, tmp_path: Path) -> None:
+    """--target cpu-avx2 on the default's speech graph: every int8 weight within [-64, 64] (two products of a
+    uint8 activation and such a weight cannot overflow the int16 sums of AVX2's vpmaddubsw), where cpu-vnni uses
+    the full [-127, 127]; bundle.json records the scheme and the flags of the CPU that validated it; auto picks
+    this CPU's scheme."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeser import system
+
+    def weight_range(path: Path) -> int:
+        model = onnx.load(str(path))
+        dequantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+        weights = [numpy_helper.to_array(t) for t in model.graph.initializer
+                   if t.name in dequantized and t.data_type == onnx.TensorProto.INT8 and t.dims]
+        assert weights
+        return int(max(np.abs(w.astype(np.int64)).max() for w in weights))
+
+    for target, widest in (("cpu-avx2", 64), ("cpu-vnni", 127)):
+        quantize_bundle("default", tmp_path / target, QuantizeConfig("int8", graphs=("speech",), target=target,
+                                                                     min_cosine=0.0, ua_budget=100.0), cset)
+        assert weight_range(tmp_path / target / "speech.onnx") == widest, target
+        q = Bundle.load(tmp_path / target).manifest.speech.provenance["quantization"]
+        assert q["target"] == target and q["reduce_range"] == (target == "cpu-avx2")
+        assert q["validated_on"] == {"cpu": system.cpu_model(), "cpu_flags": system.cpu_flags()}
+    assert QuantizeConfig("int8").resolved().target == system.int8_target()
+
+
+def test_every_phase_of_quantize_says_what_it_does_and_how_long_it_took(cset: CalibrationSet, tmp_path: Path
+                                                                        ) -> None:
+    """A phase over many items prints progress while it runs (at most every few seconds) and its time when it ends:
+    calibration feeds, ORT's calibration pass, the validation runs."""
+    from edgeser.export.quantize import Ticker
+
+    lines: list[str] = []
+    ticker = Ticker(lines.append, "phase", 3, every_s=0.0)
+    assert list(ticker.over(["a", "b", "c"])) == ["a", "b", "c"]
+    assert lines[:2] == ["phase: 1/3 (0 s)", "phase: 2/3 (0 s)"] and lines[2].startswith("phase: 3 in ")
+    lines.clear()
+    quiet = Ticker(lines.append, "phase", 1000, every_s=3600.0)
+    for i in range(1, 1001):
+        quiet(i)
+    assert lines == []  # nothing between the start and the end of a quick phase
+    lines.clear()
+    validation = Dataset("v", tuple(Utterance(f"v{i}", cset.root / cset.items[i].audio, f"s{i % 2}", f"s{i % 2}", label,
+                                              "kids are talking by the door")
+                                    for i, label in enumerate(["neutral", "happy", "angry", "sad"])))
+    quantize_bundle("default", tmp_path / "v", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0,
+                                                             ua_budget=100.0), cset, validation, progress=lines.append)
+    done = [line for line in lines if " in " in line and line.endswith(" s")]
+    assert any(line.startswith("speech: calibration feeds") for line in done), lines
+    assert any("calibration pass" in line for line in done), lines
+    assert any(line.startswith("validation: variant: 4 in") for line in done), lines

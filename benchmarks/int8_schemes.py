@@ -1,0 +1,130 @@
+"""INT8 schemes of the default model on this CPU: what each costs in accuracy on unseen speakers and corpora, what
+it buys in speed, and how long the README's quantize command takes to make it.
+
+Each variant is made by the README's command, run as a user runs it (``edgeser quantize default --precision int8
+--calibration ../shared/data/ravdess/labels.csv --out ...``, with ``--target`` set; its wall time and its guard's
+verdict recorded). Accuracy: the shipped head's recipe (voiced-frame statistics, an MLP ensemble, corpora and
+classes balanced; clean utterances only, no augmented copies) is trained on the FP32 encoder's features and scores
+the held-out utterances with each variant's: the accuracy a user gets by swapping in the variant's speech graph.
+RAVDESS five actor folds (each trained on the other 16 actors plus EmoDB and TurEV) and leave-one-corpus-out (each
+corpus scored by the head trained on the other two), with the stratified paired bootstrap of each variant's UA
+minus FP32's. Speed: the speech graph on 1, 4 and 10 s of speech, 1 thread, interleaved rounds, ratio to FP32.
+
+``cpu-avx2`` (7-bit weights) cannot saturate on any x86 CPU, so its accuracy here is its accuracy on an AVX2-only
+CPU; ``cpu-vnni`` measured on a CPU with VNNI says nothing of an AVX2 one (see :mod:`edgeser.system`).
+
+    python -m edgeser.benchmarks.int8_schemes --work runs/int8 --out benchmarks/results/int8_schemes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeser import EmotionRecognizer, default
+from edgeser.benchmarks.precision_folds import encoder_latency
+from edgeser.benchmarks.provenance import write_result
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.bundle import DEFAULT_LABELS
+from edgeser.export.multicorpus import CORPORA, DATA, balanced_weights, features, fit_mlp, load_corpus, mlp_log_probs
+from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+
+SCHEMES = {"int8 cpu-vnni": ["--precision", "int8", "--target", "cpu-vnni"],
+           "int8 cpu-avx2": ["--precision", "int8", "--target", "cpu-avx2"],
+           "int8-dynamic cpu-avx2": ["--precision", "int8-dynamic", "--target", "cpu-avx2"]}
+"""The variants, as ``edgeser quantize`` options (the FP32 default is the reference)."""
+FP32 = "fp32"
+
+
+def make(name: str, options: list[str], out: Path) -> dict[str, Any]:
+    """The README's quantize command with ``options``; its wall time, and what it printed last."""
+    edgeser = Path(sys.executable).parent / "edgeser"
+    cmd = [str(edgeser), "quantize", "default", *options, "--calibration", str(DATA / "ravdess" / "labels.csv"),
+           "--out", str(out), "--overwrite"]
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if run.returncode != 0:
+        raise SystemExit(f"{name}: {' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
+    print(f"{name}: quantized in {seconds:.0f} s")
+    return {"command": "edgeser " + " ".join(cmd[1:]).replace(str(DATA), "../shared/data"),
+            "wall_s": round(seconds, 1), "log_tail": run.stderr.strip().splitlines()[-4:]}
+
+
+def scores(truth: np.ndarray, pred: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    cm = confusion_matrix(truth, pred, len(DEFAULT_LABELS))
+    return {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm),
+            "minus_fp32": paired_bootstrap_ua(truth, pred, reference, len(DEFAULT_LABELS))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("runs/int8"))
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_schemes.json"))
+    args = ap.parse_args()
+    bundles: dict[str, Path] = {FP32: default.resolve(default.NAME)}
+    made: dict[str, Any] = {}
+    for name, options in SCHEMES.items():
+        out = args.work / name.replace(" ", "-")
+        made[name] = make(name, options, out)
+        bundles[name] = out
+    corpora = {c: load_corpus(c) for c in CORPORA}
+    y = {c: ds.label_ids() for c, ds in corpora.items()}
+    groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in corpora.items()}
+    x: dict[str, dict[str, np.ndarray]] = {}
+    for name, path in bundles.items():
+        rec = EmotionRecognizer.from_bundle(path)
+        x[name] = {c: features(rec, ds, args.work / "cache").mask("voiced") for c, ds in corpora.items()}
+
+    def head(parts: list[tuple[str, np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
+        """The shipped recipe trained on the FP32 features of ``parts`` (corpus, utterance indices)."""
+        xs = np.concatenate([x[FP32][c][i] for c, i in parts])
+        ys = np.concatenate([y[c][i] for c, i in parts])
+        corpus = np.concatenate([np.full(i.size, c) for c, i in parts])
+        model = fit_mlp(xs, ys, balanced_weights(corpus.tolist(), ys))
+        return lambda s: mlp_log_probs(model, s)
+
+    every = {c: np.arange(len(y[c])) for c in CORPORA}
+    predictions: dict[str, dict[str, np.ndarray]] = {"ravdess_folds": {}, **{f"loco_{c}": {} for c in CORPORA}}
+    actors = sorted(set(groups["ravdess"].tolist()))
+    folds = [np.flatnonzero(np.isin(groups["ravdess"], block)) for block in np.array_split(np.array(actors), 5)]
+    fold_pred = {n: np.full(len(y["ravdess"]), -1) for n in bundles}
+    for k, test in enumerate(folds, 1):
+        train = np.setdiff1d(every["ravdess"], test)
+        h = head([("ravdess", train)] + [(c, every[c]) for c in CORPORA if c != "ravdess"])
+        for n in bundles:
+            fold_pred[n][test] = h(x[n]["ravdess"][test]).argmax(1)
+        print(f"RAVDESS fold {k}/5 done")
+    predictions["ravdess_folds"] = fold_pred
+    for held in CORPORA:
+        h = head([(c, every[c]) for c in CORPORA if c != held])
+        predictions[f"loco_{held}"] = {n: h(x[n][held]).argmax(1) for n in bundles}
+        print(f"leave-one-corpus-out {held} done")
+    accuracy: dict[str, dict[str, Any]] = {}
+    for protocol, preds in predictions.items():
+        truth = y["ravdess" if protocol == "ravdess_folds" else protocol.removeprefix("loco_")]
+        accuracy[protocol] = {n: scores(truth, p, preds[FP32]) for n, p in preds.items()}
+    clips_from = corpora["ravdess"]
+    latency = encoder_latency({n: str(p) for n, p in bundles.items()}, clips_from, FP32, args.repeats)
+    for n in bundles:
+        loco_ua = np.mean([accuracy[f"loco_{c}"][n]["ua"] for c in CORPORA])
+        print(f"{n}: RAVDESS folds UA {100 * accuracy['ravdess_folds'][n]['ua']:.1f} "
+              f"({interval(accuracy['ravdess_folds'][n]['minus_fp32'])}), LOCO mean {100 * loco_ua:.1f}; "
+              f"4 s x{latency['4s'][n]['ratio_to_fp32']['median']:.2f}")
+    write_result(args.out, {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+                            "variants": {n: {"bundle": str(p), **made.get(n, {})} for n, p in bundles.items()},
+                            "accuracy": accuracy, "latency_1_thread": latency,
+                            "truth": {c: y[c].tolist() for c in CORPORA},
+                            "predictions": {k: {n: p.tolist() for n, p in v.items()} for k, v in predictions.items()}})
+
+
+if __name__ == "__main__":
+    main()
