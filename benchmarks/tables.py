@@ -435,6 +435,32 @@ def encoder_choice() -> str:
 TABLES["encoder_choice"] = encoder_choice
 
 
+def int8_schemes() -> str:
+    """INT8 schemes of the default on this CPU: accuracy on unseen speakers and corpora, speed, quantize time."""
+    r = _load("int8_schemes.json")
+    acc, lat = r["accuracy"], r["latency_1_thread"]
+    corpora = ("ravdess", "emodb", "turev")
+    lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
+             "TurEV | LOCO mean (minus FP32) | speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the README's "
+             "quantize command |", "|---|---|---|---|---|---|"]
+    fp32_loco = sum(acc[f"loco_{c}"]["fp32"]["ua"] for c in corpora) / len(corpora)
+    for name, v in r["variants"].items():
+        folds = acc["ravdess_folds"][name]
+        loco = [acc[f"loco_{c}"][name]["ua"] for c in corpora]
+        mean = sum(loco) / len(loco)
+        diff = "" if name == "fp32" else f" ({100 * (mean - fp32_loco):+.1f})"
+        speed = " / ".join(f"{lat[c][name]['p50_ms']:.1f} ms" for c in ("1s", "4s", "10s"))
+        ratio = " / ".join(f"{lat[c][name]['ratio_to_fp32']['median']:.2f}" for c in ("1s", "4s", "10s"))
+        made = f"{v['wall_s']:.0f} s" if "wall_s" in v else "- (the shipped model)"
+        versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])})"
+        lines.append(f"| {name} | {pct(folds['ua'])}{versus} | {' / '.join(pct(u) for u in loco)} | "
+                     f"{pct(mean)}{diff} | {speed} ({ratio}) | {made} |")
+    return "\n".join(lines) + f"\n\n{_stamp(r, 'int8_schemes.json')}"
+
+
+TABLES["int8_schemes"] = int8_schemes
+
+
 def update(path: Path) -> int:
     """Rewrite the marked table blocks of ``path``; returns how many were rewritten."""
     text = path.read_text(encoding="utf-8")
