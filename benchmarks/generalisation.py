@@ -288,7 +288,8 @@ def stream_path(rec: EmotionRecognizer, data: Corpora, folds: list[np.ndarray], 
         for k in range(0, recording.size, 1600):
             utts += detector.feed(recording[k : k + 1600])
         utts += detector.flush()
-        stats = np.stack([pooled(rec, u.samples)[0] for u in utts]) if utts else np.zeros((0, 2, 768))
+        stats = (np.stack([pooled(rec, u.samples)[0] for u in utts]) if utts
+                 else np.zeros((0, len(MASKS), 2 * rec.speech.hidden_size)))
         for j, (a, b) in zip(test, spans, strict=True):
             overlap = [min(b, int(u.end_s * 16000)) - max(a, int(u.start_s * 16000)) for u in utts]
             if not overlap or max(overlap) <= 0:
@@ -356,15 +357,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/generalisation.json"))
+    ap.add_argument("--bundle", default="default",
+                    help="whose speech graph makes the features (its last exposed layer): the default, or a candidate "
+                         "encoder such as `edgeser export --speech whisper-base --layers 3`")
     args = ap.parse_args()
     from edgeser.benchmarks.provenance import write_result
 
-    rec = EmotionRecognizer.from_bundle("default", RuntimeOptions.cpu(threads=1))
+    rec = EmotionRecognizer.from_bundle(args.bundle, RuntimeOptions.cpu(threads=1))
+    source = rec.speech.provenance.get("source", {})
     cache = args.work / "cache"
     data = Corpora(rec, cache)
     result: dict[str, Any] = {"corpora": {c: {"utterances": len(ds), "speakers": len(set(data.groups[c])),
                                               "classes": ds.counts()} for c, ds in data.ds.items()},
-                              "encoder": {"graph": "edgeser/models/default/speech.onnx (Whisper tiny.en, block 2)",
+                              "encoder": {"graph": f"{args.bundle}: {source.get('name', '?')}, block "
+                                                   f"{rec.speech.exposed_layers[-1]}",
                                           "sha256": rec.speech_sha256}}
 
     # 1. selection
