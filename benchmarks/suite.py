@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -472,8 +473,12 @@ def plot(result: dict[str, Any], path: Path) -> bool:
             ax.axhline(100 * b["ua"], color="gray", lw=0.6, ls=":")
             ax.text(ax.get_xlim()[0], 100 * b["ua"], b["variant"], fontsize=6, va="bottom")
     ax.set_xlabel("p50 latency, 4 s clips (ms)")
-    ax.set_ylabel(f"UA (%) on held-out speakers{f' ({common})' if common else ''}")
-    ax.set_title(f"{result['dataset']}: accuracy vs latency", fontsize=9)
+    ax.set_ylabel("UA (%) on held-out speakers")
+    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
+    cpus = "; ".join(f"{m.get('cpu', '?')} ({', '.join(m.get('cpu_flags') or []) or 'flags not recorded'})"
+                     for m in machines)
+    title = f"{result['dataset']}: accuracy vs latency\n{cpus}" + (f"\nUA scored on {common}" if common else "")
+    ax.set_title("\n".join(textwrap.fill(line, 110) for line in title.split("\n")), fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
