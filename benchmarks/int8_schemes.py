@@ -1,14 +1,14 @@
 """INT8 schemes of the default model on this CPU: what each costs in accuracy on unseen speakers and corpora, what
-it buys in speed, and how long the README's quantize command takes to make it.
+it buys in speed, and how long the documented quantize command (docs/quantization.md) takes to make it.
 
-Each variant is made by the README's command, run as a user runs it (``edgeser quantize default --precision int8
---calibration ../shared/data/ravdess/labels.csv --out ...``, with ``--target`` set; its wall time and its guard's
-verdict recorded). Accuracy: the shipped head's recipe (voiced-frame statistics, an MLP ensemble, corpora and
-classes balanced; clean utterances only, no augmented copies) is trained on the FP32 encoder's features and scores
-the held-out utterances with each variant's: the accuracy a user gets by swapping in the variant's speech graph.
-RAVDESS five actor folds (each trained on the other 16 actors plus EmoDB and TurEV) and leave-one-corpus-out (each
-corpus scored by the head trained on the other two), with the stratified paired bootstrap of each variant's UA
-minus FP32's. Speed: the speech graph on 1, 4 and 10 s of speech, 1 thread, interleaved rounds, ratio to FP32.
+Each variant is made by docs/quantization.md's command, run as a user runs it (``edgeser quantize default --precision
+int8 --calibration ../shared/data/ravdess/labels.csv --out ...``, with ``--target`` set; its wall time and its guard's
+verdict recorded). Accuracy: the shipped head's recipe (voiced-frame statistics, an MLP ensemble, corpora and classes
+balanced; clean utterances only, no augmented copies) is trained on the FP32 encoder's features and scores the
+held-out utterances with each variant's: the accuracy a user gets by swapping in the variant's speech graph. RAVDESS
+five actor folds (each trained on the other 16 actors plus EmoDB and TurEV) and leave-one-corpus-out (each corpus
+scored by the head trained on the other two), with the stratified paired bootstrap of each variant's UA minus FP32's.
+Speed: the speech graph on 1, 4 and 10 s of speech, 1 thread, interleaved rounds, ratio to FP32.
 
 ``cpu-avx2`` (7-bit weights) cannot saturate on any x86 CPU, so its accuracy here is its accuracy on an AVX2-only
 CPU; ``cpu-vnni`` measured on a CPU with VNNI says nothing of an AVX2 one (see :mod:`edgeser.system`).
@@ -47,8 +47,9 @@ FP32 = "fp32"
 
 
 def make(name: str, options: list[str], out: Path) -> dict[str, Any]:
-    """The README's quantize command with ``options``; its wall time, and what it printed last. A variant its guard
-    refuses is recorded as refused, then made with ``--ua-budget 100`` so that what it would cost is measured."""
+    """docs/quantization.md's quantize command with ``options``; its wall time, and what it printed last. A variant
+    its guard refuses is recorded as refused, then made with ``--ua-budget 100`` so that what it would cost is
+    measured."""
     edgeser = Path(sys.executable).parent / "edgeser"
     cmd = [str(edgeser), "quantize", "default", *options, "--calibration", str(DATA / "ravdess" / "labels.csv"),
            "--out", str(out), "--overwrite"]

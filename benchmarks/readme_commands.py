@@ -1,4 +1,4 @@
-"""The README's set-up commands, each run on a fresh clone and timed.
+"""The set-up commands of the README and docs/, each run on a fresh clone and timed.
 
 The commands are read from the README itself, so what is timed is what a new user types: ``main`` and ``tests``
 are the first two ``bash`` blocks of its Quickstart (the main job, then the tests); every other block whose first
@@ -26,12 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_commands(readme: Path) -> dict[str, str]:
-    """``main`` and ``tests`` (the first two ``bash`` blocks after ``## Quickstart``) and every block named by a
-    ``# on a fresh clone: NAME`` first line."""
+    """``main`` and ``tests`` (the first two ``bash`` blocks after the README's ``## Quickstart``) and every block,
+    in the README or the pages of ``docs/`` beside it, named by a ``# on a fresh clone: NAME`` first line."""
     text = readme.read_text()
     quick = re.findall(r"```bash\n(.*?)```", text[text.index("## Quickstart") :], re.S)
-    named = {m.group(1): m.group(2).strip()
-             for m in re.finditer(r"```bash\n# on a fresh clone: (\S+)\n(.*?)```", text, re.S)}
+    pages = [text] + [p.read_text() for p in sorted((readme.parent / "docs").glob("*.md"))]
+    named = {m.group(1): m.group(2).strip() for page in pages
+             for m in re.finditer(r"```bash\n# on a fresh clone: (\S+)\n(.*?)```", page, re.S)}
     return {"main": quick[0].strip(), "tests": quick[1].strip(), **named}
 
 

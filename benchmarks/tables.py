@@ -1,7 +1,7 @@
 """Markdown tables of the committed results, for the README and the model card (so that no figure is copied
 by hand): ``python -m edgeser.benchmarks.tables [NAME]...`` prints them (names: the keys of ``TABLES``);
-``python -m edgeser.benchmarks.tables --update README.md edgeser/models/MODEL_CARD.md`` rewrites every block between
-``<!-- table: NAME -->`` and ``<!-- end table -->`` in those files with the table of that name.
+``python -m edgeser.benchmarks.tables --update README.md docs/*.md edgeser/models/MODEL_CARD.md`` rewrites every
+block between ``<!-- table: NAME -->`` and ``<!-- end table -->`` in those files with the table of that name.
 """
 
 from __future__ import annotations
@@ -441,7 +441,7 @@ def int8_schemes() -> str:
     acc, lat = r["accuracy"], r["latency_1_thread"]
     corpora = ("ravdess", "emodb", "turev")
     lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
-             "TurEV | LOCO mean (minus FP32) | speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the README's "
+             "TurEV | LOCO mean (minus FP32) | speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the documented "
              "quantize command |", "|---|---|---|---|---|---|"]
     fp32_loco = sum(acc[f"loco_{c}"]["fp32"]["ua"] for c in corpora) / len(corpora)
     for name, v in r["variants"].items():

@@ -1,7 +1,7 @@
 """What ``edgeser quantize --target tensorrt`` writes, beside the CPU targets (``cpu-vnni``, ``cpu-avx2``), on the
 default model.
 
-Runs the README's command once per target (``edgeser quantize default --precision int8 --calibration
+Runs docs/quantization.md's command once per target (``edgeser quantize default --precision int8 --calibration
 ../shared/data/ravdess/labels.csv --target tensorrt|cpu-vnni|cpu-avx2``, the guard as it is by default), then reads
 every graph of each variant: Q/DQ nodes, the types of their zero points and how many are not 0, integer ops
 (MatMulInteger, ConvInteger, QLinear*), the weights' megabytes by type, and the problems ``tensorrt_qdq_problems``

@@ -176,9 +176,10 @@ def test_every_command_that_runs_a_bundle_takes_backend_and_threads() -> None:
     assert code == 1 and "onnxruntime-gpu" in text and "Traceback" not in text
 
 
-def test_the_readme_python_example_runs_with_the_shipped_default(monkeypatch: object) -> None:
-    """The README's Python section, run as written from the repository root (issue 25, item 9: it used
-    bundles/demo, embed_text and log_probs, which fail or return None with the shipped default)."""
+def test_the_python_examples_of_the_readme_and_the_api_page_run_with_the_shipped_default(monkeypatch: object) -> None:
+    """The README's Python blocks, run in order as a user pastes them, from the repository root, and the Python API
+    page's (issue 25, item 9: the section used bundles/demo, embed_text and log_probs, which fail or return None with
+    the shipped default)."""
     import contextlib
     import io
     import re
@@ -187,16 +188,18 @@ def test_the_readme_python_example_runs_with_the_shipped_default(monkeypatch: ob
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("\n## Python\n"):]
-    block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert block is not None
     monkeypatch.chdir(root)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(block.group(1), "README.md (Python)", "exec"), {})
-    lines = printed.getvalue().splitlines()
-    assert lines[0].split()[0] in ("neutral", "happy", "angry", "sad") and re.match(r"0\.\d\d-\d\.\d\d s", lines[1])
+    for page in ("README.md", "docs/python-api.md"):
+        blocks = re.findall(r"```python\n(.*?)```", (root / page).read_text(encoding="utf-8"), re.DOTALL)
+        assert blocks, page
+        printed = io.StringIO()
+        namespace: dict[str, object] = {}
+        with contextlib.redirect_stdout(printed):
+            for k, block in enumerate(blocks):
+                exec(compile(block, f"{page} (Python block {k + 1})", "exec"), namespace)
+        lines = printed.getvalue().splitlines()
+        assert lines[0].split()[0] in ("neutral", "happy", "angry", "sad"), (page, lines)
+        assert re.match(r"0\.\d\d-\d\.\d\d s", lines[1]), (page, lines)
 
 
 def test_predict_names_files_by_what_differs_and_times_decoded_segments(tmp_path: Path) -> None:

@@ -116,3 +116,21 @@ def test_every_registered_command_loads_and_joins_the_one_command() -> None:
     assert set(registered) <= set(main.list_commands(ctx))
     for name in ("predict", "inspect", "listen", "serve", "align", "encode", "enroll", "keygen", "sign"):
         assert name in main.commands, f"{name} is a runtime command"
+
+
+def test_every_relative_link_of_the_docs_resolves() -> None:
+    """README.md, docs/*.md and the model card link files of the repository by relative paths: each must exist
+    (anchors are not checked; web links are not followed)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", root / "edgeser" / "models" / "MODEL_CARD.md", *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(root)}: {target}")
+    assert len(pages) > 10 and broken == []
