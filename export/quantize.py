@@ -12,8 +12,8 @@ At every precision a graph's signal-processing front end stays float32: the node
 the ``log_mel`` scope (Whisper's STFT, power, mel filterbank and log; :func:`front_end_nodes`), and the
 audio reaches them unrounded. Whisper's log-mel keeps 80 dB of each utterance's dynamic range; an 8-bit
 or float16 STFT basis, audio or power spectrum raises the floor of quiet bins into that range (on the
-default, FP16 of the whole graph, front end included, lost 8.3 UA over the five folds: ``precision_folds.json``
-as committed in 0336c7c).
+default, FP16 of the whole graph, front end included, lost 8.3 UA over the five folds, in an earlier run of
+``precision_folds.json``).
 
 The guard compares every variant with its FP32 parent before anything is written: on the calibration
 utterances, the agreement of each graph's outputs (cosine of hidden states, CTC frame agreement); on a
