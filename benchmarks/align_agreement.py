@@ -29,6 +29,7 @@ from rich.progress import track
 
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.options import SegmentOptions
 from edgeser.phonetics import Lexicon, normalize_words
 from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words, segment
@@ -245,7 +246,7 @@ def report(cached: dict[str, Any], out: Path) -> None:
         "failures": failures,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "failures"}, indent=2))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeser.batch import BatchConfig, BatchItem, read_records, run, write_shard
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "audio"
@@ -132,7 +133,7 @@ def main() -> None:
               "features": features,
               "command": f"python -m edgeser.benchmarks.batch_scale --files {args.files} --rounds {args.rounds} "
                          f"--feature-files {args.feature_files} --out {args.out}"}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(rows, indent=2))
 
 

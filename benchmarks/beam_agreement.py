@@ -14,7 +14,6 @@ Needs both: ``pip install "edgeser[align]"`` and ``pip install --no-deps pyctcde
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 from edgeser.ctc.decode import _labels
 
@@ -79,7 +79,7 @@ def main() -> None:
     result = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "), "machine": machine(),
               **compare(args.cases, args.seed),
               "command": f"python -m edgeser.benchmarks.beam_agreement --cases {args.cases} --out {args.out}"}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"{result['identical']}/{result['cases']} identical top beams; ctc-beam-decoder takes "
           f"x{result['time_ratio']} of pyctcdecode's time")
 

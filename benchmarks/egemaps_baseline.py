@@ -21,6 +21,7 @@ import numpy as np
 from rich.progress import track
 
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import FoldScores, confusion_matrix
 
@@ -87,7 +88,7 @@ def main() -> None:
               "global_normalisation": evaluate(x, y, folds, "global").to_dict(),
               "per_speaker_normalisation": evaluate(per_speaker(x, speakers), y, folds, "none").to_dict()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({k: {m: v[m] for m in ("ua_mean", "ua_std", "wa_mean")} if isinstance(v, dict) and "ua_mean"
                       in v else v for k, v in result.items()}, indent=2))
 

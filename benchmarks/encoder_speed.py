@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
@@ -57,7 +58,7 @@ def main() -> None:
             for n in names}
         print(seconds, json.dumps(result["lengths"][f"{seconds}s"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

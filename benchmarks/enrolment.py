@@ -30,6 +30,7 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
@@ -131,7 +132,7 @@ def main() -> None:
               "folds": per_fold, "summary": summary, "truth": labels.tolist(),
               "predictions": {k: v.tolist() for k, v in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.aligner import align
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import error_summary
 from edgeser.options import SegmentOptions
 
@@ -132,7 +133,7 @@ def main() -> None:
               "words_without_own_espeak_event": folded,
               "raw_spikes": error_summary(raw), "default_boundary_rule": error_summary(ruled)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 from edgeser.export.pipeline import export_bundle
 from edgeser.export.sources import load_text, speech_from_config
@@ -80,7 +81,7 @@ def main() -> None:
               "config": args.config, "audio_s": args.audio_s, "threads": args.threads, "repeats": args.repeats,
               "exporters": rows, "latency_ratios": ratios}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import latency_summary, time_interleaved
 from edgeser.benchmarks.suite import machine
 from edgeser.benchmarks.whisper_probe import DATA, clips
@@ -69,7 +69,7 @@ def main() -> None:
                 f"{k} {v['p50_ms']:.1f} ms (x{v['ratio_to_encode']['median']:.2f})" for k, v in rows[clip].items()))
         result["bundles"][name or path] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def main() -> None:
               "seconds": round(seconds, 1), "pytest_exit_status": run.returncode, "suites": suites,
               "skipped": skipped, "summary": run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out} ({result['summary']})")
     if run.returncode != 0:
         sys.exit(1)

@@ -21,6 +21,7 @@ from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
 from edgeser import EmotionRecognizer
+from edgeser.benchmarks.provenance import write_result
 from edgeser.datasets import Dataset, load_meld
 from edgeser.export.model import FusionConfig
 from edgeser.export.pipeline import export_bundle
@@ -97,7 +98,7 @@ def main() -> None:
                       "test": scores(y["test"], predict(model, items["test"]).argmax(1))},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
 
 

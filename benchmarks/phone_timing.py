@@ -26,6 +26,7 @@ from rich.progress import track
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
 from edgeser.benchmarks.align_agreement import DATA, select_files
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import error_summary
 from edgeser.options import SegmentOptions
 from edgeser.phonetics import normalize_words
@@ -97,7 +98,7 @@ def main() -> None:
               "default_aligner_actors_11_20": {"no_shift": error_summary(errors(test, 0)),
                                                "with_shift": error_summary(errors(test, best))}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
 
 

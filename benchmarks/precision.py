@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 from edgeser.benchmarks.suite import machine
 from edgeser.calibration.sets import build
@@ -123,7 +124,7 @@ def main() -> None:
               "tokens": int(tokens), "rounds": args.rounds, "export_s": round(export_s, 1),
               "calibration": cset.describe(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ then ``edgeser export --speech runs/pool2-l2/encoder --layers 2 --out runs/pool2
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
 from edgeser.benchmarks.fast_path import speech_clips
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
 from edgeser.benchmarks.suite import machine
 from edgeser.datasets import Dataset, load_ravdess
@@ -138,7 +138,7 @@ def main() -> None:
               "seeds": args.seeds, "row": ROW, "variants": rows, "baselines": baselines, "latency_1_thread": latency,
               "truth": labels.tolist(), "predictions": {n: p.tolist() for n, p in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,15 @@ def commit(root: Path | None = None) -> str:
 def stamp() -> dict[str, Any]:
     """The provenance block of a result file."""
     return {"machine": machine(),
-            "command": " ".join(["python", "-m", _module(), *sys.argv[1:]]),
+            "command": " ".join([*_program(), *sys.argv[1:]]),
             "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def _module() -> str:
+def _program() -> list[str]:
+    """How the running program was started: ``python -m MODULE``, or the command's name (``edgeser``)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return spec.name if spec is not None else os.path.basename(sys.argv[0])
+    return ["python", "-m", spec.name] if spec is not None else [os.path.basename(sys.argv[0])]
 
 
 def write_result(path: Path, data: dict[str, Any]) -> None:

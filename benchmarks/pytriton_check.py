@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 
 
 def wait_ready(client: Any, server: subprocess.Popen[str], model: str = "edgeser",
@@ -127,7 +128,7 @@ def main() -> None:
               "silence_error": error, "exit_status_on_sigterm": code,
               "server_log_tail": [ln for ln in log if "edgeser" in ln or "error" in ln.lower()][-8:],
               "command": f"python -m edgeser.benchmarks.pytriton_check --data {args.data} --out {args.out}"}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("python", "started_s", "all_equal_labels", "max_abs_difference",
                                              "silence_error", "exit_status_on_sigterm")}, indent=2))
 

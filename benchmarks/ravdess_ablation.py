@@ -21,7 +21,6 @@ openSMILE is installed) by a stratified paired bootstrap of the UA difference
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 
 from edgeser import EmotionRecognizer
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
@@ -92,7 +92,7 @@ def main() -> None:
               "held_out": list(HELD_OUT), "train_utterances": len(train_idx),
               "test_utterances": len(test_idx), "seeds": args.seeds, "failures": feats.failures, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 def egemaps_row(ds: Dataset, indices: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray, labels: np.ndarray,

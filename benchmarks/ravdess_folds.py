@@ -38,6 +38,7 @@ import numpy as np
 
 from edgeser import EmotionRecognizer
 from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
@@ -207,7 +208,7 @@ def main() -> None:
               "summary": summary, "comparisons": comparisons, "truth": truth.tolist(),
               "predictions": {n: p[scored].tolist() for n, p in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

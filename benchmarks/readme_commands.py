@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def main() -> None:
         result[name] = run(commands[name], args.shared)
         r = result[name]
         print(f"{name}: exit {r['exit_status']} in {r['seconds']} s; {r['pytest_summary'] or ''}")
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

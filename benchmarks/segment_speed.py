@@ -11,7 +11,6 @@ CTC head, and pooling averages the frames over words, syllables and phones. The 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.phonetics import Lexicon
 from edgeser.pooling import pool
 from edgeser.segmenter import segment
@@ -68,7 +68,7 @@ def main() -> None:
         print(rows[-1])
     result = {"bundle": str(args.bundle), "threads": args.threads, "repeats": args.repeats, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

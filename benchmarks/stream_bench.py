@@ -26,6 +26,7 @@ import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions, default
 from edgeser.audio import SAMPLE_RATE, load_audio
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import percentiles
 from edgeser.benchmarks.suite import machine
 from edgeser.datasets import load_ravdess
@@ -148,7 +149,7 @@ def main() -> None:
     out["memory"] = {"variant": name, **memory(rec, files, args.hours, args.seed)}
     print(json.dumps({k: v for k, v in out["memory"].items() if k != "samples_per_minute"}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out)
 
 
 if __name__ == "__main__":

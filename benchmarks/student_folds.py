@@ -32,6 +32,7 @@ import numpy as np
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
 from edgeser.benchmarks.precision_folds import ACCURACY, ROW, encoder_latency, report
+from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import paired_bootstrap_ua
 from edgeser.benchmarks.suite import machine
 from edgeser.datasets import load_ravdess
@@ -174,7 +175,7 @@ def main() -> None:
               "latency_1_thread": latency, "truth": labels[scored].tolist(),
               "predictions": {n: p[scored].tolist() for n, p in pooled.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -489,7 +489,10 @@ def plot(result: dict[str, Any], path: Path) -> bool:
 
 def write(result: dict[str, Any], out: Path) -> list[str]:
     """results.json, table.md and (with matplotlib) pareto.png in ``out``; returns the names written."""
+    from edgeser.benchmarks.provenance import stamp  # provenance imports this module
+
     out.mkdir(parents=True, exist_ok=True)
+    result = {"provenance": stamp(), **{k: v for k, v in result.items() if k != "provenance"}}
     for name, text in (("results.json", json.dumps(result, indent=2, default=str) + "\n"),
                        ("table.md", markdown(result))):
         tmp = out / f".{name}.tmp"

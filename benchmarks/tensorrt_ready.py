@@ -116,7 +116,9 @@ def main() -> None:
     result["rounds"] = args.rounds
     result["command"] = (f"python -m edgeser.benchmarks.tensorrt_ready --data {args.data} --rounds {args.rounds} "
                          f"--out {args.out}")
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from edgeser.benchmarks.provenance import write_result
+
+    write_result(args.out, result)
     print(json.dumps({t: {g: {k: r[k] for k in ("zero_points_by_type", "zero_points_not_0", "integer_ops",
                                                  "tensorrt_parser_problems")} for g, r in c.get("graphs", {}).items()}
                       for t, c in commands.items()}, indent=2))

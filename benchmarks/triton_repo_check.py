@@ -168,7 +168,9 @@ def main() -> None:
               "silence_error": error, "statistics": stats, "exit_status_on_sigterm": code,
               "server_log_tail": [ln[:400] for ln in log if " E" in ln[:2] or "error" in ln.lower()][-8:],
               "command": f"python -m edgeser.benchmarks.triton_repo_check --data {args.data} --out {args.out}"}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from edgeser.benchmarks.provenance import write_result
+
+    write_result(args.out, result)
     print(json.dumps({"as_written": {k: v["state"] for k, v in as_written.items()},
                       "with_stand_ins": {k: v["state"] for k, v in states.items()},
                       **{k: result[k] for k in ("all_equal_labels", "max_abs_difference", "silence_error",

@@ -252,7 +252,9 @@ def main() -> None:
                                               "chosen": [manifest["exposed_layers"][p] for p in picks]}}
     result["latency"] = latency(engines_for(bundles, args.cache), clips(ds), args.repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from edgeser.benchmarks.provenance import write_result
+
+    write_result(args.out, result)
     if isinstance(result["egemaps_lr"], dict):
         print(f"eGeMAPS + LR: pooled UA {100 * result['egemaps_lr']['pooled_ua']:.1f}")
     for name, enc in result["encoders"].items():
