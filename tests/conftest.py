@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,15 @@ SAMPLE = ROOT / "edgeser" / "samples" / "kids_talking.wav"
 
 TINY_BERT_WORDS = ["kids", "are", "talking", "by", "the", "door", "dogs", "sitting", "i", "am", "so", "happy", "sad",
                    "angry", "today", ".", ",", "!", "?", "'", "t", "can", "believe", "you", "did", "that"]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout_s`` (a bound on a hang, not a speed assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout_s} s")
+        time.sleep(0.01)
 
 
 def ravdess_files(n: int) -> list[Path]:

@@ -128,6 +128,7 @@ def test_the_command(corpus: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no such file or folder" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.integration
 def test_on_ray_the_records_are_the_sequential_runs(corpus: Path, tmp_path: Path) -> None:
     """A local Ray instance with two recognizer actors writes the same shards, record for record (but for wall
     time and stage timings), as the run in this process."""
@@ -149,6 +150,7 @@ def test_on_ray_the_records_are_the_sequential_runs(corpus: Path, tmp_path: Path
     assert stable(list(read_records(tmp_path / "ray"))) == stable(list(read_records(tmp_path / "here")))
 
 
+@pytest.mark.integration
 def test_on_a_cluster_that_ray_start_began(corpus: Path, tmp_path: Path) -> None:
     """``ray start --head`` (token authentication on, as Ray turns it on once ~/.ray/auth_token exists), joined by
     its address and by ``auto``: the sequential run's records; an address where nothing listens is refused at

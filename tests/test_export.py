@@ -93,6 +93,7 @@ def test_group_norm_model_without_attention_mask(tmp_path: Path, tiny_speech_gro
     np.testing.assert_allclose(lp, ref_lp[0], atol=ATOL)
 
 
+@pytest.mark.integration
 def test_dynamo_exporter(tmp_path: Path, tiny_speech_dir: Path, tiny_text_dir: Path) -> None:
     m = export_bundle(tmp_path / "b", speech=load_speech(tiny_speech_dir), text=load_text(tiny_text_dir),
                       exporter="dynamo", layers="1,2")

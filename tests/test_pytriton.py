@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import DATA
 
+pytestmark = pytest.mark.integration
+
 
 def run_check(module: str, port: int, tmp_path: Path) -> dict:  # type: ignore[type-arg]
     """``python -m edgeser.benchmarks.<module>`` against PyTriton's server; its result file."""

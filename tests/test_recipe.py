@@ -171,6 +171,7 @@ def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpu
         RecipeConfig.from_file(config)
 
 
+@pytest.mark.integration
 def test_features_on_ray_are_the_sequential_ones(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
     """edgeser evaluate --ray: two feature actors on a local Ray instance write the same features (every array,
     bit for bit) and the same failures (an unreadable file) as this process, and the command's results equal

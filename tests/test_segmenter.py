@@ -222,6 +222,7 @@ def test_bundle_segment_uses_one_encoder_pass(tiny_bundle: Path, monkeypatch: py
     assert seg.phone_timing == PHONES_UNIFORM and 0 <= seg.words[0].start_s < seg.words[-1].end_s <= seg.duration_s
 
 
+@pytest.mark.integration
 def test_default_aligner_covers_audio_beyond_hamas_30_s_limit() -> None:
     """hama's recognizer stops silently at 30 s; the aligner feeds it chunks, so 40+ s are covered to the end."""
     pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
@@ -333,6 +334,7 @@ def test_pause_marks_split_decoded_words_at_long_silences() -> None:
     np.testing.assert_array_equal(em.log_probs, log)  # the original is untouched (forced alignment reads it)
 
 
+@pytest.mark.integration
 def test_long_audio_keeps_its_times_across_hama_chunks() -> None:
     """Chunks of at most 20 s: every time stayed 20 ms later per chunk (10 min: 0.6-0.9 s late), and a decoded
     "word" ran across the cut. The sample placed four times in 70 s is found where it was put, word by word."""
