@@ -14,6 +14,10 @@ evaluation holds out are left out (``--holdout``).
         --data ../shared/data/ravdess --holdout 1-4 --out runs/student/fold-1
     edgeser export --speech runs/student/fold-1/encoder --layers 1 --out runs/student/fold-1/bundle
 
+``--librispeech ../shared/data/librispeech`` adds 52 minutes of read English from 251 speakers (or, without
+``--data``, is all the student hears: speech of no emotion corpus, so one student serves every fold and every
+left-out corpus).
+
 ``--epochs 0`` trains nothing: the teacher's first ``--blocks`` blocks run over frames pooled by ``--pool`` as they
 are (no teacher bundle, no data needed), a student whose head is then trained on its own frames.
 
@@ -170,12 +174,26 @@ def training_audio(root: Path, holdout: set[str]) -> list[Path]:
     return sorted(scored + others)
 
 
+def librispeech_audio(root: Path) -> list[Path]:
+    """Every recording of the LibriSpeech excerpt (``manifest.csv``: 251 speakers, 52 min of read English): speech
+    that no emotion corpus, fold or left-out corpus contains, so one student serves every evaluation."""
+    import csv
+
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise InputError(f"{manifest}: not found; --librispeech takes the folder that holds LibriSpeech's manifest.csv")
+    with open(manifest, newline="") as f:
+        return sorted(root / r["path"] for r in csv.DictReader(f))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", type=Path, help="a bundle exposing the one layer to learn (not with --epochs 0)")
     ap.add_argument("--init", default="whisper-tiny.en", help="the teacher's encoder (edgeser export --speech)")
     ap.add_argument("--data", type=Path, help="the RAVDESS folder (all of its recordings are used; not needed with "
                     "--epochs 0)")
+    ap.add_argument("--librispeech", type=Path, help="unlabelled read speech to distil on as well (or alone): the "
+                    "folder of LibriSpeech's manifest.csv (../shared/data/librispeech)")
     ap.add_argument("--holdout", default="", help="speakers left out, e.g. 1-4 (RAVDESS actors)")
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--pool", type=int, default=2)
@@ -190,10 +208,11 @@ def main() -> None:
         student = make_student(load_speech(args.init).model, config).eval()
         print(f"wrote {save_student(student, args.out, {'init': args.init, 'settings': asdict(config)})}")
         return
-    if args.teacher is None or args.data is None:
-        ap.error("--teacher and --data are needed to distil (or --epochs 0)")
+    if args.teacher is None or (args.data is None and args.librispeech is None):
+        ap.error("--teacher and --data or --librispeech are needed to distil (or --epochs 0)")
     held = actors(args.holdout) if args.holdout else set()
-    paths = training_audio(args.data, held)
+    paths = (training_audio(args.data, held) if args.data is not None else []) + (
+        librispeech_audio(args.librispeech) if args.librispeech is not None else [])
     t0 = time.perf_counter()
     waves = [load_audio(p) for p in paths]
     targets = teacher_frames(EmotionRecognizer.from_bundle(args.teacher), waves)
@@ -201,6 +220,7 @@ def main() -> None:
     student, losses = distil(teacher, waves, targets, config,
                              progress=lambda e, loss: print(f"epoch {e + 1}/{config.epochs}: loss {loss:.4f}"))
     record = {"teacher": str(args.teacher), "init": args.init, "data": str(args.data),
+              "librispeech": str(args.librispeech) if args.librispeech is not None else None,
               "held_out": sorted(held), "recordings": len(paths), "seconds": round(sum(w.size for w in waves) / 16e3),
               "settings": asdict(config), "loss_per_epoch": [round(x, 5) for x in losses],
               "train_s": round(time.perf_counter() - t0, 1)}
