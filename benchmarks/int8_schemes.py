@@ -15,6 +15,13 @@ CPU; ``cpu-vnni`` measured on a CPU with VNNI says nothing of an AVX2 one (see :
 
     python -m edgeser.benchmarks.int8_schemes --work runs/int8 --out benchmarks/results/int8_schemes.json
 
+``--student NAME=BUNDLE`` adds a smaller encoder (a distilled student): its features are not the default's, so
+every fold's and every left-out corpus's head is trained on the student's own features of the same utterances.
+With ``--no-schemes`` only the students are measured beside FP32 (write them to another ``--out``):
+
+    python -m edgeser.benchmarks.int8_schemes --no-schemes --student "student=runs/student-libri/bundle" \
+        --work runs/int8 --out benchmarks/results/students.json --folds-out benchmarks/results/student_folds_now.json
+
 It also writes the RAVDESS fold predictions in the form ``edgeser bench --folds`` reads (``--folds-out``, the FP32
 row named ``default``), so the bench table scores these variants the same way.
 """
@@ -80,13 +87,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_schemes.json"))
     ap.add_argument("--folds-out", type=Path, default=Path("benchmarks/results/int8_folds.json"))
+    ap.add_argument("--student", action="append", default=[], metavar="NAME=BUNDLE",
+                    help="a smaller encoder (python -m edgeser.export.distill_whisper, then edgeser export): its "
+                         "features differ from the default's, so each fold's head is trained on its own (repeat)")
+    ap.add_argument("--no-schemes", action="store_true", help="only the students (and FP32)")
     args = ap.parse_args()
     bundles: dict[str, Path] = {FP32: default.resolve(default.NAME)}
     made: dict[str, Any] = {}
-    for name, options in SCHEMES.items():
+    for name, options in ({} if args.no_schemes else SCHEMES).items():
         out = args.work / name.replace(" ", "-")
         made[name] = make(name, options, out)
         bundles[name] = out
+    students = dict(spec.split("=", 1) for spec in args.student)
+    for name, path in students.items():
+        bundles[name] = Path(path)
+        made[name] = {"student": True}
     corpora = {c: load_corpus(c) for c in CORPORA}
     y = {c: ds.label_ids() for c, ds in corpora.items()}
     groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in corpora.items()}
@@ -95,9 +110,10 @@ def main() -> None:
         rec = EmotionRecognizer.from_bundle(path)
         x[name] = {c: features(rec, ds, args.work / "cache").mask("voiced") for c, ds in corpora.items()}
 
-    def head(parts: list[tuple[str, np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
-        """The shipped recipe trained on the FP32 features of ``parts`` (corpus, utterance indices)."""
-        xs = np.concatenate([x[FP32][c][i] for c, i in parts])
+    def head(parts: list[tuple[str, np.ndarray]], source: str = FP32) -> Callable[[np.ndarray], np.ndarray]:
+        """The shipped recipe trained on ``source``'s features (FP32's, or a student's own) of ``parts`` (corpus,
+        utterance indices)."""
+        xs = np.concatenate([x[source][c][i] for c, i in parts])
         ys = np.concatenate([y[c][i] for c, i in parts])
         corpus = np.concatenate([np.full(i.size, c) for c, i in parts])
         model = fit_mlp(xs, ys, balanced_weights(corpus.tolist(), ys))
@@ -110,14 +126,18 @@ def main() -> None:
     fold_pred = {n: np.full(len(y["ravdess"]), -1) for n in bundles}
     for k, test in enumerate(folds, 1):
         train = np.setdiff1d(every["ravdess"], test)
-        h = head([("ravdess", train)] + [(c, every[c]) for c in CORPORA if c != "ravdess"])
+        parts = [("ravdess", train)] + [(c, every[c]) for c in CORPORA if c != "ravdess"]
+        h = head(parts)
         for n in bundles:
-            fold_pred[n][test] = h(x[n]["ravdess"][test]).argmax(1)
+            own = head(parts, n) if n in students else h
+            fold_pred[n][test] = own(x[n]["ravdess"][test]).argmax(1)
         print(f"RAVDESS fold {k}/5 done")
     predictions["ravdess_folds"] = fold_pred
     for held in CORPORA:
-        h = head([(c, every[c]) for c in CORPORA if c != held])
-        predictions[f"loco_{held}"] = {n: h(x[n][held]).argmax(1) for n in bundles}
+        parts = [(c, every[c]) for c in CORPORA if c != held]
+        h = head(parts)
+        predictions[f"loco_{held}"] = {n: (head(parts, n) if n in students else h)(x[n][held]).argmax(1)
+                                       for n in bundles}
         print(f"leave-one-corpus-out {held} done")
     accuracy: dict[str, dict[str, Any]] = {}
     for protocol, preds in predictions.items():

@@ -435,9 +435,10 @@ def encoder_choice() -> str:
 TABLES["encoder_choice"] = encoder_choice
 
 
-def int8_schemes() -> str:
-    """INT8 schemes of the default on this CPU: accuracy on unseen speakers and corpora, speed, quantize time."""
-    r = _load("int8_schemes.json")
+def int8_schemes(file: str = "int8_schemes.json") -> str:
+    """INT8 schemes of the default on this CPU (or, from ``students.json``, distilled students beside it): accuracy
+    on unseen speakers and corpora, speed, quantize time."""
+    r = _load(file)
     acc, lat = r["accuracy"], r["latency_1_thread"]
     corpora = ("ravdess", "emodb", "turev")
     lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
@@ -451,15 +452,21 @@ def int8_schemes() -> str:
         diff = "" if name == "fp32" else f" ({100 * (mean - fp32_loco):+.1f})"
         speed = " / ".join(f"{lat[c][name]['p50_ms']:.1f} ms" for c in ("1s", "4s", "10s"))
         ratio = " / ".join(f"{lat[c][name]['ratio_to_fp32']['median']:.2f}" for c in ("1s", "4s", "10s"))
-        made = "- (the shipped model)" if "wall_s" not in v else f"{v['wall_s']:.0f} s" + (
-            "" if v["guard_passed"] else ", **refused by its guard** (measured forced through, --ua-budget 100)")
+        if v.get("student"):
+            made = "- (a student: its own head, trained on its own features)"
+        elif "wall_s" not in v:
+            made = "- (the shipped model)"
+        else:
+            made = f"{v['wall_s']:.0f} s" + (
+                "" if v["guard_passed"] else ", **refused by its guard** (measured forced through, --ua-budget 100)")
         versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])})"
         lines.append(f"| {name} | {pct(folds['ua'])}{versus} | {' / '.join(pct(u) for u in loco)} | "
                      f"{pct(mean)}{diff} | {speed} ({ratio}) | {made} |")
-    return "\n".join(lines) + f"\n\n{_stamp(r, 'int8_schemes.json')}"
+    return "\n".join(lines) + f"\n\n{_stamp(r, file)}"
 
 
 TABLES["int8_schemes"] = int8_schemes
+TABLES["students"] = lambda: int8_schemes("students.json")
 
 
 def update(path: Path) -> int:
