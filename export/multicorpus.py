@@ -261,14 +261,16 @@ def fit_temperature(log_probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path | None,
-         progress: Callable[[str], None] = print, mask: str = "voiced") -> None:
+         progress: Callable[[str], None] = print, mask: str = "voiced", speech: Path | None = None) -> None:
     """The chosen recipe trained on every corpus (clean and ``copies`` augmented copies, ``mask`` frames), with the
-    head for enrolled speakers trained the same way on speaker-normalised statistics, exported over the default's
-    speech graph to ``out/full`` (and copied to ``ship_to``)."""
+    head for enrolled speakers trained the same way on speaker-normalised statistics, exported over the speech graph
+    of ``speech`` (a bundle exposing the one layer the head reads; by default the shipped default's) to
+    ``out/full`` (and copied to ``ship_to``)."""
     from edgeser import default
     from edgeser.export.pipeline import add_fusion
 
-    rec = EmotionRecognizer.from_bundle("default", RuntimeOptions.cpu(threads=1))
+    source = speech or default.SHIPPED
+    rec = EmotionRecognizer.from_bundle(source, RuntimeOptions.cpu(threads=1))
     corpora = {c: load_corpus(c) for c in CORPORA}
     x, y, corpus, speakers = [], [], [], []
     nx, nspk = [], []
@@ -299,7 +301,7 @@ def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path 
     speaker_model = fit_mlp(speaker_normalised(stats, speakers, profiles), labels, weights)
     encoder_bundle = out / "encoder-bundle"
     if not encoder_bundle.is_dir():
-        encoders_only_speech(default.SHIPPED, encoder_bundle)
+        encoders_only_speech(source, encoder_bundle)
     counts = {c: ds.counts() for c, ds in corpora.items()}
     provenance = {"dataset": {c: {"utterances": len(ds), "classes": counts[c], "licence": LICENCES[c]}
                               for c, ds in corpora.items()},
@@ -324,12 +326,25 @@ def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path 
 
 
 def encoders_only_speech(bundle: Path, out: Path) -> None:
-    """A copy of ``bundle`` with its speech encoder and nothing else."""
-    from edgeser.bundle import Bundle
+    """A copy of ``bundle`` with its speech encoder and nothing else, its float16-exact weights stored as float16
+    (:func:`edgeser.export.storage.fp16_weights`; bit-identical outputs, about half the file) unless they already
+    are."""
+    import shutil
 
-    m = Bundle.load(bundle).manifest
-    bare = replace(m, fusion=None, speaker_fusion=None, text=None, engines=())
-    copy_bundle(bundle, out, bare, [m.speech.graph])  # type: ignore[union-attr]
+    from edgeser.bundle import Bundle, write_bundle
+    from edgeser.export.storage import fp16_weights
+
+    src = Bundle.load(bundle)
+    speech = src.manifest.speech
+    assert speech is not None
+    with write_bundle(out, overwrite=True) as writer:
+        if speech.provenance.get("storage"):
+            shutil.copy2(src.path / speech.graph, writer.path(speech.graph))
+        else:
+            storage = fp16_weights(src.path / speech.graph, writer.path(speech.graph), lossless_only=True)
+            speech = replace(speech, provenance={**speech.provenance, "storage": storage})
+        writer.finish(replace(src.manifest, speech=speech, fusion=None, speaker_fusion=None, text=None, engines=(),
+                              files={}, edgeser_version=edgeser.__version__))
 
 
 def copy_bundle(bundle: Path, out: Path, manifest: Any = None, names: Sequence[str] | None = None) -> None:
@@ -355,6 +370,9 @@ def main() -> None:
                     help="the protocol's result file (python -m edgeser.benchmarks.generalisation): its chosen "
                          "recipe and its temperature are what is trained and shipped")
     ap.add_argument("--ship", action="store_true", help="write the parts to edgeser/models/default")
+    ap.add_argument("--speech", type=Path, default=None,
+                    help="the encoder: a bundle exposing the layer the head reads, as the result file's protocol "
+                         "measured it (python -m edgeser.benchmarks.generalisation --bundle); default: the shipped one")
     args = ap.parse_args()
     from edgeser import default
 
@@ -368,7 +386,7 @@ def main() -> None:
     print(f"recipe: {results['chosen']}; temperature {results['calibration']['temperature_all']:.2f}")
     ship(args.out, args.cache or args.out / "cache", int(recipe["copies"]),
          float(results["calibration"]["temperature_all"]), default.SHIPPED if args.ship else None,
-         mask=recipe["mask"])
+         mask=recipe["mask"], speech=args.speech)
     print(f"edgeser {edgeser.__version__}; speech graph {sha256_file(default.SHIPPED / 'speech.onnx')[:12]}")
 
 

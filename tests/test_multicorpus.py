@@ -3,6 +3,8 @@ speaker profiles combine from per-utterance statistics, and augmentation does wh
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,20 @@ def test_augmentation_is_seeded_finite_and_at_the_asked_snr() -> None:
     padded = aug.pad_silence(x, 1.0, 0.5, rng, floor_db=-70)  # below trim's 0.5% of full scale
     assert padded.size == x.size + 24000 and x.size - 1600 < aug.trim(padded).size < x.size + 1600
     assert x.size < aug.reverberate(x, 0.6, rng).size <= x.size + int(0.6 * 16000)  # the room's tail, at most RT60
+
+
+def test_the_encoder_bundle_keeps_the_speech_graph_alone_and_its_outputs(tiny_bundle: Path, tmp_path: Path) -> None:
+    """What a head is shipped over: the speech encoder only, float16-exact weights stored as float16, outputs equal
+    to the source's (the random fixture's weights are not float16-exact, so they stay float32)."""
+    from edgeser import EmotionRecognizer
+    from edgeser.bundle import Bundle
+    from edgeser.export.multicorpus import encoders_only_speech
+
+    encoders_only_speech(tiny_bundle, tmp_path / "enc")
+    m = Bundle.load(tmp_path / "enc").manifest
+    assert m.text is None and m.fusion is None and m.speech is not None and list(m.files) == [m.speech.graph]
+    assert m.speech.provenance["storage"]["initializers"] == 0
+    wave = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220).astype(np.float32) * 0.3
+    a = EmotionRecognizer.from_bundle(tiny_bundle).encode(wave, sample_rate=16000).hidden_states
+    b = EmotionRecognizer.from_bundle(tmp_path / "enc").encode(wave, sample_rate=16000).hidden_states
+    assert np.array_equal(a, b)
