@@ -465,6 +465,32 @@ def int8_schemes(file: str = "int8_schemes.json") -> str:
     return "\n".join(lines) + f"\n\n{_stamp(r, file)}"
 
 
+def generalisation_encoders() -> str:
+    """The whole generalisation protocol run on each candidate encoder (``generalisation.py --bundle``): what each
+    chose, and how that choice generalises."""
+    runs = {"tiny.en block 2 (shipped)": _load("generalisation.json"),
+            "base block 3": _load("generalisation-base.json")}
+    lines = ["| encoder | recipe its protocol chose | selection score | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | "
+             "held-out RAVDESS, robot's conditions | RAVDESS 5 folds: whole / stream path / babble 10 dB / reverb "
+             "0.6 s | EmoDB LOSO | narration: neutral / happy / angry / sad |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in runs.items():
+        chosen = r["selection"][r["chosen"]]
+        rob = r["robustness"]
+        narr = r["narration"]["chosen"]
+        lines.append(
+            f"| {name} | {r['chosen']} | {pct(chosen['score'])} | "
+            + " / ".join(pct(r["loco"][c]["chosen"]["ua"]) for c in ("ravdess", "emodb", "turev"))
+            + f" | **{pct(chosen['mean_ua'])}** | {pct(chosen['ravdess_conditions_mean_ua'])} | "
+            + " / ".join(pct(rob[k]["chosen"]["ua"]) for k in ("whole files", "stream path", "babble 10 dB",
+                                                                 "reverb 0.6 s"))
+            + f" | {pct(r['speaker_folds']['emodb']['chosen']['ua'])} | "
+            + " / ".join(f"{100 * narr[k]:.0f}%" for k in ("neutral", "happy", "angry", "sad")) + " |")
+    base = runs["base block 3"]
+    return "\n".join(lines) + f"\n\n{_stamp(runs['tiny.en block 2 (shipped)'], 'generalisation.json')}; " \
+        f"{_stamp(base, 'generalisation-base.json')}"
+
+
+TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["int8_schemes"] = int8_schemes
 TABLES["students"] = lambda: int8_schemes("students.json")
 
