@@ -91,10 +91,13 @@ def main() -> None:
                     help="a smaller encoder (python -m edgeser.export.distill_whisper, then edgeser export): its "
                          "features differ from the default's, so each fold's head is trained on its own (repeat)")
     ap.add_argument("--no-schemes", action="store_true", help="only the students (and FP32)")
+    ap.add_argument("--scheme", action="append", choices=list(SCHEMES), default=None,
+                    help="only these variants (repeat; default: all of them)")
     args = ap.parse_args()
     bundles: dict[str, Path] = {FP32: default.resolve(default.NAME)}
     made: dict[str, Any] = {}
-    for name, options in ({} if args.no_schemes else SCHEMES).items():
+    chosen = {n: o for n, o in SCHEMES.items() if args.scheme is None or n in args.scheme}
+    for name, options in ({} if args.no_schemes else chosen).items():
         out = args.work / name.replace(" ", "-")
         made[name] = make(name, options, out)
         bundles[name] = out

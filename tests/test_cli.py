@@ -226,6 +226,6 @@ def test_enroll_warns_with_the_measured_threshold_and_names_the_layer_as_its_jso
     assert code == 0
     assert "profiles from under 30 s scored below no profile" in text and "enrolment.json" in text
     layer = json.loads(out.read_text())["layer"]
-    assert f"the speech graph's output {layer}, encoder block 2" in text and "1 recording " in text
+    assert f"the speech graph's output {layer}, encoder block 3" in text and "1 recording " in text
     code, text = run("enroll", SAMPLE, "--out", tmp_path / "site.json", "--site")
     assert code == 0 and "site profiles were measured from 60 s up" in text

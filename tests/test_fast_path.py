@@ -85,8 +85,8 @@ def test_the_shipped_model_is_the_fast_path_model() -> None:
     tests/test_shipped_model.py)."""
     rec = EmotionRecognizer.from_bundle("default")
     speech = rec.speech
-    assert (speech.architecture, speech.exposed_layers, speech.hidden_size) == ("whisper", (2,), 384)
-    assert speech.provenance["source"]["model_bin_sha256"].startswith("1a5afae06a4d")
+    assert (speech.architecture, speech.exposed_layers, speech.hidden_size) == ("whisper", (3,), 512)
+    assert speech.provenance["source"]["model_bin_sha256"].startswith("905e5bf8336b")
     assert rec.bundle.manifest.speaker_fusion is not None
     assert rec.bundle.manifest.fusion is not None and rec.bundle.manifest.fusion.levels == ("frame",)
     assert not rec.needs_segments(None)

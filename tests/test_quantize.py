@@ -182,7 +182,7 @@ def test_the_whisper_front_end_stays_float32(precision: str, tmp_path: Path) -> 
     ref, out = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0][0, 0]
                 for p in (src, tmp_path / "v.onnx"))
     cosine = (ref * out).sum(-1) / np.linalg.norm(ref, axis=-1) / np.linalg.norm(out, axis=-1)
-    assert cosine.min() > (0.9999 if precision == "fp16" else 0.99)
+    assert cosine.min() > (0.9999 if precision == "fp16" else 0.98)  # base block 3: deeper than tiny.en's 2
 
 
 def test_round_trip_casts_are_dropped_and_single_casts_kept() -> None:
