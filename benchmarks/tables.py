@@ -304,8 +304,14 @@ def _stamp(r: dict[str, Any], name: str) -> str:
     """Where a result file's figures were measured (from its provenance block)."""
     p = r["provenance"]
     m = p["machine"]
+    command, renamed = p["command"], ""
+    here = f"benchmarks/results/{name}"
+    written = re.search(r"--out (\S+)", command)
+    if written and written.group(1) != here:  # the file was renamed after the run (a candidate became the default)
+        command = command.replace(f"--out {written.group(1)}", f"--out {here}")
+        renamed = f" (which wrote it under another name, since renamed to {name})"
     return (f"({m['cpu']}, {m['cores']} cores, flags {_flags(m)}; commit {p['commit']}, {p['date'][:10]}; "
-            f"`{p['command']}`; `benchmarks/results/{name}`)")
+            f"`{command}`{renamed}; `{here}`)")
 
 
 CORPUS_NAMES = {"ravdess": "RAVDESS (English, acted)", "emodb": "EmoDB (German, acted)",
