@@ -380,6 +380,19 @@ def baseline_rows(dataset: Dataset, train: Sequence[int], test: Sequence[int], r
     return rows
 
 
+def machines(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The machines a result was measured on: each source's of a merged result, or its own."""
+    return [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
+
+
+def flags_text(machine: dict[str, Any], prefix: str = "flags ") -> str:
+    """A machine block's CPU flags for a table or plot (``prefix`` before them); says so when the file predates them
+    (its figures then hold for that CPU model only)."""
+    if machine.get("cpu_flags") is None:
+        return "flags not recorded"
+    return prefix + (", ".join(machine["cpu_flags"]) or "none of avx2/avx512/vnni/amx")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The table: one row per variant (and device, for merged results), then the peers' encoders and the
     baselines."""
@@ -393,13 +406,12 @@ def markdown(result: dict[str, Any]) -> str:
         e = encoders.get(name)
         return f"{e['p50_ms']:.0f} ms ({e['ratio_to_first']['median']:.2f})" if e else "-"
 
-    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
-    flags = {m.get("device_name"): m.get("cpu_flags") for m in machines}
+    measured = machines(result)
+    by_device = {m.get("device_name"): m for m in measured}
 
     def device(name: str) -> str:
         """The device with its CPU's instruction sets: figures hold for CPUs with the same ones only."""
-        f = flags.get(name)
-        return f"{name} ({', '.join(f) or 'no avx2/vnni'})" if f is not None else f"{name} (flags not recorded)"
+        return f"{name} ({flags_text(by_device.get(name, {}), prefix='')})"
 
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
@@ -430,9 +442,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {device(result['machine']['device_name'])} | {b['variant']} | - | - | {ua} | - | {wa} |"
                      + " - |" * 10 + f" {b.get('accuracy', result.get('protocol', {}).get('held_out', '-'))} |")
     lines.append("")
-    for m in machines:
-        lines.append(f"{m.get('device_name')}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, flags "
-                     f"{', '.join(m.get('cpu_flags') or []) or 'not recorded'}, GPU: "
+    for m in measured:
+        lines.append(f"{m.get('device_name')}: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {flags_text(m)}, GPU: "
                      f"{m.get('gpu', '?')}, ONNX Runtime {m.get('onnxruntime', '?')}, TensorRT "
                      f"{m.get('tensorrt') or 'not installed'}; measured {m.get('measured', '?')}.")
     return "\n".join(lines) + "\n"
@@ -474,9 +485,7 @@ def plot(result: dict[str, Any], path: Path) -> bool:
             ax.text(ax.get_xlim()[0], 100 * b["ua"], b["variant"], fontsize=6, va="bottom")
     ax.set_xlabel("p50 latency, 4 s clips (ms)")
     ax.set_ylabel("UA (%) on held-out speakers")
-    machines = [s["machine"] for s in result.get("sources", [])] or [result["machine"]]
-    cpus = "; ".join(f"{m.get('cpu', '?')} ({', '.join(m.get('cpu_flags') or []) or 'flags not recorded'})"
-                     for m in machines)
+    cpus = "; ".join(f"{m.get('cpu', '?')} ({flags_text(m, prefix='')})" for m in machines(result))
     title = f"{result['dataset']}: accuracy vs latency\n{cpus}" + (f"\nUA scored on {common}" if common else "")
     ax.set_title("\n".join(textwrap.fill(line, 110) for line in title.split("\n")), fontsize=8)
     fig.tight_layout()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeser.benchmarks.stats import interval
+from edgeser.benchmarks.suite import flags_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +48,7 @@ def probe() -> str:
             f"{r['latency'][c][engine]['p50_ms']:.1f} (x{r['latency'][c][engine]['ratio_to_first']['median']:.2f})"
             for c in ("1s", "4s", "10s")) + " |")
     m = r["machine"]
-    return "\n".join(lines + lat) + f"\n\n({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, " \
+    return "\n".join(lines + lat) + f"\n\n({m['cpu']}, {m['cores']} cores, {flags_text(m)}, " \
         f"ONNX Runtime {r['machine']['onnxruntime']}; `benchmarks/results/whisper_probe.json`)"
 
 
@@ -99,7 +100,7 @@ def fast_path() -> str:
                 for c in ("1s", "4s", "10s")) + " |")
     m = r["machine"]
     return "\n".join(lines) + f"\n\n(p50, and the median round-by-round ratio to `encode`; {m['cpu']}, " \
-        f"{m['cores']} cores, flags {_flags(m)}; `benchmarks/results/fast_path.json`)"
+        f"{m['cores']} cores, {flags_text(m)}; `benchmarks/results/fast_path.json`)"
 
 
 def _times(latency: dict[str, Any], name: str) -> str:
@@ -130,7 +131,7 @@ def _variants(file: str, title: str, reference: str, first: str = "") -> str:
         lines.append(f"| baseline: {name} | | {pct(b['pooled_ua'])} | {pct(b['pooled_wa'])} | "
                      f"{interval(b['minus_fp32'])} | |")
     m = r["machine"]
-    return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores, flags {_flags(m)}; " \
+    return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores, {flags_text(m)}; " \
         f"`benchmarks/results/{file}`)"
 
 
@@ -170,7 +171,7 @@ def bench() -> str:
                          "- | - | - | - |")
     m = r["machine"]
     threads = r["settings"]["threads"] or "all"
-    return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, {threads} thread(s), " \
+    return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, {flags_text(m)}, {threads} thread(s), " \
         f"ONNX Runtime {m['onnxruntime']}, measured {m['measured']}; `benchmarks/results/bench-default/`, whose " \
         "`table.md` has every column and `pareto.png` the plot)"
 
@@ -217,7 +218,7 @@ def _where(r: dict[str, Any], name: str) -> str:
     if "provenance" in r:
         return _stamp(r, name)
     m = r["machine"]
-    return (f"({m['cpu']}, {m['cores']} cores, flags {_flags(m)}, measured {m['measured']}; "
+    return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}, measured {m['measured']}; "
             f"`benchmarks/results/{name}`)")
 
 
@@ -241,7 +242,7 @@ def batch_scale() -> str:
         f"{r['rounds']} rounds, the ways alternating; Ray started once before, in {r['ray_start_s']:g} s. On paper, " \
         f"N nodes like this one: {nodes} files/s, the driver's ceiling {paper['driver_ceiling_files_per_s']:,.0f} " \
         f"files/s ({r['driver_write_ms_per_file']:g} ms per file to write the shards). {m['cpu']}, {m['cores']} " \
-        f"cores, flags {_flags(m)}, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
+        f"cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
 
 
 def tensorrt_ready() -> str:
@@ -273,7 +274,7 @@ def tensorrt_ready() -> str:
     return "\n".join(lines) + f"\n\n(the parent's speech graph: {p['megabytes']:.1f} MB ({weights(p)}); " \
         f"FP32 speech graph {lat['fp32']['p50_ms']:.1f} ms on 4 s of audio, 1 thread, " \
         f"medians of {r['rounds']} interleaved rounds; the guard as by default ({guards}); {m['cpu']}, " \
-        f"{m['cores']} cores, flags {_flags(m)}, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
+        f"{m['cores']} cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
 
 
 def fuzz() -> str:
@@ -293,11 +294,6 @@ TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, 
           "service_soak": service_soak, "batch_scale": batch_scale,
           "tensorrt_ready": tensorrt_ready}
 
-def _flags(m: dict[str, Any]) -> str:
-    """A result's CPU flags, or that the file predates them (then its figures are for that CPU model only)."""
-    if "cpu_flags" not in m:
-        return "not recorded"
-    return ", ".join(m["cpu_flags"]) or "none of avx2/avx512/vnni/amx"
 
 
 def _stamp(r: dict[str, Any], name: str) -> str:
@@ -310,7 +306,7 @@ def _stamp(r: dict[str, Any], name: str) -> str:
     if written and written.group(1) != here:  # the file was renamed after the run (a candidate became the default)
         command = command.replace(f"--out {written.group(1)}", f"--out {here}")
         renamed = f" (which wrote it under another name, since renamed to {name})"
-    return (f"({m['cpu']}, {m['cores']} cores, flags {_flags(m)}; commit {p['commit']}, {p['date'][:10]}; "
+    return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}; commit {p['commit']}, {p['date'][:10]}; "
             f"`{command}`{renamed}; `{here}`)")
 
 
