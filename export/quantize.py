@@ -55,6 +55,7 @@ from edgeser.datasets import Dataset, heard_groups
 from edgeser.errors import EdgeserError, InputError
 from edgeser.metrics import evaluate
 from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
+from edgeser.vad import Voicing, voicing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -428,22 +429,24 @@ def _mean_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[d
 
 
 def speech_frames(bundle: Path, dataset: Dataset, layer: int, progress: Callable[[str], None] | None = None,
-                  label: str = "frames", voiced: bool = False) -> list[np.ndarray]:
-    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``; with
-    ``voiced``, its voiced frames only, as a head with ``frame_mask="voiced"`` reads them
+                  label: str = "frames", voicings: Sequence[Voicing] | None = None) -> list[np.ndarray]:
+    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``; given each
+    utterance's silero pass (``voicings``, :func:`edgeser.vad.voicing`: it depends on the audio only, so one pass
+    serves the parent and every variant), its voiced frames only, as a head with ``frame_mask="voiced"`` reads them
     (:meth:`edgeser.EmotionRecognizer.encode_speech`)."""
     rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
     out = []
     utterances: Iterable[Any] = dataset.utterances
     if progress is not None:
         utterances = Ticker(progress, label, len(dataset)).over(utterances)
-    for u in utterances:
-        if voiced:
-            enc, keep = rec.encode_speech(load_audio(u.path))
-            out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])][keep].astype(np.float32))
+    for i, u in enumerate(utterances):
+        keep = None
+        if voicings is not None:
+            enc, keep = rec.encode_speech(load_audio(u.path), voicings[i])
         else:
             enc = rec.encode(str(u.path))
-            out.append(enc.hidden_states[0, layer, : int(enc.num_frames[0])].astype(np.float32))
+        frames = enc.hidden_states[0, layer, : int(enc.num_frames[0])]
+        out.append((frames if keep is None else frames[keep]).astype(np.float32))
     return out
 
 
@@ -583,6 +586,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
         ranked: dict[str, list[tuple[str, float]]] = {}
         ua_parent = ua_variant = unseen = None
         speakers: UnseenSpeakers | None = None
+        voicings: list[Voicing] | None = None  # silero's pass over each validation utterance, for a voiced head
         for step in range(config.fallback_steps + 1):
             for g in graphs:
                 if converted.get(g) == exclude[g]:
@@ -618,18 +622,20 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                         ua_parent = evaluate_ua(parent.bundle.path, validation, progress, "validation: FP32 parent")
                     ua_variant = evaluate_ua(staged, validation, progress, "validation: variant")
                     ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
-                voiced = m.fusion.frame_mask == "voiced"
                 if blind:
                     if speakers is None:
                         progress("validation: the head has heard every validation speaker; training its recipe "
                                  "on the FP32 frames of some, to score the others")
+                        if m.fusion.frame_mask == "voiced":
+                            passes = Ticker(progress, "validation: silero-vad's pass", len(validation))
+                            voicings = [voicing(load_audio(u.path)) for u in passes.over(validation.utterances)]
                         frames = speech_frames(parent.bundle.path, validation, m.fusion.layer, progress,
-                                               "validation: FP32 parent's frames", voiced=voiced)
+                                               "validation: FP32 parent's frames", voicings)
                         speakers = UnseenSpeakers(m, frames, validation.label_ids(),
                                                   np.array([u.group for u in validation.utterances]),
                                                   progress=progress)
                     unseen = speakers.check(speech_frames(staged, validation, m.fusion.layer, progress,
-                                                          "validation: variant's frames", voiced=voiced))
+                                                          "validation: variant's frames", voicings))
                     progress(f"validation, unseen speakers: UA {100 * unseen['parent_ua']:.1f} with FP32 frames, "
                              f"{100 * unseen['variant_ua']:.1f} with the variant's")
                     ua_ok = ua_ok and unseen["drop_points"] <= config.ua_budget
