@@ -50,7 +50,9 @@ from edgeser.datasets import Dataset, Utterance
 from edgeser.export import augment as aug
 from edgeser.export.multicorpus import (
     CORPORA,
+    HEAD,
     MASKS,
+    HeadSpec,
     Pooled,
     balanced_weights,
     cache_name,
@@ -132,8 +134,10 @@ class Corpora:
                     description=f"eGeMAPS: {corpus}{f' ({copies} copies)' if copies else ''}")])})["x"]
         return self._egemaps[key]
 
-    def train(self, recipe: Recipe, parts: Sequence[tuple[str, np.ndarray]], kind: str = "stats") -> Head:
-        """``recipe``'s head on ``parts`` (corpus, utterance indices): clean rows plus their augmented copies."""
+    def train(self, recipe: Recipe, parts: Sequence[tuple[str, np.ndarray]], kind: str = "stats",
+              head: HeadSpec = HEAD) -> Head:
+        """``recipe``'s head on ``parts`` (corpus, utterance indices): clean rows plus their augmented copies (an
+        MLP ``recipe.head`` is built and trained as ``head`` says)."""
         xs, ys, corpus = [], [], []
         for c, idx in parts:
             if c not in recipe.corpora or idx.size == 0:
@@ -150,7 +154,7 @@ class Corpora:
         w = balanced_weights(corpus, y)
         if recipe.head == "lr" or kind == "egemaps":
             return fit_lr(x, y, w)
-        model = fit_mlp(x, y, w)
+        model = fit_mlp(x, y, w, head)
         return lambda s: mlp_log_probs(model, s)
 
 
@@ -227,13 +231,13 @@ def scores(truth: np.ndarray, log_probs: np.ndarray, folds: Sequence[np.ndarray]
     return out
 
 
-def loco_heads(data: Corpora, recipe: Recipe, kind: str = "stats") -> dict[str, Head]:
+def loco_heads(data: Corpora, recipe: Recipe, kind: str = "stats", head: HeadSpec = HEAD) -> dict[str, Head]:
     """Per corpus, ``recipe`` trained on the other corpora (absent where it has none of them)."""
     out = {}
     for held in CORPORA:
         parts = [(c, np.arange(len(data.y[c]))) for c in CORPORA if c != held]
         if any(c in recipe.corpora for c, _ in parts):
-            out[held] = data.train(recipe, parts, kind)
+            out[held] = data.train(recipe, parts, kind, head)
     return out
 
 
@@ -250,8 +254,8 @@ def speaker_folds(data: Corpora, corpus: str, n_folds: int | None) -> list[np.nd
     return [np.flatnonzero(np.isin(groups, [speakers[i] for i in b])) for b in blocks]
 
 
-def within(data: Corpora, recipe: Recipe, corpus: str, folds: list[np.ndarray], kind: str = "stats"
-           ) -> tuple[np.ndarray, list[Head]]:
+def within(data: Corpora, recipe: Recipe, corpus: str, folds: list[np.ndarray], kind: str = "stats",
+           head: HeadSpec = HEAD) -> tuple[np.ndarray, list[Head]]:
     """Log-probabilities of ``corpus`` by speaker folds: each fold scored by ``recipe`` trained on the corpus's
     other speakers plus the whole of its other corpora; and the fold heads."""
     n = len(data.y[corpus])
@@ -260,9 +264,9 @@ def within(data: Corpora, recipe: Recipe, corpus: str, folds: list[np.ndarray], 
     for test in folds:
         train = np.setdiff1d(np.arange(n), test)
         parts = [(corpus, train)] + [(c, np.arange(len(data.y[c]))) for c in CORPORA if c != corpus]
-        head = data.train(recipe, parts, kind)
-        out[test] = head(data.x(corpus, recipe.mask, 0, kind)[test])
-        heads.append(head)
+        fold_head = data.train(recipe, parts, kind, head)
+        out[test] = fold_head(data.x(corpus, recipe.mask, 0, kind)[test])
+        heads.append(fold_head)
     return out, heads
 
 
@@ -473,13 +477,14 @@ def main() -> None:
     for c in CORPORA:
         others = [o for o in CORPORA if o != c]
         t = fit_temperature(np.concatenate([lp_chosen[o] for o in others]),
-                            np.concatenate([data.y[o] for o in others]))
+                            np.concatenate([data.y[o] for o in others]),
+                            [o for o in others for _ in range(len(data.y[o]))])
         cal["per_corpus"][c] = {"temperature_from_others": t, "ece_raw": table[c]["chosen"]["ece"],
                                 "ece_calibrated": expected_calibration_error(np.exp(calibrate(lp_chosen[c], t)),
                                                                              data.y[c])}
     all_lp = np.concatenate([lp_chosen[c] for c in CORPORA])
     all_y = np.concatenate([data.y[c] for c in CORPORA])
-    cal["temperature_all"] = fit_temperature(all_lp, all_y)
+    cal["temperature_all"] = fit_temperature(all_lp, all_y, [c for c in CORPORA for _ in range(len(data.y[c]))])
     cal["coverage"] = coverage(calibrate(all_lp, cal["temperature_all"]), all_y)
     result["calibration"] = cal
     write_result(args.out, result)

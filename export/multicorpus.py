@@ -50,6 +50,19 @@ MASKS = ("all", "voiced")
 TRAIN = TrainConfig(epochs=30, seeds=5)
 
 
+@dataclass(frozen=True)
+class HeadSpec:
+    """The default's statistics head: its MLP's width and dropout, and how it is trained
+    (``python -m edgeser.benchmarks.head_choice`` compares some)."""
+
+    dim: int = 128
+    dropout: float = 0.1
+    train: TrainConfig = TRAIN
+
+
+HEAD = HeadSpec()
+
+
 def load_corpus(name: str, root: Path = DATA) -> Dataset:
     """A corpus's four-class utterances (``labels.csv``'s ``emotion4``), grouped by ``corpus:speaker``."""
     ds = load_ravdess(root / name)
@@ -184,16 +197,17 @@ def two_frames(stats: np.ndarray) -> list[dict[str, np.ndarray]]:
     return [{"frame": np.stack([m + s, m - s]).astype(np.float32)} for m, s in zip(mean, std, strict=True)]
 
 
-def statistics_config(dim: int) -> FusionConfig:
+def statistics_config(dim: int, head: HeadSpec = HEAD) -> FusionConfig:
     """The default's head: late fusion of frames only, statistics pooling, no text."""
     return FusionConfig(speech_dim=dim, text_dim=dim, num_classes=len(DEFAULT_LABELS), labels=DEFAULT_LABELS,
-                        levels=("frame",), early=False, late=True, use_text=False, pooling="statistics")
+                        levels=("frame",), early=False, late=True, use_text=False, pooling="statistics",
+                        dim=head.dim, dropout=head.dropout)
 
 
-def fit_mlp(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray, train: TrainConfig = TRAIN
-            ) -> FusionEnsemble:
-    """The default's head (an ensemble of ``train.seeds``) on pooled statistics."""
-    return train_ensemble(statistics_config(stats.shape[-1] // 2), two_frames(stats), labels, train, weights=weights)
+def fit_mlp(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray, head: HeadSpec = HEAD) -> FusionEnsemble:
+    """The default's head (an ensemble of ``head.train.seeds``) on pooled statistics."""
+    return train_ensemble(statistics_config(stats.shape[-1] // 2, head), two_frames(stats), labels, head.train,
+                          weights=weights)
 
 
 def mlp_log_probs(model: FusionEnsemble, stats: np.ndarray) -> np.ndarray:
@@ -248,14 +262,21 @@ def speaker_normalised(stats: np.ndarray, speakers: Sequence[str],
     return out
 
 
-def fit_temperature(log_probs: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature (0.25-10, a fine grid) that minimises the negative log-likelihood of ``labels``."""
-    grid = np.exp(np.linspace(np.log(0.25), np.log(10), 200))
+def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, groups: Sequence[str] | None = None) -> float:
+    """The temperature (0.25-50, a fine grid) that minimises the negative log-likelihood of ``labels``; with
+    ``groups`` (one per row, such as its corpus), each group weighs the same, however many rows it has."""
+    grid = np.exp(np.linspace(np.log(0.25), np.log(50), 300))
+    if groups is None:
+        w = np.full(len(labels), 1.0 / len(labels))
+    else:
+        g = np.asarray(groups)
+        names, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+        w = 1.0 / (len(names) * counts[inverse])
 
     def nll(t: float) -> float:
         z = log_probs / t
         z = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
-        return float(-z[np.arange(len(labels)), labels].mean())
+        return float(-(w * z[np.arange(len(labels)), labels]).sum())
 
     return float(min(grid, key=nll))
 
@@ -307,7 +328,8 @@ def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path 
                               for c, ds in corpora.items()},
                   "data_path": "../shared/data", "augmented_copies": copies, "augmentation": asdict(Augmentation()),
                   "frame_mask": mask, "weights": "each corpus equal, its classes equal within it",
-                  "train": asdict(TRAIN), "configuration": f"speech: frames (statistics over {mask} frames)",
+                  "train": asdict(HEAD.train), "head": {"dim": HEAD.dim, "dropout": HEAD.dropout},
+                  "configuration": f"speech: frames (statistics over {mask} frames)",
                   "temperature": temperature, "held_out_groups": [],
                   "train_groups": sorted({s for s in speakers}),
                   "chosen_on": ("leave-one-corpus-out UA, clean and under a robot's conditions "

@@ -28,7 +28,9 @@ class TrainConfig:
     """Optimisation settings; the defaults suit frozen-encoder features on a CPU.
 
     ``seeds`` > 1 trains that many heads (seeds ``seed``, ``seed + 1``, ...) and averages them
-    (:func:`fit`, :class:`~edgeser.export.model.FusionEnsemble`).
+    (:func:`fit`, :class:`~edgeser.export.model.FusionEnsemble`). ``label_smoothing`` ε trains towards
+    ``1 - ε`` on the label and ``ε`` spread over every class (Szegedy et al. 2016), which keeps a head from
+    driving its probabilities to 0 and 1 on the training set.
     """
 
     epochs: int = 30
@@ -38,11 +40,14 @@ class TrainConfig:
     seed: int = 0
     class_balanced: bool = True
     seeds: int = 1
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.epochs < 1 or self.batch_size < 1:
             raise InputError(f"seeds, epochs and batch_size must be >= 1, got {self.seeds}, {self.epochs}, "
                              f"{self.batch_size}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise InputError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 def collate(items: Sequence[Features], names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -110,11 +115,12 @@ def train(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, t
             idx = order[i : i + train_config.batch_size]
             scores = model(**collate([items[j] for j in idx], names))["scores"]
             target = torch.from_numpy(labels[idx])
-            if item_weight is None:
-                loss = torch.nn.functional.nll_loss(scores, target, weight=weight)
-            else:
-                w = item_weight[idx]
-                loss = (torch.nn.functional.nll_loss(scores, target, reduction="none") * w).sum() / w.sum()
+            per_item = torch.nn.functional.nll_loss(scores, target, reduction="none")
+            if train_config.label_smoothing:
+                eps = train_config.label_smoothing
+                per_item = (1 - eps) * per_item - eps * scores.mean(-1)
+            w = item_weight[idx] if item_weight is not None else weight[target] if weight is not None else None
+            loss = per_item.mean() if w is None else (per_item * w).sum() / w.sum()
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

@@ -16,6 +16,7 @@ from edgeser.export.multicorpus import (  # noqa: E402
     MASKS,
     Pooled,
     balanced_weights,
+    fit_temperature,
     speaker_normalised,
     speaker_profiles,
     statistics_config,
@@ -101,3 +102,18 @@ def test_the_encoder_bundle_keeps_the_speech_graph_alone_and_its_outputs(tiny_bu
     a = EmotionRecognizer.from_bundle(tiny_bundle).encode(wave, sample_rate=16000).hidden_states
     b = EmotionRecognizer.from_bundle(tmp_path / "enc").encode(wave, sample_rate=16000).hidden_states
     assert np.array_equal(a, b)
+
+
+def test_temperature_weighs_each_group_the_same() -> None:
+    # group a: 900 rows, confident and right (wants a low temperature); group b: 100 rows, confident and wrong half
+    # the time (wants a high one). Pooled, a decides; weighed by group, b pulls the temperature up.
+    rng = np.random.default_rng(0)
+    a = np.log(np.full((900, 4), 0.01 / 3))
+    a[:, 0] = np.log(0.99)
+    b = np.log(np.full((100, 4), 0.01 / 3))
+    b[:, 0] = np.log(0.99)
+    labels = np.concatenate([np.zeros(900, int), np.where(rng.random(100) < 0.5, 0, 1)])
+    lp = np.concatenate([a, b])
+    pooled = fit_temperature(lp, labels)
+    weighed = fit_temperature(lp, labels, ["a"] * 900 + ["b"] * 100)
+    assert weighed > 1.5 * pooled
