@@ -445,7 +445,7 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
     r = _load(file)
     acc, lat = r["accuracy"], r["latency_1_thread"]
     corpora = ("ravdess", "emodb", "turev")
-    lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
+    lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]; labels FP32 gave kept) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
              "TurEV | LOCO mean (minus FP32) | speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the documented "
              "quantize command |", "|---|---|---|---|---|---|"]
     fp32_loco = sum(acc[f"loco_{c}"]["fp32"]["ua"] for c in corpora) / len(corpora)
@@ -463,7 +463,8 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
         else:
             made = f"{v['wall_s']:.0f} s" + (
                 "" if v["guard_passed"] else ", **refused by its guard** (measured forced through, --ua-budget 100)")
-        versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])})"
+        kept = f"; {100 * folds['label_agreement']:.1f}% of labels kept" if "label_agreement" in folds else ""
+        versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])}{kept})"
         lines.append(f"| {name} | {pct(folds['ua'])}{versus} | {' / '.join(pct(u) for u in loco)} | "
                      f"{pct(mean)}{diff} | {speed} ({ratio}) | {made} |")
     return "\n".join(lines) + f"\n\n{_stamp(r, file)}"

@@ -177,6 +177,8 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
               help="Calibration method (int8).")
 @click.option("--ua-budget", type=float, default=1.0, show_default=True,
               help="Largest UA drop (points) against the FP32 parent on --validation.")
+@click.option("--min-label-agreement", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+              help="Smallest share of the validation utterances whose label the variant must leave unchanged.")
 @click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
                    "utterances), when the bundle has a fusion head.")
@@ -192,8 +194,8 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
 def quantize(bundle: Path, precision: str, calibration_source: Path | None, out: Path, method: str, ua_budget: float,
-             validation: Path | None, validation_size: int, target: str, graphs: str, calibration_size: int, seed: int,
-             overwrite: bool) -> None:
+             min_label_agreement: float, validation: Path | None, validation_size: int, target: str, graphs: str,
+             calibration_size: int, seed: int, overwrite: bool) -> None:
     """Write an INT8 or FP16 variant of BUNDLE (a folder or 'default'), checked against its FP32 parent."""
     import tempfile
 
@@ -206,6 +208,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
         from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 
         config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget, target=target,
+                                min_label_agreement=min_label_agreement,
                                 graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
         source = default.resolve(bundle, progress=err.print)
         fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
@@ -226,7 +229,8 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
     guard = report["guard"]
     if guard["parent"] is not None:
         err.print(f"UA parent {100 * guard['parent']['ua']:.1f} → variant {100 * guard['variant']['ua']:.1f} on "
-                  f"{guard['variant']['utterances']} validation utterances (budget {ua_budget} points)")
+                  f"{guard['variant']['utterances']} validation utterances (budget {ua_budget} points), "
+                  f"{100 * guard['variant']['label_agreement']:.1f}% of labels kept")
     for g, r in report["graphs"].items():
         err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
                   f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")

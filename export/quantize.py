@@ -125,6 +125,11 @@ class QuantizeConfig:
         min_cosine: Smallest mean cosine similarity accepted between a variant's and the parent's hidden
             states (speech) or token embeddings (text) on the calibration utterances: catches the silent
             garbage output that quantized transformer speech models are known for.
+        min_label_agreement: Smallest share of the validation utterances whose label the variant leaves as the
+            parent gave it. A UA difference on a few hundred utterances moves by a point or two with the sample;
+            the labels a variant changes are counted on the same utterances, so this catches a variant that
+            changes many labels while its UA happens to hold (a variant that changes 2% of them can move UA by
+            at most about 2 points, and by less where, as usual, it changes uncertain ones).
         fallback_steps: How many times sensitive nodes may be moved back to float before giving up.
         fallback_fraction: Share of the quantized nodes moved back at each step.
         target: Which kernels the variant is for (:data:`TARGETS`): ``auto`` (the default) is this CPU's
@@ -139,6 +144,7 @@ class QuantizeConfig:
     per_channel: bool = True
     ua_budget: float = 1.0
     min_cosine: float = 0.9
+    min_label_agreement: float = 0.98
     fallback_steps: int = 4
     fallback_fraction: float = 0.1
     target: str = "auto"
@@ -169,6 +175,8 @@ class QuantizeConfig:
             raise InputError(f"graphs must be among speech, text, fusion; got {sorted(unknown)}")
         if self.ua_budget < 0 or not 0 < self.fallback_fraction <= 1:
             raise InputError("ua_budget must be >= 0 and fallback_fraction in (0, 1]")
+        if not 0 <= self.min_label_agreement <= 1:
+            raise InputError(f"min_label_agreement must be in [0, 1], got {self.min_label_agreement}")
 
 
 @dataclass
@@ -500,7 +508,8 @@ class UnseenSpeakers:
                 self.models.append((clf, mu, sd))
             ticker(k)
         ticker.finish()
-        self.parent_ua = self.ua(parent)
+        self.parent_pred = self.predictions(parent)
+        self.parent_ua = self._ua(self.parent_pred)
 
     def _items(self, frames: Sequence[np.ndarray], idx: np.ndarray) -> list[dict[str, np.ndarray]]:
         if self.statistics:
@@ -509,9 +518,17 @@ class UnseenSpeakers:
             return two_frames(_pooled([frames[int(i)] for i in idx]))
         return [{"frame": frames[int(i)]} for i in idx]
 
-    def ua(self, frames: Sequence[np.ndarray]) -> float:
-        from edgeser.export.train import predict
+    def _ua(self, pred: np.ndarray) -> float:
         from edgeser.metrics import confusion_matrix, unweighted_accuracy
+
+        return unweighted_accuracy(confusion_matrix(self.labels, pred, self.classes))
+
+    def ua(self, frames: Sequence[np.ndarray]) -> float:
+        return self._ua(self.predictions(frames))
+
+    def predictions(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Each validation utterance's label id, by the fold head that has not heard its speaker."""
+        from edgeser.export.train import predict
 
         pred = np.full(len(self.labels), -1)
         for test, model in zip(self.tests, self.models, strict=True):
@@ -521,13 +538,15 @@ class UnseenSpeakers:
             else:
                 clf, mu, sd = model
                 pred[idx] = clf.predict((_pooled(frames)[idx] - mu) / sd)
-        return unweighted_accuracy(confusion_matrix(self.labels, pred, self.classes))
+        return pred
 
     def check(self, variant: Sequence[np.ndarray]) -> dict[str, Any]:
-        ua = self.ua(variant)
+        pred = self.predictions(variant)
+        ua = self._ua(pred)
         return {"method": "the bundle's head recipe" if self.head else "logistic regression probe",
                 "folds": len(self.tests), "utterances": len(self.labels), "parent_ua": self.parent_ua,
-                "variant_ua": ua, "drop_points": 100 * (self.parent_ua - ua)}
+                "variant_ua": ua, "drop_points": 100 * (self.parent_ua - ua),
+                "label_agreement": float(np.mean(pred == self.parent_pred))}
 
 
 def _pooled(frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -535,12 +554,16 @@ def _pooled(frames: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def evaluate_ua(bundle: Path, dataset: Dataset, progress: Callable[[str], None] | None = None,
-                label: str = "validation") -> dict[str, Any]:
-    """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present)."""
+                label: str = "validation") -> tuple[dict[str, Any], np.ndarray]:
+    """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present), and each
+    utterance's predicted label id, apart (``(scores, predictions)``)."""
     utterances: Iterable[Any] = dataset.utterances
     if progress is not None:
         utterances = Ticker(progress, label, len(dataset)).over(utterances)
-    return evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), utterances)
+    result = evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), utterances,
+                      keep_predictions=True)
+    result.pop("truth")
+    return result, np.asarray(result.pop("predictions"))
 
 
 def blind_validation(manifest: Manifest, validation: Dataset) -> bool:
@@ -619,9 +642,12 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 blind = "speech" in graphs and blind_validation(m, validation)
                 if not (blind and set(graphs) == {"speech"}):  # else both score near 100: it shows nothing
                     if ua_parent is None:
-                        ua_parent = evaluate_ua(parent.bundle.path, validation, progress, "validation: FP32 parent")
-                    ua_variant = evaluate_ua(staged, validation, progress, "validation: variant")
-                    ua_ok = 100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
+                        ua_parent, parent_labels = evaluate_ua(parent.bundle.path, validation, progress,
+                                                               "validation: FP32 parent")
+                    ua_variant, variant_labels = evaluate_ua(staged, validation, progress, "validation: variant")
+                    ua_variant["label_agreement"] = float(np.mean(variant_labels == parent_labels))
+                    ua_ok = (100 * (ua_parent["ua"] - ua_variant["ua"]) <= config.ua_budget
+                             and ua_variant["label_agreement"] >= config.min_label_agreement)
                 if blind:
                     if speakers is None:
                         progress("validation: the head has heard every validation speaker; training its recipe "
@@ -637,11 +663,14 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                     unseen = speakers.check(speech_frames(staged, validation, m.fusion.layer, progress,
                                                           "validation: variant's frames", voicings))
                     progress(f"validation, unseen speakers: UA {100 * unseen['parent_ua']:.1f} with FP32 frames, "
-                             f"{100 * unseen['variant_ua']:.1f} with the variant's")
-                    ua_ok = ua_ok and unseen["drop_points"] <= config.ua_budget
+                             f"{100 * unseen['variant_ua']:.1f} with the variant's; the variant keeps "
+                             f"{100 * unseen['label_agreement']:.1f}% of the labels")
+                    ua_ok = (ua_ok and unseen["drop_points"] <= config.ua_budget
+                             and unseen["label_agreement"] >= config.min_label_agreement)
             if (cosines_ok and ua_ok) or step == config.fallback_steps or config.precision != "int8":
                 break  # passed, out of steps, or nothing to fall back on (dynamic INT8 and FP16 keep no ranking)
-            reason = ("UA dropped more than the budget" if not ua_ok else
+            reason = (f"UA dropped more than the budget or {100 * (1 - config.min_label_agreement):.0f}% of the "
+                      "labels changed" if not ua_ok else
                       f"an output's cosine to FP32 fell below {config.min_cosine}")
             for g in graphs:  # move the most sensitive nodes of each graph back to float
                 if g not in feeds:
@@ -659,6 +688,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 reports[g].kept_because = reason + "; kept the lowest-SQNR nodes: " + ", ".join(
                     f"{name} ({db:.1f} dB)" for name, db in ranked[g][: len(exclude[g])][:8])
         guard = {"ua_budget_points": config.ua_budget, "min_cosine": config.min_cosine,
+                 "min_label_agreement": config.min_label_agreement,
                  "parent": ua_parent, "variant": ua_variant, "unseen_speakers": unseen,
                  "passed": bool(cosines_ok and ua_ok)}
         report = {"precision": config.precision, "config": asdict(config), "guard": guard,
@@ -672,7 +702,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                    "(only static INT8 can fall back to float nodes) ")
                 + f"(UA parent {_pct(ua_parent)} vs variant {_pct(ua_variant)}"
                 + (f"; on unseen speakers, UA {100 * unseen['parent_ua']:.1f} vs "
-                   f"{100 * unseen['variant_ua']:.1f}" if unseen else "")
+                   f"{100 * unseen['variant_ua']:.1f}, {100 * unseen['label_agreement']:.1f}% of labels kept"
+                   if unseen else "")
                 + f", budget {config.ua_budget} points; "
                 f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
                 + ("--method entropy or percentile, a larger calibration set, or a larger --ua-budget"

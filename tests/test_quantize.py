@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 pytestmark = pytest.mark.export
 
 from edgeser.calibration.sets import CalibrationSet, build  # noqa: E402
+from edgeser.errors import InputError  # noqa: E402
 from edgeser.export.quantize import QuantizationError, QuantizeConfig, agreement, quantize_bundle  # noqa: E402
 
 
@@ -65,6 +66,11 @@ def test_a_variant_that_fails_its_guard_is_never_written(tiny_bundle: Path, cset
     with pytest.raises(QuantizationError, match="nothing was written"):
         quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
     assert not (tmp_path / "v").exists() and not list(tmp_path.glob(".v*"))
+
+
+def test_min_label_agreement_is_a_share() -> None:
+    with pytest.raises(InputError, match="min_label_agreement"):
+        QuantizeConfig("int8", min_label_agreement=1.5)
 
 
 def test_static_int8_needs_calibration_and_configs_are_checked(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -230,7 +236,12 @@ def test_unseen_speakers_check_sees_what_a_variant_costs_new_speakers() -> None:
         assert check.head == bool(provenance)
         same = check.check([f.copy() for f in parent])
         assert same["drop_points"] == 0 and same["parent_ua"] > 0.6 and same["folds"] == 5  # chance: 0.25
-        assert check.check(broken)["drop_points"] > 20
+        assert same["label_agreement"] == 1.0
+        worse = check.check(broken)
+        assert worse["drop_points"] > 20 and worse["label_agreement"] < 0.7
+        # a variant whose errors move a few labels: counted, however the UA comes out
+        nudged = check.check([f + rng.standard_normal(16) * 2 for f in parent])  # each utterance's mean moved
+        assert 0.5 < nudged["label_agreement"] < 0.99
     trained = types.SimpleNamespace(fusion=types.SimpleNamespace(provenance={"train_groups": ["s0", "s1"]}))
     val = Dataset("v", tuple(Utterance(f"u{i}", None, g, g, "neutral", None) for i, g in enumerate(["s0", "s1"])))
     assert blind_validation(trained, val)  # type: ignore[arg-type]
