@@ -445,9 +445,10 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
     r = _load(file)
     acc, lat = r["accuracy"], r["latency_1_thread"]
     corpora = ("ravdess", "emodb", "turev")
-    lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]; labels FP32 gave kept) | leave-one-corpus-out UA: RAVDESS / EmoDB / "
-             "TurEV | LOCO mean (minus FP32) | speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the documented "
-             "quantize command |", "|---|---|---|---|---|---|"]
+    lines = ["| variant | RAVDESS 5 actor folds: UA (minus FP32 [95%]; labels FP32 gave kept) | "
+             "leave-one-corpus-out UA: RAVDESS / EmoDB / TurEV | LOCO mean (minus FP32) | "
+             "speech graph 1 / 4 / 10 s, 1 thread (ratio to FP32) | the documented quantize command |",
+             "|---|---|---|---|---|---|"]
     fp32_loco = sum(acc[f"loco_{c}"]["fp32"]["ua"] for c in corpora) / len(corpora)
     for name, v in r["variants"].items():
         folds = acc["ravdess_folds"][name]

@@ -146,7 +146,7 @@ def inspect(bundle: Path | None, as_json: bool, no_verify: bool, show_system: bo
         raise click.UsageError("give a BUNDLE (a folder, or 'default') to inspect, or --system to describe this "
                                "machine")
     with one_line_errors():
-        bundle = default.resolve(bundle, progress=err.print)
+        bundle = default.resolve(bundle)
         manifest, checks, digest = _inspect_checks(bundle, verify=not no_verify)
     ok = all(c.ok for c in checks)
     if as_json:
@@ -444,7 +444,7 @@ def predict(audio: tuple[Path, ...], bundle_path: Path, text: str | None, transc
         raise click.UsageError("--text is for one file; use --transcripts CSV for several")
     by_path = _transcripts(transcripts, audio) if transcripts else {}
     with one_line_errors():
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),
                                             _trusted(trust, min_confidence, backend, threads))
         profile = SpeakerProfile.load(speaker_path) if speaker_path is not None else None
         rows = []
@@ -612,7 +612,7 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
     with one_line_errors():
         if out.exists() and not overwrite:
             raise click.UsageError(f"{out}: already exists; choose another --out or pass --overwrite")
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),
                                             RuntimeOptions.named(backend, threads))
         if rec.bundle.manifest.speaker_fusion is None:
             raise BundleError(f"{rec.bundle.path}: this bundle has no head for enrolled speakers; a profile would "
@@ -691,7 +691,7 @@ def listen(file_path: Path | None, use_stdin: bool, mic: bool, rate: int, channe
         speaker: SpeakerProfile | RunningSpeaker | None = (
             SpeakerProfile.load(speaker_path) if speaker_path is not None
             else RunningSpeaker(adapt_speaker) if adapt_speaker is not None else None)
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),
                                             _trusted(trust, min_confidence, backend, threads))
         source = (streaming.file_source(file_path, realtime=realtime) if file_path is not None
                   else streaming.pcm_source(sample_rate=rate, channels=channels) if use_stdin
@@ -770,7 +770,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
         from edgeser.pytriton_serve import serve_triton
 
         with one_line_errors():
-            rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+            rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),
                                                 _trusted(trust, None, backend, threads))
             err.print(f"serving on Triton: http://{host}:{port}, grpc {host}:{port + 1} (Ctrl-C to stop)")
             serve_triton(rec, host=host, http_port=port, grpc_port=port + 1)
@@ -788,7 +788,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
                                queue_size=queue_size, origins=origins, token=token, adapt_speaker_s=adapt_speaker,
                                profile=SpeakerProfile.load(speaker_path) if speaker_path is not None else None,
                                stream=StreamOptions(min_silence_s=min_silence_s, max_utterance_s=max_utterance_s))
-        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path, progress=err.print),
+        rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),
                                             _trusted(trust, None, backend, threads))
         err.print(f"listening on ws://{host}:{port} (Ctrl-C to stop)")
         run_service(rec, config)

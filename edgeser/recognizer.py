@@ -61,8 +61,9 @@ class EmotionRecognizer:
         self._speech = self._open(m.speech) if m.speech else None
         self._text = self._open(m.text) if m.text else None
         if m.fusion is not None and m.fusion.uses_text and m.text is None:
-            raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; add one "
-                              "(edgeser.default.combine) or use a bundle trained with use_text = false")
+            raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; "
+                              "export the bundle with its text encoder (edgeser export --text, edgeser train), or "
+                              "use one trained with use_text = false")
         exposed = len(m.speech.exposed_layers) if m.speech else 0
         for name, head in (("fusion", m.fusion), ("speaker_fusion", m.speaker_fusion)):
             if head is not None and not 0 <= head.layer < max(exposed, 1):

@@ -1,7 +1,7 @@
 """The torch side's commands, joined to the one ``edgeser`` command through the ``edgeser.commands`` entry
 points (pyproject.toml): ``export``, ``train``, ``evaluate``, ``ablate``, ``quantize``, ``engines`` and
-``distill``. Importing this module needs only the runtime; torch is imported when a command runs (and named,
-with its install command, when it is missing)."""
+``distill`` (:mod:`edgeser.export.distill_whisper`). Importing this module needs only the runtime; torch is
+imported when a command runs (and named, with its install command, when it is missing)."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
         config = QuantizeConfig(precision=precision, method=method, ua_budget=ua_budget, target=target,
                                 min_label_agreement=min_label_agreement,
                                 graphs=tuple(g.strip() for g in graphs.split(",") if g.strip()))
-        source = default.resolve(bundle, progress=err.print)
+        source = default.resolve(bundle)
         fusion = Bundle.load(source, verify_hashes=False).manifest.fusion
         groups = fusion.provenance.get("train_groups") if fusion else None
         with tempfile.TemporaryDirectory(prefix="edgeser-calib-") as tmp:
@@ -268,18 +268,33 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
 
 
 @click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Distillation config (TOML or JSON): teacher, data, [student], [train]. See export/distill.py.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder: checkpoints, history.json, and the student folder at the end. Re-run to resume.")
-def distill(config_path: Path, out: Path) -> None:
-    """Distil a speech encoder (emotion logits, CTC emissions, hidden states) into a smaller student."""
+              help="Where the student goes: OUT/encoder, a Whisper encoder folder that `edgeser export --speech` "
+                   "reads, written whole.")
+@click.option("--librispeech", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Unlabelled speech to distil on: the folder of LibriSpeech's manifest.csv "
+                   "(../shared/data/librispeech).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A corpus in RAVDESS's layout to distil on as well (every recording; labels unused).")
+@click.option("--holdout", default="", help="Speakers of --data left out, such as 1-4 (RAVDESS actors).")
+@click.option("--teacher", default="default", show_default=True,
+              help="A bundle whose speech graph exposes the one layer to learn.")
+@click.option("--init", default=None, help="The teacher's encoder, as `edgeser export --speech` names it (default: "
+                                          "the one the teacher's bundle records, such as whisper-base).")
+@click.option("--blocks", type=int, default=1, show_default=True, help="Teacher blocks the student keeps.")
+@click.option("--pool", type=int, default=2, show_default=True, help="Frames averaged into one before the blocks.")
+@click.option("--epochs", type=int, default=8, show_default=True,
+              help="0: nothing learned (the teacher's first blocks over pooled frames), no data read.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def distill(out: Path, librispeech: Path | None, data: Path | None, holdout: str, teacher: str, init: str | None,
+            blocks: int, pool: int, epochs: int, seed: int) -> None:
+    """Distil the default's speech encoder (or --teacher's) into a smaller, faster Whisper student on unlabelled
+    speech; then `edgeser export --speech OUT --layers BLOCKS` and train its head."""
     with one_line_errors():
         _require_torch("edgeser distill")
-        from edgeser.export.distill import DistillConfig
-        from edgeser.export.distill import distill as run_distill
+        from edgeser.export.distill_whisper import StudentConfig, run
 
-        summary = run_distill(DistillConfig.from_file(config_path), out, progress=err.print)
-    wrote(f"{out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters "
-              f"(teacher {summary['teacher_params'] / 1e6:.2f}M); export it with "
-              f"`edgeser export --speech {out / 'student'} --out ...`")
+        config = StudentConfig(blocks=blocks, pool=pool, epochs=epochs, seed=seed)
+        path = run(out, config, teacher, init, data, librispeech, holdout, progress=err.print)
+    wrote(f"{path}: {blocks} block(s) at {50 // pool} frames/s; export it with "
+          f"`edgeser export --speech {path} --layers {blocks} --out ...`")

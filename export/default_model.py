@@ -5,8 +5,8 @@
     python -m edgeser.export.default_model --encoder-bundle BUNDLE --out runs/default   # encoders already exported
 
 1. Export the encoder (phoneme CTC + hidden states) with MiniLM into a bundle, or take the speech and text
-   encoders of an existing bundle (e.g. the complete default bundle, ``edgeser.default.build``), leaving
-   out any fusion head it has.
+   encoders of an existing bundle (one exported with both, ``edgeser export --speech ... --text minilm``),
+   leaving out any fusion head it has.
 2. Features of every RAVDESS 4-class utterance through that bundle (one encoder pass each; segments from
    hama's phoneme aligner with the transcript: the compact encoder's own CTC head has only heard RAVDESS's
    two sentences, so it cannot segment other speech).
@@ -212,8 +212,8 @@ def encoders_only(bundle: Path, out: Path) -> None:
     src = Bundle.load(bundle)
     m = src.manifest
     if m.speech is None or m.text is None:
-        raise BundleError(f"{bundle}: needs both a speech and a text encoder (the complete default bundle has them: "
-                          "edgeser.default.build)")
+        raise BundleError(f"{bundle}: needs both a speech and a text encoder (export one with both: "
+                          "edgeser export --speech ... --text minilm)")
     with write_bundle(out) as writer:
         for name in m.files:
             if m.fusion is None or name != m.fusion.graph:

@@ -226,4 +226,24 @@ def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = 
     return summary
 
 
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Distil a wav2vec2-style speech encoder (emotion logits, CTC emissions, "
+                                             "hidden states) into a compact student, as configured in a TOML or "
+                                             "JSON file (examples/distill-ravdess.toml). The default's Whisper "
+                                             "encoder is distilled by `edgeser distill` instead.")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, history.json, the student")
+    args = ap.parse_args()
+    summary = distill(DistillConfig.from_file(args.config), args.out)
+    print(f"wrote {args.out / 'student'}: {summary['student_params'] / 1e6:.2f}M parameters (teacher "
+          f"{summary['teacher_params'] / 1e6:.2f}M); export it with `edgeser export --speech {args.out / 'student'} "
+          "--out ...`")
+
+
 __all__ = ["DEFAULT_LABELS", "DistillConfig", "DistillTrain", "distill", "distill_loss", "load_teacher"]
+
+
+if __name__ == "__main__":
+    main()

