@@ -41,7 +41,7 @@ from edgeser.export.features import compute
 from edgeser.export.model import LEVELS, FusionConfig
 from edgeser.export.pipeline import add_fusion, export_bundle
 from edgeser.export.sources import load_speech, load_text
-from edgeser.export.storage import fp16_weights
+from edgeser.export.storage import speech_fp16
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile
@@ -222,20 +222,20 @@ def encoders_only(bundle: Path, out: Path) -> None:
 
 
 def ship(full: Path, target: Path) -> None:
-    """The complete bundle minus its text encoder (rebuilt from the pip package on first use), the speech
-    graph's float16-exact weights stored as float16 (:func:`edgeser.export.storage.fp16_weights`: bit-identical
-    outputs, half the file)."""
+    """The complete bundle minus its text encoder (the shipped default reads no text: a head that does is
+    refused), the speech graph's float16-exact weights stored as float16
+    (:func:`edgeser.export.storage.speech_fp16`)."""
     src = Bundle.load(full)
     m = src.manifest
     if m.text is None or m.speech is None:
         raise BundleError(f"{full}: the complete default bundle needs speech and text encoders")
-    speech = m.speech
+    if m.fusion is not None and m.fusion.uses_text:
+        raise BundleError(f"{full}: its head reads text; the shipped default carries no text encoder, so ship a head "
+                          "chosen without text")
     with write_bundle(target, overwrite=True) as writer:
+        speech = speech_fp16(m.speech, src.path, writer.staging)
         for name in m.files:
-            if name == speech.graph:
-                storage = fp16_weights(src.path / name, writer.path(name), lossless_only=True)
-                speech = replace(speech, provenance={**speech.provenance, "storage": storage})
-            elif name not in (m.text.graph, m.text.tokenizer):
+            if name not in (m.speech.graph, m.text.graph, m.text.tokenizer):
                 shutil.copy2(src.path / name, writer.path(name))
         writer.finish(replace(m, text=None, speech=speech, edgeser_version=edgeser.__version__))
 

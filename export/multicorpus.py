@@ -351,20 +351,13 @@ def encoders_only_speech(bundle: Path, out: Path) -> None:
     """A copy of ``bundle`` with its speech encoder and nothing else, its float16-exact weights stored as float16
     (:func:`edgeser.export.storage.fp16_weights`; bit-identical outputs, about half the file) unless they already
     are."""
-    import shutil
-
     from edgeser.bundle import Bundle, write_bundle
-    from edgeser.export.storage import fp16_weights
+    from edgeser.export.storage import speech_fp16
 
     src = Bundle.load(bundle)
-    speech = src.manifest.speech
-    assert speech is not None
+    assert src.manifest.speech is not None
     with write_bundle(out, overwrite=True) as writer:
-        if speech.provenance.get("storage"):
-            shutil.copy2(src.path / speech.graph, writer.path(speech.graph))
-        else:
-            storage = fp16_weights(src.path / speech.graph, writer.path(speech.graph), lossless_only=True)
-            speech = replace(speech, provenance={**speech.provenance, "storage": storage})
+        speech = speech_fp16(src.manifest.speech, src.path, writer.staging)
         writer.finish(replace(src.manifest, speech=speech, fusion=None, speaker_fusion=None, text=None, engines=(),
                               files={}, edgeser_version=edgeser.__version__))
 

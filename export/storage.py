@@ -8,14 +8,19 @@ changes, and TensorRT imports it the same way. The rounding is checked against t
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeser.errors import InputError
+
+if TYPE_CHECKING:
+    from edgeser.bundle import SpeechSection
 
 MIN_ELEMENTS = 1024
 """Smaller initializers (biases, norms, shapes) stay float32: they cost nothing and may need the range."""
@@ -69,3 +74,14 @@ def fp16_weights(src: Path, dst: Path, min_elements: int = MIN_ELEMENTS, lossles
     rule = "exactly representable " if lossless_only else ""
     return {"storage": f"float16 weights ({rule}initializers of >= {min_elements} elements), float32 compute",
             "initializers": converted, "elements": elements, "max_abs_weight_rounding": worst}
+
+
+def speech_fp16(speech: SpeechSection, src: Path, dst: Path) -> SpeechSection:
+    """Copy ``speech``'s graph from bundle folder ``src`` to ``dst`` with its float16-exact weights stored as float16
+    (:func:`fp16_weights` with ``lossless_only``: bit-identical outputs, about half the file), unless they already
+    are; returns the section with that storage recorded in its provenance."""
+    if speech.provenance.get("storage"):
+        shutil.copy2(src / speech.graph, dst / speech.graph)
+        return speech
+    storage = fp16_weights(src / speech.graph, dst / speech.graph, lossless_only=True)
+    return replace(speech, provenance={**speech.provenance, "storage": storage})
