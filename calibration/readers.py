@@ -107,9 +107,11 @@ class OrtReader:
         self._pos = 0
 
 
-def feeds_for(graph: str, cset: CalibrationSet, rec: EmotionRecognizer) -> OrtReader:
-    """An :class:`OrtReader` for the bundle's ``graph`` (``speech``, ``text`` or ``fusion``)."""
+def feeds_for(graph: str, cset: CalibrationSet, rec: EmotionRecognizer,
+              each: Callable[[Iterable[Any]], Iterable[Any]] = lambda feeds: feeds) -> OrtReader:
+    """An :class:`OrtReader` for the bundle's ``graph`` (``speech``, ``text`` or ``fusion``); ``each`` wraps the
+    feeds as they are made (a progress ticker's ``over``, say)."""
     if graph not in READERS:
         raise InputError(f"graph must be one of {sorted(READERS)}, got {graph!r}")
     reader: Any = READERS[graph]
-    return OrtReader(reader(cset, rec))
+    return OrtReader(each(reader(cset, rec)))

@@ -598,7 +598,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
         if calibration is not None:
             for g in graphs:
                 items = Ticker(progress, f"{g}: calibration feeds (encoder passes)", len(calibration))
-                feeds[g] = OrtReader(items.over(readers.READERS[g](calibration, parent)))
+                feeds[g] = readers.feeds_for(g, calibration, parent, items.over)
         reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(onnx.load(
             str(parent.bundle.file(sections[g].graph)), load_external_data=False))))  # type: ignore[union-attr]
             for g in graphs}
