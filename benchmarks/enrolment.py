@@ -45,7 +45,7 @@ SECONDS = (5.0, 10.0, 30.0, 60.0, None)  # None: all of the speaker's unscored r
 
 def enrolment_frames(rec: EmotionRecognizer, files: dict[str, list[Path]]) -> dict[str, list[tuple[np.ndarray, float]]]:
     """Per actor, each unscored recording's frames (on the enrolled head's layer) and its seconds."""
-    layer = rec.speaker_layer()
+    layer = rec._speaker_layer()
     out: dict[str, list[tuple[np.ndarray, float]]] = {}
     for actor, paths in track(sorted(files.items()), description="enrolment audio"):
         rows = []
@@ -90,7 +90,7 @@ def main() -> None:
     if frames.failures or len(frames.items) != len(ds):
         raise SystemExit(f"frame features failed: {frames.failures}")
     enrol = enrolment_frames(rec, ravdess_unscored(DATA))
-    sha, layer = rec.speech_sha256, rec.speaker_layer()
+    sha, layer = rec.speech_sha256, rec._speaker_layer()
     reference = json.loads(args.folds.read_text())
     if reference["truth"] != labels.tolist():
         raise SystemExit(f"{args.folds}: its utterances are not this dataset's, in this order")

@@ -61,7 +61,7 @@ def main() -> None:
         rec = EmotionRecognizer.from_bundle(path, RuntimeOptions.cpu(threads=1))
         rec.warm_up()
         variants = calls(rec, not args.no_segments)
-        rows: dict[str, Any] = {"needs_segments": rec.needs_segments()}
+        rows: dict[str, Any] = {"needs_segments": rec._needs_segments()}
         for clip, wave in audio.items():
             times = time_interleaved({k: partial(f, wave) for k, f in variants.items()}, args.repeats)
             rows[clip] = latency_summary(times, "encode", "ratio_to_encode")

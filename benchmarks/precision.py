@@ -91,7 +91,7 @@ def main() -> None:
     recs = {k: EmotionRecognizer.from_bundle(v, options) for k, v in variants.items()}
     wave = load_audio(DATA / "audio" / "Actor_01" / "03-01-05-02-01-01-01.flac")
     four = np.resize(wave, 64000)
-    tokens = recs["fp32"].text_feeds(SENTENCE)["input_ids"].shape[1]
+    tokens = recs["fp32"]._text_feeds(SENTENCE)["input_ids"].shape[1]
     speech: dict[str, list[float]] = {k: [] for k in variants}
     text: dict[str, list[float]] = {k: [] for k in variants}
     for name, warm in interleaved(list(variants), args.rounds, warmup=1):

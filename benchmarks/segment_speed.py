@@ -53,7 +53,7 @@ def main() -> None:
         wave = np.resize(sample, int(seconds * 16000))
         text = " ".join(WORDS[i % len(WORDS)] for i in range(max(1, int(2.5 * seconds))))
         enc_s, encoded = timed(lambda w=wave: rec.encode(w, sample_rate=16000), args.repeats)
-        em = rec.emissions(encoded)  # type: ignore[arg-type]
+        em = rec._emissions(encoded)  # type: ignore[arg-type]
         seg_s, seg = timed(lambda e=em, t=text: segment(e, t, aligner="bundle"), args.repeats)
         hidden = encoded.hidden_states[0]  # type: ignore[attr-defined]
         pool_s, _ = timed(lambda h=hidden, s=seg: [pool(h, s.level(lv), rec.speech.frames)  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ def text(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
     if not transcripts:
         raise DatasetError(f"{cset.root}: no item has a transcript, so the text encoder cannot be calibrated")
     for t in transcripts:
-        yield rec.text_feeds(t)
+        yield rec._text_feeds(t)
 
 
 def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
@@ -57,14 +57,14 @@ def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
             continue
         encoded = rec.encode(wave, sample_rate=16000)
         try:
-            seg = rec.segment_for_fusion(encoded, wave, item.transcript)
+            seg = rec._segment_for_fusion(encoded, wave, item.transcript)
         except EdgeserError:  # a transcript that cannot be aligned: skip the item, as training would
             continue
         levels = level_features(encoded.hidden_states[:, section.layer], encoded.num_frames, [seg],
                                 rec.speech.frames, section.levels)
         text_in = None
         if section.uses_text:
-            embedded = rec.embed_text(rec.fusion_transcript(seg, item.transcript))
+            embedded = rec.embed_text(rec._fusion_transcript(seg, item.transcript))
             text_in = (embedded.token_embeddings, embedded.token_mask)
         yield head.feeds(levels, text_in)
 

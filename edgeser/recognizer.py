@@ -243,7 +243,7 @@ class EmotionRecognizer:
         encoded = self._encode_loaded([wave[cut]])
         return encoded, voiced.frame_mask(self.speech.frames, int(encoded.num_frames[0]), start=cut.start)
 
-    def emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
+    def _emissions(self, encoded: EncoderOutput, index: int = 0) -> Emissions:
         """The CTC emissions of utterance ``index`` of an :meth:`encode` result, on the bundle's frame grid."""
         frames = self.speech.frames
         vocab = self.speech.require_ctc()
@@ -281,9 +281,9 @@ class EmotionRecognizer:
         """Like :meth:`segment`, from an :meth:`encode` result: the frame embeddings and the segments come
         from the same encoder pass."""
         name = f"bundle {self.bundle.path.name} ({self.speech.require_ctc().kind} CTC)"
-        return segment(self.emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
+        return segment(self._emissions(encoded, index), text, aligner=name, lexicon=lexicon, options=options)
 
-    def segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
+    def _segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
                            options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
                            segmenter: str | None = None) -> Segmentation:
         """The segments the fusion head expects: from the bundle's CTC head (same pass as ``encoded``), or
@@ -299,7 +299,7 @@ class EmotionRecognizer:
             return segment_wave(wave, text, options=options, lexicon=lexicon)
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
 
-    def fusion_transcript(self, seg: Segmentation, text: str | None = None) -> str:
+    def _fusion_transcript(self, seg: Segmentation, text: str | None = None) -> str:
         """The text a text-reading fusion head gets: the transcript, or the words decoded from the audio;
         decoded phones (a phonemic segmenter) are first spelled as words, since IPA means nothing to a text
         encoder."""
@@ -310,7 +310,7 @@ class EmotionRecognizer:
                     or self.speech.ctc.kind == "phonemes")
         return self._spell(seg) if phonemic else seg.transcript
 
-    def needs_segments(self, text: str | None = None) -> bool:
+    def _needs_segments(self, text: str | None = None) -> bool:
         """Whether :meth:`predict` must segment: the head pools phones, syllables or words, or reads text that
         was not given (so the words must be decoded). A head that reads only frames does not: its predictions
         run no aligner and no decoder (neither hama nor pyctcdecode is needed)."""
@@ -324,7 +324,7 @@ class EmotionRecognizer:
         """The sha256 of the speech graph: what a speaker profile is tied to."""
         return self.bundle.manifest.files[self.speech.graph].sha256
 
-    def speaker_layer(self) -> int:
+    def _speaker_layer(self) -> int:
         """The exposed-layer index whose frames speaker profiles describe (the enrolled head's layer)."""
         m = self.bundle.manifest
         head = m.speaker_fusion or m.fusion
@@ -341,7 +341,7 @@ class EmotionRecognizer:
         """
         if not audio:
             raise SpeakerError("no audio to enrol: pass one or more recordings of the speaker")
-        layer = self.speaker_layer()
+        layer = self._speaker_layer()
         head = self.bundle.manifest.speaker_fusion or self.bundle.manifest.fusion
         stats = SpeakerStats(self.speech.hidden_size)
         for source in audio:
@@ -366,8 +366,8 @@ class EmotionRecognizer:
             audio: A path or an array (with ``sample_rate``).
             text: The transcript. Without it the words are decoded from the audio and that text is used (by a head
                 that reads text).
-            segments: Also return timed words, syllables and phones when the head does not need them
-                (:meth:`needs_segments`); otherwise ``Prediction.segmentation`` is ``None`` for a frames-only head.
+            segments: Also return timed words, syllables and phones when the head does not need them (a head that
+                reads frames only); otherwise ``Prediction.segmentation`` is ``None`` for such a head.
             speaker: The speaker's profile (:meth:`enroll`): the frames are z-scored with it and read by the
                 bundle's head for enrolled speakers. A :class:`~edgeser.speaker.RunningSpeaker` learns the profile
                 from the utterances it sees (the speaker-independent head until it has heard enough).
@@ -418,13 +418,13 @@ class EmotionRecognizer:
         t2 = time.perf_counter()
         n = int(encoded.num_frames[0])
         seg = None
-        if segments or self.needs_segments(text):  # timed on the whole utterance, not the speech span
+        if segments or self._needs_segments(text):  # timed on the whole utterance, not the speech span
             whole = encoded if keep is None or fusion.segmenter == "hama" else self._encode_loaded([wave])
-            seg = self.segment_for_fusion(whole, wave, text, options=options, lexicon=lexicon)
+            seg = self._segment_for_fusion(whole, wave, text, options=options, lexicon=lexicon)
         t3 = time.perf_counter()
         frames = encoded.hidden_states[:, fusion.layer]
         if running is not None:  # this utterance joins the estimate for the utterances after it
-            layer = self.speaker_layer()
+            layer = self._speaker_layer()
             observed = encoded.hidden_states[0, layer, :n]
             observed = observed if keep is None else observed[keep]
             running.observe(observed, observed.shape[0] * self.speech.frames.hop_s, self.speech_sha256, layer)
@@ -437,8 +437,8 @@ class EmotionRecognizer:
         text_in, text_s = None, None
         if fusion.uses_text:
             if seg is not None:
-                transcript = self.fusion_transcript(seg, text)
-            if transcript is None:  # unreachable: needs_segments() is true without a transcript
+                transcript = self._fusion_transcript(seg, text)
+            if transcript is None:  # unreachable: _needs_segments() is true without a transcript
                 raise AlignmentError("a head that reads text needs the transcript or decoded words")
             embedded = self.embed_text(transcript)
             text_in, text_s = (embedded.token_embeddings, embedded.token_mask), embedded.timings.text_encoder_s
@@ -483,7 +483,7 @@ class EmotionRecognizer:
             raise AlignmentError("no words could be spelled from the decoded phones; pass the transcript")
         return spelled
 
-    def text_feeds(self, text: str | Sequence[str]) -> dict[str, np.ndarray]:
+    def _text_feeds(self, text: str | Sequence[str]) -> dict[str, np.ndarray]:
         """The text graph's inputs for one text or a batch, checked against its spec.
 
         Raises:

@@ -57,7 +57,7 @@ def utterance_features(rec: EmotionRecognizer, utt: Utterance, levels: Sequence[
             voiced = keep[None]
         else:
             encoded = rec.encode(wave, sample_rate=16000)
-        segs = ([rec.segment_for_fusion(encoded, wave, utt.transcript, segmenter=segmenter)]
+        segs = ([rec._segment_for_fusion(encoded, wave, utt.transcript, segmenter=segmenter)]
                 if set(levels) - {"frame"} else [])
         for level, (x, mask) in level_features(encoded.hidden_states[:, layer], encoded.num_frames, segs,
                                                rec.speech.frames, levels, voiced=voiced).items():

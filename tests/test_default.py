@@ -49,7 +49,7 @@ def test_a_head_trained_on_hama_segments_predicts_with_hama_segments(parts: dict
     raw["fusion"]["segmenter"] = "hama"
     (full / "bundle.json").write_text(json.dumps(raw))
     rec = EmotionRecognizer.from_bundle(full)
-    seg = rec.segment_for_fusion(rec.encode(SAMPLE), rec.load_audio(SAMPLE), "kids are talking by the door")
+    seg = rec._segment_for_fusion(rec.encode(SAMPLE), rec.load_audio(SAMPLE), "kids are talking by the door")
     assert seg.aligner.startswith("hama") and [w.label for w in seg.words][-1] == "door"
     result = rec.predict(SAMPLE)  # no transcript: hama decodes phones, P2G spells them for the text branch
     assert result.segmentation.aligner.startswith("hama") and "door" in result.transcript.lower()
@@ -88,7 +88,7 @@ def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts
     (full / "bundle.json").write_text(json.dumps(raw))
     rec = EmotionRecognizer.from_bundle(full)
     wave = rec.load_audio(SAMPLE)
-    seg = rec.segment_for_fusion(rec.encode(wave, sample_rate=16000), wave, "kids are talking by the door",
+    seg = rec._segment_for_fusion(rec.encode(wave, sample_rate=16000), wave, "kids are talking by the door",
                                  options=SegmentOptions(on_unknown="skip"))
     exact = segment_wave(wave, "kids are talking by the door", options=SegmentOptions.exact())
     current = segment_wave(wave, "kids are talking by the door")

@@ -32,7 +32,7 @@ def test_the_shipped_head_reads_only_frames() -> None:
     rec = EmotionRecognizer.from_bundle("default")
     fusion = rec.bundle.manifest.fusion
     assert fusion is not None and fusion.levels == ("frame",) and not fusion.uses_text
-    assert not rec.needs_segments()
+    assert not rec._needs_segments()
 
 
 def test_predict_needs_neither_hama_nor_pyctcdecode(no_segmenters: None) -> None:
@@ -89,7 +89,7 @@ def test_the_shipped_model_is_the_fast_path_model() -> None:
     assert speech.provenance["source"]["model_bin_sha256"].startswith("905e5bf8336b")
     assert rec.bundle.manifest.speaker_fusion is not None
     assert rec.bundle.manifest.fusion is not None and rec.bundle.manifest.fusion.levels == ("frame",)
-    assert not rec.needs_segments(None)
+    assert not rec._needs_segments(None)
 
 
 @pytest.mark.parametrize("as_json", [True, False])

@@ -328,7 +328,7 @@ def test_enrolled_predictions_read_normalised_frames(enrolled_bundle: Path) -> N
     from edgeser.speaker import RunningSpeaker, SpeakerError
 
     rec = EmotionRecognizer.from_bundle(enrolled_bundle)
-    assert rec.bundle.manifest.speaker_fusion is not None and rec.speaker_layer() == 2
+    assert rec.bundle.manifest.speaker_fusion is not None and rec._speaker_layer() == 2
     wave = load_audio(SAMPLE, target_rate=16000)
     profile = rec.enroll([wave[:20_000], wave[15_000:]], sample_rate=16000)
     assert profile.layer == 2 and profile.dim == 32 and profile.utterances == 2
