@@ -13,7 +13,7 @@ import click
 
 from edgeser import default
 from edgeser.bundle import Bundle, check_out
-from edgeser.cli import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
+from edgeser.cli_common import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
 
 
 def _require_torch(command: str) -> None:
