@@ -34,12 +34,12 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import onnx
@@ -51,14 +51,21 @@ from edgeser.bundle import Manifest, write_bundle
 from edgeser.calibration import readers
 from edgeser.calibration.readers import OrtReader
 from edgeser.calibration.sets import CalibrationSet
-from edgeser.datasets import Dataset, heard_groups
+from edgeser.datasets import Dataset
 from edgeser.errors import EdgeserError, InputError
-from edgeser.metrics import evaluate
+from edgeser.export.guard import (
+    UnseenSpeakers,
+    blind_validation,
+    evaluate_ua,
+    mean_output_agreement,
+    run_graph,
+    speech_frames,
+)
+from edgeser.export.progress import Ticker
 from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
 from edgeser.vad import Voicing, voicing
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("minmax", "entropy", "percentile")
@@ -80,35 +87,6 @@ TENSORRT_REFUSED_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul
 
 class QuantizationError(EdgeserError):
     """A variant failed its accuracy guard (nothing was written), or cannot be made from this bundle."""
-
-
-class Ticker:
-    """Lines for a long phase: ``label: 120/462 (8 s)`` at most every ``every_s`` seconds while it runs, and
-    ``label: 462 in 21.3 s`` when it ends (how the guard's cost shows in the log)."""
-
-    def __init__(self, progress: Callable[[str], None], label: str, total: int, every_s: float = 5.0) -> None:
-        self.progress, self.label, self.total, self.every_s = progress, label, total, every_s
-        self.start = self.last = time.perf_counter()
-
-    def __call__(self, done: int) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.every_s and done < self.total:
-            self.progress(f"{self.label}: {done}/{self.total} ({now - self.start:.0f} s)")
-            self.last = now
-
-    def finish(self, done: int | None = None) -> float:
-        seconds = time.perf_counter() - self.start
-        n = self.total if done is None else done
-        self.progress(f"{self.label}: {n} in {seconds:.1f} s" if n else f"{self.label}: {seconds:.1f} s")
-        return seconds
-
-    def over(self, items: Iterable[T]) -> Iterator[T]:
-        """``items`` as they are, ticking at each and finishing after the last."""
-        n = 0
-        for n, item in enumerate(items, 1):
-            yield item
-            self(n)
-        self.finish(n)
 
 
 @dataclass(frozen=True)
@@ -396,183 +374,6 @@ def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, wor
     return ranked
 
 
-def agreement(parent: dict[str, np.ndarray], variant: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean cosine similarity per float output (over positions), and frame-level argmax agreement of
-    ``logits`` where present."""
-    out = {}
-    for name, a in parent.items():
-        b = variant[name]
-        if a.dtype.kind != "f":
-            continue
-        x, y = a.reshape(-1, a.shape[-1]).astype(np.float64), b.reshape(-1, b.shape[-1]).astype(np.float64)
-        keep = np.linalg.norm(x, axis=1) > 0  # rows the parent leaves at zero (padding) say nothing
-        norms = np.linalg.norm(x[keep], axis=1) * np.linalg.norm(y[keep], axis=1)
-        dots = (x[keep] * y[keep]).sum(1)  # a variant row collapsed to zero scores 0, not skipped
-        out[f"{name}_cosine"] = float(np.mean(np.where(norms > 0, dots / np.maximum(norms, 1e-300), 0.0))) \
-            if keep.any() else 1.0
-        if name == "logits":
-            out["logits_argmax_agreement"] = float(np.mean(x.argmax(1) == y.argmax(1)))
-    return out
-
-
-def _run(path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return [dict(zip(names, session.run(None, f), strict=True)) for f in feeds]
-
-
-def mean_agreement(parent: Path, variant: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
-    """:func:`agreement` of the two graphs' outputs, averaged over ``feeds``."""
-    return _mean_agreement(_run(parent, feeds), _run(variant, feeds))
-
-
-def _mean_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[dict[str, np.ndarray]]
-                    ) -> dict[str, float]:
-    rows = [agreement(a, b) for a, b in zip(parent, variant, strict=True)]
-    return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
-
-
-def speech_frames(bundle: Path, dataset: Dataset, layer: int, progress: Callable[[str], None] | None = None,
-                  label: str = "frames", voicings: Sequence[Voicing] | None = None) -> list[np.ndarray]:
-    """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``; given each
-    utterance's silero pass (``voicings``, :func:`edgeser.vad.voicing`: it depends on the audio only, so one pass
-    serves the parent and every variant), its voiced frames only, as a head with ``frame_mask="voiced"`` reads them
-    (:meth:`edgeser.EmotionRecognizer.encode_speech`)."""
-    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))
-    out = []
-    utterances: Iterable[Any] = dataset.utterances
-    if progress is not None:
-        utterances = Ticker(progress, label, len(dataset)).over(utterances)
-    for i, u in enumerate(utterances):
-        keep = None
-        if voicings is not None:
-            enc, keep = rec.encode_speech(load_audio(u.path), voicings[i])
-        else:
-            enc = rec.encode(str(u.path))
-        frames = enc.hidden_states[0, layer, : int(enc.num_frames[0])]
-        out.append((frames if keep is None else frames[keep]).astype(np.float32))
-    return out
-
-
-class UnseenSpeakers:
-    """The guard's check for a head that has heard every validation speaker (its UA there cannot drop).
-
-    Speaker-grouped folds over the validation utterances (contiguous blocks of sorted speakers, as
-    ``Dataset.folds`` deals them: RAVDESS actors 01-04, 05-08, ...): on each, the bundle's own head recipe (its
-    ``FusionConfig`` and training settings from bundle.json, its seeds averaged) is trained on the parent's frames
-    of the other speakers, as the shipped head was trained on FP32 frames, and scores the held-out speakers with
-    the parent's frames and, in :meth:`check`, with a variant's: the UA a user loses on new speakers by swapping
-    in the variant's speech graph (``edgeser.benchmarks.precision_folds`` measures the same on all 560 utterances). A
-    head that reads more than frames (segments, text) is stood in for by a class-balanced logistic regression on
-    each utterance's mean and std of the frames. On a few hundred utterances the estimate moves by a point or two
-    with the sample, so a variant near the budget may pass or fail by chance.
-    """
-
-    def __init__(self, manifest: Manifest, parent: Sequence[np.ndarray], labels: np.ndarray, groups: np.ndarray,
-                 folds: int = 5, progress: Callable[[str], None] | None = None) -> None:
-        from edgeser.export.model import FusionConfig
-        from edgeser.export.train import TrainConfig
-
-        fusion = manifest.fusion
-        assert fusion is not None
-        config = FusionConfig.from_dict(fusion.provenance["config"]) if fusion.provenance.get("config") else None
-        self.head = config is not None and config.levels == ("frame",) and not config.use_text
-        # a statistics head reads each utterance's mean and std only: it trains on those (two frames that have
-        # them, as the default was trained: edgeser.export.multicorpus.two_frames), in seconds instead of minutes
-        self.statistics = self.head and config is not None and config.pooling == "statistics"
-        settings = TrainConfig(**fusion.provenance.get("train", {}))
-        self.labels, self.classes = labels, len(manifest.labels)
-        names = sorted(set(groups.tolist()))  # contiguous blocks of sorted groups, as Dataset.folds deals them
-        blocks = np.array_split(np.array(names), min(folds, len(names)))
-        self.tests = [np.isin(groups, block) for block in blocks]
-        self.models: list[Any] = []
-        ticker = Ticker(progress or (lambda _: None), "validation: the head's recipe trained on the other speakers' "
-                                                      "FP32 frames, folds", len(self.tests), every_s=0.0)
-        for k, test in enumerate(self.tests, 1):
-            if self.head:
-                from edgeser.export.train import fit
-
-                assert config is not None
-                items = self._items(parent, np.flatnonzero(~test))
-                self.models.append(fit(config, items, labels[~test], settings))
-            else:
-                from sklearn.linear_model import LogisticRegression
-
-                x = _pooled(parent)[~test]
-                mu, sd = x.mean(0), x.std(0) + 1e-8
-                clf = LogisticRegression(max_iter=2000, class_weight="balanced").fit((x - mu) / sd, labels[~test])
-                self.models.append((clf, mu, sd))
-            ticker(k)
-        ticker.finish()
-        self.parent_pred = self.predictions(parent)
-        self.parent_ua = self._ua(self.parent_pred)
-
-    def _items(self, frames: Sequence[np.ndarray], idx: np.ndarray) -> list[dict[str, np.ndarray]]:
-        if self.statistics:
-            from edgeser.export.multicorpus import two_frames
-
-            return two_frames(_pooled([frames[int(i)] for i in idx]))
-        return [{"frame": frames[int(i)]} for i in idx]
-
-    def _ua(self, pred: np.ndarray) -> float:
-        from edgeser.metrics import confusion_matrix, unweighted_accuracy
-
-        return unweighted_accuracy(confusion_matrix(self.labels, pred, self.classes))
-
-    def ua(self, frames: Sequence[np.ndarray]) -> float:
-        return self._ua(self.predictions(frames))
-
-    def predictions(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """Each validation utterance's label id, by the fold head that has not heard its speaker."""
-        from edgeser.export.train import predict
-
-        pred = np.full(len(self.labels), -1)
-        for test, model in zip(self.tests, self.models, strict=True):
-            idx = np.flatnonzero(test)
-            if self.head:
-                pred[idx] = predict(model, self._items(frames, idx)).argmax(1)
-            else:
-                clf, mu, sd = model
-                pred[idx] = clf.predict((_pooled(frames)[idx] - mu) / sd)
-        return pred
-
-    def check(self, variant: Sequence[np.ndarray]) -> dict[str, Any]:
-        pred = self.predictions(variant)
-        ua = self._ua(pred)
-        return {"method": "the bundle's head recipe" if self.head else "logistic regression probe",
-                "folds": len(self.tests), "utterances": len(self.labels), "parent_ua": self.parent_ua,
-                "variant_ua": ua, "drop_points": 100 * (self.parent_ua - ua),
-                "label_agreement": float(np.mean(pred == self.parent_pred))}
-
-
-def _pooled(frames: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in frames])
-
-
-def evaluate_ua(bundle: Path, dataset: Dataset, progress: Callable[[str], None] | None = None,
-                label: str = "validation") -> tuple[dict[str, Any], np.ndarray]:
-    """UA/WA of a bundle's fused model on a labelled dataset (transcripts used where present), and each
-    utterance's predicted label id, apart (``(scores, predictions)``)."""
-    utterances: Iterable[Any] = dataset.utterances
-    if progress is not None:
-        utterances = Ticker(progress, label, len(dataset)).over(utterances)
-    result = evaluate(EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False)), utterances,
-                      keep_predictions=True)
-    result.pop("truth")
-    return result, np.asarray(result.pop("predictions"))
-
-
-def blind_validation(manifest: Manifest, validation: Dataset) -> bool:
-    """Whether the bundle's head was trained on every speaker of ``validation``, so that its UA there cannot
-    show what a variant costs on new speakers."""
-    trained = (manifest.fusion.provenance.get("train_groups") if manifest.fusion else None) or []
-    return bool(trained) and {u.group for u in validation.utterances} <= heard_groups(trained, validation)
-
-
 def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig, calibration: CalibrationSet | None,
                     validation: Dataset | None = None, *, overwrite: bool = False,
                     progress: Callable[[str], None] = log.info) -> dict[str, Any]:
@@ -604,7 +405,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
             for g in graphs}
         exclude: dict[str, list[str]] = {g: [] for g in graphs}
         converted: dict[str, list[str]] = {}  # the exclude list each graph was last converted with
-        parent_out = {g: _run(parent.bundle.file(sections[g].graph), list(f))  # type: ignore[union-attr]
+        parent_out = {g: run_graph(parent.bundle.file(sections[g].graph), list(f))  # type: ignore[union-attr]
                       for g, f in feeds.items()}
         ranked: dict[str, list[tuple[str, float]]] = {}
         ua_parent = ua_variant = unseen = None
@@ -630,7 +431,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 converted[g] = reports[g].kept_float = list(exclude[g])
                 reports[g].bytes_parent, reports[g].bytes_variant = src.stat().st_size, dst.stat().st_size
                 if g in feeds:
-                    reports[g].agreement = _mean_agreement(parent_out[g], _run(dst, list(feeds[g])))
+                    reports[g].agreement = mean_output_agreement(parent_out[g], run_graph(dst, list(feeds[g])))
                     progress(f"{g}: agreement with FP32 {reports[g].agreement}")
             cosines_ok = all(v >= config.min_cosine for r in reports.values() for k, v in r.agreement.items()
                              if k.endswith("_cosine"))

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.export
 
 from edgeser.calibration.sets import CalibrationSet, build  # noqa: E402
 from edgeser.errors import InputError  # noqa: E402
-from edgeser.export.quantize import QuantizationError, QuantizeConfig, agreement, quantize_bundle  # noqa: E402
+from edgeser.export.guard import agreement  # noqa: E402
+from edgeser.export.quantize import QuantizationError, QuantizeConfig, quantize_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,8 @@ def test_fallback_finds_a_node_made_sensitive_on_purpose(tmp_path: Path) -> None
     from onnx import TensorProto, helper, numpy_helper
 
     from edgeser.calibration.readers import OrtReader
-    from edgeser.export.quantize import mean_agreement, quantize_graph, sensitivity
+    from edgeser.export.guard import mean_agreement
+    from edgeser.export.quantize import quantize_graph, sensitivity
 
     rng = np.random.default_rng(0)
     w1 = rng.standard_normal((16, 16)).astype(np.float32) / 4
@@ -218,7 +220,7 @@ def test_unseen_speakers_check_sees_what_a_variant_costs_new_speakers() -> None:
     with each encoder's frames."""
     import types
 
-    from edgeser.export.quantize import UnseenSpeakers, blind_validation
+    from edgeser.export.guard import UnseenSpeakers, blind_validation
 
     rng = np.random.default_rng(0)
     labels = np.tile(np.arange(4), 50)
@@ -311,7 +313,7 @@ def test_every_phase_of_quantize_says_what_it_does_and_how_long_it_took(cset: Ca
                                                                         ) -> None:
     """A phase over many items prints progress while it runs (at most every few seconds) and its time when it ends:
     calibration feeds, ORT's calibration pass, the validation runs."""
-    from edgeser.export.quantize import Ticker
+    from edgeser.export.progress import Ticker
 
     lines: list[str] = []
     ticker = Ticker(lines.append, "phase", 3, every_s=0.0)
