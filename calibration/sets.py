@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
-from edgeser.bundle import staged_folder
+from edgeser.bundle_writer import staged_folder
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import DatasetError, InputError
 

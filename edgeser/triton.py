@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.bundle import Bundle, check_out
+from edgeser.bundle import Bundle
+from edgeser.bundle_writer import check_out
 from edgeser.errors import BundleError, InputError
 from edgeser.specs import GraphSpec, TensorSpec
 
@@ -104,7 +105,7 @@ def write_repository(bundle: str | os.PathLike[str], out: str | os.PathLike[str]
         BundleError: ``--backend tensorrt`` for a bundle without engines (``edgeser engines`` first).
     """
     from edgeser import default
-    from edgeser.bundle import staged_folder
+    from edgeser.bundle_writer import staged_folder
 
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")

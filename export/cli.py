@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from edgeser import default
-from edgeser.bundle import Bundle, check_out
+from edgeser.bundle import Bundle
+from edgeser.bundle_writer import check_out
 from edgeser.cli_common import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 import edgeser
 from edgeser import EmotionRecognizer, default
-from edgeser.bundle import Bundle, write_bundle
+from edgeser.bundle import Bundle
+from edgeser.bundle_writer import write_bundle
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import BundleError
 from edgeser.export.features import compute

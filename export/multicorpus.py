@@ -351,7 +351,8 @@ def encoders_only_speech(bundle: Path, out: Path) -> None:
     """A copy of ``bundle`` with its speech encoder and nothing else, its float16-exact weights stored as float16
     (:func:`edgeser.export.storage.fp16_weights`; bit-identical outputs, about half the file) unless they already
     are."""
-    from edgeser.bundle import Bundle, write_bundle
+    from edgeser.bundle import Bundle
+    from edgeser.bundle_writer import write_bundle
     from edgeser.export.storage import speech_fp16
 
     src = Bundle.load(bundle)
@@ -367,7 +368,8 @@ def copy_bundle(bundle: Path, out: Path, manifest: Any = None, names: Sequence[s
     version), written whole or not at all."""
     import shutil
 
-    from edgeser.bundle import Bundle, write_bundle
+    from edgeser.bundle import Bundle
+    from edgeser.bundle_writer import write_bundle
 
     src = Bundle.load(bundle)
     m = manifest or replace(src.manifest, edgeser_version=edgeser.__version__)

@@ -15,17 +15,8 @@ import numpy as np
 
 import edgeser
 from edgeser.audio import load_audio
-from edgeser.bundle import (
-    DEFAULT_LABELS,
-    Bundle,
-    BundleWriter,
-    FusionSection,
-    Manifest,
-    SpeechSection,
-    TextSection,
-    graph_metadata,
-    write_bundle,
-)
+from edgeser.bundle import DEFAULT_LABELS, Bundle, FusionSection, Manifest, SpeechSection, TextSection, graph_metadata
+from edgeser.bundle_writer import BundleWriter, write_bundle
 from edgeser.errors import InputError
 from edgeser.export.graphs import (
     FusionGraph,

@@ -47,7 +47,8 @@ import onnx
 import edgeser
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
-from edgeser.bundle import Manifest, write_bundle
+from edgeser.bundle import Manifest
+from edgeser.bundle_writer import write_bundle
 from edgeser.calibration import readers
 from edgeser.calibration.readers import OrtReader
 from edgeser.calibration.sets import CalibrationSet

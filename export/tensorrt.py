@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgeser.backends.trt import tensorrt
-from edgeser.bundle import Bundle, EngineEntry, write_bundle
+from edgeser.bundle import Bundle, EngineEntry
+from edgeser.bundle_writer import write_bundle
 from edgeser.errors import BundleError
 from edgeser.specs import GraphSpec
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgeser import EmotionRecognizer
-from edgeser.bundle import Bundle, Manifest, read_manifest, write_bundle
+from edgeser.bundle import Bundle, Manifest, read_manifest
+from edgeser.bundle_writer import write_bundle
 from edgeser.errors import BundleError
 
 
@@ -157,7 +158,7 @@ def test_written_bundles_are_readable_like_any_folder(tmp_path: Path) -> None:
     import os
     import stat
 
-    from edgeser.bundle import write_bundle
+    from edgeser.bundle_writer import write_bundle
 
     with write_bundle(tmp_path / "b") as writer:
         writer.path("x.txt").write_text("x")

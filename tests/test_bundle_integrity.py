@@ -197,7 +197,7 @@ def test_a_killed_writes_staging_folder_is_removed_at_the_next_write(tmp_path: P
     import subprocess
     import sys
 
-    from edgeser.bundle import OWNER, write_bundle
+    from edgeser.bundle_writer import OWNER, write_bundle
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / ".b.staging-abc"
@@ -225,7 +225,8 @@ def test_a_refused_out_is_refused_before_the_work(tmp_path: Path) -> None:
 
 
 def test_a_file_too_large_for_a_bundle_is_refused_when_written(tmp_path: Path) -> None:
-    from edgeser.bundle import MAX_FILE_BYTES, Manifest, write_bundle
+    from edgeser.bundle import MAX_FILE_BYTES, Manifest
+    from edgeser.bundle_writer import write_bundle
 
     with pytest.raises(BundleError, match="more than a bundle file may be"), write_bundle(tmp_path / "b") as w:
         with open(w.path("speech.onnx"), "wb") as f:
