@@ -10,9 +10,10 @@ Protocol (one connection = one audio stream):
 - client → server, binary messages: little-endian signed 16-bit PCM, any size up to
   :attr:`ServiceConfig.max_message_bytes` (a larger message closes the connection with code 1009);
 - client → server, text message ``{"type": "end"}``: no more audio; the utterance in progress is finished;
-- server → client, one text message per utterance: ``{"type": "utterance", "start_s", "end_s", "label",
-  "probabilities", "transcript", "latency_s", "partial", "split", "dropped_before"}`` (or ``"error"`` in place
-  of the prediction); times in seconds of the stream, ``latency_s`` from the moment the audio of the end of
+- server → client, one text message per utterance: ``{"type": "utterance", "start_s", "end_s", "latency_s",
+  "partial", "split", "dropped_before"}`` and the prediction's fields as ``edgeser predict --json`` gives them
+  (``label``, ``probabilities``, ``transcript``, ``voiced_s``, ``timings``, ...; :meth:`Prediction.to_dict`), or
+  ``"error"`` in place of the prediction; times in seconds of the stream, ``latency_s`` from the moment the audio of the end of
   speech reached the server to the moment its result was sent (so it includes the silence the detector waits
   for, ``min_silence_s``, and any queueing);
 - server → client, ``{"type": "error", "error": ...}`` for a text message it cannot use (the connection goes on);

@@ -241,12 +241,14 @@ class StreamResult:
     dropped_before: int
 
     def to_dict(self) -> dict[str, Any]:
+        """Where the utterance lies and how it went (``start_s``, ``end_s``, ``partial``, ``split``, ``latency_s``,
+        ``dropped_before``), then the prediction's own fields (:meth:`Prediction.to_dict`, as ``edgeser predict
+        --json`` prints them), or ``error``: what ``edgeser listen --json`` prints and the service sends."""
         d: dict[str, Any] = {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
                              "partial": self.partial, "split": self.split, "latency_s": round(self.latency_s, 4),
                              "dropped_before": self.dropped_before}
-        if self.prediction is not None:
-            d.update({"label": self.prediction.label, "probabilities": self.prediction.probabilities,
-                      "transcript": self.prediction.transcript})
+        if self.prediction is not None:  # the prediction as `edgeser predict --json` gives it: one shape everywhere
+            d.update(self.prediction.to_dict())
         else:
             d["error"] = self.error
         return d

@@ -38,6 +38,12 @@ def pcm(wave: np.ndarray) -> bytes:
     return (wave * 32767).astype("<i2").tobytes()
 
 
+def stub_prediction(transcript: str) -> types.SimpleNamespace:
+    """What a stub recogniser returns: a prediction's fields and its ``to_dict``."""
+    d = {"label": "neutral", "probabilities": {"neutral": 1.0}, "transcript": transcript}
+    return types.SimpleNamespace(**d, to_dict=lambda: d)
+
+
 class Stub:
     """The recognizer: a "prediction" that reports the utterance's length, after ``delay_s``."""
 
@@ -52,8 +58,7 @@ class Stub:
                 check_speech: bool = True) -> types.SimpleNamespace:
         self.calls += 1
         time.sleep(self.delay_s)
-        return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0},
-                                     transcript=f"{samples.size / SR:.1f}")
+        return stub_prediction(f"{samples.size / SR:.1f}")
 
 
 @pytest.fixture
@@ -315,7 +320,8 @@ class Stub:
         return 0.0
 
     def predict(self, samples, sample_rate, speaker=None, check_speech=True):
-        return types.SimpleNamespace(label="neutral", probabilities={"neutral": 1.0}, transcript="")
+        d = {"label": "neutral", "probabilities": {"neutral": 1.0}, "transcript": ""}
+        return types.SimpleNamespace(**d, to_dict=lambda: d)
 
 ready = threading.Event()
 threading.Thread(target=lambda: (ready.wait(30), print(ready.server.socket.getsockname()[1], flush=True)),
@@ -391,7 +397,8 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
         "class R:\n"
         "    def warm_up(self): return 0.0\n"
         "    def predict(self, s, sample_rate, speaker=None, check_speech=True):\n"
-        "        return types.SimpleNamespace(label='neutral', probabilities={'neutral': 1.0}, transcript='')\n"
+        "        d = {'label': 'neutral', 'probabilities': {'neutral': 1.0}, 'transcript': ''}\n"
+        "        return types.SimpleNamespace(**d, to_dict=lambda: d)\n"
         "ready = threading.Event()\n"
         "threading.Thread(target=lambda: (ready.wait(), print(ready.server.socket.getsockname()[1], flush=True)),"
         " daemon=True).start()\n"
