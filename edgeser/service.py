@@ -13,9 +13,9 @@ Protocol (one connection = one audio stream):
 - server → client, one text message per utterance: ``{"type": "utterance", "start_s", "end_s", "latency_s",
   "partial", "split", "dropped_before"}`` and the prediction's fields as ``edgeser predict --json`` gives them
   (``label``, ``probabilities``, ``transcript``, ``voiced_s``, ``timings``, ...; :meth:`Prediction.to_dict`), or
-  ``"error"`` in place of the prediction; times in seconds of the stream, ``latency_s`` from the moment the audio of the end of
-  speech reached the server to the moment its result was sent (so it includes the silence the detector waits
-  for, ``min_silence_s``, and any queueing);
+  ``"error"`` in place of the prediction; times in seconds of the stream, ``latency_s`` from the moment the audio
+  of the end of speech reached the server to the moment its result was sent (so it includes the silence the
+  detector waits for, ``min_silence_s``, and any queueing);
 - server → client, ``{"type": "error", "error": ...}`` for a text message it cannot use (the connection goes on);
 - server → client, last: ``{"type": "end", "utterances": N, "dropped": D, "audio_dropped_s": S}``, then the
   server closes the connection (code 1000, reason ``end``; a client still sending after its ``end`` may see
