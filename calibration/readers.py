@@ -20,8 +20,8 @@ import numpy as np
 from edgeser import EmotionRecognizer
 from edgeser.calibration.sets import CalibrationSet
 from edgeser.errors import BundleError, DatasetError, EdgeserError, InputError
+from edgeser.graph_io import speech_feeds
 from edgeser.pooling import level_features
-from edgeser.recognizer import speech_feeds
 
 Feeds = dict[str, np.ndarray]
 

@@ -24,8 +24,8 @@ from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
 from edgeser.ctc.hama import HamaAligner
+from edgeser.graph_io import speech_batch
 from edgeser.phonetics.lexicon import ARPABET_TO_IPA, EQUIVALENT
-from edgeser.recognizer import speech_batch
 
 PHONES = tuple(sorted(set(ARPABET_TO_IPA.values()) | {p for group in EQUIVALENT for p in group}))
 VOCAB = ("<blank>", "<wb>", "<unk>", *PHONES)
@@ -96,7 +96,7 @@ bundle's ``normalize_input`` and the runtime's feeds follow the training feeds."
 
 def batch_inputs(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised, zero-padded waveforms and their attention mask: the runtime's own feed builder
-    (:func:`edgeser.recognizer.speech_batch`), as tensors."""
+    (:func:`edgeser.graph_io.speech_batch`), as tensors."""
     values, _, mask = speech_batch(waves, NORMALIZE_INPUT)
     return torch.from_numpy(values), torch.from_numpy(mask)
 

@@ -31,8 +31,8 @@ from edgeser.export.graphs import (
 from edgeser.export.onnx_export import export_onnx
 from edgeser.export.sources import SpeechSource, TextSource
 from edgeser.export.validate import check_parity
+from edgeser.graph_io import speech_feeds
 from edgeser.options import SegmentOptions
-from edgeser.recognizer import speech_feeds
 from edgeser.text import TextTokenizer
 
 log = logging.getLogger(__name__)
