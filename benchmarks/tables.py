@@ -495,7 +495,24 @@ def generalisation_encoders() -> str:
     return "\n".join(lines) + f"\n\n{_stamp(tiny, 'generalisation-tiny.json')}; {_stamp(base, 'generalisation.json')}"
 
 
+def head_choice() -> str:
+    """The default's statistics head, variants side by side on the same features (``head_choice.py``)."""
+    r = _load("head_choice.json")
+    lines = ["| head | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | RAVDESS 5 folds | babble 10 dB | trimmed: same "
+             "label as whole | ECE raw, LOCO: RAVDESS / EmoDB / TurEV | score |", "|---|---|---|---|---|---|---|---|"]
+    for name, v in r["variants"].items():
+        mark = "**" if name == r["chosen"] else ""
+        corpora = ("ravdess", "emodb", "turev")
+        lines.append(f"| {mark}{name}{mark} | " + " / ".join(pct(v["loco_ua"][c]) for c in corpora)
+                     + f" | {pct(v['loco_mean_ua'])} | {pct(v['ravdess_folds_ua'])} | "
+                     f"{pct(v['ravdess_babble10_ua'])} | {100 * v['ravdess_trimmed_same_label']:.1f}% | "
+                     + " / ".join(f"{v['ece'][c]['raw']:.2f}" for c in corpora)
+                     + f" | {mark}{pct(v['score'])}{mark} |")
+    return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, 'head_choice.json')}"
+
+
 TABLES["generalisation_encoders"] = generalisation_encoders
+TABLES["head_choice"] = head_choice
 TABLES["int8_schemes"] = int8_schemes
 TABLES["students"] = lambda: int8_schemes("students.json", "- (their teacher: tiny.en to block 2, the default when "
                                                              "they were measured)")
