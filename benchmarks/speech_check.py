@@ -17,6 +17,7 @@ import argparse
 import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import track
@@ -51,8 +52,9 @@ def speech() -> Iterator[tuple[str, Path]]:
             yield "librispeech", DATA / "librispeech" / row["path"]
 
 
-def at(x: np.ndarray, dbfs: float) -> np.ndarray:
-    return (x / (np.sqrt(np.mean(x**2)) + 1e-12) * 10 ** (dbfs / 20)).astype(np.float32)
+def at(x: np.ndarray | float, dbfs: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.asarray(x / (np.sqrt(np.mean(x**2)) + 1e-12) * 10 ** (dbfs / 20), dtype=np.float32)
 
 
 def non_speech(draws: int = 5, seconds: float = 3.0) -> Iterator[tuple[str, np.ndarray]]:
@@ -105,7 +107,7 @@ def main() -> None:
         p = voicing(wave).probabilities
         for name, rule in RULES.items():
             passed[name].setdefault(f"non-speech: {kind}", []).append(bool(rule(p)))
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name in RULES:
         speech_rows = {c: v for c, v in passed[name].items() if not c.startswith("non-speech")}
         other = {c: v for c, v in passed[name].items() if c.startswith("non-speech")}

@@ -15,6 +15,8 @@ p10-p90). The issue's goal: the VAD pass at most half the encoder's time.
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,11 @@ def main() -> None:
         wave = speech_of_length(seconds)
         voiced = voicing(wave)
         span = wave[voiced.span(wave.size)]
-        times = time_interleaved({"encoder, whole utterance": lambda w=wave: rec.encode(w, sample_rate=16000),
-                                  "vad pass": lambda w=wave: voicing(w),
-                                  "encoder, speech span": lambda s=span: rec.encode(s, sample_rate=16000)},
-                                 args.rounds)
+        runs: dict[str, Callable[[], object]] = {
+            "encoder, whole utterance": functools.partial(rec.encode, wave, sample_rate=16000),
+            "vad pass": functools.partial(voicing, wave),
+            "encoder, speech span": functools.partial(rec.encode, span, sample_rate=16000)}
+        times = time_interleaved(runs, args.rounds)
         rows[f"{seconds:g} s"] = {
             "span_s": round(span.size / 16000, 3), "voiced_s": round(voiced.seconds, 3),
             "p50_ms": {k: round(1e3 * percentiles(t)["p50"], 2) for k, t in times.items()},

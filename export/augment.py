@@ -81,7 +81,7 @@ def room_impulse_response(rt60: float, rng: np.random.Generator) -> np.ndarray:
 def reverberate(x: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` in a random room of ``rt60`` seconds, at its own level, trimmed to its length plus the decay."""
     rir = room_impulse_response(rt60, rng)
-    y = fftconvolve(x, rir)[: x.size + int(rt60 * RATE)]
+    y = np.asarray(fftconvolve(x, rir))[: x.size + int(rt60 * RATE)]
     return (y * level(x) / level(y)).astype(np.float32)
 
 

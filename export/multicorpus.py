@@ -182,12 +182,12 @@ def features(rec: EmotionRecognizer, ds: Dataset, cache: Path, copies: int = 0, 
 def balanced_weights(corpus: Sequence[str], labels: np.ndarray) -> np.ndarray:
     """Per item: each corpus weighs the same in all, shared equally among the classes it has, then among the
     items of that class (so the weights sum to the number of corpora)."""
-    corpus = np.asarray(corpus)
+    names = np.asarray(corpus)
     w = np.zeros(len(labels), dtype=np.float64)
-    for c in np.unique(corpus):
-        classes = np.unique(labels[corpus == c])
+    for c in np.unique(names):
+        classes = np.unique(labels[names == c])
         for k in classes:
-            rows = (corpus == c) & (labels == k)
+            rows = (names == c) & (labels == k)
             w[rows] = 1.0 / (len(classes) * rows.sum())
     return (w * len(labels) / w.sum()).astype(np.float32)
 
@@ -227,7 +227,7 @@ def fit_lr(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Callab
     def log_probs(x: np.ndarray) -> np.ndarray:
         p = np.full((x.shape[0], len(DEFAULT_LABELS)), 1e-12)
         p[:, classes] = np.maximum(lr.predict_proba((x - mu) / sd), 1e-12)
-        return np.log(p)
+        return np.asarray(np.log(p))
 
     return log_probs
 

@@ -456,7 +456,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                                  "on the FP32 frames of some, to score the others")
                         if m.fusion.frame_mask == "voiced":
                             passes = Ticker(progress, "validation: silero-vad's pass", len(validation))
-                            voicings = [voicing(load_audio(u.path)) for u in passes.over(validation.utterances)]
+                            voicings = [voicing(load_audio(str(u.path))) for u in passes.over(validation.utterances)]
                         frames = speech_frames(parent.bundle.path, validation, m.fusion.layer, progress,
                                                "validation: FP32 parent's frames", voicings)
                         speakers = UnseenSpeakers(m, frames, validation.label_ids(),
