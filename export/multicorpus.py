@@ -284,7 +284,8 @@ def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, groups: Sequence[
 
 
 def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path | None,
-         progress: Callable[[str], None] = print, mask: str = "voiced", speech: Path | None = None) -> None:
+         progress: Callable[[str], None] = print, mask: str = "voiced", speech: Path | None = None,
+         temperature_rule: str = "") -> None:
     """The chosen recipe trained on every corpus (clean and ``copies`` augmented copies, ``mask`` frames), with the
     head for enrolled speakers trained the same way on speaker-normalised statistics, exported over the speech graph
     of ``speech`` (a bundle exposing the one layer the head reads; by default the shipped default's) to
@@ -332,7 +333,7 @@ def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path 
                   "frame_mask": mask, "weights": "each corpus equal, its classes equal within it",
                   "train": asdict(HEAD.train), "head": {"dim": HEAD.dim, "dropout": HEAD.dropout},
                   "configuration": f"speech: frames (statistics over {mask} frames)",
-                  "temperature": temperature, "held_out_groups": [],
+                  "temperature": temperature, "temperature_rule": temperature_rule, "held_out_groups": [],
                   "train_groups": sorted({s for s in speakers}),
                   "chosen_on": ("leave-one-corpus-out UA, clean and under a robot's conditions "
                                 "(benchmarks/results/generalisation.json)"),
@@ -381,6 +382,20 @@ def copy_bundle(bundle: Path, out: Path, manifest: Any = None, names: Sequence[s
         writer.finish(replace(m, files={}))
 
 
+def shipped_temperature(calibration: dict[str, Any]) -> tuple[float, str]:
+    """The temperature to ship, from the protocol's calibration section: the one fitted on every corpus's
+    leave-one-corpus-out predictions, if temperatures fitted that way lowered the expected calibration error of the
+    corpora they were not fitted on (mean over corpora); otherwise none (1.0): a temperature that does not carry
+    to an unheard corpus is not shipped."""
+    per = calibration["per_corpus"].values()
+    raw = float(np.mean([c["ece_raw"] for c in per]))
+    fitted = float(np.mean([c["ece_calibrated"] for c in per]))
+    if fitted < raw:
+        return float(calibration["temperature_all"]), f"it lowered the unheard corpora's ECE {raw:.3f} -> {fitted:.3f}"
+    return 1.0, (f"a temperature fitted on the other corpora raised the unheard corpus's ECE (mean {raw:.3f} -> "
+                 f"{fitted:.3f}), so none is shipped")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -402,10 +417,10 @@ def main() -> None:
     if recipe["head"] != "mlp" or tuple(recipe["corpora"]) != CORPORA:
         raise SystemExit(f"the chosen recipe ({results['chosen']}) is not an MLP on every corpus; this script trains "
                          "only that kind of head")
-    print(f"recipe: {results['chosen']}; temperature {results['calibration']['temperature_all']:.2f}")
-    ship(args.out, args.cache or args.out / "cache", int(recipe["copies"]),
-         float(results["calibration"]["temperature_all"]), default.SHIPPED if args.ship else None,
-         mask=recipe["mask"], speech=args.speech)
+    temperature, why = shipped_temperature(results["calibration"])
+    print(f"recipe: {results['chosen']}; temperature {temperature:.2f} ({why})")
+    ship(args.out, args.cache or args.out / "cache", int(recipe["copies"]), temperature,
+         default.SHIPPED if args.ship else None, mask=recipe["mask"], speech=args.speech, temperature_rule=why)
     print(f"edgeser {edgeser.__version__}; speech graph {sha256_file(default.SHIPPED / 'speech.onnx')[:12]}")
 
 

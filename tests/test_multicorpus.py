@@ -117,3 +117,16 @@ def test_temperature_weighs_each_group_the_same() -> None:
     pooled = fit_temperature(lp, labels)
     weighed = fit_temperature(lp, labels, ["a"] * 900 + ["b"] * 100)
     assert weighed > 1.5 * pooled
+
+
+def test_a_temperature_is_shipped_only_where_it_carries_to_unheard_corpora() -> None:
+    from edgeser.export.multicorpus import shipped_temperature
+
+    helps = {"per_corpus": {"a": {"ece_raw": 0.3, "ece_calibrated": 0.1},
+                            "b": {"ece_raw": 0.2, "ece_calibrated": 0.15}}, "temperature_all": 3.0}
+    assert shipped_temperature(helps)[0] == 3.0
+    hurts = {"per_corpus": {"a": {"ece_raw": 0.06, "ece_calibrated": 0.04}, "b": {"ece_raw": 0.17,
+                                                                                   "ece_calibrated": 0.31}},
+             "temperature_all": 1.5}
+    t, why = shipped_temperature(hurts)
+    assert t == 1.0 and "none is shipped" in why
