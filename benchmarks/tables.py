@@ -319,7 +319,7 @@ def generalisation_loco() -> str:
     site = r["site_profile"]
     lines = ["| left-out corpus (never trained on) | UA | WA | eGeMAPS + LR, same training: UA | minus eGeMAPS [95%] | "
              "every frame, RAVDESS only (an earlier recipe), same encoder: UA | minus it [95%] | "
-             "ECE raw → calibrated | UA with a site profile (its "
+             "ECE raw → temperature from the other corpora | UA with a site profile (its "
              "unlabelled audio) |", "|---|---|---|---|---|---|---|---|---|"]
     for c, row in r["loco"].items():
         prev = row.get("previous")
