@@ -178,7 +178,7 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
               help="Calibration method (int8).")
 @click.option("--ua-budget", type=float, default=1.0, show_default=True,
               help="Largest UA drop (points) against the FP32 parent on --validation.")
-@click.option("--min-label-agreement", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+@click.option("--min-label-agreement", type=click.FloatRange(0, 1), default=0.97, show_default=True,
               help="Smallest share of the validation utterances whose label the variant must leave unchanged.")
 @click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
