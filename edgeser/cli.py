@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,25 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         err.print(f"wrote {textgrid}")
 
 
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 pointed at stderr while the block runs (Python's ``sys.stdout`` object is left alone, so
+    ``click.echo`` after it, and under a test runner, is unaffected)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout descriptor (a daemon): nothing to keep clean
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()  # what Python buffered meanwhile goes where it was written: stderr
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def segment_table(seg: Any, name: str) -> Table:
     """Words with their times, syllables and phones. Decoded without a transcript by a phoneme recogniser (the
     default's aligner), the "words" are groups of IPA phones, and the table says so."""
@@ -452,9 +472,15 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
         config = BatchConfig(bundle=bundle_path, segments=segments, check_speech=speech_check, threads=threads,
                              shard_size=shard_size,
                              profile=str(speaker_path.resolve()) if speaker_path is not None else None)
-        with progress_bar(f"{len(items)} files", len(items)) as progress:
-            summary = run(items, out, config, ray_address=address, workers=workers, overwrite=overwrite,
-                          progress=progress)
+        # stdout is the summary's alone: what Ray writes to the process's stdout while it runs and as it shuts down
+        # (cluster warnings, from its C++ side too) goes to stderr, and Ray is shut down before the summary
+        with stdout_to_stderr(), progress_bar(f"{len(items)} files", len(items)) as progress:
+            try:
+                summary = run(items, out, config, ray_address=address, workers=workers, overwrite=overwrite,
+                              progress=progress)
+            finally:
+                if address is not None and "ray" in sys.modules:
+                    sys.modules["ray"].shutdown()
     click.echo(json.dumps(summary, indent=2))
     if summary["errors"]:
         err.print(styled("yellow", f"{summary['errors']} of {summary['files']} files failed",

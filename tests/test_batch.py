@@ -260,3 +260,18 @@ def test_progress_counts_files_not_shards(corpus: Path, tmp_path: Path) -> None:
     run(items, tmp_path / "job", BatchConfig(), progress=lambda done, total: seen.append((done, total)))
     assert seen[0] == (0, len(items)) and seen[-1] == (len(items), len(items))
     assert [d for d, _ in seen] == list(range(len(items) + 1))
+
+
+def test_what_writes_to_stdout_during_a_job_goes_to_stderr() -> None:
+    """`edgeser batch` prints its summary as the only thing on stdout: what a library writes to the process's stdout
+    meanwhile (Ray's warnings, from C or Python) goes to stderr (a Ray run once ended its JSON with a warning)."""
+    code = ("import os, sys\n"
+            "from edgeser.cli import stdout_to_stderr\n"
+            "with stdout_to_stderr():\n"
+            "    os.write(1, b'from C\\n')\n"
+            "    print('from Python')\n"
+            "print('{\"ok\": 1}')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": 1}
+    assert "from C" in done.stderr and "from Python" in done.stderr
