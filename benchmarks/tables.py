@@ -515,6 +515,7 @@ TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["head_choice"] = head_choice
 TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
+TABLES["int8_schemes_now"] = lambda: int8_schemes("int8_schemes-now.json")
 TABLES["students"] = lambda: int8_schemes("students.json", "- (their teacher: tiny.en to block 2, the default when "
                                                              "they were measured)")
 
