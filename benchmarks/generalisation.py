@@ -99,7 +99,7 @@ class Recipe:
         out: dict[str, Any] = {"mask": self.mask, "corpora": list(self.corpora), "copies": self.copies,
                                "head": self.head}
         if self.head == "mlp":
-            out["mlp"] = {"dim": self.spec.dim, "dropout": self.spec.dropout, "train": asdict(self.spec.train)}
+            out["mlp"] = asdict(self.spec)
         return out
 
     @property
@@ -281,6 +281,34 @@ def within(data: Corpora, recipe: Recipe, corpus: str, folds: list[np.ndarray], 
     return out, heads
 
 
+def by_folds(heads: Sequence[Head], folds: Sequence[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Log-probabilities of every row of ``x`` by the fold head that did not train on it (``heads[f]`` scores
+    ``folds[f]``)."""
+    out = np.zeros((x.shape[0], len(DEFAULT_LABELS)))
+    for head, test in zip(heads, folds, strict=True):
+        out[test] = head(x[test])
+    return out
+
+
+def corpus_of_rows(data: Corpora, corpora: Sequence[str]) -> list[str]:
+    """Each row's corpus, for ``corpora``'s rows concatenated in that order."""
+    return [c for c in corpora for _ in range(len(data.y[c]))]
+
+
+def calibration_elsewhere(data: Corpora, log_probs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per corpus, leave-one-corpus-out: the temperature fitted on the *other* corpora's predictions (each corpus
+    weighing the same), and this corpus's expected calibration error raw and with that temperature."""
+    out = {}
+    for c in CORPORA:
+        others = [o for o in CORPORA if o != c]
+        t = fit_temperature(np.concatenate([log_probs[o] for o in others]),
+                            np.concatenate([data.y[o] for o in others]), corpus_of_rows(data, others))
+        out[c] = {"temperature_from_others": t,
+                  "ece_raw": expected_calibration_error(np.exp(log_probs[c]), data.y[c]),
+                  "ece_calibrated": expected_calibration_error(np.exp(calibrate(log_probs[c], t)), data.y[c])}
+    return out
+
+
 def stream_path(rec: EmotionRecognizer, data: Corpora, folds: list[np.ndarray], heads: dict[str, list[Head]],
                 masks: dict[str, str]) -> dict[str, np.ndarray]:
     """Per recipe, each RAVDESS file's log-probabilities on the stream path: a fold's files joined by
@@ -449,17 +477,11 @@ def main() -> None:
     fs = folds["ravdess"]
     masks = {"chosen": chosen.mask, "previous": PREVIOUS.mask}
 
-    def by_folds(name: str, stats: np.ndarray) -> np.ndarray:
-        lp = np.zeros((len(y), len(DEFAULT_LABELS)))
-        for f, test in enumerate(fs):
-            lp[test] = fold_heads[name][f](stats[test, MASKS.index(masks[name])])
-        return lp
-
     robust: dict[str, Any] = {}
     for cond, stats in conditioned.items():
         robust[cond] = {}
         for name in fold_heads:
-            lp = by_folds(name, stats.stats)
+            lp = by_folds(fold_heads[name], fs, stats.mask(masks[name]))
             robust[cond][name] = {**scores(y, lp), "same_label": float(np.mean(lp.argmax(1) == whole[name].argmax(1)))}
     streamed = stream_path(rec, data, fs, fold_heads, masks)
     robust["stream path"] = {}
@@ -484,18 +506,10 @@ def main() -> None:
     result["site_profile"] = site_profiles(data, chosen, lp_chosen)
 
     # 6. calibration, leave-one-corpus-out
-    cal: dict[str, Any] = {"per_corpus": {}}
-    for c in CORPORA:
-        others = [o for o in CORPORA if o != c]
-        t = fit_temperature(np.concatenate([lp_chosen[o] for o in others]),
-                            np.concatenate([data.y[o] for o in others]),
-                            [o for o in others for _ in range(len(data.y[o]))])
-        cal["per_corpus"][c] = {"temperature_from_others": t, "ece_raw": table[c]["chosen"]["ece"],
-                                "ece_calibrated": expected_calibration_error(np.exp(calibrate(lp_chosen[c], t)),
-                                                                             data.y[c])}
+    cal: dict[str, Any] = {"per_corpus": calibration_elsewhere(data, lp_chosen)}
     all_lp = np.concatenate([lp_chosen[c] for c in CORPORA])
     all_y = np.concatenate([data.y[c] for c in CORPORA])
-    cal["temperature_all"] = fit_temperature(all_lp, all_y, [c for c in CORPORA for _ in range(len(data.y[c]))])
+    cal["temperature_all"] = fit_temperature(all_lp, all_y, corpus_of_rows(data, CORPORA))
     cal["coverage"] = coverage(calibrate(all_lp, cal["temperature_all"]), all_y)
     result["calibration"] = cal
     write_result(args.out, result)

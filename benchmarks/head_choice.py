@@ -31,13 +31,22 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.benchmarks.generalisation import Corpora, Recipe, calibrate, conditions, loco_heads, speaker_folds, within
+from edgeser.benchmarks.generalisation import (
+    Corpora,
+    Recipe,
+    by_folds,
+    calibration_elsewhere,
+    conditions,
+    loco_heads,
+    speaker_folds,
+    within,
+)
 from edgeser.bundle import DEFAULT_LABELS
-from edgeser.export.multicorpus import CORPORA, HeadSpec, features, fit_temperature
-from edgeser.metrics import confusion_matrix, expected_calibration_error, unweighted_accuracy
+from edgeser.export.multicorpus import CORPORA, HeadSpec, features
+from edgeser.metrics import confusion_matrix, unweighted_accuracy
 
-RECIPE = Recipe("voiced", CORPORA, 2, "mlp", HeadSpec())
 FIRST = HeadSpec()  # the head first shipped with this recipe: 128 wide, dropout 0.1, 30 epochs
+RECIPE = Recipe("voiced", CORPORA, 2, "mlp", FIRST)
 VARIANTS: dict[str, Recipe] = {
     "shipped (128 wide, dropout 0.1, 30 epochs)": RECIPE,
     "logistic regression": replace(RECIPE, head="lr"),
@@ -65,23 +74,13 @@ def score_variant(name: str) -> dict[str, Any]:
     data = _data
     recipe = VARIANTS[name]
     lp = {c: h(data.x(c, recipe.mask, 0)) for c, h in loco_heads(data, recipe).items()}
-    loco, ece = {}, {}
-    for c in CORPORA:
-        others = [o for o in CORPORA if o != c]
-        t = fit_temperature(np.concatenate([lp[o] for o in others]), np.concatenate([data.y[o] for o in others]),
-                            [o for o in others for _ in range(len(data.y[o]))])
-        loco[c] = ua(data.y[c], lp[c])
-        ece[c] = {"raw": expected_calibration_error(np.exp(lp[c]), data.y[c]), "temperature": t,
-                  "calibrated": expected_calibration_error(np.exp(calibrate(lp[c], t)), data.y[c])}
+    loco = {c: ua(data.y[c], lp[c]) for c in CORPORA}
+    ece = {c: {"raw": v["ece_raw"], "temperature": v["temperature_from_others"], "calibrated": v["ece_calibrated"]}
+           for c, v in calibration_elsewhere(data, lp).items()}
     y = data.y["ravdess"]
     folds = speaker_folds(data, "ravdess", 5)
     whole, heads = within(data, recipe, "ravdess", folds)
-    robot = {}
-    for cond, stats in _robot.items():
-        out = np.zeros_like(whole)
-        for f, test in enumerate(folds):
-            out[test] = heads[f](stats[test])
-        robot[cond] = out
+    robot = {cond: by_folds(heads, folds, stats) for cond, stats in _robot.items()}
     row = {"recipe": recipe.as_dict(), "loco_ua": loco, "loco_mean_ua": float(np.mean(list(loco.values()))), "ece": ece,
            "ravdess_folds_ua": ua(y, whole), "ravdess_babble10_ua": ua(y, robot["babble 10 dB"]),
            "ravdess_trimmed_ua": ua(y, robot["trimmed"]),

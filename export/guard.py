@@ -55,7 +55,7 @@ def mean_agreement(parent: Path, variant: Path, feeds: Sequence[dict[str, np.nda
 
 
 def mean_output_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequence[dict[str, np.ndarray]]
-                    ) -> dict[str, float]:
+                          ) -> dict[str, float]:
     rows = [agreement(a, b) for a, b in zip(parent, variant, strict=True)]
     return {k: round(float(np.mean([r[k] for r in rows])), 5) for k in rows[0]}
 
