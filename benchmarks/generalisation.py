@@ -123,13 +123,21 @@ class Corpora:
         self.y = {c: ds.label_ids() for c, ds in self.ds.items()}
         self.groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in self.ds.items()}
         self.clean = {c: features(rec, ds, cache) for c, ds in self.ds.items()}
-        self.aug = {c: features(rec, ds, cache, copies=COPIES) for c, ds in self.ds.items()}
+        self._aug: dict[tuple[str, int], Pooled] = {}
+        for c in CORPORA:
+            self.augmented(c, COPIES)
         self._egemaps: dict[tuple[str, int], np.ndarray] = {}
+
+    def augmented(self, corpus: str, copies: int) -> Pooled:
+        """Statistics of ``copies`` augmented copies of each utterance (computed, or read from the cache, once)."""
+        if (corpus, copies) not in self._aug:
+            self._aug[corpus, copies] = features(self.rec, self.ds[corpus], self.cache, copies=copies)
+        return self._aug[corpus, copies]
 
     def x(self, corpus: str, mask: str, copies: int, kind: str = "stats") -> np.ndarray:
         if kind == "egemaps":
             return self.egemaps(corpus, copies)
-        return (self.aug if copies else self.clean)[corpus].mask(mask)
+        return (self.augmented(corpus, copies) if copies else self.clean[corpus]).mask(mask)
 
     def egemaps(self, corpus: str, copies: int) -> np.ndarray:
         """eGeMAPS v02 functionals (openSMILE) of the same clean audio or augmented copies."""

@@ -59,6 +59,7 @@ VARIANTS: dict[str, Recipe] = {
 }
 SHIPPED = next(iter(VARIANTS))
 MARGIN = 0.01
+ROBOT = ("babble 10 dB", "trimmed")
 
 _data: Corpora | None = None
 _robot: dict[str, np.ndarray] = {}
@@ -68,11 +69,9 @@ def ua(truth: np.ndarray, log_probs: np.ndarray) -> float:
     return unweighted_accuracy(confusion_matrix(truth, log_probs.argmax(1), len(DEFAULT_LABELS)))
 
 
-def score_variant(name: str) -> dict[str, Any]:
-    """One variant's row (run in a worker that inherited the features)."""
-    assert _data is not None
-    data = _data
-    recipe = VARIANTS[name]
+def score(data: Corpora, robot: dict[str, np.ndarray], recipe: Recipe) -> dict[str, Any]:
+    """``recipe``'s row: LOCO UA and calibration, RAVDESS folds clean, under babble at 10 dB and trimmed (``robot``:
+    the RAVDESS statistics of those two conditions, masked as the recipe pools)."""
     lp = {c: h(data.x(c, recipe.mask, 0)) for c, h in loco_heads(data, recipe).items()}
     loco = {c: ua(data.y[c], lp[c]) for c in CORPORA}
     ece = {c: {"raw": v["ece_raw"], "temperature": v["temperature_from_others"], "calibrated": v["ece_calibrated"]}
@@ -80,13 +79,26 @@ def score_variant(name: str) -> dict[str, Any]:
     y = data.y["ravdess"]
     folds = speaker_folds(data, "ravdess", 5)
     whole, heads = within(data, recipe, "ravdess", folds)
-    robot = {cond: by_folds(heads, folds, stats) for cond, stats in _robot.items()}
+    scored = {cond: by_folds(heads, folds, stats) for cond, stats in robot.items()}
     row = {"recipe": recipe.as_dict(), "loco_ua": loco, "loco_mean_ua": float(np.mean(list(loco.values()))), "ece": ece,
-           "ravdess_folds_ua": ua(y, whole), "ravdess_babble10_ua": ua(y, robot["babble 10 dB"]),
-           "ravdess_trimmed_ua": ua(y, robot["trimmed"]),
-           "ravdess_trimmed_same_label": float(np.mean(robot["trimmed"].argmax(1) == whole.argmax(1)))}
+           "ravdess_folds_ua": ua(y, whole), "ravdess_babble10_ua": ua(y, scored["babble 10 dB"]),
+           "ravdess_trimmed_ua": ua(y, scored["trimmed"]),
+           "ravdess_trimmed_same_label": float(np.mean(scored["trimmed"].argmax(1) == whole.argmax(1)))}
     row["score"] = float(np.mean([row["loco_mean_ua"], row["ravdess_folds_ua"], row["ravdess_babble10_ua"]]))
     return row
+
+
+def robot_conditions(rec: EmotionRecognizer, data: Corpora, cache: Path, mask: str) -> dict[str, np.ndarray]:
+    """RAVDESS statistics with babble at 10 dB SNR, and trimmed of silence (``mask`` frames), for :func:`score`."""
+    every = conditions()
+    return {cond: features(rec, data.ds["ravdess"], cache, transform=every[cond], tag=cond.replace(" ", "")).mask(mask)
+            for cond in ROBOT}
+
+
+def score_variant(name: str) -> dict[str, Any]:
+    """One variant's row (run in a worker that inherited the features)."""
+    assert _data is not None
+    return score(_data, _robot, VARIANTS[name])
 
 
 def main() -> None:
@@ -101,10 +113,7 @@ def main() -> None:
     rec = EmotionRecognizer.from_bundle("default", RuntimeOptions.cpu(threads=1))
     cache = args.work / "cache"
     _data = Corpora(rec, cache)
-    every = conditions()
-    for cond in ("babble 10 dB", "trimmed"):
-        x = features(rec, _data.ds["ravdess"], cache, transform=every[cond], tag=cond.replace(" ", ""))
-        _robot[cond] = x.mask(RECIPE.mask)
+    _robot.update(robot_conditions(rec, _data, cache, RECIPE.mask))
     if args.jobs > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
         import torch
