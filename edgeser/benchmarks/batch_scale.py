@@ -29,7 +29,7 @@ from edgeser.batch import BatchConfig, BatchItem, read_records, run, write_shard
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "audio"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess" / "audio"
 
 
 def stable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,6 +117,7 @@ def main() -> None:
         features = feature_rounds(args.feature_files, args.data.parent, args.rounds, Path(tmp), ways)
     ray.shutdown()
     base = statistics.median(seconds["this process"])
+    rows: dict[str, dict[str, Any]]
     rows = {way: {"seconds": [round(s, 2) for s in v], "files_per_s": round(len(items) / statistics.median(v), 2),
                   "audio_s_per_s": round(audio_s / statistics.median(v), 1),
                   "speed_vs_this_process": round(base / statistics.median(v), 2),

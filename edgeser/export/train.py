@@ -147,7 +147,9 @@ def train_ensemble(config: FusionConfig, items: Sequence[Features], labels: np.n
     members = [train(config, items, labels, replace(train_config, seed=train_config.seed + k), valid=valid,
                      weights=weights)[0]
                for k in range(train_config.seeds)]
-    return FusionEnsemble(members).eval()
+    ensemble = FusionEnsemble(members)
+    ensemble.eval()
+    return ensemble
 
 
 def fit(config: FusionConfig, items: Sequence[Features], labels: np.ndarray, train_config: TrainConfig

@@ -41,7 +41,7 @@ from edgeser.export.augment import Augmentation, augment
 from edgeser.export.model import FusionConfig, FusionEnsemble
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CORPORA = ("ravdess", "emodb", "turev")
 LICENCES = {"ravdess": "CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
             "emodb": "free for research (Burkhardt et al. 2005)",
@@ -189,7 +189,8 @@ def balanced_weights(corpus: Sequence[str], labels: np.ndarray) -> np.ndarray:
         for k in classes:
             rows = (names == c) & (labels == k)
             w[rows] = 1.0 / (len(classes) * rows.sum())
-    return (w * len(labels) / w.sum()).astype(np.float32)
+    out: np.ndarray = (w * len(labels) / w.sum()).astype(np.float32)
+    return out
 
 
 def two_frames(stats: np.ndarray) -> list[dict[str, np.ndarray]]:

@@ -64,7 +64,8 @@ def main() -> None:
 
     aligner = default_aligner()
     even: list[float] = []
-    items, failed = [], 0
+    items: list[dict[str, Any]] = []
+    failed = 0
     for r in track(select_files(args.per_actor), description="aligning phones"):
         wave = load_audio(DATA / r["path"])
         decoder = Decoder(samprate=16000, loglevel="FATAL")  # fresh per file: 5.1.1 misbehaves on reuse

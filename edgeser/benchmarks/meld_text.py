@@ -29,7 +29,7 @@ from edgeser.export.sources import load_text
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meld_text"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "meld_text"
 GRID = ((128, 0.2, 1e-3), (128, 0.3, 3e-4), (64, 0.3, 3e-4), (64, 0.5, 1e-3))
 
 
@@ -43,7 +43,7 @@ def embed(rec: EmotionRecognizer, ds: Dataset, cache: Path) -> list[np.ndarray]:
     for i in track(range(0, len(texts), 64), description=f"embedding {cache.stem}"):
         batch = rec.embed_text(texts[i : i + 64])
         out += [batch.token_embeddings[j, : int(batch.token_mask[j].sum())] for j in range(len(batch.tokens))]
-    np.savez(cache, **{str(i): a for i, a in enumerate(out)})
+    np.savez(cache, *[], **{str(i): a for i, a in enumerate(out)})  # type: ignore[arg-type]
     return out
 
 
@@ -84,7 +84,7 @@ def main() -> None:
                               late=True, use_text=True, dim=dim, heads=4, dropout=dropout)
         model = train_ensemble(config, items["train"], y["train"],
                                TrainConfig(epochs=args.epochs, lr=lr, seeds=args.seeds), valid=(items["dev"], y["dev"]))
-        members = [scores(y["dev"], predict(m, items["dev"]).argmax(1))["ua"] for m in model.members]
+        members = [scores(y["dev"], predict(m, items["dev"]).argmax(1))["ua"] for m in model.models]
         grid.append(({"dim": dim, "dropout": dropout, "lr": lr, "seeds": args.seeds, "member_dev_ua": members,
                       "valid_ua": scores(y["dev"], predict(model, items["dev"]).argmax(1))["ua"]}, model))
         print(grid[-1][0])

@@ -150,7 +150,8 @@ def attention_head(layer: int, seeds: int = 2, epochs: int = 20, step: int = 4) 
     def coarse(x: np.ndarray) -> np.ndarray:
         n = -(-x.shape[0] // step)
         padded = np.concatenate([x, np.repeat(x[-1:], n * step - x.shape[0], axis=0)])
-        return padded.reshape(n, step, -1).mean(1)
+        out: np.ndarray = padded.reshape(n, step, -1).mean(1)
+        return out
 
     def batch(f: Feats, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         xs = [coarse(f.utterance(int(i), layer)) for i in rows]
@@ -186,7 +187,8 @@ def attention_head(layer: int, seeds: int = 2, epochs: int = 20, step: int = 4) 
                 for b in np.array_split(r, max(1, r.size // 64)):
                     x, real = batch(g, b)
                     out.append(np.mean([m(x, real).exp().numpy() for m in models], axis=0))
-            return np.log(np.maximum(np.concatenate(out), 1e-12))
+            result: np.ndarray = np.log(np.maximum(np.concatenate(out), 1e-12))
+            return result
 
         return log_probs
 
@@ -216,13 +218,13 @@ class Protocol:
     @functools.lru_cache(maxsize=8)  # noqa: B019 (one Protocol per encoder, kept for the run)
     def _stack(self, names: tuple[str, ...]) -> Feats:
         fs = [self.clean[c] for c in names]
-        if any(f.frames is None for f in fs):
+        frames = [f.frames for f in fs if f.frames is not None]
+        starts = [f.offsets for f in fs if f.offsets is not None]
+        if len(frames) < len(fs) or len(starts) < len(fs):
             return Feats(np.concatenate([f.stats for f in fs]))
-        shift = np.cumsum([0] + [f.frames.shape[0] for f in fs])  # type: ignore[union-attr]
-        offsets = np.concatenate([f.offsets[:-1] + s for f, s in zip(fs, shift, strict=False)]  # type: ignore[index]
-                                 + [np.array([shift[-1]])])
-        return Feats(np.concatenate([f.stats for f in fs]), np.concatenate([f.frames for f in fs]),  # type: ignore[misc]
-                     offsets)
+        shift = np.cumsum([0, *(x.shape[0] for x in frames)])
+        offsets = np.concatenate([o[:-1] + s for o, s in zip(starts, shift, strict=False)] + [np.array([shift[-1]])])
+        return Feats(np.concatenate([f.stats for f in fs]), np.concatenate(frames), offsets)
 
     def run(self, fit: Fit) -> dict[str, np.ndarray]:
         """Predictions: ``loco/<corpus>``, ``folds`` (RAVDESS, clean), ``babble`` (RAVDESS folds, babble 10 dB)."""
@@ -258,7 +260,7 @@ def latency(bundles: dict[str, Path], seconds: float = 4.0, rounds: int = 30) ->
 
     wave = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
     recs = {n: EmotionRecognizer.from_bundle(p, RuntimeOptions.cpu(threads=1)) for n, p in bundles.items()}
-    times = time_interleaved({n: (lambda r=r: r.encode(wave, sample_rate=16000)) for n, r in recs.items()}, rounds)
+    times = time_interleaved({n: functools.partial(r.encode, wave, sample_rate=16000) for n, r in recs.items()}, rounds)
     return {"clip_s": seconds, "threads": 1, "rounds": rounds,
             **latency_summary(times, next(iter(bundles)), "ratio_to_reference")}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -280,6 +280,10 @@ class FusionEnsemble(nn.Module):
         return {k: torch.logsumexp(torch.stack([o[k] for o in outputs]), dim=0) - math.log(len(outputs))
                 for k in outputs[0]}
 
+    @property
+    def models(self) -> list[FusionModel]:
+        """The members, in order."""
+        return [cast(FusionModel, m) for m in self.members]
+
     def input_names(self) -> list[str]:
-        names: list[str] = self.members[0].input_names()  # type: ignore[operator]
-        return names
+        return self.models[0].input_names()

@@ -365,11 +365,19 @@ def conditions() -> dict[str, Callable[[np.ndarray, np.random.Generator], np.nda
         "trimmed": lambda x, rng: aug.trim(x),
         "padded": lambda x, rng: aug.pad_silence(x, 1.0, 2.0, rng, floor_db=-50)}
     for snr in NOISE_SNR:
-        out[f"babble {snr} dB"] = lambda x, rng, snr=snr: babble(x, rng, snr)
-        out[f"pink {snr} dB"] = lambda x, rng, snr=snr: aug.add_noise(x, aug.coloured_noise(x.size, "pink", rng), snr)
+        out[f"babble {snr} dB"] = functools.partial(babble, snr=snr)
+        out[f"pink {snr} dB"] = functools.partial(pink, snr=snr)
     for rt60 in RT60:
-        out[f"reverb {rt60} s"] = lambda x, rng, rt60=rt60: aug.reverberate(x, rt60, rng)
+        out[f"reverb {rt60} s"] = functools.partial(room, rt60=rt60)
     return out
+
+
+def pink(x: np.ndarray, rng: np.random.Generator, snr: float) -> np.ndarray:
+    return aug.add_noise(x, aug.coloured_noise(x.size, "pink", rng), snr)
+
+
+def room(x: np.ndarray, rng: np.random.Generator, rt60: float) -> np.ndarray:
+    return aug.reverberate(x, rt60, rng)
 
 
 def narration(rec: EmotionRecognizer, cache: Path, part: str = "narration") -> Pooled:

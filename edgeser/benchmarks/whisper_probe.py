@@ -48,7 +48,7 @@ from edgeser.datasets import Dataset, load_ravdess
 from edgeser.errors import BundleError
 from edgeser.metrics import FoldScores, confusion_matrix, unweighted_accuracy, weighted_accuracy
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 CT2_MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
 
 

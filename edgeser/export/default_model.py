@@ -47,7 +47,7 @@ from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.speaker import SpeakerProfile
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 HELD_OUT = tuple(f"Actor_{i:02d}" for i in range(17, 21))
 TRAIN = TrainConfig(epochs=30)
 VALIDATION = tuple(f"Actor_{i:02d}" for i in range(13, 17))
@@ -129,7 +129,7 @@ def main() -> None:
             cm = confusion_matrix(labels[score], predict(model, scored).argmax(1), len(ds.labels))
             members = [unweighted_accuracy(confusion_matrix(labels[score], predict(member, scored).argmax(1),
                                                             len(ds.labels)))
-                       for member in model.members]
+                       for member in model.models]
             scores[part] = {"ua": unweighted_accuracy(cm), "wa": weighted_accuracy(cm), "confusion": cm.tolist(),
                             "member_ua": members}
         results["variants"][name] = scores

@@ -11,8 +11,11 @@ CTC head, and pooling averages the frames over words, syllables and phones. The 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,13 +27,19 @@ from edgeser.phonetics import Lexicon
 from edgeser.pooling import pool
 from edgeser.segmenter import segment
 
-SAMPLE = Path(__file__).resolve().parents[1] / "edgeser" / "samples" / "kids_talking.wav"
+SAMPLE = Path(__file__).resolve().parents[2] / "edgeser" / "samples" / "kids_talking.wav"
+T = TypeVar("T")
 WORDS = "kids are talking by the door and the dogs are sitting by the window today".split()
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    times, out = [], None
-    for _ in range(repeats):
+def pool_levels(hidden: np.ndarray, seg: Any, frames: Any) -> list[Any]:
+    return [pool(hidden, seg.level(lv), frames) for lv in ("word", "syllable", "phone")]
+
+
+def timed(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
+    """The median seconds of ``repeats`` calls of ``fn``, and its last result."""
+    times = []
+    for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
@@ -52,14 +61,13 @@ def main() -> None:
     for seconds in (1, 4, 10):
         wave = np.resize(sample, int(seconds * 16000))
         text = " ".join(WORDS[i % len(WORDS)] for i in range(max(1, int(2.5 * seconds))))
-        enc_s, encoded = timed(lambda w=wave: rec.encode(w, sample_rate=16000), args.repeats)
-        em = rec._emissions(encoded)  # type: ignore[arg-type]
-        seg_s, seg = timed(lambda e=em, t=text: segment(e, t, aligner="bundle"), args.repeats)
-        hidden = encoded.hidden_states[0]  # type: ignore[attr-defined]
-        pool_s, _ = timed(lambda h=hidden, s=seg: [pool(h, s.level(lv), rec.speech.frames)  # type: ignore[attr-defined]
-                                                   for lv in ("word", "syllable", "phone")], args.repeats)
-        hama_em_s, hem = timed(lambda w=wave: hama.emissions(w), args.repeats)
-        hama_seg_s, _ = timed(lambda e=hem, t=text: segment(e, t, aligner="hama"), args.repeats)
+        enc_s, encoded = timed(functools.partial(rec.encode, wave, sample_rate=16000), args.repeats)
+        em = rec._emissions(encoded)
+        seg_s, seg = timed(functools.partial(segment, em, text, aligner="bundle"), args.repeats)
+        levels = functools.partial(pool_levels, encoded.hidden_states[0], seg, rec.speech.frames)
+        pool_s, _ = timed(levels, args.repeats)
+        hama_em_s, hem = timed(functools.partial(hama.emissions, wave), args.repeats)
+        hama_seg_s, _ = timed(functools.partial(segment, hem, text, aligner="hama"), args.repeats)
         rows.append({"audio_s": seconds, "words": len(text.split()), "encoder_ms": round(1e3 * enc_s, 1),
                      "segmentation_ms": round(1e3 * seg_s, 2), "pooling_ms": round(1e3 * pool_s, 2),
                      "segmentation_plus_pooling_over_encoder": round((seg_s + pool_s) / enc_s, 4),

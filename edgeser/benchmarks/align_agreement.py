@@ -34,7 +34,7 @@ from edgeser.options import SegmentOptions
 from edgeser.phonetics import Lexicon, normalize_words
 from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words, segment
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door.")
 UNRELATED = "The weather will be cold tomorrow morning."
 GRID_S = tuple(round(0.01 * i, 2) for i in range(26))
@@ -54,8 +54,9 @@ def tune(score: Any) -> SegmentOptions:
             by = dict(opts.start_shift_by_class)
             best = max(GRID_S, key=lambda v: score(replace(opts, start_shift_by_class=tuple({**by, c: v}.items()))))
             opts = replace(opts, start_shift_by_class=tuple({**by, c: best}.items()))
-        for name, grid in (("overlap_s", (0.0, 0.01, 0.02, 0.03, 0.04, 0.06)), ("end_shift_s", GRID_S)):
-            opts = replace(opts, **{name: max(grid, key=lambda v, n=name: score(replace(opts, **{n: v})))})
+        opts = replace(opts, overlap_s=max((0.0, 0.01, 0.02, 0.03, 0.04, 0.06),
+                                           key=lambda v: score(replace(opts, overlap_s=v))))
+        opts = replace(opts, end_shift_s=max(GRID_S, key=lambda v: score(replace(opts, end_shift_s=v))))
     final = [(round(0.01 * i, 2), round(0.05 * j, 2)) for i in range(-10, 21) for j in range(31)]
     shift, scale = max(final, key=lambda p: score(replace(opts, final_end_shift_s=p[0], final_end_scale=p[1])))
     return replace(opts, final_end_shift_s=shift, final_end_scale=scale)
@@ -96,7 +97,8 @@ def pocketsphinx_words(decoder: Any, wave: np.ndarray, text: str) -> list[tuple[
 
 
 def errors_ms(ours: list[tuple[float, float]], ref: list[tuple[str, float, float]]) -> np.ndarray:
-    return 1000 * np.abs(np.array([[a - c, b - d] for (a, b), (_, c, d) in zip(ours, ref, strict=True)]))
+    out: np.ndarray = 1000 * np.abs(np.array([[a - c, b - d] for (a, b), (_, c, d) in zip(ours, ref, strict=True)]))
+    return out
 
 
 def summary(err: np.ndarray) -> dict[str, float]:

@@ -69,7 +69,7 @@ def main() -> None:
                                   replace(TRAIN, seeds=args.seeds))
         tested = [items[i] for i in test_idx]
         ua, wa = [], []
-        for member in ensemble.members:
+        for member in ensemble.models:
             cm = confusion_matrix(labels[test_idx], predict(member, tested).argmax(1), len(ds.labels))
             ua.append(unweighted_accuracy(cm))
             wa.append(weighted_accuracy(cm))

@@ -141,7 +141,9 @@ def main() -> None:
         server, http_client = start(root, env, repo, args.port), client()
         started = wait_ready(http_client, server)
         states = model_states(http_client) if started is not None else {}
-        answers, error, together = [], None, []
+        answers: list[Any] = []
+        together: list[Any] = []
+        error = None
         if started is not None and all(states.get(g, {}).get("state") == "READY" for g in graphs):
             answers, error = ask(http_client, files)
             together, _ = ask(http_client, files, at_once=True, with_silence=False)  # four requests in flight

@@ -86,7 +86,7 @@ def main() -> None:
     result: dict[str, Any] = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "), "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="edgeser-trt-ready-") as tmp:
         bundles = {"fp32": default.resolve("default")}
-        commands = {}
+        commands: dict[str, dict[str, Any]] = {}
         for target in ("tensorrt", "cpu-vnni", "cpu-avx2"):
             out = Path(tmp) / target
             command = ["edgeser", "quantize", "default", "--precision", "int8", "--calibration", str(labels),
