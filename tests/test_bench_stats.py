@@ -202,7 +202,7 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
 
 
 def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
-    from edgeser.benchmarks.align_agreement import load_cache, save_cache
+    from edgeser.benchmarks.studies.align_agreement import load_cache, save_cache
     from edgeser.bundle import CtcVocab
     from edgeser.ctc.emissions import Emissions
 

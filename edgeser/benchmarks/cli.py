@@ -29,9 +29,9 @@ from edgeser.options import BACKENDS
                                       "(only cpu has been run by this project).")
 @click.option("--no-baselines", is_flag=True, help="Skip eGeMAPS/MiniLM + logistic regression.")
 @click.option("--folds", "folds_paths", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
-              help="A five-fold accuracy result (python -m edgeser.benchmarks.precision_folds or student_folds; "
-                   "repeat): variants named in it take its UA/WA and baselines; the others are scored on their own "
-                   "held-out speakers.")
+              help="A five-fold accuracy result (python -m edgeser.benchmarks.studies.precision_folds or "
+                   "student_folds; repeat): variants named in it take its UA/WA and baselines; the others are "
+                   "scored on their own held-out speakers.")
 @click.option("--peer", "peers", multiple=True, type=click.Choice(["whisper-tiny.en", "whisper-base"]),
               help="Also time CTranslate2's encode() of this packaged Whisper beside the speech encoders (repeat; "
                    "needs ctranslate2 and the model, edgeser[dev,whisper]).")

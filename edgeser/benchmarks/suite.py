@@ -285,7 +285,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
 
 
 def read_folds(paths: Sequence[Path]) -> dict[str, Any]:
-    """Accuracy results of ``edgeser.benchmarks.precision_folds`` / ``edgeser.benchmarks.student_folds``
+    """Accuracy results of ``edgeser.benchmarks.studies.precision_folds`` / ``edgeser.benchmarks.studies.student_folds``
     merged: per variant name its pooled UA/WA, predictions, truth and ``accuracy`` (how it was measured, in words:
     "5 actor folds (560)"), and the baselines. A name repeated keeps the first file's row."""
     merged: dict[str, Any] = {"variants": {}, "baselines": {}, "sources": [str(p) for p in paths]}
@@ -294,11 +294,11 @@ def read_folds(paths: Sequence[Path]) -> dict[str, Any]:
             data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise EdgeserError(f"{path}: cannot read the five-fold result ({e}); make it with "
-                               "python -m edgeser.benchmarks.precision_folds") from e
+                               "python -m edgeser.benchmarks.studies.precision_folds") from e
         missing = [k for k in ("variants", "truth", "predictions", "accuracy") if k not in data]
         if missing:
-            raise EdgeserError(f"{path}: not a five-fold result of edgeser.benchmarks.precision_folds (no {missing}); "
-                               "regenerate it")
+            raise EdgeserError(f"{path}: not a five-fold result of edgeser.benchmarks.studies.precision_folds "
+                               f"(no {missing}); regenerate it")
         for name, row in data["variants"].items():
             if name not in merged["variants"]:
                 merged["variants"][name] = {**row, "accuracy": data["accuracy"], "truth": data["truth"],
@@ -313,7 +313,7 @@ def encoder_latency(recs: dict[str, EmotionRecognizer], peers: Sequence[str], da
                     progress: Callable[[str], None]) -> dict[str, Any]:
     """The speech encoder alone on one clip per length, every variant and every peer (CTranslate2's
     ``encode()`` of a packaged Whisper, its log-mel computed untimed) interleaved: p50 and ratio to the first."""
-    from edgeser.benchmarks.whisper_probe import Engine, ct2_engines, encode, latency, same
+    from edgeser.benchmarks.timing import Engine, ct2_engines, encode, latency, same
 
     engines = {name: Engine(same, partial(encode, rec)) for name, rec in recs.items()}
     skipped = {}

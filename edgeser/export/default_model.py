@@ -79,8 +79,9 @@ def main() -> None:
     source.add_argument("--encoder-bundle", type=Path, help="a bundle with the speech and text encoders to use")
     ap.add_argument("--seeds", type=int, default=5, help="models per head, averaged (default 5)")
     ap.add_argument("--folds", type=Path, default=None,
-                    help="a edgeser.benchmarks.ravdess_folds result: ship its best configuration (pooled five-fold UA) "
-                         "trained on all 20 actors, instead of choosing on actors 13-16 and holding out 17-20")
+                    help="a edgeser.benchmarks.studies.ravdess_folds result: ship its best configuration (pooled "
+                         "five-fold UA) trained on all 20 actors, instead of choosing on actors 13-16 and holding out "
+                         "17-20")
     ap.add_argument("--configuration", choices=list(VARIANTS), default=None,
                     help="with --folds: ship this configuration instead of the best one (say why in the model card)")
     ap.add_argument("--out", type=Path, required=True)
@@ -188,7 +189,7 @@ def all_actors(encoder_bundle: Path, folds_file: Path, train_config: TrainConfig
                   "data_path": "../shared/data/ravdess", "utterances": len(labels), "train_groups": groups,
                   "held_out_groups": [], "train": asdict(train_config), "configuration": chosen,
                   "chosen_on": (f"pooled UA over the five actor folds ({folds_file.name}, "
-                                "edgeser.benchmarks.ravdess_folds)"
+                                "edgeser.benchmarks.studies.ravdess_folds)"
                                 if chosen == best else f"named by --configuration (the five folds' best is {best!r})"),
                   "five_fold_scores": {k: summary[chosen][k] for k in ("pooled_ua", "pooled_wa", "ua_mean", "ua_std")},
                   "five_fold_speech_frames": {k: summary["speech: frames"][k] for k in ("pooled_ua", "pooled_wa")}}

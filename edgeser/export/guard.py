@@ -90,7 +90,8 @@ class UnseenSpeakers:
     ``FusionConfig`` and training settings from bundle.json, its seeds averaged) is trained on the parent's frames
     of the other speakers, as the shipped head was trained on FP32 frames, and scores the held-out speakers with
     the parent's frames and, in :meth:`check`, with a variant's: the UA a user loses on new speakers by swapping
-    in the variant's speech graph (``edgeser.benchmarks.precision_folds`` measures the same on all 560 utterances). A
+    in the variant's speech graph (``edgeser.benchmarks.studies.precision_folds`` measures the same on all 560
+    utterances). A
     head that reads more than frames (segments, text) is stood in for by a class-balanced logistic regression on
     each utterance's mean and std of the frames. On a few hundred utterances the estimate moves by a point or two
     with the sample, so a variant near the budget may pass or fail by chance.

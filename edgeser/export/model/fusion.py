@@ -59,7 +59,7 @@ class FusionConfig:
     - ``"statistics"``: the mean and the standard deviation of each *encoder* dimension over the positions,
       z-scored with the training utterances' statistics (fixed in the graph; :meth:`FusionModel.fit_statistics`),
       as a linear probe of a frozen encoder reads it. On Whisper's frames this is the head that reaches the
-      probe's accuracy (``edgeser.benchmarks.ravdess_folds``): per-position layer norms mix Whisper's few large
+      probe's accuracy (``edgeser.benchmarks.studies.ravdess_folds``): per-position layer norms mix Whisper's few large
       dimensions into all the others."""
     mix: str = "softmax"
     """How the branch scores (log-probabilities) are combined:

@@ -4,8 +4,8 @@ Each bundle is a Whisper encoder exported with every layer (``edgeser export --s
 --out runs/whisper-tiny.en``, likewise ``whisper-base``). Every one of the 560 4-class utterances is encoded once,
 alone (no batch padding), through the runtime (ONNX Runtime); each layer's frames are pooled into their mean and
 standard deviation; a class-balanced logistic regression (the eGeMAPS baseline's own classifier,
-``edgeser.benchmarks.egemaps_baseline.fit_predict``: z-scores from the training actors, C = 1) is trained on 16 actors
-and scored on the 4 held out, over the five actor folds 01-04 ... 17-20.
+``edgeser.benchmarks.studies.egemaps_baseline.fit_predict``: z-scores from the training actors, C = 1) is trained on
+16 actors and scored on the 4 held out, over the five actor folds 01-04 ... 17-20.
 
 Reported per encoder and layer: UA/WA of the 560 pooled predictions, per-fold UA (mean +- std), and the stratified
 paired bootstrap of the pooled UA difference to eGeMAPS + LR on the same folds (95% interval). Choosing the
@@ -21,8 +21,8 @@ pick (faster-whisper's engine: features padded to a 30 s window, as faster-whisp
 1 thread. The edgeser time includes the log-mel front end (inside the graph); the CTranslate2 time does not
 (its features are computed beforehand), which favours CTranslate2.
 
-    python -m edgeser.benchmarks.whisper_probe --bundle tiny.en=runs/whisper-tiny.en --bundle base=runs/whisper-base \\
-        --out benchmarks/results/whisper_probe.json
+    python -m edgeser.benchmarks.studies.whisper_probe --bundle tiny.en=runs/whisper-tiny.en \\
+        --bundle base=runs/whisper-base --out benchmarks/results/whisper_probe.json
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,15 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.audio import load_audio
-from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
-from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.benchmarks.studies.egemaps_baseline import egemaps, fit_predict, per_speaker
 from edgeser.benchmarks.suite import machine
+from edgeser.benchmarks.timing import Engine, clips, ct2_engines, encode, latency, same
 from edgeser.bundle import sha256_file
 from edgeser.datasets import Dataset, load_ravdess
-from edgeser.errors import BundleError
 from edgeser.metrics import FoldScores, confusion_matrix, unweighted_accuracy, weighted_accuracy
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 CT2_MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
 
 
@@ -116,29 +114,6 @@ def row(y: np.ndarray, pred: np.ndarray, folds: FoldScores | None, reference: np
     return out
 
 
-def clips(ds: Dataset, files: int = 6, trim: int = 0) -> dict[str, np.ndarray]:
-    """1, 4 and 10 s of real speech: the first ``files`` RAVDESS files, less ``trim`` samples at each end (mostly
-    silence), joined end to end."""
-    speech = np.concatenate([load_audio(u.path)[trim:-trim or None] for u in ds.utterances[:files]
-                             if u.path is not None])
-    return {f"{s}s": np.ascontiguousarray(speech[: s * 16000]) for s in (1, 4, 10)}
-
-
-def same(wave: np.ndarray) -> np.ndarray:
-    return wave
-
-
-def encode(rec: EmotionRecognizer, wave: np.ndarray) -> object:
-    return rec.encode(wave, sample_rate=16000)
-
-
-class Engine:
-    """One thing to time: ``prepare`` (untimed) turns a clip into the input that ``run`` (timed) takes."""
-
-    def __init__(self, prepare: Callable[[np.ndarray], Any], run: Callable[[Any], Any]) -> None:
-        self.prepare, self.run = prepare, run
-
-
 def engines_for(bundles: dict[str, Path], work: Path) -> dict[str, Engine]:
     """The edgeser speech graphs (the front end included) and CTranslate2's ``encode()`` (features computed
     beforehand), each on 1 thread."""
@@ -149,64 +124,6 @@ def engines_for(bundles: dict[str, Path], work: Path) -> dict[str, Engine]:
     for name in bundles:
         out.update(ct2_engines(CT2_MODELS.get(name, ""), work, threads=1))
     return out
-
-
-def ct2_engines(packaged: str, work: Path, threads: int) -> dict[str, Engine]:
-    """CTranslate2's ``encode()`` of a packaged Whisper (``edgeser.export.whisper.PACKAGED``) on ``threads`` threads, on
-    its 30 s window (what faster-whisper runs) and unpadded; log-mel features (transformers'
-    ``WhisperFeatureExtractor``) computed untimed. Empty when ctranslate2, transformers or the model is missing."""
-    try:
-        import ctranslate2  # type: ignore[import-untyped]
-        from transformers import WhisperFeatureExtractor
-    except ImportError:
-        return {}
-    folder = ct2_folder(packaged, work)
-    if folder is None:
-        return {}
-    fe = WhisperFeatureExtractor(feature_size=80)  # type: ignore[no-untyped-call]
-    model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=threads)
-    short = packaged.removeprefix("whisper-")
-    out = {}
-    for pad, kwargs in (("30 s window", {}), ("unpadded", {"padding": "do_not_pad"})):
-        def prepare(w: np.ndarray, kwargs: dict[str, Any] = kwargs) -> Any:
-            f = fe(w, sampling_rate=16000, return_tensors="np", **kwargs).input_features
-            return ctranslate2.StorageView.from_array(np.ascontiguousarray(f, dtype=np.float32))
-
-        out[f"CTranslate2 {short} encode(), {pad} (fp32)"] = Engine(prepare, lambda f: model.encode(f, to_cpu=True))
-    return out
-
-
-def latency(engines: dict[str, Engine], audio: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
-    """Per clip length, p50 ms and paired ratios of every engine against the first one."""
-    out: dict[str, Any] = {}
-    for clip, wave in audio.items():
-        inputs = {k: e.prepare(wave) for k, e in engines.items()}
-        times = time_interleaved({k: partial(e.run, inputs[k]) for k, e in engines.items()}, repeats)
-        out[clip] = latency_summary(times, next(iter(engines)), "ratio_to_first")
-    return out
-
-
-def ct2_folder(name: str, work: Path) -> Path | None:
-    """A CTranslate2 folder for a packaged Whisper (the split base model joined once into ``work``); ``None``
-    when it is not installed."""
-    from edgeser.export.whisper import PACKAGED, packaged_files
-
-    if name not in PACKAGED:
-        return None
-    try:
-        parts, config = packaged_files(name)
-    except BundleError:
-        return None
-    if len(parts) == 1:
-        return parts[0].parent
-    folder = work / f"ct2-{name}"
-    if not (folder / "model.bin").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.bin").write_bytes(b"".join(p.read_bytes() for p in parts))
-        for f in ("config.json", "tokenizer.json", "vocabulary.json"):
-            if (config / f).is_file():
-                (folder / f).write_bytes((config / f).read_bytes())
-    return folder
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ test. The head is an average of ``--seeds`` models (each keeping its best dev ep
 head is; each seed's own dev UA is reported too. Embeddings come from edgeser's runtime (the exported text
 graph in ONNX Runtime) and are cached.
 
-    python -m edgeser.benchmarks.meld_text --out benchmarks/results/meld_text.json
+    python -m edgeser.benchmarks.studies.meld_text --out benchmarks/results/meld_text.json
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from edgeser.export.sources import load_text
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "meld_text"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "meld_text"
 GRID = ((128, 0.2, 1e-3), (128, 0.3, 3e-4), (64, 0.3, 3e-4), (64, 0.5, 1e-3))
 
 

@@ -9,7 +9,7 @@ syllables and phones on request: hama's aligner and decoder), on 1 ONNX Runtime 
 call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal for the frames-only default:
 ``predict`` at most 1.15x ``encode``.
 
-    python -m edgeser.benchmarks.fast_path --bundle default --out benchmarks/results/fast_path.json
+    python -m edgeser.benchmarks.studies.fast_path --bundle default --out benchmarks/results/fast_path.json
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ import numpy as np
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import latency_summary, time_interleaved
+from edgeser.benchmarks.studies.whisper_probe import DATA
 from edgeser.benchmarks.suite import machine
-from edgeser.benchmarks.whisper_probe import DATA, clips
-from edgeser.datasets import Dataset, load_ravdess
-
-
-def speech_clips(ds: Dataset) -> dict[str, np.ndarray]:
-    """1, 4 and 10 s of speech: RAVDESS files without their first and last 0.8 s (mostly silence), joined."""
-    return clips(ds, files=8, trim=12_800)
+from edgeser.benchmarks.timing import speech_clips
+from edgeser.datasets import load_ravdess
 
 
 def calls(rec: EmotionRecognizer, segments: bool) -> dict[str, Callable[[np.ndarray], Any]]:

@@ -8,10 +8,10 @@ variant's speech graph under the shipped head. A smaller encoder (``--student``,
 other features, so its head is trained on its own frames of the same 16 actors. Reported per variant: pooled UA/WA
 over the 560 utterances, the stratified paired bootstrap of its UA minus FP32's, and in the same run the speech
 graph's latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to FP32). eGeMAPS + LR on the same
-folds is the baseline (from ``edgeser.benchmarks.egemaps_baseline``'s cache, or openSMILE). ``edgeser bench
+folds is the baseline (from ``edgeser.benchmarks.studies.egemaps_baseline``'s cache, or openSMILE). ``edgeser bench
 --folds`` reads this file.
 
-    python -m edgeser.benchmarks.precision_folds --variant default=default \\
+    python -m edgeser.benchmarks.studies.precision_folds --variant default=default \\
         --variant int8-dynamic=runs/default-int8dyn --variant int8-static=runs/default-int8 \\
         --variant fp16=runs/default-fp16 \\
         --student "fewer layers: block 1=runs/tiny-l1" \\
@@ -30,19 +30,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
-from edgeser.benchmarks.fast_path import speech_clips
+from edgeser import EmotionRecognizer
 from edgeser.benchmarks.provenance import write_result
-from edgeser.benchmarks.stats import interval, latency_summary, paired_bootstrap_ua, time_interleaved
+from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.benchmarks.studies.egemaps_baseline import egemaps, fit_predict
 from edgeser.benchmarks.suite import machine
-from edgeser.datasets import Dataset, load_ravdess
+from edgeser.benchmarks.timing import encoder_latency
+from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
 from edgeser.export.features import compute
 from edgeser.export.model import FusionConfig
@@ -53,17 +52,6 @@ ROW = "speech: frames"
 EGEMAPS = "eGeMAPS + LR (speech)"
 ACCURACY = "5 actor folds (560)"
 """How the accuracy was measured, in the words ``edgeser bench`` puts in its table."""
-
-
-def encoder_latency(bundles: dict[str, str | Path], ds: Dataset, reference: str, repeats: int) -> dict[str, Any]:
-    """Each bundle's speech graph on 1, 4 and 10 s of speech, 1 thread, interleaved: p50 and ratio to
-    ``reference`` (under ``ratio_to_fp32``)."""
-    recs = {n: EmotionRecognizer.from_bundle(p, RuntimeOptions.cpu(threads=1)) for n, p in bundles.items()}
-    latency: dict[str, Any] = {}
-    for clip, wave in speech_clips(ds).items():
-        times = time_interleaved({n: partial(r.encode, wave, sample_rate=16000) for n, r in recs.items()}, repeats)
-        latency[clip] = latency_summary(times, reference, "ratio_to_fp32")
-    return latency
 
 
 def report(rows: dict[str, Any], latency: dict[str, Any], reference: str) -> None:

@@ -9,7 +9,7 @@ inside words (between two phones of the same word).
 - Default aligner: hama phoneme CTC + edgeser's Viterbi, for words where it finds as many phones as
   pocketsphinx. Its phone shift (CTC spikes come late) is chosen on actors 01-10, reported on 11-20.
 
-    python -m edgeser.benchmarks.phone_timing --per-actor 6 --out benchmarks/results/phone_timing.json
+    python -m edgeser.benchmarks.studies.phone_timing --per-actor 6 --out benchmarks/results/phone_timing.json
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from rich.progress import track
 
 from edgeser.aligner import default_aligner
 from edgeser.audio import load_audio
-from edgeser.benchmarks.align_agreement import DATA, select_files
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import error_summary
+from edgeser.benchmarks.studies.align_agreement import DATA, select_files
 from edgeser.options import SegmentOptions
 from edgeser.phonetics import normalize_words
 from edgeser.segmenter import segment

@@ -7,7 +7,7 @@ Speaker-independent: 5 folds of 4 held-out actors (01-04, 05-08, ...). Two norma
 Class-balanced logistic regression, C = 1. openSMILE is under audEERING's research licence; it is a
 benchmark dependency only (``pip install -e ".[bench]"``).
 
-    python -m edgeser.benchmarks.egemaps_baseline --out benchmarks/results/egemaps_baseline.json
+    python -m edgeser.benchmarks.studies.egemaps_baseline --out benchmarks/results/egemaps_baseline.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from edgeser.benchmarks.provenance import write_result
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import FoldScores, confusion_matrix
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 
 
 def egemaps(ds: Dataset, cache: Path) -> np.ndarray:

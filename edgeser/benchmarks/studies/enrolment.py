@@ -11,11 +11,11 @@ Over the five RAVDESS actor folds, on each fold:
   files (neutral, happy, angry, sad), which enrolment never sees, are scored with that profile.
 
 Reported per *K*: UA/WA of the 560 pooled predictions, per-fold UA, and the stratified paired bootstrap of the
-UA difference to the speaker-independent head of ``edgeser.benchmarks.ravdess_folds`` (same folds, same utterances,
-read from its result file).
+UA difference to the speaker-independent head of ``edgeser.benchmarks.studies.ravdess_folds`` (same folds, same
+utterances, read from its result file).
 
-    python -m edgeser.benchmarks.enrolment --bundle runs/tiny-l2 --folds benchmarks/results/ravdess_folds.json \\
-        --out benchmarks/results/enrolment.json
+    python -m edgeser.benchmarks.studies.enrolment --bundle runs/tiny-l2 \\
+        --folds benchmarks/results/ravdess_folds.json --out benchmarks/results/enrolment.json
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True, help="the encoder bundle the default is trained on")
     ap.add_argument("--folds", type=Path, required=True,
-                    help="edgeser.benchmarks.ravdess_folds result (the reference head)")
+                    help="edgeser.benchmarks.studies.ravdess_folds result (the reference head)")
     ap.add_argument("--row", default="speech: frames", choices=[n for n, v in VARIANTS.items()
                                                                 if v["levels"] == ("frame",) and not v["use_text"]],
                     help="the head configuration (frames only; the shipped default's)")

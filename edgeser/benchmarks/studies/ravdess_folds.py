@@ -1,11 +1,12 @@
 """The default model's recipe over all five RAVDESS actor folds, against eGeMAPS + logistic regression.
 
-One split of 4 test actors (112 utterances) cannot resolve a few points of UA (``edgeser.benchmarks.ravdess_ablation``
-gives its intervals), so every figure here pools the five actor folds (01-04 ... 17-20, 560 utterances).
+One split of 4 test actors (112 utterances) cannot resolve a few points of UA
+(``edgeser.benchmarks.studies.ravdess_ablation`` gives its intervals), so every figure here pools the five actor
+folds (01-04 ... 17-20, 560 utterances).
 
 A pretrained encoder that has never heard RAVDESS (the Whisper default) serves every fold as it is:
 
-    python -m edgeser.benchmarks.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
+    python -m edgeser.benchmarks.studies.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
         --out benchmarks/results/ravdess_folds.json
 
 An encoder trained with emotion labels (the previous compact default) needs one encoder per fold, trained
@@ -37,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer
-from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict, per_speaker
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.benchmarks.studies.egemaps_baseline import egemaps, fit_predict, per_speaker
 from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, SEGMENTER, TRAIN, VARIANTS
 from edgeser.export.features import compute

@@ -14,7 +14,7 @@ the speech-frames row and with the eGeMAPS + logistic-regression baseline (train
 openSMILE is installed) by a stratified paired bootstrap of the UA difference
 (``edgeser.benchmarks.stats.paired_bootstrap_ua``; 95% interval). Per-utterance predictions are kept in the result.
 
-    python -m edgeser.benchmarks.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
+    python -m edgeser.benchmarks.studies.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
         --out benchmarks/results/ravdess_ablation.json
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer
-from edgeser.benchmarks.egemaps_baseline import egemaps, fit_predict
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
+from edgeser.benchmarks.studies.egemaps_baseline import egemaps, fit_predict
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.export.default_model import DATA, HELD_OUT, SEGMENTER, TRAIN
 from edgeser.export.features import compute

@@ -5,7 +5,7 @@ segmentation is forced alignment of a transcript of natural length (~2.5 words/s
 CTC head, and pooling averages the frames over words, syllables and phones. The default aligner
 (hama phoneme CTC) is timed too: its own forward pass plus the same segmentation.
 
-    python -m edgeser.benchmarks.segment_speed --bundle bundles/demo --out benchmarks/results/segment_speed.json
+    python -m edgeser.benchmarks.studies.segment_speed --bundle bundles/demo --out benchmarks/results/segment_speed.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from edgeser.phonetics import Lexicon
 from edgeser.pooling import pool
 from edgeser.segmenter import segment
 
-SAMPLE = Path(__file__).resolve().parents[2] / "edgeser" / "samples" / "kids_talking.wav"
+SAMPLE = Path(__file__).resolve().parents[3] / "edgeser" / "samples" / "kids_talking.wav"
 T = TypeVar("T")
 WORDS = "kids are talking by the door and the dogs are sitting by the window today".split()
 

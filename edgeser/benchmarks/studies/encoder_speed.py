@@ -5,7 +5,7 @@ the variants interleaved round by round after a warm-up round; reported per leng
 and the round-by-round ratio to the first variant (median, p10-p90). Only the encoder is timed: the rest
 of the pipeline (segmentation, pooling, heads) is what ``edgeser bench`` measures.
 
-    python -m edgeser.benchmarks.encoder_speed --bundle teacher=default --bundle student=bundles/student \\
+    python -m edgeser.benchmarks.studies.encoder_speed --bundle teacher=default --bundle student=bundles/student \\
         --out benchmarks/results/encoder_speed.json
 """
 
@@ -24,7 +24,7 @@ from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 CLIP = DATA / "audio" / "Actor_17" / "03-01-05-02-01-01-17.flac"
 
 

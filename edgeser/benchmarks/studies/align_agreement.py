@@ -8,7 +8,7 @@ final-word lengthening: ``SegmentOptions``) are chosen on actors 01-10 by coordi
 boundaries within 50 ms, and reported on actors 11-20, which the choice never saw. The report also scores the library's
 defaults (which this procedure produced with ``--per-actor 24``), the earlier single-shift rule and raw spikes.
 
-    python -m edgeser.benchmarks.align_agreement --per-actor 24 --out benchmarks/results/align_agreement.json
+    python -m edgeser.benchmarks.studies.align_agreement --per-actor 24 --out benchmarks/results/align_agreement.json
 
 ``--cache DIR`` keeps the emissions (``emissions.npz``) and the reference alignments (``items.json``), no pickle,
 so that a re-run only re-scores.
@@ -34,7 +34,7 @@ from edgeser.options import SegmentOptions
 from edgeser.phonetics import Lexicon, normalize_words
 from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words, segment
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door.")
 UNRELATED = "The weather will be cold tomorrow morning."
 GRID_S = tuple(round(0.01 * i, 2) for i in range(26))

@@ -9,7 +9,7 @@ Static INT8: Q/DQ, per-channel int8 weights, uint8 activations, MatMul/Gemm/Conv
 interleaved round by round, ratios to FP32 per round. Each speech graph is also profiled once by op type
 (ONNX Runtime's profiler), to show where INT8 does and does not save time on this CPU.
 
-    python -m edgeser.benchmarks.precision --out benchmarks/results/precision.json
+    python -m edgeser.benchmarks.studies.precision --out benchmarks/results/precision.json
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 from edgeser.export.sources import speech_from_config, text_from_config
 from edgeser.graph_io import speech_feeds
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 SENTENCE = ("Well, I guess we will just have to wait and see what happens tomorrow morning at nine, "
             "when the others finally arrive here.")
 

@@ -11,7 +11,7 @@ utterances, the stratified paired bootstrap of the student's UA minus the teache
 latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to the teacher). ``edgeser bench
 --folds`` reads this file.
 
-    python -m edgeser.benchmarks.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
+    python -m edgeser.benchmarks.studies.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
         --work runs/student-p4 --out benchmarks/results/student_folds.json
 
 The last fold run (``--folds``) also gets its student's head (trained on that fold's 16 actors) as a complete
@@ -31,10 +31,11 @@ import numpy as np
 
 from edgeser import EmotionRecognizer
 from edgeser.audio import load_audio
-from edgeser.benchmarks.precision_folds import ACCURACY, ROW, encoder_latency, report
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import paired_bootstrap_ua
+from edgeser.benchmarks.studies.precision_folds import ACCURACY, ROW, report
 from edgeser.benchmarks.suite import machine
+from edgeser.benchmarks.timing import encoder_latency
 from edgeser.datasets import load_ravdess
 from edgeser.export.default_model import DATA, TRAIN, VARIANTS
 from edgeser.export.distill_whisper import StudentConfig, distil, save_student, teacher_frames, training_audio

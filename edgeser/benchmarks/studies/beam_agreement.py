@@ -6,7 +6,7 @@ apostrophe, labelled as edgeser labels them: "" for the blank, " " for the delim
 the rest), each a noisy path of 20-300 frames with a random sharpness, decodes each with both (beam width 32,
 as edgeser), counts identical top beams, and times both on the same inputs (interleaved).
 
-    python -m edgeser.benchmarks.beam_agreement --cases 300 --out benchmarks/results/beam_agreement.json
+    python -m edgeser.benchmarks.studies.beam_agreement --cases 300 --out benchmarks/results/beam_agreement.json
 
 Needs both: ``pip install "edgeser[align]"`` and ``pip install --no-deps pyctcdecode==0.5.0 pygtrie``.
 """
@@ -78,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     result = {"protocol": (__doc__ or "").split("\n\n")[1].replace("\n", " "), "machine": machine(),
               **compare(args.cases, args.seed),
-              "command": f"python -m edgeser.benchmarks.beam_agreement --cases {args.cases} --out {args.out}"}
+              "command": f"python -m edgeser.benchmarks.studies.beam_agreement --cases {args.cases} --out {args.out}"}
     write_result(args.out, result)
     print(f"{result['identical']}/{result['cases']} identical top beams; ctc-beam-decoder takes "
           f"x{result['time_ratio']} of pyctcdecode's time")
