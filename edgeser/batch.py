@@ -7,10 +7,12 @@ absolute, an optional ``text`` column; or a folder, every audio file under it), 
 already written, so a job killed halfway resumes where it stopped; ``batch.json`` records what the job was (its
 inputs' digest and settings) and a rerun with other inputs or settings into the same folder is refused.
 
-Every file gets one record, also when it fails: ``path`` (as given), ``status`` (``ok`` or ``error``), ``label``
-and ``probabilities`` (``None`` on error), ``error`` and ``error_type``, ``transcript``, ``duration_s``,
-``seconds`` (wall time of the file) and the stage ``timings``, and with ``segments`` the timed words, syllables
-and phones. ``summary.json`` counts them. A failure is recorded and counted, never fatal.
+Every file gets one record, also when it fails: ``path`` (as given), ``status`` (``ok`` or ``error``), ``error``
+and ``error_type``, ``duration_s``, ``seconds`` (wall time of the file), then the prediction's own fields as
+``edgeser predict --json`` prints them (:meth:`edgeser.results.Prediction.to_dict`: ``label``, ``probabilities``,
+``branches``, ``transcript``, ``speaker``, ``voiced_s``, the stage ``timings``, and with ``segments`` the timed
+``words``, ``syllables``, ``phones`` and their ``alignment_confidence``); every key is in every record, ``None``
+where it does not apply. ``summary.json`` counts them. A failure is recorded and counted, never fatal.
 
 Where recognition runs: in this process (:func:`run`), or on Ray (``ray_address`` / ``workers``): a Ray Data
 pipeline over the pending files with a pool of recognizer actors, each loading the bundle once; the driver
@@ -34,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeser.errors import DatasetError, EdgeserError, InputError
+from edgeser.results import Prediction
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-RECORD_FIELDS = ("path", "status", "label", "probabilities", "error", "error_type", "transcript", "duration_s",
-                 "seconds", "timings", "segments", "speaker")
-"""Every record has these keys (``segments`` is ``None`` unless asked for; ``speaker`` unless a profile is given)."""
+RECORD_FIELDS = ("path", "status", "error", "error_type", "duration_s", "seconds", *Prediction.FIELDS)
+"""Every record has these keys: the file's, then :meth:`Prediction.to_dict`'s (``None`` where one does not apply)."""
+FLOAT_FIELDS = {"duration_s", "seconds", "voiced_s", "alignment_confidence"}
 JOB = "batch.json"
 SUMMARY = "summary.json"
 
@@ -163,13 +166,8 @@ class Recognise:
             if not isinstance(e, EdgeserError):
                 log.exception("%s: recognition failed", item.path)
             out.update(status="error", error=str(e), error_type=type(e).__name__)
-        else:
-            d = pred.to_dict()
-            out.update(status="ok", label=pred.label, probabilities=pred.probabilities, transcript=pred.transcript,
-                       speaker=pred.speaker,
-                       timings=d["timings"])
-            if self.config.segments and pred.segmentation is not None:
-                out["segments"] = {k: d[k] for k in ("words", "syllables", "phones")}
+        else:  # the prediction as `edgeser predict --json` gives it: one shape everywhere
+            out.update(status="ok", **pred.to_dict())
         out["seconds"] = round(time.perf_counter() - t0, 4)
         return out
 
@@ -189,7 +187,7 @@ def job_description(items: Sequence[BatchItem], config: BatchConfig) -> dict[str
     digest = hashlib.sha256()
     for it in items:
         digest.update(json.dumps([it.path, it.resolved, it.text]).encode() + b"\n")
-    out = {"format": "edgeser-batch/1", "files": len(items), "inputs_sha256": digest.hexdigest(),
+    out = {"format": "edgeser-batch/2", "files": len(items), "inputs_sha256": digest.hexdigest(),
            "config": asdict(config)}
     if config.profile is not None:  # a profile rewritten in place is another job
         out["profile_sha256"] = hashlib.sha256(Path(config.profile).read_bytes()).hexdigest()
@@ -214,12 +212,11 @@ def write_shard(out: Path, k: int, records: Sequence[dict[str, Any]]) -> None:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
     os.replace(tmp, out / f"{name}.jsonl")
-    # nested values (probabilities, timings, segments) as JSON text: one schema for every shard, whatever each
-    # file gave (an error has no probabilities, a frames-only head no segments)
+    # nested values (probabilities, branches, timings, words, ...) as JSON text: one schema for every shard,
+    # whatever each file gave (an error has no probabilities, a frames-only head no segments)
     columns = {k: [json.dumps(v, allow_nan=False) if isinstance(v := r.get(k), (dict, list)) else v for r in records]
                for k in RECORD_FIELDS}
-    floats = {"duration_s", "seconds"}
-    schema = pa.schema([(k, pa.float64() if k in floats else pa.string()) for k in RECORD_FIELDS])
+    schema = pa.schema([(k, pa.float64() if k in FLOAT_FIELDS else pa.string()) for k in RECORD_FIELDS])
     tmp = out / f".{name}.parquet.tmp"
     parquet.write_table(pa.table(columns, schema=schema), str(tmp))
     os.replace(tmp, out / f"{name}.parquet")

@@ -107,6 +107,10 @@ class Prediction:
             frames, or the speech check); ``None`` where it did not.
     """
 
+    FIELDS = ("label", "probabilities", "branches", "transcript", "speaker", "voiced_s", "words", "syllables", "phones",
+              "alignment_confidence", "timings")
+    """Every key :meth:`to_dict` may give (``voiced_s`` and the segments' keys only where they were computed)."""
+
     label: str
     probabilities: dict[str, float]
     branches: dict[str, dict[str, float]]

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from edgeser import EmotionRecognizer
+from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.batch import RECORD_FIELDS, BatchConfig, read_inputs, read_records, run
 from edgeser.cli import main
 from edgeser.errors import DatasetError, InputError
@@ -83,6 +83,13 @@ def test_every_file_gets_a_record_and_failures_are_counted_not_fatal(corpus: Pat
     assert ok["duration_s"] == pytest.approx(sf.info(SAMPLE).duration, abs=1e-3) and ok["error"] is None
     assert bad["label"] is None and bad["error_type"] == "AudioError" and "c.wav" in bad["error"]
     assert "silent" in records[3]["error"]
+    # the prediction's fields are `edgeser predict --json`'s (Prediction.to_dict), the same shape everywhere
+    rec = EmotionRecognizer.from_bundle("default", RuntimeOptions(threads=1))
+    predicted = rec.predict(SAMPLE, check_speech=True).to_dict()
+    assert set(predicted) - {"timings"} <= set(ok) and ok["words"] is None and ok["voiced_s"] is not None
+    assert ok["label"] == predicted["label"] and ok["speaker"] == predicted["speaker"]
+    assert ok["probabilities"] == pytest.approx(predicted["probabilities"], abs=1e-6)
+    assert ok["voiced_s"] == predicted["voiced_s"] and set(ok["timings"]) == set(predicted["timings"])
     assert summary["files"] == 5 and summary["ok"] == 3 and summary["errors_by_type"] == {"AudioError": 2}
     assert summary["shards"] == summary["shards_written"] == 3
     assert json.loads((out / "summary.json").read_text())["files"] == 5
