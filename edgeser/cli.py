@@ -178,13 +178,14 @@ def _print_inspect(path: Path, m: Any, checks: list[FileCheck]) -> None:
         t.add_row("  source", json.dumps(x.provenance.get("source", {})))
         t.add_row("  parity", _parity(x.provenance))
         t.add_row("  precision", _precision(x.provenance))
-    for role, f in (("fusion", m.fusion), ("speaker head", m.speaker_fusion)):
+    for role, f in (("emotion head", m.fusion), ("speaker head", m.speaker_fusion)):
         if f is None:
             continue
+        kind = "fused: " if f.uses_text or list(f.levels) != ["frame"] else "speech only: "
         data = f.provenance.get("dataset", "unknown data")
         trained = (", ".join(f"{k} ({v.get('utterances', '?')} utts)" for k, v in data.items())
                    if isinstance(data, dict) else f"{data} ({f.provenance.get('utterances', '?')} utts)")
-        t.add_row(role, f"{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
+        t.add_row(role, f"{kind}{f.graph}: levels {list(f.levels)}, text {'yes' if f.uses_text else 'no'}, "
                         f"speech layer {f.layer}, pools {f.frame_mask} frames, temperature {f.temperature:g}; "
                         f"trained on {trained}")
         if f.provenance.get("configuration"):
@@ -375,7 +376,7 @@ def _transcripts(path: Path, audio: Sequence[Path]) -> dict[str, str]:
 @main.command()
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))  # a folder: a pointer to batch
 @click.option("--bundle", "bundle_path", default="default", show_default=True, type=click.Path(path_type=Path),
-              help="A bundle with a fusion head (from `edgeser train`), or 'default': the shipped model.")
+              help="A bundle with an emotion head (from `edgeser train`), or 'default': the shipped model.")
 @click.option("--text", default=None, help="The transcript (for a single AUDIO).")
 @click.option("--transcripts", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV with columns path,transcript, for several files.")

@@ -1,4 +1,5 @@
-"""Run an exported fusion graph (early + late fusion heads) on pooled speech features and text embeddings."""
+"""Run an exported emotion head (``fusion.onnx``): speech-only (pooled frame statistics, the default) or fused
+(early + late fusion of pooled speech levels and text embeddings, the paper's)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64":
 def check_tensors(path: Path, section: SpeechSection | TextSection | FusionSection,
                   tensors: dict[str, tuple[str, list[Any]]], classes: int | None) -> None:
     """The graph's inputs and outputs against bundle.json's spec: types, ranks, fixed sizes (an input the graph
-    takes at any size must be declared so, or no feed could pass), and the fusion head's number of classes
+    takes at any size must be declared so, or no feed could pass), and the emotion head's number of classes
     against the labels. Raises :class:`BundleError` naming the tensor."""
     for t in (*section.spec.inputs, *section.spec.outputs):
         kind, shape = tensors[t.name]

@@ -174,7 +174,7 @@ class SegmentOptions:
             raise InputError(f"final_end_scale must be in [0, 2], got {self.final_end_scale}")
 
     def boundary_rule(self) -> dict[str, Any]:
-        """The boundary rule's parameters as JSON-ready values (what a fusion head records, see
+        """The boundary rule's parameters as JSON-ready values (what an emotion head records, see
         :meth:`with_boundary_rule`)."""
         return {k: [list(p) for p in self.start_shift_by_class] if k == "start_shift_by_class" else getattr(self, k)
                 for k in BOUNDARY_RULE_FIELDS}

@@ -61,7 +61,7 @@ class EmotionRecognizer:
         self._speech = self._open(m.speech) if m.speech else None
         self._text = self._open(m.text) if m.text else None
         if m.fusion is not None and m.fusion.uses_text and m.text is None:
-            raise BundleError(f"{bundle.path}: its fusion head reads text but the bundle has no text encoder; "
+            raise BundleError(f"{bundle.path}: its emotion head reads text but the bundle has no text encoder; "
                               "export the bundle with its text encoder (edgeser export --text, edgeser train), or "
                               "use one trained with use_text = false")
         exposed = len(m.speech.exposed_layers) if m.speech else 0
@@ -148,7 +148,7 @@ class EmotionRecognizer:
 
     @property
     def fusion(self) -> FusionHead | None:
-        """The fusion head, where the bundle has one."""
+        """The emotion head, where the bundle has one."""
         return self._fusion
 
     @property
@@ -286,7 +286,7 @@ class EmotionRecognizer:
     def _segment_for_fusion(self, encoded: EncoderOutput, wave: np.ndarray, text: str | None = None, *,
                            options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
                            segmenter: str | None = None) -> Segmentation:
-        """The segments the fusion head expects: from the bundle's CTC head (same pass as ``encoded``), or
+        """The segments the emotion head expects: from the bundle's CTC head (same pass as ``encoded``), or
         from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``;
         ``segmenter`` overrides it, for computing training features before a head exists), with the boundary
         rule the head was trained with (``FusionSection.boundaries``; it overrides that part of ``options``)."""
@@ -300,7 +300,7 @@ class EmotionRecognizer:
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
 
     def _fusion_transcript(self, seg: Segmentation, text: str | None = None) -> str:
-        """The text a text-reading fusion head gets: the transcript, or the words decoded from the audio;
+        """The text a text-reading emotion head gets: the transcript, or the words decoded from the audio;
         decoded phones (a phonemic segmenter) are first spelled as words, since IPA means nothing to a text
         encoder."""
         if text is not None:
@@ -377,7 +377,7 @@ class EmotionRecognizer:
                 default head makes anyway. Streams and the service pass ``False``: their detector found the speech.
 
         Raises:
-            BundleError: The bundle has no fusion head (train one with ``edgeser train``), or no head for
+            BundleError: The bundle has no emotion head (train one with ``edgeser train``), or no head for
                 enrolled speakers when ``speaker`` is given.
             SpeakerError: ``speaker`` was made with another encoder.
             AudioError / AlignmentError / TextError: Unusable input, with the reason.
@@ -392,7 +392,7 @@ class EmotionRecognizer:
             self.check_profile(speaker)
             fusion, head = self.bundle.manifest.speaker_fusion, self._speaker_fusion
         if head is None or fusion is None:
-            raise BundleError(f"{self.bundle.path}: this bundle has no fusion head, so it cannot predict emotions; "
+            raise BundleError(f"{self.bundle.path}: this bundle has no emotion head, so it cannot predict emotions; "
                               "train one with `edgeser train --config ... --out ...`")
         t0 = time.perf_counter()
         wave = self.load_audio(audio, sample_rate)

@@ -137,7 +137,7 @@ makes today)."""
 @pytest.fixture(scope="session")
 def fixture_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Copies of the committed fixture bundles: ``tiny`` (speech with all layers + text), ``parts`` (speech +
-    a random fusion head, no text: like the shipped parts) and ``text`` (a text encoder alone)."""
+    a random emotion head, no text: like the shipped parts) and ``text`` (a text encoder alone)."""
     root = tmp_path_factory.mktemp("fixtures")
     out = {}
     for name in ("tiny", "parts", "text"):

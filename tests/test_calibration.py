@@ -95,7 +95,7 @@ def test_readers_give_each_graphs_inputs(corpus: Dataset, tmp_path: Path, tiny_b
                                sorted(it.seconds * 16000 for it in cset.items), atol=8)  # seconds kept to 1 ms
     text = list(feeds_for("text", cset, rec))
     assert len(text) == 4 and set(text[0]) == set(rec.bundle.manifest.text.spec.input_names)  # type: ignore[union-attr]
-    with pytest.raises(Exception, match="no fusion head"):
+    with pytest.raises(Exception, match="no emotion head"):
         feeds_for("fusion", cset, rec)
 
 

@@ -134,7 +134,7 @@ def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bun
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "b")])
     assert result.exit_code == 0 and "trained on corpus (8 utts)" in result.output
     result = CliRunner().invoke(main, ["predict", str(SAMPLE), "--bundle", str(tiny_bundle)])
-    assert result.exit_code == 1 and "no fusion head" in result.output
+    assert result.exit_code == 1 and "no emotion head" in result.output
     result = CliRunner().invoke(main, ["predict", str(SAMPLE), str(SAMPLE), "--bundle", str(tmp_path / "b"),
                                        "--text", "x"])
     assert result.exit_code == 2 and "--transcripts" in result.output

@@ -46,7 +46,7 @@ def text(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
 def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
     head, section = rec.fusion, rec.bundle.manifest.fusion
     if head is None or section is None:
-        raise BundleError(f"{rec.bundle.path}: no fusion head to calibrate")
+        raise BundleError(f"{rec.bundle.path}: no emotion head to calibrate")
     for i, item in enumerate(cset.items):
         wave = cset.audio(i)
         if section.frame_mask == "voiced":  # what predict feeds such a head: the speech span's voiced frames

@@ -182,7 +182,7 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
               help="Smallest share of the validation utterances whose label the variant must leave unchanged.")
 @click.option("--validation", type=click.Path(exists=True, path_type=Path), default=None,
               help="Labelled dataset for the UA guard (default: the --calibration dataset, minus the calibration "
-                   "utterances), when the bundle has a fusion head.")
+                   "utterances), when the bundle has an emotion head.")
 @click.option("--validation-size", type=int, default=600, show_default=True)
 @click.option("--target", type=click.Choice(["auto", "cpu-vnni", "cpu-avx2", "arm", "tensorrt"]), default="auto",
               show_default=True,

@@ -6,7 +6,7 @@
 
 1. Export the encoder (phoneme CTC + hidden states) with MiniLM into a bundle, or take the speech and text
    encoders of an existing bundle (one exported with both, ``edgeser export --speech ... --text minilm``),
-   leaving out any fusion head it has.
+   leaving out any emotion head it has.
 2. Features of every RAVDESS 4-class utterance through that bundle (one encoder pass each; segments from
    hama's phoneme aligner with the transcript: the compact encoder's own CTC head has only heard RAVDESS's
    two sentences, so it cannot segment other speech).
@@ -210,7 +210,7 @@ def actor_profiles(rec: EmotionRecognizer) -> dict[str, SpeakerProfile]:
 
 
 def encoders_only(bundle: Path, out: Path) -> None:
-    """A copy of ``bundle`` at ``out`` with its speech and text encoders and without its fusion head."""
+    """A copy of ``bundle`` at ``out`` with its speech and text encoders and without its emotion head."""
     src = Bundle.load(bundle)
     m = src.manifest
     if m.speech is None or m.text is None:

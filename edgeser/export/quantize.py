@@ -97,10 +97,10 @@ class QuantizeConfig:
     Attributes:
         precision: ``int8`` (static, calibrated), ``int8-dynamic`` or ``fp16``.
         method: Calibration method for ``int8``: ``minmax``, ``entropy`` or ``percentile``.
-        graphs: Which graphs to convert; the fusion head is tiny and stays FP32 by default.
+        graphs: Which graphs to convert; the emotion head is tiny and stays FP32 by default.
         per_channel: Per-channel weight scales (static INT8).
         ua_budget: Largest UA drop accepted against the FP32 parent, in points (needs a validation set and
-            a fusion head).
+            an emotion head).
         min_cosine: Smallest mean cosine similarity accepted between a variant's and the parent's hidden
             states (speech) or token embeddings (text) on the calibration utterances: catches the silent
             garbage output that quantized transformer speech models are known for.
