@@ -86,7 +86,7 @@ class EmotionRecognizer:
         """Load and check the bundle at ``path``; ``"default"`` names the shipped model (built on first use, see
         :mod:`edgeser.default`). ``graphs`` runs the graphs elsewhere: ``graphs(role, section)`` gives a
         :class:`~edgeser.backends.Backend` for ``"speech"``, ``"text"``, ``"fusion"`` or ``"speaker_fusion"``
-        (as the Triton pipeline model calls the graph models; see :mod:`edgeser.triton`).
+        (as the Triton pipeline model calls the graph models; see :mod:`edgeser.serving.triton`).
 
         Raises:
             BundleError: Missing, tampered or inconsistent bundle files.

@@ -273,7 +273,7 @@ def test_what_writes_to_stdout_during_a_job_goes_to_stderr() -> None:
     """`edgeser batch` prints its summary as the only thing on stdout: what a library writes to the process's stdout
     meanwhile (Ray's warnings, from C or Python) goes to stderr (a Ray run once ended its JSON with a warning)."""
     code = ("import os, sys\n"
-            "from edgeser.cli import stdout_to_stderr\n"
+            "from edgeser.cli.main import stdout_to_stderr\n"
             "with stdout_to_stderr():\n"
             "    os.write(1, b'from C\\n')\n"
             "    print('from Python')\n"

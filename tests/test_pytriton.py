@@ -1,5 +1,5 @@
 """edgeser serve --triton on PyTriton's real Triton server: real audio through tritonclient gives the runtime's
-prediction. PyTriton runs only from a venv of the system Python (see edgeser/pytriton_serve.py), so this skips
+prediction. PyTriton runs only from a venv of the system Python (see edgeser/serving/pytriton.py), so this skips
 elsewhere; .ci/run makes such a venv and runs these tests there. The written Triton repository runs on the same
 server (edgeser.benchmarks.triton_repo_check)."""
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def run_check(module: str, port: int, tmp_path: Path) -> dict:  # type: ignore[type-arg]
     """``python -m edgeser.benchmarks.<module>`` against PyTriton's server; its result file."""
     pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
-                                           '(pip install ".[cpu,pytriton]"; see edgeser/pytriton_serve.py)')
+                                           '(pip install ".[cpu,pytriton]"; see edgeser/serving/pytriton.py)')
     pytest.importorskip("tritonclient.http")
     out = tmp_path / "check.json"
     done = subprocess.run([sys.executable, "-m", f"edgeser.benchmarks.{module}", "--port", str(port), "--data",

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from edgeser.audio import SAMPLE_RATE
-from edgeser.service import Service, ServiceConfig, audio_format
+from edgeser.serving.service import Service, ServiceConfig, audio_format
 from edgeser.streaming import StreamOptions
 from edgeser.vad import EnergyVad
 from tests.conftest import wait_until
@@ -312,7 +312,7 @@ def test_deeply_nested_json_is_answered_as_an_error_and_the_stream_goes_on(runni
 FD_SERVER = """
 import resource, sys, threading, types
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-from edgeser.service import Service, ServiceConfig
+from edgeser.serving.service import Service, ServiceConfig
 from edgeser.vad import EnergyVad
 
 class Stub:
@@ -368,7 +368,7 @@ def test_the_service_outlives_running_out_of_file_descriptors(tmp_path: Any) -> 
 def test_a_gap_of_dropped_audio_keeps_stream_times() -> None:
     """When a connection's buffer overflows, its oldest audio is dropped and counted; utterances after the gap
     keep their true times in the stream."""
-    from edgeser.service import _AudioBuffer
+    from edgeser.serving.service import _AudioBuffer
 
     buffer = _AudioBuffer(limit=1000)
     for k in range(5):
@@ -392,7 +392,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
     script = tmp_path / "serve.py"
     script.write_text(
         "import sys, threading, types\n"
-        "from edgeser.service import Service, ServiceConfig\n"
+        "from edgeser.serving.service import Service, ServiceConfig\n"
         "from edgeser.vad import EnergyVad\n"
         "class R:\n"
         "    def warm_up(self): return 0.0\n"
@@ -420,7 +420,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
 def test_a_port_in_use_is_one_clear_error() -> None:
     import socket
 
-    from edgeser.service import ServiceError
+    from edgeser.serving.service import ServiceError
 
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

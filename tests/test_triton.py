@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from edgeser import EmotionRecognizer
 from edgeser.bundle import Bundle
 from edgeser.cli import main
-from edgeser.triton import PIPELINE, write_repository
+from edgeser.serving.triton import PIPELINE, write_repository
 from tests.conftest import SAMPLE
 
 TYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL", "float16": "TYPE_FP16"}
@@ -58,7 +58,7 @@ def test_every_config_parses_and_matches_the_bundle(tmp_path: Path) -> None:
     assert [o.name for o in pipeline.output] == ["PROBABILITIES", "LABEL", "RESULT"]
     assert list(pipeline.output[0].dims) == [len(m.labels)]
     assert pipeline.parameters["labels"].string_value == ",".join(m.labels)
-    assert "edgeser.triton_model" in (repo / PIPELINE / "1" / "model.py").read_text()
+    assert "edgeser.serving.triton_model" in (repo / PIPELINE / "1" / "model.py").read_text()
 
 
 def test_instance_kinds_and_the_tensorrt_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -145,7 +145,7 @@ def test_the_pipeline_model_gives_the_runtimes_prediction(tmp_path: Path, monkey
     probabilities as the runtime alone; a bad request gets an error response and the next is served."""
     import soundfile as sf
 
-    from edgeser.triton_model import TritonPythonModel
+    from edgeser.serving.triton_model import TritonPythonModel
 
     repo = Path(write_repository("default", tmp_path / "repo")["path"])
     pb = fake_pb_utils(repo)

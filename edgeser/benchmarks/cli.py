@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeser.cli_common import err, one_line_errors, ray_options, ray_target, wrote
+from edgeser.cli.common import err, one_line_errors, ray_options, ray_target, wrote
 from edgeser.options import BACKENDS
 
 

@@ -8,7 +8,7 @@ records the error it gets; stops the server with SIGTERM and records its exit st
     python -m edgeser.benchmarks.pytriton_check --data ../shared/data --out benchmarks/results/pytriton_check.json
 
 Run it in a venv made from the system Python with ``pip install ".[cpu]" nvidia-pytriton`` (see
-``edgeser/pytriton_serve.py`` for why).
+``edgeser/serving/pytriton.py`` for why).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ records the error a client gets; SIGTERM stops the server and its exit status is
     python -m edgeser.benchmarks.triton_repo_check --data ../shared/data --out benchmarks/results/triton_repo.json
 
 Run it where ``edgeser serve --triton`` runs: a venv of the system Python with ``pip install ".[cpu,pytriton]"``
-(see edgeser/pytriton_serve.py).
+(see edgeser/serving/pytriton.py).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main() -> None:
     args = ap.parse_args()
     import tritonclient.http as http
 
-    from edgeser.triton import write_repository
+    from edgeser.serving.triton import write_repository
 
     files = check_files(args.data)
     def client() -> Any:  # one per server run, closed before SIGTERM (Triton waits for open connections)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgeser.cli_common import one_line_errors, progress_bar
+from edgeser.cli.common import one_line_errors, progress_bar
 
 
 @click.group()

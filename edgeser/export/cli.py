@@ -14,7 +14,7 @@ import click
 from edgeser import default
 from edgeser.bundle import Bundle
 from edgeser.bundle_writer import check_out
-from edgeser.cli_common import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
+from edgeser.cli.common import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
 
 
 def _require_torch(command: str) -> None:

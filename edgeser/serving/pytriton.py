@@ -25,13 +25,13 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.errors import EdgeserError
-from edgeser.triton import predict_request, prediction_outputs
+from edgeser.serving.triton import predict_request, prediction_outputs
 
 log = logging.getLogger(__name__)
 
 MODEL = "edgeser"
 INSTALL = ('pip install nvidia-pytriton (in a venv made from the system Python, whose libpython its Triton stub '
-           'loads; see edgeser/pytriton_serve.py)')
+           'loads; see edgeser/serving/pytriton.py)')
 
 
 def infer_function(recognizer: Any) -> Any:

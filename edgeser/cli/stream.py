@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from edgeser import default
-from edgeser.cli_common import MIN_CONFIDENCE, TRUST, err, one_line_errors, runtime_options, styled, trusted_options
+from edgeser.cli.common import MIN_CONFIDENCE, TRUST, err, one_line_errors, runtime_options, styled, trusted_options
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.speaker import RunningSpeaker, SpeakerProfile
 
@@ -117,7 +117,7 @@ WEBSOCKET_ONLY = ("min_silence_s", "max_utterance_s", "adapt_speaker", "speaker_
 @click.option("--triton", "use_triton", is_flag=True,
               help="Instead: serve whole files on a Triton server through PyTriton (HTTP on --port, gRPC on "
                    "--port + 1, no metrics port; no token, origin or connection limits: see "
-                   "edgeser/pytriton_serve.py).")
+                   "edgeser/serving/pytriton.py).")
 @TRUST
 @runtime_options
 def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utterance_s: float,
@@ -125,12 +125,12 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
           queue_size: int, origins: tuple[str, ...], token_env: str | None, use_triton: bool,
           trust: tuple[Path, ...], backend: str, threads: int) -> None:
     """A WebSocket service for other processes on the robot: PCM in, one JSON result per utterance out
-    (protocol and limits in edgeser/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
+    (protocol and limits in edgeser/serving/service.py; example client: examples/ws_client.py). Needs edgeser[stream].
     Stops cleanly on Ctrl-C or SIGTERM."""
     import os
 
-    from edgeser.service import ServiceConfig
-    from edgeser.service import serve as run_service
+    from edgeser.serving.service import ServiceConfig
+    from edgeser.serving.service import serve as run_service
     from edgeser.streaming import StreamOptions
 
     if speaker_path is not None and adapt_speaker is not None:
@@ -143,7 +143,7 @@ def serve(host: str, port: int, bundle_path: Path, min_silence_s: float, max_utt
                                "(Triton's own server has no token, origin or connection limits; put an "
                                "authenticating proxy in front of it, or serve without --triton)")
     if use_triton:
-        from edgeser.pytriton_serve import serve_triton
+        from edgeser.serving.pytriton import serve_triton
 
         with one_line_errors():
             rec = EmotionRecognizer.from_bundle(default.resolve(bundle_path),

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from edgeser import __version__, default
 from edgeser.bundle import Bundle, FileCheck
-from edgeser.cli_common import (
+from edgeser.cli.common import (
     MIN_CONFIDENCE,
     TRUST,
     err,
@@ -33,7 +33,7 @@ from edgeser.cli_common import (
     styled,
     trusted_options,
 )
-from edgeser.cli_stream import listen, serve
+from edgeser.cli.stream import listen, serve
 from edgeser.errors import BundleError, EdgeserError
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
@@ -499,7 +499,7 @@ def batch(source: Path, bundle_path: str, out: Path, segments: bool, speech_chec
 def triton(bundle: Path, out: Path, backend: str, max_batch: int, instances: int, overwrite: bool) -> None:
     """Write a Triton model repository for BUNDLE (a folder or 'default'): one model per graph and a Python-backend
     model that runs the edgeser pipeline around them."""
-    from edgeser.triton import write_repository
+    from edgeser.serving.triton import write_repository
 
     with one_line_errors():
         result = write_repository(bundle, out, backend=backend, max_batch=max_batch, instances=instances,
@@ -567,5 +567,5 @@ def enroll(audio: tuple[Path, ...], bundle_path: Path, out: Path, overwrite: boo
         err.print(styled("yellow", "warning:", f" {warning}"))
 
 
-main.add_command(listen)  # the stream commands, from edgeser/cli_stream.py
+main.add_command(listen)  # the stream commands, from edgeser/cli/stream.py
 main.add_command(serve)

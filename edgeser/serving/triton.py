@@ -41,9 +41,9 @@ PIPELINE = "edgeser"
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "int8": "TYPE_INT8", "bool": "TYPE_BOOL"}
 BACKENDS = ("onnxruntime", "tensorrt")
-MODEL_PY = '''"""Triton Python-backend model: the edgeser pipeline around the graph models (see edgeser.triton)."""
+MODEL_PY = '''"""Triton Python-backend model: the edgeser pipeline around the graph models (edgeser.serving.triton)."""
 
-from edgeser.triton_model import TritonPythonModel  # noqa: F401
+from edgeser.serving.triton_model import TritonPythonModel  # noqa: F401
 '''
 
 

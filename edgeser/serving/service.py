@@ -65,11 +65,11 @@ import numpy as np
 from edgeser._optional import require
 from edgeser.audio import SAMPLE_RATE
 from edgeser.errors import EdgeserError
-from edgeser.service_config import CONFIG_KEYS as CONFIG_KEYS
-from edgeser.service_config import MAX_CHANNELS as MAX_CHANNELS
-from edgeser.service_config import SAMPLE_RATES as SAMPLE_RATES
-from edgeser.service_config import ServiceConfig as ServiceConfig
-from edgeser.service_config import audio_format as audio_format
+from edgeser.serving.config import CONFIG_KEYS as CONFIG_KEYS
+from edgeser.serving.config import MAX_CHANNELS as MAX_CHANNELS
+from edgeser.serving.config import SAMPLE_RATES as SAMPLE_RATES
+from edgeser.serving.config import ServiceConfig as ServiceConfig
+from edgeser.serving.config import audio_format as audio_format
 from edgeser.speaker import RunningSpeaker, SpeakerProfile
 from edgeser.streaming import (
     AudioStream,

@@ -1,5 +1,5 @@
-"""What the WebSocket service (:mod:`edgeser.service`) accepts: its limits and access (:class:`ServiceConfig`, each
-checked when made) and a client's configuration message (:func:`audio_format`)."""
+"""What the WebSocket service (:mod:`edgeser.serving.service`) accepts: its limits and access
+(:class:`ServiceConfig`, each checked when made) and a client's configuration message (:func:`audio_format`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ MAX_CHANNELS = 8
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Limits and access of :func:`edgeser.service.serve` (each checked when made; see that module's docstring).
+    """Limits and access of :func:`edgeser.serving.service.serve` (each checked when made; see that module's docstring).
 
     Attributes:
         host / port: Where to listen (port 0: any free port).

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.errors import EdgeserError
-from edgeser.triton import graph_model_name, predict_request, prediction_outputs
+from edgeser.serving.triton import graph_model_name, predict_request, prediction_outputs
 
 
 class BlsGraph:
