@@ -3,8 +3,8 @@
 The runtime needs numpy and ONNX Runtime only; it never imports torch.
 """
 
+from edgeser.alignment.segmenter import Segment, Segmentation
 from edgeser.audio import load_audio
-from edgeser.bundle import Bundle
 from edgeser.errors import (
     AlignmentError,
     AudioError,
@@ -18,10 +18,10 @@ from edgeser.errors import (
     ParityError,
     TextError,
 )
+from edgeser.model.bundle import Bundle
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
-from edgeser.segmenter import Segment, Segmentation
 from edgeser.streaming import AudioStream, StreamOptions, StreamResult
 
 __version__ = "0.1.0"

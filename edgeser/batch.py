@@ -436,8 +436,8 @@ def evaluate(bundle: str | os.PathLike[str], utterances: Sequence[Any], out: str
     utterance predicted (its transcript used where present; no speech check, as ``evaluate``), written under
     ``out``, and scored from the records. ``edgeser bench --ray`` scores its variants this way."""
     from edgeser import default
-    from edgeser.bundle import read_manifest
     from edgeser.metrics import scores
+    from edgeser.model.bundle import read_manifest
 
     items = []
     for i, u in enumerate(utterances):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.errors import DatasetError
+from edgeser.model.bundle import DEFAULT_LABELS
 
 IEMOCAP_LABELS = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
 """The standard 4-class IEMOCAP protocol: excited merged into happy; frustration, surprise, xxx, ... dropped."""

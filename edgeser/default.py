@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeser.bundle import MANIFEST
 from edgeser.errors import BundleError
+from edgeser.model.bundle import MANIFEST
 
 NAME = "default"
 SHIPPED = Path(__file__).parent / "models" / "default"

@@ -24,7 +24,7 @@ class RuntimeOptions:
         provider_options: Options per ONNX Runtime provider, ``((provider, ((key, value), ...)), ...)``.
         bundle_digest: Refuse any bundle but the one with this digest (``sha256:...``, as `edgeser inspect` prints).
         trusted_keys: Refuse any bundle not signed by one of these public keys (``ed25519:...``, the text of a
-            ``.pub`` file from `edgeser keygen`; see :mod:`edgeser.signing`).
+            ``.pub`` file from `edgeser keygen`; see :mod:`edgeser.model.signing`).
         min_confidence: Abstain below this: a prediction whose top (calibrated) probability is lower says
             ``"uncertain"`` as its label and keeps its probabilities (never a silent drop); ``None``: always a label.
     """
@@ -131,7 +131,7 @@ class SegmentOptions:
         start_shift_s: Word-start shift for first-phone classes not in ``start_shift_by_class`` (and for
             character CTC, where the first phone is not aligned).
         start_shift_by_class: ``((class, seconds), ...)`` with classes from
-            :func:`edgeser.phonetics.manner` (vowel, stop, sibilant, fricative, nasal, approximant).
+            :func:`edgeser.alignment.phonetics.manner` (vowel, stop, sibilant, fricative, nasal, approximant).
         overlap_s: How far a start may move before the previous word's last aligned frame.
         end_shift_s: Word-end shift inside an utterance.
         final_end_shift_s: Word-end shift of the last word; may be negative (the scaled term usually

@@ -11,23 +11,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeser import default
+from edgeser.alignment.ctc.emissions import Emissions
+from edgeser.alignment.phonetics.lexicon import Lexicon
+from edgeser.alignment.phonetics.p2g import PhonesToWords
+from edgeser.alignment.pooling import level_features
+from edgeser.alignment.segmenter import Segmentation, segment
 from edgeser.audio import SAMPLE_RATE, AudioSource, check_not_silent, load_audio
+from edgeser.audio.vad import SPEECH_CHECK_THRESHOLD, Voicing, voicing
 from edgeser.backends import Backend, OrtBackend
-from edgeser.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
-from edgeser.ctc.emissions import Emissions
 from edgeser.errors import AlignmentError, AudioError, BundleError, EdgeserError, NoSpeechError
-from edgeser.fusion import FusionHead
-from edgeser.graph_io import check_tensors, speech_feeds
+from edgeser.model.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
+from edgeser.model.graph_io import check_tensors, speech_feeds
+from edgeser.model.head import FusionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
-from edgeser.phonetics.lexicon import Lexicon
-from edgeser.phonetics.p2g import PhonesToWords
-from edgeser.pooling import level_features
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
-from edgeser.segmenter import Segmentation, segment
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
 from edgeser.system import int8_mismatch
 from edgeser.text import TextTokenizer, check_transcript
-from edgeser.vad import SPEECH_CHECK_THRESHOLD, Voicing, voicing
 
 if TYPE_CHECKING:
     from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
@@ -230,8 +230,8 @@ class EmotionRecognizer:
 
     def encode_speech(self, wave: np.ndarray, voiced: Voicing | None = None) -> tuple[EncoderOutput, np.ndarray]:
         """One encoder pass over the speech of one utterance (mono float32 at the bundle's rate, as
-        :meth:`load_audio` gives it): the span silero-vad calls speech (:meth:`edgeser.vad.Voicing.span`), and the
-        mask of its voiced frames (:meth:`~edgeser.vad.Voicing.frame_mask`). What a head with
+        :meth:`load_audio` gives it): the span silero-vad calls speech (:meth:`edgeser.audio.vad.Voicing.span`), and the
+        mask of its voiced frames (:meth:`~edgeser.audio.vad.Voicing.frame_mask`). What a head with
         ``frame_mask="voiced"`` reads, in prediction, enrolment and training alike: silence around the speech
         changes neither. ``voiced``: silero-vad's pass over ``wave``, when the caller has one.
 
@@ -294,7 +294,7 @@ class EmotionRecognizer:
         if fusion is not None and fusion.boundaries is not None:  # cut as the head's training segments were
             options = (options or SegmentOptions()).with_boundary_rule(fusion.boundaries)
         if (segmenter or (fusion.segmenter if fusion is not None else "bundle")) == "hama":
-            from edgeser.aligner import segment_wave
+            from edgeser.alignment.aligner import segment_wave
 
             return segment_wave(wave, text, options=options, lexicon=lexicon)
         return self.segment_encoded(encoded, text, options=options, lexicon=lexicon)
@@ -524,7 +524,7 @@ class EmotionRecognizer:
 
     def check_speech(self, wave: np.ndarray, name: object = "audio array", voiced: Voicing | None = None) -> None:
         """Raise :class:`NoSpeechError` when ``wave`` holds less than :data:`MIN_UTTERANCE_S` of chunks that
-        silero-vad scores at least :data:`~edgeser.vad.SPEECH_CHECK_THRESHOLD` (by ``voiced``, its pass over
+        silero-vad scores at least :data:`~edgeser.audio.vad.SPEECH_CHECK_THRESHOLD` (by ``voiced``, its pass over
         ``wave``, when the caller has one)."""
         speech = (voiced or voicing(wave)).seconds_at(SPEECH_CHECK_THRESHOLD)
         if speech < MIN_UTTERANCE_S:

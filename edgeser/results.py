@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.segmenter import Segmentation
+from edgeser.alignment.segmenter import Segmentation
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ class Prediction:
         branches: Per enabled branch (``early``, ``speech``, ``text``), its own class probabilities.
         transcript: The text used (given, or decoded from the audio); ``None`` when none was given and the
             head needed none.
-        segmentation: Words, syllables and phones with times (``edgeser.segmenter.Segmentation``); ``None`` when
-            the head reads only frames and no segments were asked for (``predict(..., segments=True)``).
+        segmentation: Words, syllables and phones with times (``edgeser.alignment.segmenter.Segmentation``);
+            ``None`` when the head reads only frames and no segments were asked for (``predict(..., segments=True)``).
         timings: Seconds per stage.
         speaker: How the speaker was known (``"profile (118 s)"``, ``"running estimate (34 s)"``), or ``None``:
             the speaker-independent head.

@@ -3,11 +3,11 @@ pipeline; results come with their time in the stream and the latency from end of
 
 Pieces, each usable alone:
 
-- :class:`~edgeser.vad.SileroVad` (in :mod:`edgeser.vad`): silero-vad's ONNX model (MIT; shipped in
+- :class:`~edgeser.audio.vad.SileroVad` (in :mod:`edgeser.audio.vad`): silero-vad's ONNX model (MIT; shipped in
   ``edgeser/models/vad`` with its licence, run by ONNX Runtime): speech probability per 32 ms.
 - :class:`UtteranceDetector`: probabilities → utterances, with padding, minimum speech, minimum silence,
   and a maximum length at which long speech is split (never dropped); optional partial results.
-- Sources (:mod:`edgeser.sources`, re-exported here): :func:`file_source` (real-time pace or as fast as possible),
+- Sources (:mod:`edgeser.audio.sources`, re-exported here): :func:`file_source` (real-time pace or as fast as possible),
   :func:`pcm_source` (raw 16-bit PCM, e.g. stdin from a ROS node or GStreamer), :func:`microphone_source`
   (``sounddevice``).
 - :class:`AudioStream`: the push-style stream object (as sherpa-onnx's ``OnlineStream``): the caller pushes
@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import SAMPLE_RATE, Resampler, pcm_to_float
+from edgeser.audio.sources import InputMeter as InputMeter
+from edgeser.audio.sources import PcmDecoder as PcmDecoder
+from edgeser.audio.sources import Source as Source
+from edgeser.audio.sources import file_source as file_source
+from edgeser.audio.sources import microphone_source as microphone_source
+from edgeser.audio.sources import pcm_source as pcm_source
+from edgeser.audio.vad import CHUNK, SileroVad
 from edgeser.errors import AudioError, EdgeserError, InputError
 from edgeser.results import Prediction
-from edgeser.sources import InputMeter as InputMeter
-from edgeser.sources import PcmDecoder as PcmDecoder
-from edgeser.sources import Source as Source
-from edgeser.sources import file_source as file_source
-from edgeser.sources import microphone_source as microphone_source
-from edgeser.sources import pcm_source as pcm_source
-from edgeser.vad import CHUNK, SileroVad
 
 log = logging.getLogger(__name__)
 

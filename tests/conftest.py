@@ -149,8 +149,8 @@ def fixture_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 def with_text_encoder(base: Path, text_from: Path, out: Path) -> Path:
     """A bundle at ``out`` with every file and section of ``base`` (speech and a head that reads text) and the text
     encoder of ``text_from``: the fixture parts made whole, as ``edgeser export --text`` would have made them."""
-    from edgeser.bundle import Bundle, Manifest
-    from edgeser.bundle_writer import write_bundle
+    from edgeser.model.bundle import Bundle, Manifest
+    from edgeser.model.writer import write_bundle
 
     a, b = Bundle.load(base), Bundle.load(text_from)
     text = b.manifest.text

@@ -140,7 +140,7 @@ def test_output_length_follows_the_rate_ratio(rate: int, seconds: float) -> None
 def test_recognizer_reads_and_checks_audio_once(tiny_bundle, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     """segment() loads and validates its input once; the encoder does not read it again (one clip warning)."""
     from edgeser import EmotionRecognizer
-    from edgeser.phonetics import Lexicon
+    from edgeser.alignment.phonetics import Lexicon
 
     rec = EmotionRecognizer.from_bundle(tiny_bundle)
     loud = np.clip(load_audio(SAMPLE) * 50, -1, 1)

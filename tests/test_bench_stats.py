@@ -202,9 +202,9 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
 
 
 def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
+    from edgeser.alignment.ctc.emissions import Emissions
     from edgeser.benchmarks.studies.align_agreement import load_cache, save_cache
-    from edgeser.bundle import CtcVocab
-    from edgeser.ctc.emissions import Emissions
+    from edgeser.model.bundle import CtcVocab
 
     vocab = CtcVocab(("<b>", "a", "b"), 0, None, None, "phonemes")
     em = Emissions(np.log(np.full((5, 3), 1 / 3, np.float32)), vocab, 0.02, 0.01)
@@ -249,8 +249,8 @@ def test_bench_never_scores_a_bundle_on_speakers_it_was_trained_on() -> None:
     import types
 
     from edgeser.benchmarks.suite import split
-    from edgeser.bundle import DEFAULT_LABELS, Bundle
     from edgeser.datasets import Dataset, Utterance
+    from edgeser.model.bundle import DEFAULT_LABELS, Bundle
 
     actors = [f"Actor_{i:02d}" for i in range(1, 21)]
     ds = Dataset("ravdess", tuple(Utterance(id=f"{a}-{k}", path=None, speaker=a, group=a, label="sad",

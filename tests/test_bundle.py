@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from edgeser import EmotionRecognizer
-from edgeser.bundle import Bundle, Manifest, read_manifest
-from edgeser.bundle_writer import write_bundle
 from edgeser.errors import BundleError
+from edgeser.model.bundle import Bundle, Manifest, read_manifest
+from edgeser.model.writer import write_bundle
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_swapped_graph_is_caught_by_metadata(bundle: Path) -> None:
     shutil.copy(bundle / "text.onnx", bundle / "speech.onnx")
 
     def rehash(d: dict) -> None:  # type: ignore[type-arg]
-        from edgeser.bundle import sha256_file
+        from edgeser.model.bundle import sha256_file
 
         d["files"]["speech.onnx"] = {"sha256": sha256_file(bundle / "speech.onnx"),
                                      "bytes": (bundle / "speech.onnx").stat().st_size}
@@ -158,7 +158,7 @@ def test_written_bundles_are_readable_like_any_folder(tmp_path: Path) -> None:
     import os
     import stat
 
-    from edgeser.bundle_writer import write_bundle
+    from edgeser.model.writer import write_bundle
 
     with write_bundle(tmp_path / "b") as writer:
         writer.path("x.txt").write_text("x")

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.bundle import MAX_MANIFEST_BYTES, Bundle, manifest_digest
 from edgeser.errors import BundleError, EdgeserError
+from edgeser.model.bundle import MAX_MANIFEST_BYTES, Bundle, manifest_digest
 from tests.conftest import SAMPLE
 from tests.fuzzing import fuzz_settings, record
 
@@ -48,7 +48,7 @@ def test_signed_bundles_and_trusted_keys(bundle: Path, tmp_path: Path) -> None:
     """Sign with one key: trusted by that key, refused by another's; a swapped head (new fusion.onnx with a
     matching sha256 in bundle.json) breaks the signature; an unsigned bundle is refused when keys are trusted."""
     pytest.importorskip("cryptography")
-    from edgeser.signing import generate_key, key_id, sign_bundle
+    from edgeser.model.signing import generate_key, key_id, sign_bundle
 
     private, public = generate_key(tmp_path / "keys" / "release")
     _, other = generate_key(tmp_path / "keys" / "other")
@@ -197,7 +197,7 @@ def test_a_killed_writes_staging_folder_is_removed_at_the_next_write(tmp_path: P
     import subprocess
     import sys
 
-    from edgeser.bundle_writer import OWNER, write_bundle
+    from edgeser.model.writer import OWNER, write_bundle
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / ".b.staging-abc"
@@ -225,8 +225,8 @@ def test_a_refused_out_is_refused_before_the_work(tmp_path: Path) -> None:
 
 
 def test_a_file_too_large_for_a_bundle_is_refused_when_written(tmp_path: Path) -> None:
-    from edgeser.bundle import MAX_FILE_BYTES, Manifest
-    from edgeser.bundle_writer import write_bundle
+    from edgeser.model.bundle import MAX_FILE_BYTES, Manifest
+    from edgeser.model.writer import write_bundle
 
     with pytest.raises(BundleError, match="more than a bundle file may be"), write_bundle(tmp_path / "b") as w:
         with open(w.path("speech.onnx"), "wb") as f:
@@ -240,7 +240,7 @@ def test_weights_in_an_unlisted_file_are_refused_at_load_and_signing(bundle: Pat
     signature covered that file, so editing it changed the label behind a valid signature (issue 25, item 15).
     Loading and signing now refuse such a bundle."""
     onnx = pytest.importorskip("onnx")
-    from edgeser.bundle import sha256_file
+    from edgeser.model.bundle import sha256_file
 
     graph = bundle / "fusion.onnx"
     model = onnx.load(str(graph))
@@ -250,7 +250,7 @@ def test_weights_in_an_unlisted_file_are_refused_at_load_and_signing(bundle: Pat
     with pytest.raises(BundleError, match=r"keeps weights in 'fusion\.bin', which bundle\.json does not list"):
         EmotionRecognizer.from_bundle(bundle)
     pytest.importorskip("cryptography")
-    from edgeser.signing import generate_key, sign_bundle
+    from edgeser.model.signing import generate_key, sign_bundle
 
     private, _ = generate_key(tmp_path / "k")
     with pytest.raises(BundleError, match="does not list"):
@@ -272,7 +272,7 @@ def test_trust_reads_a_bounded_public_key_and_never_echoes_a_private_one(tmp_pat
     from click.testing import CliRunner
 
     from edgeser.cli import main
-    from edgeser.signing import generate_key
+    from edgeser.model.signing import generate_key
 
     private, _ = generate_key(tmp_path / "k")
     for key, says in (("/dev/zero", "not a regular file"), (str(private), "that is a private key")):

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeser.ctc import align as align_module
-from edgeser.ctc import align_states, forced_align, merge_tokens
+from edgeser.alignment.ctc import align as align_module
+from edgeser.alignment.ctc import align_states, forced_align, merge_tokens
 from edgeser.errors import AlignmentError
 
 
@@ -114,7 +114,7 @@ def test_hama_tensor_names_come_from_its_public_session() -> None:
     """The aligner finds hama's graph tensors by name on ``ASRModel.session`` (not hama's private attributes); the
     names are the ones hama resolves for itself, and a graph without them is refused by name."""
     pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
-    from edgeser.ctc.hama import HamaAligner, _tensor
+    from edgeser.alignment.ctc.hama import HamaAligner, _tensor
     from edgeser.errors import BackendError
 
     aligner = HamaAligner()

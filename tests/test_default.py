@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from edgeser import EmotionRecognizer, default
-from edgeser.bundle import Bundle
 from edgeser.errors import BundleError
+from edgeser.model.bundle import Bundle
 from tests.conftest import SAMPLE, with_text_encoder
 
 
@@ -76,7 +76,7 @@ def test_segments_are_cut_with_the_boundary_rule_the_head_was_trained_with(parts
     pytest.importorskip("hama")
     import json
 
-    from edgeser.aligner import segment_wave
+    from edgeser.alignment.aligner import segment_wave
     from edgeser.options import SegmentOptions
 
     full = tmp_path / "full"

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("hama", reason="the CTC teacher is hama's phoneme recognizer (edgeser[align])")
 
 from edgeser import EmotionRecognizer  # noqa: E402
+from edgeser.alignment.ctc.hama import HamaAligner  # noqa: E402
 from edgeser.audio import load_audio  # noqa: E402
-from edgeser.ctc.hama import HamaAligner  # noqa: E402
 from edgeser.export.encoder import (  # noqa: E402
     VOCAB,
     WORD_BOUNDARY,

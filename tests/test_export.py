@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgeser import EmotionRecognizer, load_audio
-from edgeser.bundle import Bundle
 from edgeser.errors import BundleError, ParityError
+from edgeser.model.bundle import Bundle
 from tests.conftest import SAMPLE, real_speech
 
 torch = pytest.importorskip("torch")

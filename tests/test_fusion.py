@@ -189,9 +189,9 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
     """Real speech through the bundle, real segmentation and pooling, real text embeddings; then the
     exported fusion graph in ONNX Runtime against the torch model on those same arrays."""
     from edgeser import EmotionRecognizer, RuntimeOptions
-    from edgeser.fusion import FusionHead
-    from edgeser.phonetics import Lexicon
-    from edgeser.pooling import level_features
+    from edgeser.alignment.phonetics import Lexicon
+    from edgeser.alignment.pooling import level_features
+    from edgeser.model.head import FusionHead
     from tests.conftest import SAMPLE, ravdess_files
 
     rec = EmotionRecognizer.from_bundle(tiny_bundle)

@@ -116,8 +116,8 @@ MESSAGES = st.lists(st.one_of(
 @pytest.fixture(scope="module")
 def service_url() -> Any:
     pytest.importorskip("websockets")
+    from edgeser.audio.vad import EnergyVad
     from edgeser.serving.service import Service, ServiceConfig
-    from edgeser.vad import EnergyVad
 
     service = Service(REC, ServiceConfig(port=0, idle_timeout_s=5), vad=lambda: EnergyVad(-40))
     ready = threading.Event()

@@ -129,8 +129,8 @@ def test_the_speech_check_counts_speech_silero_scores_low() -> None:
     tone or music reached 0.15 for 0.25 s)."""
     import numpy as np
 
+    from edgeser.audio.vad import Voicing
     from edgeser.errors import NoSpeechError
-    from edgeser.vad import Voicing
 
     rec = EmotionRecognizer.from_bundle("default")
     wave = np.zeros(48_000, np.float32)

@@ -74,10 +74,10 @@ def test_imports_run_one_way_and_the_runtime_imports_nothing_above_it() -> None:
 
 def test_the_walk_would_catch_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "default.py"
-    bad.write_text("def f():\n    from edgeser.export.pipeline import export_bundle\n    from . import bundle\n"
+    bad.write_text("def f():\n    from edgeser.export.pipeline import export_bundle\n    from .model import bundle\n"
                    "    from edgeser import benchmarks\n")
     found = imports(bad, "edgeser.default")
-    assert (2, "edgeser.export.pipeline") in found and (3, "edgeser.bundle") in found
+    assert (2, "edgeser.export.pipeline") in found and (3, "edgeser.model.bundle") in found
     assert (4, "edgeser.benchmarks") in found
     assert layer("edgeser.export.pipeline") == 2 > layer("edgeser.default") == 0  # type: ignore[operator]
 

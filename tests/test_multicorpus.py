@@ -91,8 +91,8 @@ def test_the_encoder_bundle_keeps_the_speech_graph_alone_and_its_outputs(tiny_bu
     """What a head is shipped over: the speech encoder only, float16-exact weights stored as float16, outputs equal
     to the source's (the random fixture's weights are not float16-exact, so they stay float32)."""
     from edgeser import EmotionRecognizer
-    from edgeser.bundle import Bundle
     from edgeser.export.multicorpus import encoders_only_speech
+    from edgeser.model.bundle import Bundle
 
     encoders_only_speech(tiny_bundle, tmp_path / "enc")
     m = Bundle.load(tmp_path / "enc").manifest

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeser.phonetics import Lexicon, normalize_words, syllabify
-from edgeser.phonetics.lexicon import ARPABET_TO_IPA, equivalents
+from edgeser.alignment.phonetics import Lexicon, normalize_words, syllabify
+from edgeser.alignment.phonetics.lexicon import ARPABET_TO_IPA, equivalents
 
 
 @pytest.mark.parametrize("text,words", [
@@ -86,8 +86,8 @@ def test_cmudict_and_hama_g2p() -> None:
 
 
 def test_manner_classes() -> None:
+    from edgeser.alignment.phonetics import manner
     from edgeser.options import SegmentOptions
-    from edgeser.phonetics import manner
 
     assert [manner(p) for p in ("aɪ", "k", "d͡ʒ", "ʃ", "ð", "ŋ", "ɹ", "iː", "@")] == [
         "vowel", "stop", "stop", "sibilant", "fricative", "nasal", "approximant", "vowel", None]

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from edgeser import EmotionRecognizer
-from edgeser.bundle import Bundle
 from edgeser.datasets import Dataset, Utterance
+from edgeser.model.bundle import Bundle
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.export

@@ -14,17 +14,17 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeser.alignment.ctc.emissions import Emissions
+from edgeser.alignment.phonetics import Lexicon
+from edgeser.alignment.pooling import assignment, frame_centres_s, pool, pool_batch
+from edgeser.alignment.segmenter import PHONES_ALIGNED, PHONES_UNIFORM, Segment, segment
+from edgeser.alignment.textgrid import to_textgrid
 from edgeser.audio import check_not_silent
-from edgeser.bundle import CtcVocab
 from edgeser.cli import main
-from edgeser.ctc.emissions import Emissions
 from edgeser.errors import AlignmentError
+from edgeser.model.bundle import CtcVocab
+from edgeser.model.specs import FrameFormula
 from edgeser.options import SegmentOptions
-from edgeser.phonetics import Lexicon
-from edgeser.pooling import assignment, frame_centres_s, pool, pool_batch
-from edgeser.segmenter import PHONES_ALIGNED, PHONES_UNIFORM, Segment, segment
-from edgeser.specs import FrameFormula
-from edgeser.textgrid import to_textgrid
 from tests.conftest import SAMPLE, ravdess_files
 
 CHARS = CtcVocab(tokens=("<pad>", "|", "A", "B", "C", "'"), blank_id=0, word_delimiter="|", unk_token=None,
@@ -168,7 +168,7 @@ def test_textgrid_tiles_the_whole_duration() -> None:
 def test_default_aligner_on_real_speech() -> None:
     pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
     pytest.importorskip("pocketsphinx", reason="CMUdict comes from pocketsphinx (edgeser[align])")
-    from edgeser.aligner import align
+    from edgeser.alignment.aligner import align
 
     files = ravdess_files(2)
     seg = align(files[0], "Kids are talking by the door.")
@@ -227,7 +227,7 @@ def test_default_aligner_covers_audio_beyond_hamas_30_s_limit() -> None:
     """hama's recognizer stops silently at 30 s; the aligner feeds it chunks, so 40+ s are covered to the end."""
     pytest.importorskip("hama", reason="the default aligner is hama's phoneme recognizer (edgeser[align])")
     pytest.importorskip("pocketsphinx", reason="CMUdict comes from pocketsphinx (edgeser[align])")
-    from edgeser.aligner import align, default_aligner
+    from edgeser.alignment.aligner import align, default_aligner
     from edgeser.audio import load_audio
 
     sentences = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
@@ -247,7 +247,7 @@ def test_default_aligner_covers_audio_beyond_hamas_30_s_limit() -> None:
 
 
 def test_decoder_labels_are_exact_and_explicit() -> None:
-    from edgeser.ctc.decode import _labels
+    from edgeser.alignment.ctc.decode import _labels
 
     labels = _labels(CHARS.tokens, CHARS.blank_id, CHARS.word_delimiter)
     assert labels[0] == "" and labels[1] == " " and len(set(labels[2:])) == 4 and not any(x.isalpha() for x in labels)
@@ -280,7 +280,7 @@ def test_negative_final_shift_moves_the_last_end_earlier_but_keeps_one_frame() -
 
 
 def test_a_precomputed_path_gives_the_same_segmentation() -> None:
-    from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words
+    from edgeser.alignment.segmenter import align_words, choose_pronunciations, forced_path, plan_words
 
     em = peaks(PHONES, 40, {3: "s", 6: "æ", 9: "b", 14: "<wb>", 18: "ə"})
     candidates, _ = plan_words(["cab", "a"], em, LEXICON, "error")
@@ -298,7 +298,7 @@ def test_a_precomputed_path_gives_the_same_segmentation() -> None:
 
 
 def test_phones_and_syllables_group_by_word_even_when_squeezed_to_zero_length() -> None:
-    from edgeser.segmenter import Segmentation
+    from edgeser.alignment.segmenter import Segmentation
 
     def seg(level: str, label: str, a: float, b: float) -> Segment:
         return Segment(level, label, a, b, 1.0)
@@ -339,8 +339,8 @@ def test_long_audio_keeps_its_times_across_hama_chunks() -> None:
     """Chunks of at most 20 s: every time stayed 20 ms later per chunk (10 min: 0.6-0.9 s late), and a decoded
     "word" ran across the cut. The sample placed four times in 70 s is found where it was put, word by word."""
     pytest.importorskip("hama")
+    from edgeser.alignment.ctc.hama import HamaAligner
     from edgeser.audio import load_audio
-    from edgeser.ctc.hama import HamaAligner
 
     aligner = HamaAligner()
     wave = load_audio(SAMPLE)

@@ -18,9 +18,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from edgeser.audio import SAMPLE_RATE
+from edgeser.audio.vad import EnergyVad
 from edgeser.serving.service import Service, ServiceConfig, audio_format
 from edgeser.streaming import StreamOptions
-from edgeser.vad import EnergyVad
 from tests.conftest import wait_until
 
 SR = SAMPLE_RATE
@@ -313,7 +313,7 @@ FD_SERVER = """
 import resource, sys, threading, types
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 from edgeser.serving.service import Service, ServiceConfig
-from edgeser.vad import EnergyVad
+from edgeser.audio.vad import EnergyVad
 
 class Stub:
     def warm_up(self):
@@ -393,7 +393,7 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Any) -> None:
     script.write_text(
         "import sys, threading, types\n"
         "from edgeser.serving.service import Service, ServiceConfig\n"
-        "from edgeser.vad import EnergyVad\n"
+        "from edgeser.audio.vad import EnergyVad\n"
         "class R:\n"
         "    def warm_up(self): return 0.0\n"
         "    def predict(self, s, sample_rate, speaker=None, check_speech=True):\n"

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeser.errors import BundleError
-from edgeser.specs import FrameFormula, GraphSpec, TensorSpec
+from edgeser.model.specs import FrameFormula, GraphSpec, TensorSpec
 
 BASE = FrameFormula((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 16000)
 

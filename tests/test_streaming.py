@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from edgeser.audio.vad import EnergyVad
 from edgeser.errors import InputError
 from edgeser.streaming import (
     SAMPLE_RATE,
@@ -22,7 +23,6 @@ from edgeser.streaming import (
     pcm_source,
     stream,
 )
-from edgeser.vad import EnergyVad
 
 SR = SAMPLE_RATE
 
@@ -192,7 +192,7 @@ def test_options_are_checked() -> None:
 def test_silero_finds_the_speech_in_the_sample() -> None:
     """The shipped silero-vad model (no silero-vad package needed) finds both copies of the sample."""
     from edgeser.audio import load_audio
-    from edgeser.vad import SileroVad
+    from edgeser.audio.vad import SileroVad
     from tests.conftest import SAMPLE
 
     speech = load_audio(SAMPLE)

@@ -13,9 +13,9 @@ import pytest
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.backends.trt import check_engine
-from edgeser.bundle import Bundle, EngineEntry, Manifest
 from edgeser.errors import BackendUnavailableError, BundleError
-from edgeser.specs import GraphSpec, TensorSpec
+from edgeser.model.bundle import Bundle, EngineEntry, Manifest
+from edgeser.model.specs import GraphSpec, TensorSpec
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 

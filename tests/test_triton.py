@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgeser import EmotionRecognizer
-from edgeser.bundle import Bundle
 from edgeser.cli import main
+from edgeser.model.bundle import Bundle
 from edgeser.serving.triton import PIPELINE, write_repository
 from tests.conftest import SAMPLE
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgeser.audio import load_audio
-from edgeser.specs import FrameFormula
-from edgeser.vad import CHUNK, MIN_VOICED_S, Voicing, voicing
+from edgeser.audio.vad import CHUNK, MIN_VOICED_S, Voicing, voicing
+from edgeser.model.specs import FrameFormula
 
 SAMPLE = "edgeser/samples/kids_talking.wav"
 # Whisper's grid (the default's speech graph): 20 ms frames
@@ -51,7 +51,7 @@ def test_silence_added_around_speech_is_masked_out() -> None:
 
 def test_the_shipped_vad_model_is_checked_and_its_state_layout_read_from_the_graph(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgeser.vad as vad_module
+    import edgeser.audio.vad as vad_module
     from edgeser.errors import BackendError, BackendUnavailableError
 
     assert vad_module.silero_model_path() == vad_module.SILERO_MODEL
@@ -82,7 +82,7 @@ def test_the_shipped_vad_model_is_checked_and_its_state_layout_read_from_the_gra
 
 
 def test_a_whole_utterance_gets_what_chunk_by_chunk_calls_give() -> None:
-    from edgeser.vad import SileroVad
+    from edgeser.audio.vad import SileroVad
 
     wave = load_audio(SAMPLE)[: 40 * CHUNK]
     one, many = SileroVad(), SileroVad()

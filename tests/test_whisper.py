@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeser.errors import AudioError, BundleError
-from edgeser.specs import FrameFormula
+from edgeser.model.specs import FrameFormula
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

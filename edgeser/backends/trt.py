@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from edgeser._optional import require
-from edgeser.bundle import EngineEntry
 from edgeser.errors import BackendError, BackendUnavailableError, BundleError, InputError
-from edgeser.specs import GraphSpec
+from edgeser.model.bundle import EngineEntry
+from edgeser.model.specs import GraphSpec
 
 _INSTALL = "JetPack's TensorRT on Jetson (python3-libnvinfer), NVIDIA's tensorrt wheels elsewhere; plus cuda-python"
 

@@ -49,14 +49,14 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.audio.vad import voicing
 from edgeser.benchmarks.generalisation import conditions
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import paired_bootstrap_ua, time_interleaved
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import Dataset
 from edgeser.export.multicorpus import CORPORA, balanced_weights, cached, fit_lr, fit_mlp, load_corpus, mlp_log_probs
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
-from edgeser.vad import voicing
+from edgeser.model.bundle import DEFAULT_LABELS
 
 SHIPPED = ("tiny.en", 2)
 """The shipped default's encoder and layer (tiny.en cut after block 2)."""

@@ -48,8 +48,8 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer, RuntimeOptions
+from edgeser.audio.vad import SileroVad
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import Dataset, Utterance
 from edgeser.export import augment as aug
 from edgeser.export.multicorpus import (
@@ -75,8 +75,8 @@ from edgeser.export.multicorpus import (
     waves,
 )
 from edgeser.metrics import confusion_matrix, expected_calibration_error, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import DEFAULT_LABELS
 from edgeser.streaming import StreamOptions, UtteranceDetector
-from edgeser.vad import SileroVad
 
 COPIES = 2
 GAP_S = 1.5

@@ -41,9 +41,9 @@ from edgeser.benchmarks.generalisation import (
     speaker_folds,
     within,
 )
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.export.multicorpus import CORPORA, HeadSpec, features
 from edgeser.metrics import confusion_matrix, unweighted_accuracy
+from edgeser.model.bundle import DEFAULT_LABELS
 
 FIRST = HeadSpec()  # the head first shipped with this recipe: 128 wide, dropout 0.1, 30 epochs
 RECIPE = Recipe("voiced", CORPORA, 2, "mlp", FIRST)

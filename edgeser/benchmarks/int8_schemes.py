@@ -42,9 +42,9 @@ from edgeser import EmotionRecognizer, default
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser.benchmarks.timing import encoder_latency
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.export.multicorpus import CORPORA, DATA, balanced_weights, features, fit_mlp, load_corpus, mlp_log_probs
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import DEFAULT_LABELS
 
 SCHEMES = {"int8 cpu-vnni": ["--precision", "int8", "--target", "cpu-vnni"],
            "int8 cpu-avx2": ["--precision", "int8", "--target", "cpu-avx2"],

@@ -7,7 +7,7 @@ Speech: every recording of RAVDESS, EmoDB and TurEV (all emotions, shouted and w
 LibriSpeech narration. Non-speech, synthesised (no corpus of it is here): silence (digital and a quiet room), white,
 pink and brown noise at -40, -25 and -10 dBFS, a steady tone, a sung-like vibrato tone, chords, a melody of
 harmonic notes with percussive bursts, clicks; 3 s each, 5 draws. A rule is a function of silero-vad's speech
-probability per 32 ms chunk (:func:`edgeser.vad.voicing`). The rule chosen, fixed before the run: the one that
+probability per 32 ms chunk (:func:`edgeser.audio.vad.voicing`). The rule chosen, fixed before the run: the one that
 refuses the least speech among those that let no synthesised non-speech through.
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 from rich.progress import track
 
 from edgeser.audio import load_audio
+from edgeser.audio.vad import CHUNK, voicing
 from edgeser.benchmarks.provenance import write_result
 from edgeser.export import augment as aug
-from edgeser.vad import CHUNK, voicing
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SR = 16000

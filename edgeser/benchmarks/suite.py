@@ -46,10 +46,10 @@ from edgeser.benchmarks.stats import (
     pareto_front,
     percentiles,
 )
-from edgeser.bundle import Bundle
 from edgeser.datasets import Dataset, heard_groups
 from edgeser.errors import EdgeserError
 from edgeser.metrics import confusion_matrix, evaluate, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import Bundle
 from edgeser.system import cpu_flags, cpu_model
 
 BUCKETS_S = (1.0, 4.0, 10.0)

@@ -495,11 +495,13 @@ def generalisation_encoders() -> str:
     return "\n".join(lines) + f"\n\n{_stamp(tiny, 'generalisation-tiny.json')}; {_stamp(base, 'generalisation.json')}"
 
 
-def head_choice() -> str:
-    """The default's statistics head, variants side by side on the same features (``head_choice.py``)."""
-    r = _load("head_choice.json")
-    lines = ["| head | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | RAVDESS 5 folds | babble 10 dB | trimmed: same "
-             "label as whole | ECE raw, LOCO: RAVDESS / EmoDB / TurEV | score |", "|---|---|---|---|---|---|---|---|"]
+def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
+    """The default's recipe, variants side by side on the same features (``head_choice.py``: the head;
+    ``augmentation_choice.py``: the augmented copies)."""
+    r = _load(file)
+    lines = [f"| {what} | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | RAVDESS 5 folds | babble 10 dB | trimmed: "
+             "same label as whole | ECE raw, LOCO: RAVDESS / EmoDB / TurEV | score |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, v in r["variants"].items():
         mark = "**" if name == r["chosen"] else ""
         corpora = ("ravdess", "emodb", "turev")
@@ -508,11 +510,12 @@ def head_choice() -> str:
                      f"{pct(v['ravdess_babble10_ua'])} | {100 * v['ravdess_trimmed_same_label']:.1f}% | "
                      + " / ".join(f"{v['ece'][c]['raw']:.2f}" for c in corpora)
                      + f" | {mark}{pct(v['score'])}{mark} |")
-    return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, 'head_choice.json')}"
+    return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, file)}"
 
 
 TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["head_choice"] = head_choice
+TABLES["augmentation_choice"] = lambda: head_choice("augmentation_choice.json", "augmented copies of each utterance")
 TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
 TABLES["int8_schemes_now"] = lambda: int8_schemes("int8_schemes-now.json")

@@ -1,7 +1,7 @@
 """What the voiced-frame reading costs: silero-vad's pass over an utterance beside the speech encoder's.
 
 A head with ``frame_mask="voiced"`` (the default) needs one silero-vad pass per utterance
-(:func:`edgeser.vad.voicing`, 32 ms chunks in order, the model's state carried), and its encoder then hears only
+(:func:`edgeser.audio.vad.voicing`, 32 ms chunks in order, the model's state carried), and its encoder then hears only
 the speech span. ``edgeser predict``'s speech check runs on that same pass, so the CLI pays for it once.
 
     python -m edgeser.benchmarks.vad_cost --out benchmarks/results/vad_cost.json
@@ -24,8 +24,8 @@ import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
+from edgeser.audio.vad import voicing
 from edgeser.benchmarks.stats import paired_ratios, percentiles, time_interleaved
-from edgeser.vad import voicing
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess" / "audio" / "Actor_17"
 LENGTHS_S = (2.0, 4.0, 8.0, 16.0)

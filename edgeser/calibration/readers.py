@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer
+from edgeser.alignment.pooling import level_features
 from edgeser.calibration.sets import CalibrationSet
 from edgeser.errors import BundleError, DatasetError, EdgeserError, InputError
-from edgeser.graph_io import speech_feeds
-from edgeser.pooling import level_features
+from edgeser.model.graph_io import speech_feeds
 
 Feeds = dict[str, np.ndarray]
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
-from edgeser.bundle_writer import staged_folder
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import DatasetError, InputError
+from edgeser.model.writer import staged_folder
 
 FORMAT = "edgeser-calibration"
 INDEX = "calibration.json"

@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeser import __version__, default
-from edgeser.bundle import Bundle, FileCheck
 from edgeser.cli.common import (
     MIN_CONFIDENCE,
     TRUST,
@@ -35,6 +34,7 @@ from edgeser.cli.common import (
 )
 from edgeser.cli.stream import listen, serve
 from edgeser.errors import BundleError, EdgeserError
+from edgeser.model.bundle import Bundle, FileCheck
 from edgeser.options import RuntimeOptions
 from edgeser.recognizer import EmotionRecognizer
 from edgeser.speaker import SpeakerProfile, profile_warning
@@ -80,9 +80,9 @@ def main(verbose: bool) -> None:
 
 def _inspect_checks(path: Path, verify: bool) -> tuple[Any, list[FileCheck], str]:
     """The manifest, the checks, and the digest, all of one read of bundle.json."""
-    from edgeser.bundle import MANIFEST, digest_of, manifest_bytes, parse_manifest
-    from edgeser.signing import read_signature
-    from edgeser.signing import verify as verify_signature
+    from edgeser.model.bundle import MANIFEST, digest_of, manifest_bytes, parse_manifest
+    from edgeser.model.signing import read_signature
+    from edgeser.model.signing import verify as verify_signature
 
     raw = manifest_bytes(path.resolve())
     manifest = parse_manifest(raw, path.resolve() / MANIFEST)
@@ -274,8 +274,8 @@ def encode(audio: tuple[Path, ...], bundle_path: Path, text: str | None, threads
 def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool, textgrid: Path | None,
           skip_unknown: bool) -> None:
     """Find where each word, syllable and phone of AUDIO lies in time."""
+    from edgeser.alignment.textgrid import to_textgrid
     from edgeser.options import SegmentOptions
-    from edgeser.textgrid import to_textgrid
 
     options = SegmentOptions(on_unknown="skip" if skip_unknown else "error")
     if textgrid is not None and not textgrid.resolve().parent.is_dir():
@@ -284,7 +284,7 @@ def align(audio: Path, text: str | None, bundle_path: Path | None, as_json: bool
         if bundle_path is not None:
             seg = EmotionRecognizer.from_bundle(bundle_path).segment(audio, text, options=options)
         else:
-            from edgeser.aligner import align as default_align
+            from edgeser.alignment.aligner import align as default_align
 
             seg = default_align(audio, text, options=options)
         if textgrid is not None:
@@ -513,7 +513,7 @@ def triton(bundle: Path, out: Path, backend: str, max_batch: int, instances: int
 def keygen(out: Path) -> None:
     """A new Ed25519 key pair for signing bundles (needs edgeser[sign]). Keep the private key off the robot;
     give the robot the .pub file (`--trust`)."""
-    from edgeser.signing import generate_key, key_id
+    from edgeser.model.signing import generate_key, key_id
 
     with one_line_errors():
         private, public = generate_key(out)
@@ -527,7 +527,7 @@ def keygen(out: Path) -> None:
               help="The private key from `edgeser keygen`.")
 def sign(bundle: Path, key: Path) -> None:
     """Sign BUNDLE (its bundle.json, which lists every file's sha256) into BUNDLE/bundle.sig."""
-    from edgeser.signing import sign_bundle
+    from edgeser.model.signing import sign_bundle
 
     with one_line_errors():
         Bundle.load(bundle)  # only a bundle whose files check out is worth signing

@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from edgeser import default
-from edgeser.bundle import Bundle
-from edgeser.bundle_writer import check_out
 from edgeser.cli.common import err, one_line_errors, progress_bar, ray_options, ray_target, wrote
+from edgeser.model.bundle import Bundle
+from edgeser.model.writer import check_out
 
 
 def _require_torch(command: str) -> None:

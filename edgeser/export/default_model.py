@@ -34,8 +34,6 @@ import numpy as np
 
 import edgeser
 from edgeser import EmotionRecognizer, default
-from edgeser.bundle import Bundle
-from edgeser.bundle_writer import write_bundle
 from edgeser.datasets import load_ravdess, ravdess_unscored
 from edgeser.errors import BundleError
 from edgeser.export.features import compute
@@ -45,6 +43,8 @@ from edgeser.export.sources import load_speech, load_text
 from edgeser.export.storage import speech_fp16
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import Bundle
+from edgeser.model.writer import write_bundle
 from edgeser.speaker import SpeakerProfile
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"

@@ -51,12 +51,12 @@ from torch import nn
 from transformers import Wav2Vec2ForCTC
 
 from edgeser.audio import load_audio
-from edgeser.bundle import DEFAULT_LABELS
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
 from edgeser.export.checkpoints import load_checkpoint
 from edgeser.export.configfile import read_config
 from edgeser.export.encoder import SpeechEmotionModel, batch_inputs, save
+from edgeser.model.bundle import DEFAULT_LABELS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 

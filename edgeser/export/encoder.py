@@ -4,7 +4,7 @@ No pretrained wav2vec2 weights exist on this machine, so the default model's spe
 from scratch, multi-task, so that one encoder pass gives both segmentation and emotion:
 
 - phoneme CTC distilled from ``hama``'s recognizer: its greedy phone sequence (with ``<wb>`` word
-  boundaries) is the CTC target, over the 43 English IPA phones of ``edgeser.phonetics.lexicon``;
+  boundaries) is the CTC target, over the 43 English IPA phones of ``edgeser.alignment.phonetics.lexicon``;
 - emotion: a classifier on the mean of the last hidden layer, for utterances that have a label.
 
 The result is a ``Wav2Vec2ForCTC`` folder (``save_pretrained`` plus vocabulary and preprocessor files)
@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-from edgeser.ctc.hama import HamaAligner
-from edgeser.graph_io import speech_batch
-from edgeser.phonetics.lexicon import ARPABET_TO_IPA, EQUIVALENT
+from edgeser.alignment.ctc.hama import HamaAligner
+from edgeser.alignment.phonetics.lexicon import ARPABET_TO_IPA, EQUIVALENT
+from edgeser.model.graph_io import speech_batch
 
 PHONES = tuple(sorted(set(ARPABET_TO_IPA.values()) | {p for group in EQUIVALENT for p in group}))
 VOCAB = ("<blank>", "<wb>", "<unk>", *PHONES)
@@ -96,7 +96,7 @@ bundle's ``normalize_input`` and the runtime's feeds follow the training feeds."
 
 def batch_inputs(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised, zero-padded waveforms and their attention mask: the runtime's own feed builder
-    (:func:`edgeser.graph_io.speech_batch`), as tensors."""
+    (:func:`edgeser.model.graph_io.speech_batch`), as tensors."""
     values, _, mask = speech_batch(waves, NORMALIZE_INPUT)
     return torch.from_numpy(values), torch.from_numpy(mask)
 

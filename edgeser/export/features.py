@@ -19,11 +19,11 @@ import numpy as np
 from rich.progress import track
 
 from edgeser import EmotionRecognizer
+from edgeser.alignment.pooling import level_features
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import EdgeserError, InputError
 from edgeser.export.train import Features
 from edgeser.options import RuntimeOptions, SegmentOptions
-from edgeser.pooling import level_features
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from torch import nn
 from edgeser.errors import InputError
 from edgeser.export.model import FusionModel
 from edgeser.export.sources import SpeechSource, TextSource
-from edgeser.specs import GraphSpec, TensorSpec
+from edgeser.model.specs import GraphSpec, TensorSpec
 
 
 class SpeechGraph(nn.Module):

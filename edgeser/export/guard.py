@@ -13,11 +13,11 @@ import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
-from edgeser.bundle import Manifest
+from edgeser.audio.vad import Voicing
 from edgeser.datasets import Dataset, heard_groups
 from edgeser.export.progress import Ticker
 from edgeser.metrics import evaluate
-from edgeser.vad import Voicing
+from edgeser.model.bundle import Manifest
 
 
 def agreement(parent: dict[str, np.ndarray], variant: dict[str, np.ndarray]) -> dict[str, float]:
@@ -63,7 +63,7 @@ def mean_output_agreement(parent: Sequence[dict[str, np.ndarray]], variant: Sequ
 def speech_frames(bundle: Path, dataset: Dataset, layer: int, progress: Callable[[str], None] | None = None,
                   label: str = "frames", voicings: Sequence[Voicing] | None = None) -> list[np.ndarray]:
     """Each utterance's frames of the exposed speech ``layer``, one encoder pass each: ``(frames, dim)``; given each
-    utterance's silero pass (``voicings``, :func:`edgeser.vad.voicing`: it depends on the audio only, so one pass
+    utterance's silero pass (``voicings``, :func:`edgeser.audio.vad.voicing`: it depends on the audio only, so one pass
     serves the parent and every variant), its voiced frames only, as a head with ``frame_mask="voiced"`` reads them
     (:meth:`edgeser.EmotionRecognizer.encode_speech`)."""
     rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions(verify_hashes=False))

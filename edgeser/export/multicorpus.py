@@ -4,9 +4,9 @@
 
 The corpora (``../shared/data``): RAVDESS (English, 20 actors), EmoDB (German, 10 actors), TurEV (Turkish words,
 6 speakers, no neutral: its ``calm`` is left out, never mapped). Every utterance goes once through the runtime's
-speech encoder (``edgeser.EmotionRecognizer.encode``) and silero-vad (:func:`edgeser.vad.voicing`), and what a
+speech encoder (``edgeser.EmotionRecognizer.encode``) and silero-vad (:func:`edgeser.audio.vad.voicing`), and what a
 statistics-pooling head reads is kept: the mean and standard deviation of each encoder dimension over every frame
-and over the voiced frames (:meth:`edgeser.vad.Voicing.frame_mask`, the rule prediction uses). Training copies are
+and over the voiced frames (:meth:`edgeser.audio.vad.Voicing.frame_mask`, the rule prediction uses). Training copies are
 augmented (:mod:`edgeser.export.augment`) before that pass, so the features of a copy are what the runtime would
 compute on that audio.
 
@@ -35,11 +35,11 @@ from rich.progress import track
 import edgeser
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
-from edgeser.bundle import DEFAULT_LABELS, sha256_file
 from edgeser.datasets import Dataset, Utterance, load_ravdess
 from edgeser.export.augment import Augmentation, augment
 from edgeser.export.model import FusionConfig, FusionEnsemble
 from edgeser.export.train import TrainConfig, predict, train_ensemble
+from edgeser.model.bundle import DEFAULT_LABELS, sha256_file
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CORPORA = ("ravdess", "emodb", "turev")
@@ -355,9 +355,9 @@ def encoders_only_speech(bundle: Path, out: Path) -> None:
     """A copy of ``bundle`` with its speech encoder and nothing else, its float16-exact weights stored as float16
     (:func:`edgeser.export.storage.fp16_weights`; bit-identical outputs, about half the file) unless they already
     are."""
-    from edgeser.bundle import Bundle
-    from edgeser.bundle_writer import write_bundle
     from edgeser.export.storage import speech_fp16
+    from edgeser.model.bundle import Bundle
+    from edgeser.model.writer import write_bundle
 
     src = Bundle.load(bundle)
     assert src.manifest.speech is not None
@@ -372,8 +372,8 @@ def copy_bundle(bundle: Path, out: Path, manifest: Any = None, names: Sequence[s
     version), written whole or not at all."""
     import shutil
 
-    from edgeser.bundle import Bundle
-    from edgeser.bundle_writer import write_bundle
+    from edgeser.model.bundle import Bundle
+    from edgeser.model.writer import write_bundle
 
     src = Bundle.load(bundle)
     m = manifest or replace(src.manifest, edgeser_version=edgeser.__version__)

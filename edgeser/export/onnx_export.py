@@ -13,7 +13,7 @@ import onnx
 import torch
 
 from edgeser.errors import BackendError, InputError
-from edgeser.specs import GraphSpec
+from edgeser.model.specs import GraphSpec
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = {"dynamo": 18, "torchscript": 17}

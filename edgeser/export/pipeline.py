@@ -15,8 +15,6 @@ import numpy as np
 
 import edgeser
 from edgeser.audio import load_audio
-from edgeser.bundle import DEFAULT_LABELS, Bundle, FusionSection, Manifest, SpeechSection, TextSection, graph_metadata
-from edgeser.bundle_writer import BundleWriter, write_bundle
 from edgeser.errors import InputError
 from edgeser.export.graphs import (
     FusionGraph,
@@ -31,7 +29,17 @@ from edgeser.export.graphs import (
 from edgeser.export.onnx_export import export_onnx
 from edgeser.export.sources import SpeechSource, TextSource
 from edgeser.export.validate import check_parity
-from edgeser.graph_io import speech_feeds
+from edgeser.model.bundle import (
+    DEFAULT_LABELS,
+    Bundle,
+    FusionSection,
+    Manifest,
+    SpeechSection,
+    TextSection,
+    graph_metadata,
+)
+from edgeser.model.graph_io import speech_feeds
+from edgeser.model.writer import BundleWriter, write_bundle
 from edgeser.options import SegmentOptions
 from edgeser.text import TextTokenizer
 

@@ -47,8 +47,7 @@ import onnx
 import edgeser
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio import load_audio
-from edgeser.bundle import Manifest
-from edgeser.bundle_writer import write_bundle
+from edgeser.audio.vad import Voicing, voicing
 from edgeser.calibration import readers
 from edgeser.calibration.readers import OrtReader
 from edgeser.calibration.sets import CalibrationSet
@@ -63,8 +62,9 @@ from edgeser.export.guard import (
     speech_frames,
 )
 from edgeser.export.progress import Ticker
+from edgeser.model.bundle import Manifest
+from edgeser.model.writer import write_bundle
 from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
-from edgeser.vad import Voicing, voicing
 
 log = logging.getLogger(__name__)
 

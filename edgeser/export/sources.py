@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForCTC, AutoTokenizer, PreTrainedModel, Wav2Vec2Config, Wav2Vec2ForCTC
 
-from edgeser.bundle import CtcVocab
 from edgeser.errors import BundleError
-from edgeser.specs import FrameFormula
+from edgeser.model.bundle import CtcVocab
+from edgeser.model.specs import FrameFormula
 
 log = logging.getLogger(__name__)
 

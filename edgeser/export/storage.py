@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeser.errors import InputError
 
 if TYPE_CHECKING:
-    from edgeser.bundle import SpeechSection
+    from edgeser.model.bundle import SpeechSection
 
 MIN_ELEMENTS = 1024
 """Smaller initializers (biases, norms, shapes) stay float32: they cost nothing and may need the range."""

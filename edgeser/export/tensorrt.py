@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgeser.backends.trt import tensorrt
-from edgeser.bundle import Bundle, EngineEntry
-from edgeser.bundle_writer import write_bundle
 from edgeser.errors import BundleError
-from edgeser.specs import GraphSpec
+from edgeser.model.bundle import Bundle, EngineEntry
+from edgeser.model.specs import GraphSpec
+from edgeser.model.writer import write_bundle
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from edgeser.alignment.ctc.hama import HamaAligner
 from edgeser.audio import load_audio
-from edgeser.bundle import DEFAULT_LABELS
-from edgeser.ctc.hama import HamaAligner
 from edgeser.export.checkpoints import load_checkpoint
 from edgeser.export.encoder import (
     SpeechEmotionModel,
@@ -33,6 +32,7 @@ from edgeser.export.encoder import (
     teacher_targets,
 )
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import DEFAULT_LABELS
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 SMALL = dict(conv_dim=(128,) * 7, hidden_size=192, num_hidden_layers=3, num_attention_heads=4, intermediate_size=768)

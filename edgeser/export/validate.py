@@ -11,7 +11,7 @@ import onnxruntime as ort
 import torch
 
 from edgeser.errors import ParityError
-from edgeser.specs import GraphSpec
+from edgeser.model.specs import GraphSpec
 
 
 def check_parity(module: torch.nn.Module, path: Path, spec: GraphSpec, cases: Sequence[Mapping[str, np.ndarray]],

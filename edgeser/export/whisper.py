@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from edgeser.errors import BundleError, InputError
-from edgeser.specs import FrameFormula
+from edgeser.model.specs import FrameFormula
 
 log = logging.getLogger(__name__)
 

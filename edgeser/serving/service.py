@@ -64,6 +64,7 @@ import numpy as np
 
 from edgeser._optional import require
 from edgeser.audio import SAMPLE_RATE
+from edgeser.audio.vad import SileroVad
 from edgeser.errors import EdgeserError
 from edgeser.serving.config import CONFIG_KEYS as CONFIG_KEYS
 from edgeser.serving.config import MAX_CHANNELS as MAX_CHANNELS
@@ -78,7 +79,6 @@ from edgeser.streaming import (
     Utterance,
     guarded,
 )
-from edgeser.vad import SileroVad
 
 log = logging.getLogger(__name__)
 

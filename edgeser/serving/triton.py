@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.bundle import Bundle
-from edgeser.bundle_writer import check_out
 from edgeser.errors import BundleError, InputError
-from edgeser.specs import GraphSpec, TensorSpec
+from edgeser.model.bundle import Bundle
+from edgeser.model.specs import GraphSpec, TensorSpec
+from edgeser.model.writer import check_out
 
 PIPELINE = "edgeser"
 """The name of the pipeline model; the graph models are ``edgeser_<role>``."""
@@ -105,7 +105,7 @@ def write_repository(bundle: str | os.PathLike[str], out: str | os.PathLike[str]
         BundleError: ``--backend tensorrt`` for a bundle without engines (``edgeser engines`` first).
     """
     from edgeser import default
-    from edgeser.bundle_writer import staged_folder
+    from edgeser.model.writer import staged_folder
 
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
-from edgeser.aligner import default_aligner
+from edgeser.alignment.aligner import default_aligner
+from edgeser.alignment.phonetics import Lexicon, normalize_words
+from edgeser.alignment.segmenter import align_words, choose_pronunciations, forced_path, plan_words, segment
 from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 from edgeser.options import SegmentOptions
-from edgeser.phonetics import Lexicon, normalize_words
-from edgeser.segmenter import align_words, choose_pronunciations, forced_path, plan_words, segment
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door.")
@@ -145,8 +145,8 @@ def save_cache(cached: dict[str, Any], folder: Path) -> None:
 
 
 def load_cache(folder: Path) -> dict[str, Any]:
-    from edgeser.bundle import CtcVocab
-    from edgeser.ctc.emissions import Emissions
+    from edgeser.alignment.ctc.emissions import Emissions
+    from edgeser.model.bundle import CtcVocab
 
     meta: dict[str, Any] = json.loads((folder / "items.json").read_text())
     spec = meta.pop("emissions")

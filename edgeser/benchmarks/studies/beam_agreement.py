@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeser.alignment.ctc.decode import _labels
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
-from edgeser.ctc.decode import _labels
 
 TOKENS = ("<pad>", "|", *[chr(97 + i) for i in range(26)], "'")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.aligner import align
+from edgeser.alignment.aligner import align
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import error_summary
 from edgeser.options import SegmentOptions

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
-from edgeser.aligner import default_aligner
+from edgeser.alignment.aligner import default_aligner
+from edgeser.alignment.phonetics import normalize_words
+from edgeser.alignment.segmenter import segment
 from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import error_summary
 from edgeser.benchmarks.studies.align_agreement import DATA, select_files
 from edgeser.options import SegmentOptions
-from edgeser.phonetics import normalize_words
-from edgeser.segmenter import segment
 
 PHONE_SHIFTS_MS = (0, 20, 40, 60, 80)
 

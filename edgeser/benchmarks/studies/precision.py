@@ -33,7 +33,7 @@ from edgeser.datasets import load_ravdess
 from edgeser.export.pipeline import export_bundle
 from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 from edgeser.export.sources import speech_from_config, text_from_config
-from edgeser.graph_io import speech_feeds
+from edgeser.model.graph_io import speech_feeds
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 SENTENCE = ("Well, I guess we will just have to wait and see what happens tomorrow morning at nine, "

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.aligner import default_aligner
+from edgeser.alignment.aligner import default_aligner
+from edgeser.alignment.phonetics import Lexicon
+from edgeser.alignment.pooling import pool
+from edgeser.alignment.segmenter import segment
 from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
-from edgeser.phonetics import Lexicon
-from edgeser.pooling import pool
-from edgeser.segmenter import segment
 
 SAMPLE = Path(__file__).resolve().parents[3] / "edgeser" / "samples" / "kids_talking.wav"
 T = TypeVar("T")

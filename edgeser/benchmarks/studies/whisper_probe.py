@@ -42,9 +42,9 @@ from edgeser.benchmarks.stats import interval, paired_bootstrap_ua
 from edgeser.benchmarks.studies.egemaps_baseline import egemaps, fit_predict, per_speaker
 from edgeser.benchmarks.suite import machine
 from edgeser.benchmarks.timing import Engine, clips, ct2_engines, encode, latency, same
-from edgeser.bundle import sha256_file
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import FoldScores, confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser.model.bundle import sha256_file
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
 CT2_MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}

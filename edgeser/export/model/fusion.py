@@ -1,7 +1,7 @@
 """Multi-level fusion of speech and text embeddings (after Zhao, Wang & Wang, Interspeech 2022).
 
 Speech comes at up to four granularities: encoder frames, and frames mean-pooled over each phone,
-syllable and word (``edgeser.pooling``). Text is the BERT token embeddings.
+syllable and word (``edgeser.alignment.pooling``). Text is the BERT token embeddings.
 
 - Early fusion: for each speech level, a coattention block (speech attends to text, text attends to
   speech; residual + LayerNorm) whose outputs are mean-pooled over valid positions; the pooled vectors

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeser.bundle import CtcVocab
 from edgeser.errors import InputError
+from edgeser.model.bundle import CtcVocab
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgeser.alignment.segmenter import Segment, Segmentation
 from edgeser.errors import InputError
-from edgeser.segmenter import Segment, Segmentation
-from edgeser.specs import FrameFormula
+from edgeser.model.specs import FrameFormula
 
 
 def frame_centres_s(frames: FrameFormula, num_frames: int) -> np.ndarray:
@@ -76,7 +76,7 @@ def level_features(hidden: np.ndarray, num_frames: np.ndarray, segmentations: Se
         num_frames: Real frames per utterance.
         segmentations: One per utterance (words, syllables, phones).
         levels: Any of ``frame``, ``phone``, ``syllable``, ``word``.
-        voiced: ``(batch, frames)`` bool, the frames that hold speech (:meth:`edgeser.vad.Voicing.frame_mask`):
+        voiced: ``(batch, frames)`` bool, the frames that hold speech (:meth:`edgeser.audio.vad.Voicing.frame_mask`):
             the frame level's mask keeps only those. Segments (phones, syllables, words) are speech already.
     """
     out = {}

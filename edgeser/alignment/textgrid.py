@@ -1,10 +1,10 @@
-"""Praat TextGrid (long text format) for a :class:`~edgeser.segmenter.Segmentation`."""
+"""Praat TextGrid (long text format) for a :class:`~edgeser.alignment.segmenter.Segmentation`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgeser.segmenter import Segment, Segmentation
+from edgeser.alignment.segmenter import Segment, Segmentation
 
 
 def _intervals(segments: Sequence[Segment], end: float) -> list[tuple[float, float, str]]:

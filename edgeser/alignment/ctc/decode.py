@@ -15,7 +15,7 @@ import importlib
 import logging
 from typing import Any
 
-from edgeser.ctc.emissions import Emissions
+from edgeser.alignment.ctc.emissions import Emissions
 from edgeser.errors import BackendError, BackendUnavailableError, InputError
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgeser._optional import require
+from edgeser.alignment.ctc.emissions import Emissions
 from edgeser.audio import SAMPLE_RATE
-from edgeser.bundle import CtcVocab
-from edgeser.ctc.emissions import Emissions
 from edgeser.errors import BackendError
+from edgeser.model.bundle import CtcVocab
 
 FRAME_SAMPLES = 320
 CHUNK_SAMPLES = 20 * SAMPLE_RATE  # well under hama's 30 s limit; a multiple of FRAME_SAMPLES

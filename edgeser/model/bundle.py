@@ -1,7 +1,7 @@
 """The bundle: a folder with a versioned ``bundle.json`` that describes every file in it.
 
 Loading checks the schema version, that every listed file exists with its recorded size and
-sha256, and that the sections are complete. Writing (:mod:`edgeser.bundle_writer`) goes to a temporary sibling
+sha256, and that the sections are complete. Writing (:mod:`edgeser.model.writer`) goes to a temporary sibling
 folder that is renamed into place only when complete, so an interrupted export leaves no half bundle.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeser.errors import BundleError
-from edgeser.specs import FrameFormula, GraphSpec
+from edgeser.model.specs import FrameFormula, GraphSpec
 
 FORMAT = "edgeser-bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "bundle.json"
-SIGNATURE = "bundle.sig"  # beside it, in a signed bundle (edgeser.signing)
+SIGNATURE = "bundle.sig"  # beside it, in a signed bundle (edgeser.model.signing)
 log = logging.getLogger(__name__)
 DEFAULT_LABELS = ("neutral", "happy", "angry", "sad")
 """The paper's four IEMOCAP classes (excited merged into happy)."""
@@ -138,7 +138,7 @@ class SpeechSection:
         """The CTC vocabulary, or a :class:`BundleError` saying this encoder has none."""
         if self.ctc is None:
             raise BundleError(f"this bundle's speech encoder ({self.architecture}) has no CTC head, so it cannot "
-                              "segment by itself; segments come from the default aligner (edgeser.aligner, "
+                              "segment by itself; segments come from the default aligner (edgeser.alignment.aligner, "
                               "`edgeser align` without --bundle)")
         return self.ctc
 
@@ -396,7 +396,7 @@ def manifest_digest(root: Path) -> str:
 @dataclass(frozen=True)
 class Bundle:
     """A loaded, checked bundle folder. ``digest`` names it (:func:`manifest_digest`); ``signer`` is the key id
-    of its valid signature (:mod:`edgeser.signing`), ``None`` when unsigned."""
+    of its valid signature (:mod:`edgeser.model.signing`), ``None`` when unsigned."""
 
     path: Path
     manifest: Manifest
@@ -424,7 +424,7 @@ class Bundle:
                               "another (or a modified) bundle")
         signer = None
         if trusted_keys or (root / SIGNATURE).exists():
-            from edgeser.signing import verify
+            from edgeser.model.signing import verify
 
             signer = verify(root, raw, trusted_keys)
         bundle = cls(path=root, manifest=manifest, digest=found, signer=signer)

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeser.backends import Backend
 from edgeser.errors import BundleError, InputError
-from edgeser.specs import GraphSpec
+from edgeser.model.specs import GraphSpec
 
 
 class FusionHead:

@@ -21,7 +21,7 @@ def merge_tokens(states: np.ndarray, scores: np.ndarray) -> list[TokenSpan]:
     """Spans of consecutive frames assigned to the same target index (``-1`` = blank is skipped).
 
     Args:
-        states: Target index per frame, from :func:`edgeser.ctc.align_states`.
+        states: Target index per frame, from :func:`edgeser.alignment.ctc.align_states`.
         scores: Log-probability per frame of the aligned label.
     """
     states = np.asarray(states)

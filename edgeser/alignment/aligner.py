@@ -6,11 +6,11 @@ import functools
 
 import numpy as np
 
+from edgeser.alignment.ctc.hama import FRAME_SAMPLES, HamaAligner
+from edgeser.alignment.phonetics.lexicon import Lexicon
+from edgeser.alignment.segmenter import Segmentation, segment
 from edgeser.audio import SAMPLE_RATE, AudioSource, check_not_silent, load_audio
-from edgeser.ctc.hama import FRAME_SAMPLES, HamaAligner
 from edgeser.options import SegmentOptions
-from edgeser.phonetics.lexicon import Lexicon
-from edgeser.segmenter import Segmentation, segment
 
 DEFAULT_MAX_AUDIO_S = 600.0
 
@@ -26,7 +26,7 @@ def align(audio: AudioSource, text: str | None = None, *, sample_rate: int | Non
     """Words, syllables and phones of ``audio`` with the default phoneme aligner (needs ``edgeser[align]``).
 
     Example:
-        >>> from edgeser.aligner import align
+        >>> from edgeser.alignment.aligner import align
         >>> seg = align("edgeser/samples/kids_talking.wav", "Kids are talking by the door.")
         >>> [w.label for w in seg.words]
         ['kids', 'are', 'talking', 'by', 'the', 'door']

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from edgeser.bundle import MANIFEST, MAX_FILE_BYTES, FileEntry, Manifest, sha256_file
 from edgeser.errors import BundleError
+from edgeser.model.bundle import MANIFEST, MAX_FILE_BYTES, FileEntry, Manifest, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.ctc.align import align_states
-from edgeser.ctc.emissions import Emissions
-from edgeser.ctc.spans import merge_tokens
+from edgeser.alignment.ctc.align import align_states
+from edgeser.alignment.ctc.emissions import Emissions
+from edgeser.alignment.ctc.spans import merge_tokens
+from edgeser.alignment.phonetics.lexicon import Lexicon, equivalents
+from edgeser.alignment.phonetics.normalize import normalize_words
+from edgeser.alignment.phonetics.syllabify import manner, syllabify
 from edgeser.errors import AlignmentError, InputError
 from edgeser.options import SegmentOptions
-from edgeser.phonetics.lexicon import Lexicon, equivalents
-from edgeser.phonetics.normalize import normalize_words
-from edgeser.phonetics.syllabify import manner, syllabify
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ def segment(emissions: Emissions, text: str | None, *, aligner: str, lexicon: Le
         candidates, unknown = plan_words(words, emissions, lexicon, options.on_unknown)
         plans = choose_pronunciations(emissions, candidates) if candidates else []
         return align_words(emissions, plans, options, mode="forced", aligner=aligner, skipped=unknown)
-    from edgeser.ctc.decode import beam_decoder
+    from edgeser.alignment.ctc.decode import beam_decoder
 
     vocab = emissions.vocab
     decoded = beam_decoder(vocab, options.beam_width, options.kenlm_path)(emissions.pause_marked())

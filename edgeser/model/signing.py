@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeser._optional import require
-from edgeser.bundle import MANIFEST, SIGNATURE
 from edgeser.errors import BundleError
+from edgeser.model.bundle import MANIFEST, SIGNATURE
 
 FORMAT = "edgeser-signature"
 PREFIX = "ed25519:"

@@ -20,14 +20,14 @@ import numpy as np
 
 from edgeser.audio import SAMPLE_RATE
 from edgeser.errors import BackendError, BackendUnavailableError, InputError
-from edgeser.specs import FrameFormula
+from edgeser.model.specs import FrameFormula
 
 CHUNK = 512  # silero-vad's window at 16 kHz: 32 ms
 _CONTEXT = 64
 _RATE = np.array(SAMPLE_RATE, dtype=np.int64)
 
 
-SILERO_MODEL = Path(__file__).parent / "models" / "vad" / "silero_vad.onnx"
+SILERO_MODEL = Path(__file__).parents[1] / "models" / "vad" / "silero_vad.onnx"
 """silero-vad 6.2.3's ONNX model (MIT, Silero Team; its licence beside it), shipped with edgeser so that voice
 activity detection needs nothing but ONNX Runtime (the ``silero-vad`` package declares torch)."""
 SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
@@ -40,7 +40,7 @@ def silero_model_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _checked_silero() -> Path:
-    from edgeser.bundle import sha256_file
+    from edgeser.model.bundle import sha256_file
 
     if not SILERO_MODEL.is_file():
         raise BackendUnavailableError(f"{SILERO_MODEL}: missing; this edgeser was installed without its voice "

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeser.bundle import FusionSection, SpeechSection, TextSection
 from edgeser.errors import BundleError
+from edgeser.model.bundle import FusionSection, SpeechSection, TextSection
 
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
               "int32": "tensor(int32)", "bool": "tensor(bool)"}
