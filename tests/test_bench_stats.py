@@ -262,3 +262,29 @@ def test_bench_never_scores_a_bundle_on_speakers_it_was_trained_on() -> None:
         provenance={"train_groups": actors[:16]})))
     train, test, how = split(ds, sixteen, None)  # type: ignore[arg-type]
     assert sorted({ds.utterances[i].group for i in test}) == actors[16:] and len(train) == 32
+
+
+def test_the_commit_stamp_is_dirty_for_code_changes_not_for_earlier_results(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from edgeser.benchmarks.provenance import commit
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    assert commit(tmp_path).endswith("+dirty") is False and commit(tmp_path) != "unknown"
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"a": 1}\n')  # what an earlier run wrote
+    assert not commit(tmp_path).endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert commit(tmp_path).endswith("+dirty")

@@ -1,6 +1,7 @@
 """Where a result came from: every result file written through :func:`write_result` carries the machine, its CPU
 model and the instruction-set flags that decide inference speed and INT8 accuracy, library versions, the date, the
-command line and the commit (with ``+dirty`` when the tree had uncommitted changes)."""
+command line and the commit (with ``+dirty`` when the tree had uncommitted changes: result files under
+``benchmarks/results/`` aside, since a run writes them and the next run of a series would otherwise be marked)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from edgeser.benchmarks.suite import machine
 
 
 def commit(root: Path | None = None) -> str:
-    """The repository's HEAD, ``+dirty`` when the work tree differs from it; ``unknown`` outside git."""
+    """The repository's HEAD, ``+dirty`` when the work tree differs from it outside ``benchmarks/results/`` (what
+    earlier runs wrote is output, not code); ``unknown`` outside git."""
     cwd = root or Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], cwd=cwd, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
