@@ -245,9 +245,10 @@ def batch_scale() -> str:
         f"cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
 
 
-def tensorrt_ready() -> str:
-    """``quantize --target tensorrt`` beside ``--target cpu`` on the default model (benchmarks/tensorrt_ready.py)."""
-    r = _load("tensorrt_ready.json")
+def tensorrt_ready(file: str = "tensorrt_ready.json") -> str:
+    """``quantize --target tensorrt`` beside the CPU targets on the default model (benchmarks/tensorrt_ready.py);
+    a target the guard refused is a row saying so, with the guard's own line."""
+    r = _load(file)
     lat = r["speech_latency_4s_1_thread"]
     lines = ["| target | graph | Q / DQ nodes | zero points (type: count) | not 0 | integer ops | TensorRT parser "
              "problems | kept in float by the guard | MB (weights by type) | speech graph on ORT CPU, vs FP32 |",
@@ -257,6 +258,12 @@ def tensorrt_ready() -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in x["weight_megabytes_by_type"].items() if v >= 0.05)
 
     for target, t in r["targets"].items():
+        if t.get("exit_status", 0) != 0:
+            lines_out = t.get("last_lines") or []
+            said = next((x for x in lines_out if x.startswith("validation, unseen speakers")), "see the result file")
+            lines.append(f"| {target} | speech | refused by the guard (exit status {t['exit_status']}, "
+                         f"{t['seconds']:.0f} s): {said} | | | | | | | |")
+            continue
         for g, x in t.get("graphs", {}).items():
             if not x["converted"]:
                 continue
@@ -267,14 +274,14 @@ def tensorrt_ready() -> str:
                          f"{x['zero_points_not_0']} | {ops} | {x['tensorrt_parser_problems']} | "
                          f"{x['kept_float']} | {x['megabytes']:.1f} ({weights(x)}) | {speed} |")
     m = r["machine"]
-    guards = "; ".join(f"{t}: unseen-speaker UA {100 * c['guard']['unseen_speakers']['parent_ua']:.1f} → "
-                       f"{100 * c['guard']['unseen_speakers']['variant_ua']:.1f}"
-                       for t, c in r["targets"].items() if "unseen_speakers" in c.get("guard", {}))
+    guards = "; ".join(f"{t}: unseen-speaker UA {100 * g['parent_ua']:.1f} → {100 * g['variant_ua']:.1f}"
+                       + (f", {100 * g['label_agreement']:.1f}% of the labels kept" if "label_agreement" in g else "")
+                       for t, c in r["targets"].items() if (g := (c.get("guard") or {}).get("unseen_speakers")))
     p = r["parent_speech_graph"]
     return "\n".join(lines) + f"\n\n(the parent's speech graph: {p['megabytes']:.1f} MB ({weights(p)}); " \
         f"FP32 speech graph {lat['fp32']['p50_ms']:.1f} ms on 4 s of audio, 1 thread, " \
         f"medians of {r['rounds']} interleaved rounds; the guard as by default ({guards}); {m['cpu']}, " \
-        f"{m['cores']} cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/tensorrt_ready.json`)"
+        f"{m['cores']} cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/{file}`)"
 
 
 def fuzz() -> str:
@@ -515,6 +522,7 @@ def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
 
 TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["head_choice"] = head_choice
+TABLES["tensorrt_ready_intel"] = lambda: tensorrt_ready("tensorrt_ready-intel.json")
 TABLES["augmentation_choice"] = lambda: head_choice("augmentation_choice.json", "augmented copies of each utterance")
 TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
