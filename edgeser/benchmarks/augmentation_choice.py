@@ -28,12 +28,11 @@ from typing import Any
 
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.generalisation import COPIES, Corpora, Recipe, conditions
-from edgeser.benchmarks.head_choice import ROBOT, robot_conditions, score
+from edgeser.benchmarks.head_choice import ROBOT, choose_and_write, robot_conditions, score, summary
 from edgeser.export.multicorpus import CORPORA, HEAD, features, load_corpus
 
 RECIPE = Recipe("voiced", CORPORA, COPIES, "mlp", HEAD)
 COUNTS = (0, 2, 4, 6)
-MARGIN = 0.01
 
 _state: dict[str, Any] = {}
 
@@ -58,8 +57,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/augmentation_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="feature files, then variants, computed at once")
     args = ap.parse_args()
-    from edgeser.benchmarks.provenance import write_result
-
     cache = _state["cache"] = args.work / "cache"
     if args.jobs > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
@@ -85,18 +82,8 @@ def main() -> None:
     with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=fork) as pool:
         for k, row in zip(COUNTS, pool.map(score_count, COUNTS), strict=True):
             rows[f"{k} copies"] = row
-            print(f"{k} copies: LOCO {100 * row['loco_mean_ua']:.1f}, RAVDESS folds {100 * row['ravdess_folds_ua']:.1f}"
-                  f", babble 10 dB {100 * row['ravdess_babble10_ua']:.1f}, trimmed same label "
-                  f"{100 * row['ravdess_trimmed_same_label']:.1f}%, score {100 * row['score']:.1f}", flush=True)
-    shipped = f"{COPIES} copies"
-    best = max(rows, key=lambda n: rows[n]["score"])
-    chosen = best if rows[best]["score"] > rows[shipped]["score"] + MARGIN else shipped
-    write_result(args.out, {"recipe": RECIPE.name, "encoder_sha256": rec.speech_sha256,
-                            "rule": "best mean of LOCO mean UA, RAVDESS fold UA and RAVDESS babble-10-dB UA; the "
-                                    f"shipped count stays unless beaten by more than {100 * MARGIN:.0f} point",
-                            "variants": rows, "chosen": chosen})
-    print(f"chosen: {chosen}; wrote {args.out}")
-
+            print(f"{k} copies: {summary(row)}", flush=True)
+    choose_and_write(args.out, RECIPE, rec.speech_sha256, rows, f"{COPIES} copies", "count")
 
 if __name__ == "__main__":
     main()
