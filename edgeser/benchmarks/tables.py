@@ -191,8 +191,8 @@ def service_load() -> str:
                      f"{ms(run['server_latency_ms'])} | {run['server_memory_after']['rss_mb']:.0f} MB |")
     return "\n".join(lines) + f"\n\n(server peak RSS {r['server_peak_rss_mb']:.0f} MB, idle " \
         f"{r['server_idle_memory']['rss_mb']:.0f} MB; exit status on SIGTERM {r['server_exit_on_sigterm']}; " \
-        "clients in another process on the same machine. These figures hold for this CPU only: an AVX2-only CPU " \
-        f"answers fewer) {_where(r, 'service_load.json')}"
+        "clients in another process on the same machine. These figures hold for this CPU only: the encoder's speed, " \
+        f"hence how many clients one machine serves, changes with the CPU) {_where(r, 'service_load.json')}"
 
 
 def service_soak() -> str:
