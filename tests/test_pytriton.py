@@ -1,7 +1,7 @@
 """edgeser serve --triton on PyTriton's real Triton server: real audio through tritonclient gives the runtime's
 prediction. PyTriton runs only from a venv of the system Python (see edgeser/serving/pytriton.py), so this skips
 elsewhere; .ci/run makes such a venv and runs these tests there. The written Triton repository runs on the same
-server (edgeser.benchmarks.triton_repo_check)."""
+server (tests/integration/triton_repo_check.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ import pytest
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.integration
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
 def run_check(module: str, port: int, tmp_path: Path) -> dict:  # type: ignore[type-arg]
-    """``python -m edgeser.benchmarks.<module>`` against PyTriton's server; its result file."""
+    """``python tests/integration/<module>.py`` against PyTriton's server; its result file."""
     pytest.importorskip("pytriton", reason="needs nvidia-pytriton, in a venv made from the system Python "
                                            '(pip install ".[cpu,pytriton]"; see edgeser/serving/pytriton.py)')
     pytest.importorskip("tritonclient.http")
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, "-m", f"edgeser.benchmarks.{module}", "--port", str(port), "--data",
+    done = subprocess.run([sys.executable, str(INTEGRATION / f"{module}.py"), "--port", str(port), "--data",
                            str(DATA), "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict = json.loads(out.read_text())  # type: ignore[type-arg]

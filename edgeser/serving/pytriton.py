@@ -10,7 +10,7 @@ Where it runs: PyTriton's Python-backend stub loads the system's ``libpython``, 
 same Python (on Debian 12 here: ``/usr/bin/python3`` 3.11.2). From a pyenv build the stub fails to start (3.11.7:
 ``'_thread.RLock' object has no attribute '_recursion_count'``, its stdlib against the system's libpython; 3.12.1:
 ``libpython3.12.so.1.0`` missing). PyTriton 0.7.0 declares ``numpy<2``, so that venv has numpy 1.26.
-``python -m edgeser.benchmarks.pytriton_check`` records a run.
+``python tests/integration/pytriton_check.py`` records a run.
 """
 
 from __future__ import annotations

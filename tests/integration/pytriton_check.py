@@ -5,7 +5,7 @@ bundled sample and three RAVDESS files (when ../shared/data is there) through ``
 and compares each answer with the runtime's own prediction in this process; sends a second of silence and
 records the error it gets; stops the server with SIGTERM and records its exit status.
 
-    python -m edgeser.benchmarks.pytriton_check --data ../shared/data --out benchmarks/results/pytriton_check.json
+    python tests/integration/pytriton_check.py --data ../shared/data --out benchmarks/results/pytriton_check.json
 
 Run it in a venv made from the system Python with ``pip install ".[cpu]" nvidia-pytriton`` (see
 ``edgeser/serving/pytriton.py`` for why).
@@ -127,7 +127,7 @@ def main() -> None:
               "max_abs_difference": max((a["max_abs_difference"] for a in answers), default=None),
               "silence_error": error, "exit_status_on_sigterm": code,
               "server_log_tail": [ln for ln in log if "edgeser" in ln or "error" in ln.lower()][-8:],
-              "command": f"python -m edgeser.benchmarks.pytriton_check --data {args.data} --out {args.out}"}
+              "command": f"python tests/integration/pytriton_check.py --data {args.data} --out {args.out}"}
     write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("python", "started_s", "all_equal_labels", "max_abs_difference",
                                              "silence_error", "exit_status_on_sigterm")}, indent=2))

@@ -10,7 +10,7 @@ Triton's business-logic scripting. The bundled sample and three RAVDESS files go
 and are compared with the runtime's prediction in this process, four of them at once too; a second of silence
 records the error a client gets; SIGTERM stops the server and its exit status is recorded.
 
-    python -m edgeser.benchmarks.triton_repo_check --data ../shared/data --out benchmarks/results/triton_repo.json
+    python tests/integration/triton_repo_check.py --data ../shared/data --out benchmarks/results/triton_repo.json
 
 Run it where ``edgeser serve --triton`` runs: a venv of the system Python with ``pip install ".[cpu,pytriton]"``
 (see edgeser/serving/pytriton.py).
@@ -30,9 +30,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeser.benchmarks.pytriton_check import ask, check_files, stop, wait_ready
+from pytriton_check import ask, check_files, stop, wait_ready  # this folder, first on the path of a script
 
-STAND_IN = '''"""A stand-in for Triton's ONNX Runtime backend (edgeser.benchmarks.triton_repo_check): the same
+STAND_IN = '''"""A stand-in for Triton's ONNX Runtime backend (tests/integration/triton_repo_check.py): the same
 model.onnx, run by ONNX Runtime inside the Python backend, one request at a time."""
 
 import json
@@ -169,7 +169,7 @@ def main() -> None:
               "max_abs_difference": max((a["max_abs_difference"] for a in every), default=None),
               "silence_error": error, "statistics": stats, "exit_status_on_sigterm": code,
               "server_log_tail": [ln[:400] for ln in log if " E" in ln[:2] or "error" in ln.lower()][-8:],
-              "command": f"python -m edgeser.benchmarks.triton_repo_check --data {args.data} --out {args.out}"}
+              "command": f"python tests/integration/triton_repo_check.py --data {args.data} --out {args.out}"}
     from edgeser.benchmarks.provenance import write_result
 
     write_result(args.out, result)
