@@ -285,7 +285,7 @@ def test_cpu_avx2_target_keeps_weights_to_7_bits_and_records_the_cpu(cset: Calib
     """--target cpu-avx2 on the default's speech graph: every int8 weight within [-64, 64] (two products of a
     uint8 activation and such a weight cannot overflow the int16 sums of AVX2's vpmaddubsw), where cpu-vnni uses
     the full [-127, 127]; bundle.json records the scheme and the flags of the CPU that validated it; auto picks
-    this CPU's scheme."""
+    this CPU's scheme; weights left in float keep the parent's float16 storage."""
     import onnx
     from onnx import numpy_helper
 
@@ -303,6 +303,12 @@ def test_cpu_avx2_target_keeps_weights_to_7_bits_and_records_the_cpu(cset: Calib
         quantize_bundle("default", tmp_path / target, QuantizeConfig("int8", graphs=("speech",), target=target,
                                                                      min_cosine=0.0, ua_budget=100.0), cset)
         assert weight_range(tmp_path / target / "speech.onnx") == widest, target
+        # the weights left in float are stored as the parent stores them: float16 where that is exact
+        model = onnx.load(str(tmp_path / target / "speech.onnx"))
+        floats = [numpy_helper.to_array(t) for t in model.graph.initializer
+                  if t.data_type == onnx.TensorProto.FLOAT and np.prod(t.dims) >= 1024]
+        assert not [w for w in floats if np.array_equal(w.astype(np.float16).astype(np.float32), w)]
+        assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
         q = Bundle.load(tmp_path / target).manifest.speech.provenance["quantization"]
         assert q["target"] == target and q["reduce_range"] == (target == "cpu-avx2")
         assert q["validated_on"] == {"cpu": system.cpu_model(), "cpu_flags": system.cpu_flags()}

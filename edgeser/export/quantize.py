@@ -62,6 +62,7 @@ from edgeser.export.guard import (
     speech_frames,
 )
 from edgeser.export.progress import Ticker
+from edgeser.export.storage import fp16_weights
 from edgeser.model.bundle import Manifest
 from edgeser.model.writer import write_bundle
 from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
@@ -426,6 +427,11 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                     ticker = Ticker(progress, what + ": calibration pass (then conversion)", len(reader))
                     reader.on_next = ticker
                 reports[g].quantized_nodes = quantize_graph(src, dst, config, reader, exclude[g])
+                section = sections[g]
+                if config.precision == "int8" and section is not None and section.provenance.get("storage"):
+                    # the parent stores its float16-exact weights as float16 (storage.py); the quantizer wrote the
+                    # weights it left in float as float32: store them as the parent does (the same values)
+                    fp16_weights(dst, dst, lossless_only=True)
                 if reader is not None:
                     reader.on_next = None
                 ticker.finish()
