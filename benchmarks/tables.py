@@ -15,7 +15,7 @@ from typing import Any
 from edgeser.benchmarks.stats import interval
 from edgeser.benchmarks.suite import flags_text
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _load(name: str) -> dict[str, Any]:
