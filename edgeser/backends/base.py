@@ -23,3 +23,19 @@ class Backend(Protocol):
         ...
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class NamedGraph:
+    """:class:`Backend`'s ``input_names`` and ``output_names``, from the ``_inputs`` and ``_outputs`` a backend sets
+    when it loads its graph."""
+
+    _inputs: tuple[str, ...]
+    _outputs: tuple[str, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs

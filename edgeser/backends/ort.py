@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeser._optional import onnxruntime
+from edgeser.backends.base import NamedGraph
 from edgeser.errors import BackendUnavailableError, BundleError
 from edgeser.options import RuntimeOptions
 
 
-class OrtBackend:
+class OrtBackend(NamedGraph):
     """Runs one ONNX graph with ONNX Runtime."""
 
     def __init__(self, path: Path, options: RuntimeOptions) -> None:
@@ -39,14 +40,6 @@ class OrtBackend:
         self.tensors = {t.name: (t.type, list(t.shape)) for t in (*self._session.get_inputs(),
                                                                    *self._session.get_outputs())}
         """Each input's and output's ONNX Runtime type (``"tensor(float)"``) and shape (ints, names or None)."""
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
 
     @property
     def metadata(self) -> dict[str, str]:

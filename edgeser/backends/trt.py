@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeser._optional import require
+from edgeser.backends.base import NamedGraph
 from edgeser.errors import BackendError, BackendUnavailableError, BundleError, InputError
 from edgeser.model.bundle import EngineEntry
 from edgeser.model.specs import GraphSpec
@@ -61,7 +62,7 @@ def check_engine(entry: EngineEntry, trt_version: str, gpu: str, capability: str
                           "bundle with ONNX Runtime (RuntimeOptions.cpu() / .cuda())")
 
 
-class TrtBackend:
+class TrtBackend(NamedGraph):
     """One TensorRT engine, with the interface of :class:`edgeser.backends.OrtBackend`.
 
     Inputs are copied to device buffers sized for the current shapes, the engine runs on its own CUDA
@@ -88,14 +89,6 @@ class TrtBackend:
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         err, self._stream = self._cudart.cudaStreamCreate()
         _check(err, "cudaStreamCreate")
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
 
     @property
     def metadata(self) -> dict[str, str]:

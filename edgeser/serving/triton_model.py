@@ -14,23 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from edgeser.backends.base import NamedGraph
 from edgeser.errors import EdgeserError
 from edgeser.serving.triton import graph_model_name, predict_request, prediction_outputs
 
 
-class BlsGraph:
+class BlsGraph(NamedGraph):
     """A graph model on the same Triton server, with the interface of :class:`edgeser.backends.OrtBackend`."""
 
     def __init__(self, pb_utils: Any, model: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
         self._pb, self._model, self._inputs, self._outputs = pb_utils, model, inputs, outputs
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
 
     @property
     def metadata(self) -> dict[str, str]:
