@@ -133,7 +133,7 @@ def summary(row: dict[str, Any]) -> str:
 
 
 def choose_and_write(out: Path, recipe: Recipe, encoder_sha256: str, rows: dict[str, Any], shipped: str,
-                     what: str) -> None:
+                     what: str, extra: dict[str, Any] | None = None) -> None:
     """The rule: the best score wins only if it beats the ``shipped`` row's by more than :data:`MARGIN`; the
     result file with every row."""
     from edgeser.benchmarks.provenance import write_result
@@ -143,7 +143,7 @@ def choose_and_write(out: Path, recipe: Recipe, encoder_sha256: str, rows: dict[
     write_result(out, {"recipe": recipe.name, "encoder_sha256": encoder_sha256,
                        "rule": "best mean of LOCO mean UA, RAVDESS fold UA and RAVDESS babble-10-dB UA; the "
                                f"shipped {what} stays unless beaten by more than {100 * MARGIN:.0f} point",
-                       "variants": rows, "chosen": chosen})
+                       "variants": rows, "chosen": chosen, **(extra or {})})
     print(f"chosen: {chosen}; wrote {out}")
 
 
