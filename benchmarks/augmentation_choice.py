@@ -66,8 +66,8 @@ BABBLE_GAP, SAME_LABEL = 0.08, 0.90  # issue 24's targets for babble at 10 dB an
 
 
 def meets_targets(row: dict[str, Any]) -> bool:
-    return (row["ravdess_folds_ua"] - row["ravdess_babble10_ua"] <= BABBLE_GAP
-            and row["ravdess_trimmed_same_label"] >= SAME_LABEL)
+    return bool(row["ravdess_folds_ua"] - row["ravdess_babble10_ua"] <= BABBLE_GAP
+                and row["ravdess_trimmed_same_label"] >= SAME_LABEL)
 
 
 def confirmation(rows: dict[str, Any]) -> dict[str, Any]:

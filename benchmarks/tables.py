@@ -178,17 +178,18 @@ def bench() -> str:
 
 def service_load() -> str:
     r = _load("service_load.json")
-    lines = ["| clients at real time | minutes | files sent | answered | dropped (counted) | lost | closed early | "
-             "end of speech → result, client p50 / p95 ms | server p50 / p95 ms | server RSS after |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| clients at real time | minutes | files sent | answered | dropped (counted) | lost | "
+             "audio dropped before the detector | closed early | end of speech → result, client p50 / p95 ms | "
+             "server p50 / p95 ms | server RSS after |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def ms(d: dict[str, float] | None) -> str:
         return "n/a" if d is None else f"{d['p50']:.0f} / {d['p95']:.0f}"
 
     for run in r["runs"]:
         lines.append(f"| {run['clients']} | {run['minutes']:g} | {run['files_sent']} | {run['files_answered']} | "
-                     f"{run['dropped']} | {run['lost']} | {run['closed_early']} | {ms(run['client_latency_ms'])} | "
-                     f"{ms(run['server_latency_ms'])} | {run['server_memory_after']['rss_mb']:.0f} MB |")
+                     f"{run['dropped']} | {run['lost']} | {run['audio_dropped_s']:.0f} s | {run['closed_early']} | "
+                     f"{ms(run['client_latency_ms'])} | {ms(run['server_latency_ms'])} | "
+                     f"{run['server_memory_after']['rss_mb']:.0f} MB |")
     return "\n".join(lines) + f"\n\n(server peak RSS {r['server_peak_rss_mb']:.0f} MB, idle " \
         f"{r['server_idle_memory']['rss_mb']:.0f} MB; exit status on SIGTERM {r['server_exit_on_sigterm']}; " \
         "clients in another process on the same machine. These figures hold for this CPU only: the encoder's speed, " \

@@ -209,6 +209,24 @@ def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: 
     assert len(warnings) == 1 <= end["dropped"]  # one warning per DROP_WARNING_EVERY_S, not one per drop
 
 
+@pytest.mark.parametrize("running", [({"end_wait_s": 0.2}, Stub(delay_s=0.5))], indirect=True)
+def test_utterances_unanswered_when_the_end_wait_runs_out_are_counted_as_dropped(running: tuple[Service, str]) -> None:
+    """A client's end while its utterances still wait for a slow recognizer: the end message comes when
+    end_wait_s runs out, counts every unanswered utterance as dropped, and no result follows it (at 128 clients
+    the end message could leave utterances neither answered nor counted)."""
+    service, url = running
+    wave = tones(*[p for _ in range(4) for p in (("tone", 0.4), ("silence", 0.4))])
+    with connect(url) as ws:
+        send_all(ws, pcm(wave))
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    results, end = messages[:-1], messages[-1]
+    assert end["type"] == "end" and all(m["type"] == "utterance" for m in results)
+    assert end["utterances"] == len(results) and end["utterances"] + end["dropped"] == 4 and end["dropped"] >= 1
+    wait_until(lambda: service.stats()["dropped"] == end["dropped"] and service.stats()["queued"] == 0, 10)
+    assert service.stats()["utterances"] == end["utterances"]
+
+
 @pytest.mark.parametrize("running", [({"queue_size": 1, "max_pending_s": 1.0}, Stub(delay_s=0.3))], indirect=True)
 def test_a_blocking_client_loses_nothing_however_fast_it_sends(running: tuple[Service, str]) -> None:
     """With "backpressure": "block", a file sent as fast as it goes into a slow recognizer, a queue of one and a

@@ -30,6 +30,8 @@ class ServiceConfig:
         max_message_bytes: Largest message accepted (1 MiB: 32 s of 16 kHz mono PCM).
         max_pending_s: Audio of one connection waiting for its voice activity detector; older audio is dropped.
         queue_size: Utterances waiting for recognition, all connections together; the oldest is dropped.
+        end_wait_s: After a client's ``end``, how long its utterances still waiting or being recognised are
+            awaited; those not answered by then are dropped and counted in the ``end`` message.
         origins: Browser origins allowed (e.g. ``"http://localhost:3000"``); requests without an ``Origin``
             header (any non-browser client) are always allowed.
         token: When set, the bearer token every connection must present.
@@ -48,6 +50,7 @@ class ServiceConfig:
     max_message_bytes: int = 1 << 20
     max_pending_s: float = 10.0
     queue_size: int = 8
+    end_wait_s: float = 30.0
     origins: tuple[str, ...] = ()
     token: str | None = None
     adapt_speaker_s: float | None = None
@@ -63,6 +66,7 @@ class ServiceConfig:
                    f"max_message_bytes must be 1 KiB-64 MiB, got {self.max_message_bytes}"),
                   (0 < self.max_pending_s <= 600, f"max_pending_s must be in (0, 600], got {self.max_pending_s}"),
                   (self.queue_size >= 1, f"queue_size must be >= 1, got {self.queue_size}"),
+                  (0 < self.end_wait_s <= 600, f"end_wait_s must be in (0, 600], got {self.end_wait_s}"),
                   (self.token is None or len(self.token) >= 16,
                    "token must be at least 16 characters (e.g. from `python -c 'import secrets; "
                    "print(secrets.token_urlsafe())'`)"),

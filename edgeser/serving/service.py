@@ -19,7 +19,10 @@ Protocol (one connection = one audio stream):
 - server → client, ``{"type": "error", "error": ...}`` for a text message it cannot use (the connection goes on);
 - server → client, last: ``{"type": "end", "utterances": N, "dropped": D, "audio_dropped_s": S}``, then the
   server closes the connection (code 1000, reason ``end``; a client still sending after its ``end`` may see
-  that close before it reads the ``end`` message).
+  that close before it reads the ``end`` message). Every utterance the detector found is either among the N
+  results sent before it or counted in D (those still unanswered :attr:`ServiceConfig.end_wait_s` after the
+  ``end`` included); audio dropped before the detector heard it (over ``max_pending_s``) is counted in S
+  seconds, since no one can tell how many utterances it held.
 
 What keeps it up when left running (:class:`ServiceConfig`):
 
@@ -201,6 +204,7 @@ class _Session:
         self.outstanding = 0  # utterances submitted and neither sent nor dropped
         self.open = True
         self.lock = threading.Condition()
+        self.sending = threading.Lock()  # results and the end message, in order: none is sent after "end"
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque()  # (samples received, time)
         self.detector_thread = threading.Thread(target=self._detect, name="edgeser-ws-vad", daemon=True)
 
@@ -278,18 +282,32 @@ class _Session:
             self.lock.notify_all()
 
     def deliver(self, job: _Job, prediction: Any, error: str | None) -> float | None:
-        """Send one result; returns its latency (``None`` when the connection has gone)."""
+        """Send one result; returns its latency (``None`` when it was not sent: the connection has gone, or has
+        ended and counted this utterance as dropped in its ``end`` message)."""
         u = job.utterance
-        with self.lock:
-            before, self.dropped_since_sent = self.dropped_since_sent, 0
-        latency = time.perf_counter() - job.speech_end_arrived
-        result = StreamResult(u.start_s, u.end_s, prediction, error, u.partial, u.split, latency, before)
-        ok = self.send({"type": "utterance", **result.to_dict()})
-        with self.lock:
-            self.sent += ok
-            self.outstanding -= 1
-            self.lock.notify_all()
+        with self.sending:
+            ok, latency = self.open, time.perf_counter() - job.speech_end_arrived
+            if ok:
+                with self.lock:
+                    before, self.dropped_since_sent = self.dropped_since_sent, 0
+                result = StreamResult(u.start_s, u.end_s, prediction, error, u.partial, u.split, latency, before)
+                ok = self.send({"type": "utterance", **result.to_dict()})
+            with self.lock:
+                self.sent += ok
+                self.outstanding -= 1
+                self.lock.notify_all()
         return latency if ok else None
+
+    def end(self, wait_s: float) -> None:
+        """After the client's ``end``: wait up to ``wait_s`` for its utterances, then send the ``end`` message,
+        counting those still waiting or being recognised as dropped (they will not be sent)."""
+        self.wait_until_done(wait_s)
+        with self.sending:
+            with self.lock:
+                self.open = False
+                unanswered = self.outstanding
+            self.send({"type": "end", "utterances": self.sent, "dropped": self.dropped + unanswered,
+                       "audio_dropped_s": round(self.audio_dropped / SAMPLE_RATE, 3)})
 
     def send(self, message: dict[str, Any]) -> bool:
         from websockets.exceptions import ConnectionClosed
@@ -371,7 +389,8 @@ class Service:
                 if not self._jobs:
                     return
                 job = self._jobs.popleft()
-            if not job.session.open:
+            if not job.session.open:  # ended (its end message counted this one) or gone
+                self._count("dropped")
                 job.session.dropped_job()
                 continue
             prediction, error = guarded(functools.partial(self.recognizer.predict, job.utterance.samples,
@@ -383,6 +402,8 @@ class Service:
             if latency is not None:
                 self._count("utterances")
                 self.latencies.append(latency)
+            else:
+                self._count("dropped")
 
     # ---- connections ----
     def process_request(self, connection: Any, request: Any) -> Any:
@@ -419,9 +440,7 @@ class Service:
             session.finish_audio(discard=not ended)
             session.detector_thread.join()
             if ended:
-                session.wait_until_done(timeout=30.0)
-                session.send({"type": "end", "utterances": session.sent, "dropped": session.dropped,
-                              "audio_dropped_s": round(session.audio_dropped / SAMPLE_RATE, 3)})
+                session.end(self.config.end_wait_s)
                 self._close(connection, 1000, "end")
             session.open = False
             with self._sessions_lock:
