@@ -1,11 +1,11 @@
 """How the default model generalises: to corpora, speakers, the stream path, noise and rooms it never met.
 
-    python -m edgeser.benchmarks.generalisation --work runs/generalisation \\
+    python -m edgeser.benchmarks.generalisation --work runs/generalisation --jobs 2 \\
         --out benchmarks/results/generalisation.json
 
 Every figure comes from utterances whose speakers (and, leave-one-corpus-out, whose corpus) no head was trained on.
 Features go through the runtime (:func:`edgeser.export.multicorpus.features`: the shipped speech graph, silero-vad,
-the frame-mask rule prediction uses) and are cached in ``--work``.
+the frame-mask rule prediction uses) and are cached in ``--work`` (``--jobs N``: computed N files at a time first).
 
 1. **Selection, leave-one-corpus-out** (LOCO): each recipe trained on the other corpora, scored on the one left
    out; recipes differ in pooling (every frame / voiced frames), data (RAVDESS / RAVDESS + EmoDB + TurEV, balanced
@@ -143,16 +143,7 @@ class Corpora:
         """eGeMAPS v02 functionals (openSMILE) of the same clean audio or augmented copies."""
         key = (corpus, copies)
         if key not in self._egemaps:
-            import opensmile
-
-            smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                    feature_level=opensmile.FeatureLevel.Functionals)
-            ds = self.ds[corpus]
-            path = self.cache / ("egemaps-" + cache_name(ds, "clean", copies, 0, "egemaps-v02"))
-            self._egemaps[key] = cached(path, lambda: {"x": np.stack([
-                smile.process_signal(w, 16000).to_numpy()[0] for w in track(
-                    waves(ds, copies), total=len(ds) * max(copies, 1),
-                    description=f"eGeMAPS: {corpus}{f' ({copies} copies)' if copies else ''}")])})["x"]
+            self._egemaps[key] = egemaps_features(self.ds[corpus], self.cache, copies)
         return self._egemaps[key]
 
     def train(self, recipe: Recipe, parts: Sequence[tuple[str, np.ndarray]], kind: str = "stats") -> Head:
@@ -380,6 +371,55 @@ def room(x: np.ndarray, rng: np.random.Generator, rt60: float) -> np.ndarray:
     return aug.reverberate(x, rt60, rng)
 
 
+def egemaps_features(ds: Dataset, cache: Path, copies: int) -> np.ndarray:
+    """eGeMAPS v02 functionals (openSMILE) of ``ds``'s clean audio or its first draw of augmented copies, cached."""
+    import opensmile
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    path = cache / ("egemaps-" + cache_name(ds, "clean", copies, 0, "egemaps-v02"))
+    return cached(path, lambda: {"x": np.stack([
+        smile.process_signal(w, 16000).to_numpy()[0] for w in track(
+            waves(ds, copies), total=len(ds) * max(copies, 1),
+            description=f"eGeMAPS: {ds.name}{f' ({copies} copies)' if copies else ''}")])})["x"]
+
+
+def warm(bundle: str, cache: Path, jobs: int) -> None:
+    """Compute the feature cache files the protocol reads, ``jobs`` at a time (each worker its own recognizer, one
+    thread), so that the protocol itself only reads them: every corpus clean and augmented, RAVDESS under each
+    condition, eGeMAPS, narration, the spare recordings site profiles come from."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    work = [("egemaps", f"{c}:{COPIES}") for c in CORPORA] + [("copies", c) for c in CORPORA]  # the longest first
+    work += [("condition", cond) for cond in conditions()] + [("egemaps", f"{c}:0") for c in CORPORA]
+    work += [("narration", part) for part in ("narration", "babble")] + [("unscored", c) for c in CORPORA]
+    os.environ["OMP_NUM_THREADS"] = "1"
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for done in pool.map(functools.partial(_warm_one, bundle, cache), work):
+            print(f"features: {done}", flush=True)
+
+
+def _warm_one(bundle: str, cache: Path, job: tuple[str, str]) -> str:
+    kind, name = job
+    if kind == "egemaps":
+        corpus, copies = name.split(":")
+        egemaps_features(load_corpus(corpus), cache, int(copies))
+        return f"eGeMAPS {name}"
+    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=1))
+    if kind == "copies":
+        features(rec, load_corpus(name), cache)
+        features(rec, load_corpus(name), cache, copies=COPIES)
+    elif kind == "condition":
+        features(rec, load_corpus("ravdess"), cache, transform=conditions()[name], tag=name.replace(" ", ""))
+    elif kind == "narration":
+        narration(rec, cache, part=name)
+    else:
+        features(rec, unscored(name), cache)
+    return f"{kind} {name}"
+
+
 def narration(rec: EmotionRecognizer, cache: Path, part: str = "narration") -> Pooled:
     """The first 30 s of each LibriSpeech recording of ``part`` (:func:`talkers`: the scored narration, or the
     other talkers, whose audio also makes babble and the narration's site profile)."""
@@ -419,7 +459,10 @@ def main() -> None:
     ap.add_argument("--bundle", default="default",
                     help="whose speech graph makes the features (its last exposed layer): the default, or a candidate "
                          "encoder such as `edgeser export --speech whisper-base --layers 3`")
+    ap.add_argument("--jobs", type=int, default=1, help="feature files computed at once, before the protocol")
     args = ap.parse_args()
+    if args.jobs > 1:
+        warm(args.bundle, args.work / "cache", args.jobs)
     from edgeser.benchmarks.provenance import write_result
 
     rec = EmotionRecognizer.from_bundle(args.bundle, RuntimeOptions.cpu(threads=1))
