@@ -507,24 +507,34 @@ def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
     """The default's recipe, variants side by side on the same features (``head_choice.py``: the head;
     ``augmentation_choice.py``: the augmented copies)."""
     r = _load(file)
+    confirmation = r.get("confirmation")  # a second draw, decided by the rule written for it
+    shipped = r["chosen"] if confirmation is None else "6 copies" if confirmation["six_replaces_two"] else "2 copies"
     lines = [f"| {what} | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | RAVDESS 5 folds | babble 10 dB | trimmed: "
              "same label as whole | ECE raw, LOCO: RAVDESS / EmoDB / TurEV | score |",
              "|---|---|---|---|---|---|---|---|"]
     for name, v in r["variants"].items():
-        mark = "**" if name == r["chosen"] else ""
+        mark = "**" if name == shipped else ""
         corpora = ("ravdess", "emodb", "turev")
         lines.append(f"| {mark}{name}{mark} | " + " / ".join(pct(v["loco_ua"][c]) for c in corpora)
                      + f" | {pct(v['loco_mean_ua'])} | {pct(v['ravdess_folds_ua'])} | "
                      f"{pct(v['ravdess_babble10_ua'])} | {100 * v['ravdess_trimmed_same_label']:.1f}% | "
                      + " / ".join(f"{v['ece'][c]['raw']:.2f}" for c in corpora)
                      + f" | {mark}{pct(v['score'])}{mark} |")
-    return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, file)}"
+    if confirmation is None:
+        return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, file)}"
+    held = "; ".join(f"{k}: {'yes' if v else 'no'}" for k, v in confirmation["conditions"].items())
+    return "\n".join(lines) + (
+        f"\n\nDraw {r['seed']} of the augmented copies. Rule written for this draw (6 copies replace 2 only if all "
+        f"hold): {held}; so {shipped} {'replace' if confirmation['six_replaces_two'] else 'stay'}. The first run's "
+        f"rule applied to this draw alone would choose {r['chosen']}. {_stamp(r, file)}")
 
 
 TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["head_choice"] = head_choice
 TABLES["tensorrt_ready_intel"] = lambda: tensorrt_ready("tensorrt_ready-intel.json")
 TABLES["augmentation_choice"] = lambda: head_choice("augmentation_choice.json", "augmented copies of each utterance")
+TABLES["augmentation_choice_seed1"] = lambda: head_choice("augmentation_choice-seed1.json",
+                                                          "augmented copies of each utterance (second draw)")
 TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
 TABLES["int8_schemes_now"] = lambda: int8_schemes("int8_schemes-now.json")
