@@ -74,7 +74,8 @@ READERS = {"speech": speech, "text": text, "fusion": fusion}
 
 class OrtReader:
     """``onnxruntime.quantization.CalibrationDataReader`` over an iterable of feeds (materialised once, so
-    ``rewind`` works for multi-pass calibration methods such as entropy and percentile)."""
+    ``rewind`` works for multi-pass calibration methods; entropy and percentile also need
+    :meth:`equal_lengths`)."""
 
     def __init__(self, feeds: Iterable[Feeds], only: Iterable[str] | None = None) -> None:
         keep = set(only) if only is not None else None
@@ -101,6 +102,29 @@ class OrtReader:
 
     def __iter__(self) -> Iterator[Feeds]:
         return iter(self._data)
+
+    def equal_lengths(self) -> OrtReader:
+        """The feeds cut along their time axis (axis 1, after the batch of one) into windows of the shortest
+        feed's length, as many whole windows of each feed as it holds.
+
+        ONNX Runtime's histogram calibrators (``entropy``, ``percentile``) stack each tensor's values over every
+        feed into one array before they count them, which fails on feeds of different lengths; windows of one
+        length give it real audio (or tokens, or frames) of one shape. Raises :class:`DatasetError` where a
+        feed's inputs disagree on that length (a head fed frames and words)."""
+        lengths = []
+        for i, feed in enumerate(self._data):
+            times = {v.shape[1] for v in feed.values() if v.ndim >= 2}
+            if len(times) != 1:
+                raise DatasetError(f"calibration feed {i}: its inputs have time axes of lengths {sorted(times)}, so "
+                                   "it cannot be cut into windows of one length; use --method minmax")
+            lengths.append(times.pop())
+        n = min(lengths)
+        if n < 1:
+            raise DatasetError("a calibration feed is empty; use --method minmax or drop it from the set")
+        out = OrtReader([{k: v[:, j * n : (j + 1) * n] if v.ndim >= 2 else v for k, v in feed.items()}
+                         for feed, m in zip(self._data, lengths, strict=True) for j in range(m // n)])
+        out.on_next = self.on_next
+        return out
 
     def set_range(self, start_index: int, end_index: int) -> None:  # ORT's interface, for stride calibration
         self._data = self._data[start_index:end_index]

@@ -203,6 +203,8 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         if reader is None:
             raise QuantizationError("static INT8 needs a calibration set")
         reader.rewind()
+        if config.method != "minmax":  # histogram methods stack every feed's tensors: one shape for all
+            reader = reader.equal_lengths()
         trt = config.target == "tensorrt"
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[config.method]
@@ -423,6 +425,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                         + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
                 progress(what)
                 reader, ticker = feeds.get(g), Ticker(progress, what + ", conversion", 0)
+                if reader is not None and config.precision == "int8" and config.method != "minmax":
+                    reader = reader.equal_lengths()  # what quantize_graph feeds a histogram method
                 if reader is not None and config.precision == "int8":
                     ticker = Ticker(progress, what + ": calibration pass (then conversion)", len(reader))
                     reader.on_next = ticker

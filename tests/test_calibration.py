@@ -83,6 +83,22 @@ def test_ort_reader_protocol() -> None:
         OrtReader([])
 
 
+def test_equal_lengths_cuts_every_feed_into_whole_windows_of_the_shortest() -> None:
+    """What ONNX Runtime's histogram calibrators need: every feed of one shape, cut from the real inputs."""
+    waves = [np.arange(n, dtype=np.float32)[None] for n in (5, 12, 7)]
+    reader = OrtReader([{"input_values": w, "attention_mask": np.ones(w.shape, np.int64)} for w in waves])
+    windows = list(reader.equal_lengths())
+    assert [f["input_values"].shape for f in windows] == [(1, 5)] * 4  # 1 + 2 + 1 whole windows
+    np.testing.assert_array_equal(windows[2]["input_values"], waves[1][:, 5:10])
+    assert all(f["attention_mask"].shape == (1, 5) for f in windows)
+    frames = OrtReader([{"frame": np.zeros((1, t, 3), np.float32), "frame_mask": np.ones((1, t), bool)}
+                        for t in (4, 9)])
+    assert [f["frame"].shape for f in frames.equal_lengths()] == [(1, 4, 3)] * 3
+    mixed = OrtReader([{"frame": np.zeros((1, 6, 3), np.float32), "word": np.zeros((1, 2, 3), np.float32)}])
+    with pytest.raises(DatasetError, match="--method minmax"):
+        mixed.equal_lengths()
+
+
 @pytest.mark.export
 def test_readers_give_each_graphs_inputs(corpus: Dataset, tmp_path: Path, tiny_bundle: Path) -> None:
     from edgeser import EmotionRecognizer

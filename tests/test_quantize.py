@@ -69,6 +69,19 @@ def test_a_variant_that_fails_its_guard_is_never_written(tiny_bundle: Path, cset
     assert not (tmp_path / "v").exists() and not list(tmp_path.glob(".v*"))
 
 
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_calibration_takes_utterances_of_different_lengths(method: str, tiny_bundle: Path,
+                                                                     cset: CalibrationSet, tmp_path: Path) -> None:
+    """ONNX Runtime's histogram calibrators stack each tensor over every feed into one array: utterances of
+    different lengths made ``--method percentile`` and ``entropy`` end in a traceback. They calibrate now."""
+    assert len({cset.audio(i).size for i in range(len(cset))}) > 1
+    config = QuantizeConfig("int8", method=method, graphs=("speech",), min_cosine=0.0, fallback_steps=0)
+    report = quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
+    assert report["graphs"]["speech"]["quantized_nodes"] > 0
+    q = EmotionRecognizer.from_bundle(tmp_path / "v").speech.provenance["quantization"]
+    assert q["method"] == method
+
+
 def test_min_label_agreement_is_a_share() -> None:
     with pytest.raises(InputError, match="min_label_agreement"):
         QuantizeConfig("int8", min_label_agreement=1.5)
