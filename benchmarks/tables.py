@@ -447,6 +447,28 @@ def encoder_choice() -> str:
 TABLES["encoder_choice"] = encoder_choice
 
 
+def encoder_layers() -> str:
+    """The shipped MLP head on several blocks' statistics at once (``encoder_choice --mlp``)."""
+    r = _load("encoder_layers.json")
+    corpora = ("ravdess", "emodb", "turev")
+    lines = ["| blocks read (statistics concatenated) | LOCO UA: RAVDESS / EmoDB / TurEV | LOCO mean | "
+             "RAVDESS 5 folds | babble 10 dB | score | LOCO minus the first row [95%]: RAVDESS / EmoDB / TurEV |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in r["rows"].items():
+        mark = "**" if name == r["chosen"] else ""
+        minus = row.get("minus_reference")
+        diff = " / ".join(f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+                          for d in (minus[c] for c in corpora)) if minus else "-"
+        loco = " / ".join(pct(row["loco"][c]["ua"]) for c in corpora)
+        lines.append(f"| {row['layer']} | {loco} | {pct(row['loco_mean_ua'])} | {pct(row['ravdess_folds_ua'])} | "
+                     f"{pct(row['ravdess_babble10_ua'])} | {mark}{pct(row['score'])}{mark} | {diff} |")
+    return "\n".join(lines) + (f"\n\nRecipe: {r['recipe']}; {r['reading']}. Rule: {r['rule']}; chosen: "
+                               f"{r['chosen']}. {_stamp(r, 'encoder_layers.json')}")
+
+
+TABLES["encoder_layers"] = encoder_layers
+
+
 def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped model)") -> str:
     """INT8 schemes of the default on this CPU (or, from ``students.json``, distilled students beside it): accuracy
     on unseen speakers and corpora, speed, quantize time."""

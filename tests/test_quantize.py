@@ -82,6 +82,14 @@ def test_histogram_calibration_takes_utterances_of_different_lengths(method: str
     assert q["method"] == method
 
 
+def test_method_auto_calibrates_cpu_avx2_by_percentile_and_the_others_by_minmax() -> None:
+    assert QuantizeConfig("int8", target="cpu-avx2").resolved().method == "percentile"
+    for target in ("cpu-vnni", "arm", "tensorrt"):
+        assert QuantizeConfig("int8", target=target).resolved().method == "minmax"
+    assert QuantizeConfig("int8", target="cpu-avx2", method="minmax").resolved().method == "minmax"
+    assert QuantizeConfig("int8").resolved().method in ("percentile", "minmax")  # this CPU's target's
+
+
 def test_min_label_agreement_is_a_share() -> None:
     with pytest.raises(InputError, match="min_label_agreement"):
         QuantizeConfig("int8", min_label_agreement=1.5)
