@@ -560,6 +560,7 @@ TABLES["augmentation_choice_seed1"] = lambda: head_choice("augmentation_choice-s
 TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
 TABLES["int8_schemes_now"] = lambda: int8_schemes("int8_schemes-now.json")
+TABLES["int8_methods"] = lambda: int8_schemes("int8_methods.json")
 TABLES["students"] = lambda: int8_schemes("students.json", "- (their teacher: tiny.en to block 2, the default when "
                                                              "they were measured)")
 TABLES["students_base"] = lambda: int8_schemes("students-base.json", "- (their teacher: the shipped default, Whisper "
