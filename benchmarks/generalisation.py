@@ -117,12 +117,13 @@ RECIPES = [Recipe(m, c, k, h) for m in MASKS for c in (("ravdess",), CORPORA) fo
 class Corpora:
     """Each corpus's labels, groups, clean and augmented features (statistics, or eGeMAPS)."""
 
-    def __init__(self, rec: EmotionRecognizer, cache: Path, seed: int = 0) -> None:
+    def __init__(self, rec: EmotionRecognizer, cache: Path, seed: int = 0, layers: Sequence[int] = (-1,)) -> None:
         self.rec, self.cache, self.seed = rec, cache, seed  # seed: which draw of augmented copies
+        self.layers = tuple(layers)  # which exposed layers the statistics read, concatenated
         self.ds = {c: load_corpus(c) for c in CORPORA}
         self.y = {c: ds.label_ids() for c, ds in self.ds.items()}
         self.groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in self.ds.items()}
-        self.clean = {c: features(rec, ds, cache) for c, ds in self.ds.items()}
+        self.clean = {c: features(rec, ds, cache, layers=self.layers) for c, ds in self.ds.items()}
         self._aug: dict[tuple[str, int], Pooled] = {}
         for c in CORPORA:
             self.augmented(c, COPIES)
@@ -131,7 +132,8 @@ class Corpora:
     def augmented(self, corpus: str, copies: int) -> Pooled:
         """Statistics of ``copies`` augmented copies of each utterance (computed, or read from the cache, once)."""
         if (corpus, copies) not in self._aug:
-            self._aug[corpus, copies] = features(self.rec, self.ds[corpus], self.cache, copies=copies, seed=self.seed)
+            self._aug[corpus, copies] = features(self.rec, self.ds[corpus], self.cache, copies=copies, seed=self.seed,
+                                                 layers=self.layers)
         return self._aug[corpus, copies]
 
     def x(self, corpus: str, mask: str, copies: int, kind: str = "stats") -> np.ndarray:

@@ -91,8 +91,8 @@ def score(data: Corpora, robot: dict[str, np.ndarray], recipe: Recipe) -> dict[s
 def robot_conditions(rec: EmotionRecognizer, data: Corpora, cache: Path, mask: str) -> dict[str, np.ndarray]:
     """RAVDESS statistics with babble at 10 dB SNR, and trimmed of silence (``mask`` frames), for :func:`score`."""
     every = conditions()
-    return {cond: features(rec, data.ds["ravdess"], cache, transform=every[cond], tag=cond.replace(" ", "")).mask(mask)
-            for cond in ROBOT}
+    return {cond: features(rec, data.ds["ravdess"], cache, transform=every[cond], tag=cond.replace(" ", ""),
+                           layers=data.layers).mask(mask) for cond in ROBOT}
 
 
 def score_variant(name: str) -> dict[str, Any]:

@@ -108,16 +108,17 @@ class Pooled:
         return np.asarray(self.stats[:, MASKS.index(which)])
 
 
-def pooled(rec: EmotionRecognizer, wave: np.ndarray, layer: int = -1) -> tuple[np.ndarray, np.ndarray]:
+def pooled(rec: EmotionRecognizer, wave: np.ndarray, layers: Sequence[int] = (-1,)) -> tuple[np.ndarray, np.ndarray]:
     """One utterance through the runtime: ``(stats (masks, 2 * dim), frames (masks,))``: for ``all``, every frame
     of the whole utterance (the previous default's reading); for ``voiced``, the voiced frames of the speech span
-    (:meth:`edgeser.EmotionRecognizer.encode_speech`, what a ``frame_mask="voiced"`` head reads)."""
+    (:meth:`edgeser.EmotionRecognizer.encode_speech`, what a ``frame_mask="voiced"`` head reads). ``layers``: which
+    of the graph's exposed layers, their frames concatenated (by default the last, what the default's head reads)."""
     whole = rec.encode(wave, sample_rate=16000)
     span, keep = rec.encode_speech(wave)
     stats, counts = [], []
     for encoded, m in ((whole, None), (span, keep)):
         hidden, _ = encoded.item(0)
-        x = hidden[layer].astype(np.float64)
+        x = np.concatenate([hidden[k] for k in layers], axis=-1).astype(np.float64)
         x = x if m is None else x[m]
         stats.append(np.concatenate([x.mean(0), x.std(0)]))
         counts.append(x.shape[0])
@@ -155,27 +156,30 @@ def cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str
     return out
 
 
-def cache_name(ds: Dataset, tag: str, copies: int, seed: int, graph: str) -> str:
-    """A cache file's name: changes with the graph, the utterances, the copies, the seed, the augmentation."""
+def cache_name(ds: Dataset, tag: str, copies: int, seed: int, graph: str, layers: Sequence[int] = (-1,)) -> str:
+    """A cache file's name: changes with the graph, the layers read, the utterances, the copies, the seed, the
+    augmentation."""
     ident = {"graph": graph, "dataset": [u.id for u in ds.utterances], "copies": copies, "seed": seed,
              "tag": tag, "augmentation": asdict(Augmentation()) if copies else None, "rule": "span-1"}
+    if tuple(layers) != (-1,):  # the last layer alone keeps the names of the files cached before layers were read
+        ident["layers"] = list(layers)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return f"{ds.name}-{tag}-{copies}-{key}.npz"
 
 
 def features(rec: EmotionRecognizer, ds: Dataset, cache: Path, copies: int = 0, seed: int = 0,
              transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-             tag: str = "clean") -> Pooled:
+             tag: str = "clean", layers: Sequence[int] = (-1,)) -> Pooled:
     """:func:`pooled` of each of :func:`waves` (``(n * max(copies, 1), ...)``, the copies of an utterance together),
     cached in ``cache`` by the speech graph's hash and the settings (``tag`` names a ``transform``)."""
 
     def compute() -> dict[str, np.ndarray]:
         what = f"features: {ds.name} ({tag}{f', {copies} copies' if copies else ''})"
-        out = [pooled(rec, w) for w in track(waves(ds, copies, seed, transform), total=len(ds) * max(copies, 1),
-                                             description=what)]
+        out = [pooled(rec, w, layers) for w in track(waves(ds, copies, seed, transform),
+                                                     total=len(ds) * max(copies, 1), description=what)]
         return {"stats": np.stack([o[0] for o in out]), "frames": np.stack([o[1] for o in out])}
 
-    z = cached(cache / cache_name(ds, tag, copies, seed, rec.speech_sha256), compute)
+    z = cached(cache / cache_name(ds, tag, copies, seed, rec.speech_sha256, layers), compute)
     return Pooled(z["stats"], z["frames"])
 
 

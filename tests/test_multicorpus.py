@@ -130,3 +130,26 @@ def test_a_temperature_is_shipped_only_where_it_carries_to_unheard_corpora() -> 
              "temperature_all": 1.5}
     t, why = shipped_temperature(hurts)
     assert t == 1.0 and "none is shipped" in why
+
+
+def test_statistics_of_several_layers_are_each_layers_side_by_side(tmp_path: Path) -> None:
+    """``pooled`` reads the listed exposed layers concatenated; the cache names keep their old form for the last
+    layer alone (the files already computed stay valid) and change with any other reading."""
+    import soundfile as sf
+
+    from edgeser import EmotionRecognizer
+    from edgeser.datasets import Dataset, Utterance
+    from edgeser.export.multicorpus import cache_name, pooled
+    from tests.conftest import SAMPLE
+
+    rec = EmotionRecognizer.from_bundle("default")
+    wave = sf.read(SAMPLE, dtype="float32")[0]
+    last, _ = pooled(rec, wave)
+    twice, _ = pooled(rec, wave, (-1, -1))
+    dim = rec.speech.hidden_size
+    np.testing.assert_allclose(twice[:, :dim], last[:, :dim], rtol=1e-6)  # the means of the first copy
+    np.testing.assert_allclose(twice[:, dim:2 * dim], last[:, :dim], rtol=1e-6)  # then the second's
+    assert twice.shape[1] == 2 * last.shape[1]
+    ds = Dataset("x", (Utterance("u", Path(SAMPLE), "s", "s", "happy", None),))
+    old = cache_name(ds, "clean", 0, 0, "graph")
+    assert cache_name(ds, "clean", 0, 0, "graph", (-1,)) == old != cache_name(ds, "clean", 0, 0, "graph", (0, 1))
