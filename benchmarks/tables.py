@@ -555,6 +555,7 @@ TABLES["generalisation_encoders"] = generalisation_encoders
 TABLES["head_choice"] = head_choice
 TABLES["tensorrt_ready_intel"] = lambda: tensorrt_ready("tensorrt_ready-intel.json")
 TABLES["augmentation_choice"] = lambda: head_choice("augmentation_choice.json", "augmented copies of each utterance")
+TABLES["stack_choice"] = lambda: head_choice("stack_choice.json", "blocks read (the shipped recipe)")
 TABLES["augmentation_choice_seed1"] = lambda: head_choice("augmentation_choice-seed1.json",
                                                           "augmented copies of each utterance (second draw)")
 TABLES["int8_schemes"] = int8_schemes

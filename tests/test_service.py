@@ -189,18 +189,24 @@ def test_origins_and_token(running: tuple[Service, str]) -> None:
             assert json.loads(ws.recv(timeout=5))["type"] == "end"
 
 
+def utterances_then_end(url: str, n: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``n`` tone utterances (0.4 s, each followed by 0.4 s of silence) sent at once, then the client's end: the
+    results the server sent, and its end message."""
+    wave = tones(*[p for _ in range(n) for p in (("tone", 0.4), ("silence", 0.4))])
+    with connect(url) as ws:
+        send_all(ws, pcm(wave))
+        ws.send(json.dumps({"type": "end"}))
+        messages = [json.loads(m) for m in ws]
+    return messages[:-1], messages[-1]
+
+
 @pytest.mark.parametrize("running", [({"queue_size": 1}, Stub(delay_s=0.4))], indirect=True)
 def test_overload_drops_and_counts_utterances_and_keeps_the_connection(running: tuple[Service, str],
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     """Eight utterances at once into a recognizer that takes 0.4 s each and a queue of one: some are dropped,
     every one is either answered or counted, and the connection ends normally."""
     service, url = running
-    wave = tones(*[p for _ in range(8) for p in (("tone", 0.4), ("silence", 0.4))])
-    with connect(url) as ws:
-        send_all(ws, pcm(wave))
-        ws.send(json.dumps({"type": "end"}))
-        messages = [json.loads(m) for m in ws]
-    results, end = messages[:-1], messages[-1]
+    results, end = utterances_then_end(url, 8)
     assert end["type"] == "end" and end["dropped"] > 0
     assert len(results) == end["utterances"] and end["utterances"] + end["dropped"] == 8
     assert sum(m["dropped_before"] for m in results) <= end["dropped"]
@@ -215,12 +221,7 @@ def test_utterances_unanswered_when_the_end_wait_runs_out_are_counted_as_dropped
     end_wait_s runs out, counts every unanswered utterance as dropped, and no result follows it (at 128 clients
     the end message could leave utterances neither answered nor counted)."""
     service, url = running
-    wave = tones(*[p for _ in range(4) for p in (("tone", 0.4), ("silence", 0.4))])
-    with connect(url) as ws:
-        send_all(ws, pcm(wave))
-        ws.send(json.dumps({"type": "end"}))
-        messages = [json.loads(m) for m in ws]
-    results, end = messages[:-1], messages[-1]
+    results, end = utterances_then_end(url, 4)
     assert end["type"] == "end" and all(m["type"] == "utterance" for m in results)
     assert end["utterances"] == len(results) and end["utterances"] + end["dropped"] == 4 and end["dropped"] >= 1
     wait_until(lambda: service.stats()["dropped"] == end["dropped"] and service.stats()["queued"] == 0, 10)
