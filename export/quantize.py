@@ -65,18 +65,14 @@ from edgeser.export.progress import Ticker
 from edgeser.export.storage import fp16_weights
 from edgeser.model.bundle import Manifest
 from edgeser.model.writer import write_bundle
-from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_target
+from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_method, int8_target
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("auto", "minmax", "entropy", "percentile")
-"""Calibration methods: ``auto`` is :data:`AUTO_METHOD`'s for the target; the others are ONNX Runtime's."""
-AUTO_METHOD = {"cpu-avx2": "percentile"}
-"""The calibration method ``auto`` stands for, by target (``minmax`` for any other). On an AVX2-only CPU the
-default's ``cpu-avx2`` variant calibrated by percentile (ranges that ignore the 0.001% most extreme activations)
-kept its accuracy with 6 nodes in float instead of minmax's 12, so its speech graph ran at 0.73x FP32 instead of
-0.87x (``benchmarks/results/int8_methods.json``); the other targets are measured with minmax only."""
+"""Calibration methods: ``auto`` is the target's (:func:`edgeser.system.int8_method`); the others are ONNX
+Runtime's."""
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
@@ -103,7 +99,7 @@ class QuantizeConfig:
 
     Attributes:
         precision: ``int8`` (static, calibrated), ``int8-dynamic`` or ``fp16``.
-        method: Calibration method for ``int8``: ``auto`` (the default: :data:`AUTO_METHOD`), ``minmax``,
+        method: Calibration method for ``int8``: ``auto`` (the default: :func:`edgeser.system.int8_method`), ``minmax``,
             ``entropy`` or ``percentile``.
         graphs: Which graphs to convert; the emotion head is tiny and stays FP32 by default.
         per_channel: Per-channel weight scales (static INT8).
@@ -141,7 +137,7 @@ class QuantizeConfig:
         recorded for the 8-bit scheme) and ``method="auto"`` by that target's calibration method."""
         config = replace(self, target=int8_target()) if self.target == "auto" else self
         if config.method == "auto":
-            config = replace(config, method=AUTO_METHOD.get(config.target, "minmax"))
+            config = replace(config, method=int8_method(config.target))
         return config
 
     @property
