@@ -29,13 +29,14 @@ The graph is quantized by ONNX Runtime's tools; TensorRT engines are built from 
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -306,12 +307,14 @@ def drop_round_trip_casts(model: onnx.ModelProto) -> int:
 
 @contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """ONNX Runtime's quantizer warns on the root logger (e.g. about pre-processing, which is done here)."""
+    """ONNX Runtime's quantizer warns on the root logger (e.g. about pre-processing, which is done here), and its
+    histogram calibrators print their steps on standard output; the progress lines say what runs."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
