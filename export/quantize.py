@@ -525,7 +525,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                    if unseen else "")
                 + f", budget {config.ua_budget} points; "
                 f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
-                + ("--method entropy or percentile, a larger calibration set, or a larger --ua-budget"
+                + (f"--method {' or '.join(m for m in METHODS[1:] if m != config.method)}, a larger calibration "
+                   "set, or a larger --ua-budget"
                    if config.precision == "int8" else "static INT8 (--precision int8), or a larger --ua-budget"))
         _write_variant(parent, Path(out), {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
                        guard=guard, overwrite=overwrite)

@@ -92,6 +92,14 @@ def test_method_auto_calibrates_cpu_avx2_by_percentile_and_the_others_by_minmax(
     assert QuantizeConfig("int8").resolved().method in ("percentile", "minmax")  # this CPU's target's
 
 
+def test_a_refused_int8_variant_suggests_the_methods_it_did_not_use(tiny_bundle: Path, cset: CalibrationSet,
+                                                                    tmp_path: Path) -> None:
+    config = QuantizeConfig("int8", method="percentile", graphs=("speech",), min_cosine=1.01, fallback_steps=0)
+    with pytest.raises(QuantizationError, match="nothing was written") as refused:
+        quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
+    assert "Try --method minmax or entropy," in str(refused.value)
+
+
 def test_min_label_agreement_is_a_share() -> None:
     with pytest.raises(InputError, match="min_label_agreement"):
         QuantizeConfig("int8", min_label_agreement=1.5)
