@@ -105,7 +105,8 @@ class OrtReader:
 
     def equal_lengths(self) -> OrtReader:
         """The feeds cut along their time axis (axis 1, after the batch of one) into windows of the shortest
-        feed's length, as many whole windows of each feed as it holds.
+        feed's length, as many whole windows of each feed as it holds (this reader itself where they are all of
+        one length already).
 
         ONNX Runtime's histogram calibrators (``entropy``, ``percentile``) stack each tensor's values over every
         feed into one array before they count them, which fails on feeds of different lengths; windows of one
@@ -121,6 +122,8 @@ class OrtReader:
         n = min(lengths)
         if n < 1:
             raise DatasetError("a calibration feed is empty; use --method minmax or drop it from the set")
+        if max(lengths) == n:  # already of one length (windows already cut): nothing to copy
+            return self
         out = OrtReader([{k: v[:, j * n : (j + 1) * n] if v.ndim >= 2 else v for k, v in feed.items()}
                          for feed, m in zip(self._data, lengths, strict=True) for j in range(m // n)])
         out.on_next = self.on_next

@@ -74,6 +74,9 @@ PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("auto", "minmax", "entropy", "percentile")
 """Calibration methods: ``auto`` is the target's (:func:`edgeser.system.int8_method`); the others are ONNX
 Runtime's."""
+HISTOGRAM_METHODS = ("entropy", "percentile")
+"""ONNX Runtime's histogram calibrators: they stack every feed's tensors, so they get feeds of one length
+(:meth:`edgeser.calibration.readers.OrtReader.equal_lengths`)."""
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
@@ -208,8 +211,8 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         if reader is None:
             raise QuantizationError("static INT8 needs a calibration set")
         reader.rewind()
-        if config.method != "minmax":  # histogram methods stack every feed's tensors: one shape for all
-            reader = reader.equal_lengths()
+        if config.method in HISTOGRAM_METHODS:
+            reader = reader.equal_lengths()  # a reader already cut (quantize_bundle's) is used as it is
         trt = config.target == "tensorrt"
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[config.method]
@@ -411,6 +414,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
             for g in graphs:
                 items = Ticker(progress, f"{g}: calibration feeds (encoder passes)", len(calibration))
                 feeds[g] = readers.feeds_for(g, calibration, parent, items.over)
+        calibrate = {g: f.equal_lengths() if config.precision == "int8" and config.method in HISTOGRAM_METHODS else f
+                     for g, f in feeds.items()}  # what ORT's calibration reads, cut once for every fallback step
         reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(onnx.load(
             str(parent.bundle.file(sections[g].graph)), load_external_data=False))))  # type: ignore[union-attr]
             for g in graphs}
@@ -431,9 +436,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 what = (f"{g}: {config.precision}" + (f" ({config.method})" if config.precision == "int8" else "")
                         + (f", {len(exclude[g])} nodes kept in float" if exclude[g] else ""))
                 progress(what)
-                reader, ticker = feeds.get(g), Ticker(progress, what + ", conversion", 0)
-                if reader is not None and config.precision == "int8" and config.method != "minmax":
-                    reader = reader.equal_lengths()  # what quantize_graph feeds a histogram method
+                reader, ticker = calibrate.get(g), Ticker(progress, what + ", conversion", 0)
                 if reader is not None and config.precision == "int8":
                     ticker = Ticker(progress, what + ": calibration pass (then conversion)", len(reader))
                     reader.on_next = ticker

@@ -87,7 +87,9 @@ def test_equal_lengths_cuts_every_feed_into_whole_windows_of_the_shortest() -> N
     """What ONNX Runtime's histogram calibrators need: every feed of one shape, cut from the real inputs."""
     waves = [np.arange(n, dtype=np.float32)[None] for n in (5, 12, 7)]
     reader = OrtReader([{"input_values": w, "attention_mask": np.ones(w.shape, np.int64)} for w in waves])
-    windows = list(reader.equal_lengths())
+    cut = reader.equal_lengths()
+    assert cut.equal_lengths() is cut  # feeds of one length are used as they are, not copied again
+    windows = list(cut)
     assert [f["input_values"].shape for f in windows] == [(1, 5)] * 4  # 1 + 2 + 1 whole windows
     np.testing.assert_array_equal(windows[2]["input_values"], waves[1][:, 5:10])
     assert all(f["attention_mask"].shape == (1, 5) for f in windows)
