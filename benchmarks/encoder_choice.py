@@ -60,6 +60,7 @@ from rich.progress import track
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.audio.vad import voicing
 from edgeser.benchmarks.generalisation import conditions
+from edgeser.benchmarks.head_choice import MARGIN
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import paired_bootstrap_ua, time_interleaved
 from edgeser.datasets import Dataset
@@ -70,8 +71,6 @@ from edgeser.model.bundle import DEFAULT_LABELS
 SHIPPED = ("base", 3)
 """The shipped default's encoder and layer (Whisper base cut after block 3; tiny.en block 2 when
 ``encoder_choice.json`` was measured, which names it in its ``shipped``)."""
-MARGIN = 0.01
-"""How much a stacked reading must beat the shipped layer by under ``--mlp`` (score, a fraction of UA)."""
 FOLDS = 5
 BABBLE = "babble 10 dB"
 Fit = Callable[["Feats", np.ndarray, np.ndarray, np.ndarray], Callable[["Feats", np.ndarray], np.ndarray]]
@@ -287,6 +286,13 @@ def named(values: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+def minus(name: str, reference: str, preds: dict[str, dict[str, np.ndarray]], y: dict[str, np.ndarray]
+          ) -> dict[str, dict[str, float]]:
+    """``name``'s leave-one-corpus-out UA minus ``reference``'s on each corpus, with its paired bootstrap."""
+    return {c: paired_bootstrap_ua(y[c], preds[name][f"loco/{c}"], preds[reference][f"loco/{c}"], len(DEFAULT_LABELS))
+            for c in CORPORA}
+
+
 def layer_list(value: str) -> list[int]:
     """``"2+3"`` -> ``[2, 3]``."""
     try:
@@ -305,9 +311,7 @@ def stacked_result(args: argparse.Namespace, rows: dict[str, dict[str, Any]], pr
     reference = f"{enc} layers {args.mlp[0]}, mlp"
     for name, row in rows.items():
         if name != reference:
-            row["minus_reference"] = {c: paired_bootstrap_ua(y[c], preds[name][f"loco/{c}"],
-                                                             preds[reference][f"loco/{c}"], len(DEFAULT_LABELS))
-                                      for c in CORPORA}
+            row["minus_reference"] = minus(name, reference, preds, y)
     best = max(rows, key=lambda n: rows[n]["score"])
     chosen = best if rows[best]["score"] > rows[reference]["score"] + MARGIN else reference
     write_result(args.out, {
@@ -386,9 +390,7 @@ def main() -> None:
     if reference in rows:
         for name, row in rows.items():
             if row["head"] != "lr" and name != reference:
-                row["minus_shipped"] = {c: paired_bootstrap_ua(y[c], preds[name][f"loco/{c}"],
-                                                               preds[reference][f"loco/{c}"], len(DEFAULT_LABELS))
-                                        for c in CORPORA}
+                row["minus_shipped"] = minus(name, reference, preds, y)
     timed = latency({**named(args.latency), **bundles})
     top = max(r["loco_mean_ua"] for r in rows.values())
     near = [n for n, r in rows.items() if r["loco_mean_ua"] >= top - 0.01]
