@@ -37,19 +37,18 @@ SHIPPED = "block 3 (the default)"
 _state: dict[str, Any] = {}
 
 
-def readings(bundle: str) -> tuple[int, ...]:
-    """Every layer the bundle's speech graph exposes (the default: its one)."""
-    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=1))
-    return tuple(range(len(rec.speech.exposed_layers)))
+def readings(bundle: str, rec: EmotionRecognizer) -> tuple[int, ...]:
+    """The exposed layers the statistics read: the default's last (its head's reading, and its cache names), or
+    every layer a candidate bundle exposes."""
+    return (-1,) if bundle == "default" else tuple(range(len(rec.speech.exposed_layers)))
 
 
 def warm(job: tuple[str, str, int, str]) -> str:
     """Compute one feature cache file (a worker: its own recognizer, one thread)."""
     bundle, corpus, copies, cond = job
     rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=1))
-    layers = (-1,) if bundle == "default" else readings(bundle)
     features(rec, load_corpus(corpus), _state["cache"], copies=copies, transform=conditions()[cond] if cond else None,
-             tag=cond.replace(" ", "") if cond else "clean", layers=layers)
+             tag=cond.replace(" ", "") if cond else "clean", layers=readings(bundle, rec))
     return f"{bundle}: {corpus} {cond or f'{copies} copies'}"
 
 
@@ -86,7 +85,7 @@ def main() -> None:
     layers_read = {}
     for name, bundle in bundles.items():
         rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=1))
-        layers = (-1,) if bundle == "default" else readings(bundle)
+        layers = readings(bundle, rec)
         layers_read[name] = [rec.speech.exposed_layers[k] for k in layers]
         data = Corpora(rec, cache, layers=layers)
         for c in CORPORA:
