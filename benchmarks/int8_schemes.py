@@ -30,6 +30,14 @@ default, its rows named ``int8 cpu-avx2`` for minmax and ``int8 cpu-avx2, percen
     python -m edgeser.benchmarks.int8_schemes --scheme "int8 cpu-avx2" --scheme "int8 cpu-avx2, minmax" \
         --work runs/int8 --out benchmarks/results/int8_methods.json --folds-out runs/int8/int8_folds_methods.json
 
+Activation ranges found as the graph runs (``--method dynamic``: MatMul inputs quantized dynamically, convolutions
+calibrated by percentile) beside percentile calibration, with the guard's fallback and without it (every node
+quantized: the guard's limits lifted, so that what the fastest variant costs is measured):
+
+    python -m edgeser.benchmarks.int8_schemes --scheme "int8 cpu-avx2, percentile" --scheme "int8 cpu-avx2, dynamic" \
+        --scheme "int8 cpu-avx2, dynamic, no fallback" --work runs/int8 --out benchmarks/results/int8_dynamic.json \
+        --folds-out runs/int8/int8_folds_dynamic.json
+
 It also writes the RAVDESS fold predictions in the form ``edgeser bench --folds`` reads (``--folds-out``, the FP32
 row named ``default``), so the bench table scores these variants the same way.
 """
@@ -57,6 +65,10 @@ from edgeser.model.bundle import DEFAULT_LABELS
 SCHEMES = {"int8 cpu-vnni": ["--precision", "int8", "--target", "cpu-vnni"],
            "int8 cpu-avx2": ["--precision", "int8", "--target", "cpu-avx2"],
            "int8 cpu-avx2, minmax": ["--precision", "int8", "--target", "cpu-avx2", "--method", "minmax"],
+           "int8 cpu-avx2, percentile": ["--precision", "int8", "--target", "cpu-avx2", "--method", "percentile"],
+           "int8 cpu-avx2, dynamic": ["--precision", "int8", "--target", "cpu-avx2", "--method", "dynamic"],
+           "int8 cpu-avx2, dynamic, no fallback": ["--precision", "int8", "--target", "cpu-avx2", "--method",
+                                                   "dynamic", "--ua-budget", "100", "--min-label-agreement", "0"],
            "int8-dynamic cpu-avx2": ["--precision", "int8-dynamic", "--target", "cpu-avx2"]}
 """The variants, as ``edgeser quantize`` options (the FP32 default is the reference)."""
 FP32 = "fp32"

@@ -174,9 +174,11 @@ def _calibration_set(source: Path, size: int, seed: int, min_s: float, max_s: fl
                    "from (only the speakers the bundle's head was trained on, when it records them). Needed for "
                    "int8; for the others it feeds the agreement check.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle to write.")
-@click.option("--method", type=click.Choice(["auto", "minmax", "entropy", "percentile"]), default="auto",
-              show_default=True, help="Calibration method (int8). auto: percentile for --target cpu-avx2 (fewer nodes "
-              "kept in float, measured on an AVX2-only CPU), minmax for the others.")
+@click.option("--method", type=click.Choice(["auto", "minmax", "entropy", "percentile", "dynamic"]), default="auto",
+              show_default=True, help="How int8 finds activation ranges: calibrated (minmax, entropy, percentile), or "
+              "dynamic (convolutions calibrated by percentile, MatMul inputs ranged as the graph runs). auto: "
+              "percentile for --target cpu-avx2 (fewer nodes kept in float, measured on an AVX2-only CPU), minmax "
+              "for the others.")
 @click.option("--ua-budget", type=float, default=1.0, show_default=True,
               help="Largest UA drop (points) against the FP32 parent on --validation.")
 @click.option("--min-label-agreement", type=click.FloatRange(0, 1), default=0.97, show_default=True,

@@ -71,12 +71,18 @@ from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_method, int8
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
-METHODS = ("auto", "minmax", "entropy", "percentile")
-"""Calibration methods: ``auto`` is the target's (:func:`edgeser.system.int8_method`); the others are ONNX
-Runtime's."""
-HISTOGRAM_METHODS = ("entropy", "percentile")
-"""ONNX Runtime's histogram calibrators: they stack every feed's tensors, so they get feeds of one length
-(:meth:`edgeser.calibration.readers.OrtReader.equal_lengths`)."""
+METHODS = ("auto", "minmax", "entropy", "percentile", "dynamic")
+"""How static INT8 finds its activation ranges: ``auto`` is the target's (:func:`edgeser.system.int8_method`);
+``minmax``, ``entropy`` and ``percentile`` are ONNX Runtime's calibration methods, applied to every quantized node;
+``dynamic`` calibrates only the convolutions (by :data:`DYNAMIC_CONV_METHOD`) and leaves the MatMul/Gemm inputs to
+ONNX Runtime's dynamic quantization, which takes each input's own range when the graph runs (no calibrated range to
+clip or to waste on rare outliers; weights are quantized per channel as in every static variant)."""
+DYNAMIC_CONV_METHOD = "percentile"
+"""The calibration method of the convolutions in a ``dynamic`` variant (ONNX Runtime's dynamic ConvInteger ran
+2-3x slower than float32 convolution here, so they stay static)."""
+HISTOGRAM_METHODS = ("entropy", "percentile", "dynamic")
+"""Methods that calibrate with ONNX Runtime's histogram calibrators (``dynamic``: its convolutions): those stack
+every feed's tensors, so they get feeds of one length (:meth:`edgeser.calibration.readers.OrtReader.equal_lengths`)."""
 STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FRONT_END_SCOPES = ("log_mel",)  # module names (torch.onnx name scopes) kept in float32 at every precision
 DYNAMIC_OPS = ("MatMul", "Gemm")
@@ -152,9 +158,10 @@ class QuantizeConfig:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise InputError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.target == "tensorrt" and self.precision == "int8-dynamic":
-            raise InputError("int8-dynamic makes MatMulInteger nodes, which TensorRT's ONNX parser does not import: "
-                             "use --precision int8 --target tensorrt (static, calibrated Q/DQ) or fp16")
+        if self.target == "tensorrt" and (self.precision == "int8-dynamic" or self.method == "dynamic"):
+            raise InputError("dynamic INT8 makes MatMulInteger nodes, which TensorRT's ONNX parser does not import: "
+                             "use --precision int8 --target tensorrt with --method minmax, entropy or percentile "
+                             "(static, calibrated Q/DQ), or fp16")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.method not in METHODS:
@@ -214,17 +221,27 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         if config.method in HISTOGRAM_METHODS:
             reader = reader.equal_lengths()  # a reader already cut (quantize_bundle's) is used as it is
         trt = config.target == "tensorrt"
+        dynamic = config.method == "dynamic"
+        calibrated = [o for o in ops if o not in DYNAMIC_OPS] if dynamic else list(ops)
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[config.method]
+                  "percentile": CalibrationMethod.Percentile}[DYNAMIC_CONV_METHOD if dynamic else config.method]
+        static_out = dst.with_name(dst.stem + ".static.onnx") if dynamic else dst
         with _quiet_root_logger():
-            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=list(ops), per_channel=config.per_channel,
-                            reduce_range=config.reduce_range,
-                            activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
-                            # for TensorRT: biases stay float (its parser imports INT8 Q/DQ, not INT32 bias DQ)
-                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": trt,
-                                           "QuantizeBias": not trt})
+            if any(n.op_type in calibrated and n.name not in exclude for n in model.graph.node):
+                quantize_static(str(src), str(static_out), reader, quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=calibrated, per_channel=config.per_channel,
+                                reduce_range=config.reduce_range,
+                                activation_type=QuantType.QInt8 if trt else QuantType.QUInt8,
+                                weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(exclude),
+                                # for TensorRT: biases stay float (its parser imports INT8 Q/DQ, not INT32 bias DQ)
+                                extra_options={"WeightSymmetric": True, "ActivationSymmetric": trt,
+                                               "QuantizeBias": not trt})
+            else:  # every node of the calibrated types is kept in float
+                onnx.save(model, str(static_out))
+            if dynamic:
+                quantize_dynamic(str(static_out), str(dst), op_types_to_quantize=list(DYNAMIC_OPS),
+                                 per_channel=config.per_channel, reduce_range=config.reduce_range,
+                                 weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude))
     out = onnx.load(str(dst))
     _copy_metadata(model, out)
     if config.target == "tensorrt":
@@ -352,6 +369,7 @@ def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, wor
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
+        compute_signal_to_quantization_noice_ratio,
         create_activation_matching,
         modify_model_output_intermediate_tensors,
     )
@@ -365,6 +383,13 @@ def sensitivity(float_path: Path, qdq_path: Path, reader: readers.OrtReader, wor
     qdq_acts = collect_activations(str(aug_qdq), few)
     errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
     model = onnx.load(str(float_path))
+    producer = {t: n.op_type for n in onnx.load(str(qdq_path), load_external_data=False).graph.node for t in n.output}
+    for node in model.graph.node:
+        # a dynamically quantized MatMul has no Q/DQ pair for ORT to match; its output keeps its name (now made by
+        # another op), and its distance from the float model's is what there is to measure
+        for t in node.output:
+            if node.op_type in DYNAMIC_OPS and producer.get(t, node.op_type) != node.op_type and t in qdq_acts:
+                errors[t] = {"xmodel_err": compute_signal_to_quantization_noice_ratio(float_acts[t], qdq_acts[t])}
     local: list[tuple[str, float]] = []  # noise that quantizing the node's own tensors adds
     cross: list[tuple[str, float]] = []  # distance of those tensors from the float model's
     for node in model.graph.node:
@@ -509,6 +534,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                 exclude[g] = [name for name, _ in ranked[g][: len(exclude[g]) + k]]
                 reports[g].kept_because = reason + "; kept the lowest-SQNR nodes: " + ", ".join(
                     f"{name} ({db:.1f} dB)" for name, db in ranked[g][: len(exclude[g])][:8])
+            if all(converted.get(g) == exclude[g] for g in graphs):
+                break  # every ranked node is in float already: another step would score the same variant
         guard = {"ua_budget_points": config.ua_budget, "min_cosine": config.min_cosine,
                  "min_label_agreement": config.min_label_agreement,
                  "parent": ua_parent, "variant": ua_variant, "unseen_speakers": unseen,
@@ -518,9 +545,11 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                   "calibration": calibration.describe() if calibration is not None else None,
                   "seconds": round(time.perf_counter() - t_start, 1)}
         if not guard["passed"]:
+            untried = [m for m in METHODS[1:] if m != config.method and not (m == "dynamic" and config.target ==
+                                                                              "tensorrt")]
             raise QuantizationError(
                 f"the {config.precision} variant failed its guard "
-                + (f"after {config.fallback_steps} fallback steps " if config.precision == "int8" else
+                + (f"after {step} fallback steps " if config.precision == "int8" else
                    "(only static INT8 can fall back to float nodes) ")
                 + f"(UA parent {_pct(ua_parent)} vs variant {_pct(ua_variant)}"
                 + (f"; on unseen speakers, UA {100 * unseen['parent_ua']:.1f} vs "
@@ -528,7 +557,7 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                    if unseen else "")
                 + f", budget {config.ua_budget} points; "
                 f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
-                + (f"--method {' or '.join(m for m in METHODS[1:] if m != config.method)}, a larger calibration "
+                + (f"--method {' or '.join(untried)}, a larger calibration "
                    "set, or a larger --ua-budget"
                    if config.precision == "int8" else "static INT8 (--precision int8), or a larger --ua-budget"))
         _write_variant(parent, Path(out), {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,57 @@ def test_a_refused_int8_variant_suggests_the_methods_it_did_not_use(tiny_bundle:
     config = QuantizeConfig("int8", method="percentile", graphs=("speech",), min_cosine=1.01, fallback_steps=0)
     with pytest.raises(QuantizationError, match="nothing was written") as refused:
         quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
-    assert "Try --method minmax or entropy," in str(refused.value)
+    assert "Try --method minmax or entropy or dynamic," in str(refused.value)
+
+
+def test_method_dynamic_calibrates_the_convolutions_and_ranges_matmul_inputs_as_the_graph_runs(
+        tiny_bundle: Path, cset: CalibrationSet, tmp_path: Path) -> None:
+    import onnx
+
+    config = QuantizeConfig("int8", method="dynamic", graphs=("speech",), min_cosine=0.0, fallback_steps=0)
+    quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
+    graph = onnx.load(str(tmp_path / "v" / "speech.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops  # MatMul inputs quantized when it runs
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(n.input[0] in dequantized for n in convs)  # convolutions: calibrated Q/DQ
+    assert not any(n.op_type == "MatMul" and n.input[0] in dequantized for n in graph.node)
+    q = EmotionRecognizer.from_bundle(tmp_path / "v").speech.provenance["quantization"]
+    assert q["method"] == "dynamic" and q["per_channel"]
+
+
+def test_the_dynamic_fallback_ranks_the_matmuls_too(tiny_bundle: Path, cset: CalibrationSet, tmp_path: Path) -> None:
+    """A dynamically quantized MatMul has no Q/DQ pair for ONNX Runtime's debugger to match: its output is compared
+    with the float model's, so the fallback can keep it in float (it could move back only convolutions before)."""
+    config = QuantizeConfig("int8", method="dynamic", graphs=("speech",), min_cosine=1.01, fallback_fraction=1.0,
+                            fallback_steps=1)
+    with pytest.raises(QuantizationError, match="after 1 fallback steps"):
+        quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
+    config = replace(config, min_cosine=0.99, fallback_fraction=0.25, fallback_steps=4)
+    speech = quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)["graphs"]["speech"]
+    kept = set(speech["kept_float"])
+    assert any(name in kept for name in _nodes(tiny_bundle, "MatMul")), speech["kept_because"]
+
+
+def test_the_fallback_stops_when_every_ranked_node_is_in_float(tiny_bundle: Path, cset: CalibrationSet,
+                                                                tmp_path: Path) -> None:
+    """One step moves every ranked node back (fraction 1); the next would score the same variant again."""
+    config = QuantizeConfig("int8", graphs=("speech",), min_cosine=1.01, fallback_fraction=1.0, fallback_steps=4)
+    with pytest.raises(QuantizationError, match="after 1 fallback steps"):
+        quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
+
+
+def test_dynamic_int8_is_refused_for_tensorrt() -> None:
+    with pytest.raises(InputError, match="TensorRT"):
+        QuantizeConfig("int8", method="dynamic", target="tensorrt")
+
+
+def _nodes(bundle: Path, op_type: str) -> list[str]:
+    import onnx
+
+    return [n.name for n in onnx.load(str(bundle / "speech.onnx"), load_external_data=False).graph.node
+            if n.op_type == op_type]
 
 
 def test_min_label_agreement_is_a_share() -> None:
