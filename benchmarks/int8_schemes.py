@@ -23,9 +23,9 @@ With ``--no-schemes`` only the students are measured beside FP32 (write them to 
         --work runs/int8 --out benchmarks/results/students.json --folds-out benchmarks/results/student_folds_now.json
 
 Calibration methods side by side on the AVX2 scheme: ``int8 cpu-avx2`` is the documented command, whose
-``--method auto`` calibrates this target by percentile (ranges that ignore the 0.001% most extreme activations);
-``int8 cpu-avx2, minmax`` is the method it used before (``int8_methods.json`` was measured when minmax was the
-default, its rows named ``int8 cpu-avx2`` for minmax and ``int8 cpu-avx2, percentile``):
+``--method auto`` is ``dynamic`` for this target (below); ``int8 cpu-avx2, minmax`` and ``int8 cpu-avx2, percentile``
+are the methods it used before (``int8_methods.json`` was measured when minmax was the default, its rows named
+``int8 cpu-avx2`` for minmax and ``int8 cpu-avx2, percentile``):
 
     python -m edgeser.benchmarks.int8_schemes --scheme "int8 cpu-avx2" --scheme "int8 cpu-avx2, minmax" \
         --work runs/int8 --out benchmarks/results/int8_methods.json --folds-out runs/int8/int8_folds_methods.json

@@ -67,15 +67,16 @@ def int8_target(flags: list[str] | None = None, arch: str | None = None) -> str:
     return "cpu-vnni" if set(flags) & set(VNNI_FLAGS) else "cpu-avx2"
 
 
-INT8_CALIBRATION = {"cpu-avx2": "percentile"}
-"""The calibration method ``edgeser quantize --method auto`` uses for a target (``minmax`` for any other). On an
-AVX2-only CPU, percentile ranges (which ignore the 0.001% most extreme activations) let the ``cpu-avx2`` variant
-of the default hold its accuracy budget with 6 nodes kept in float where minmax needed 12: 0.73x FP32's time
-instead of 0.87x (``benchmarks/results/int8_methods.json``). The other targets are measured with minmax only."""
+INT8_CALIBRATION = {"cpu-avx2": "dynamic"}
+"""How ``edgeser quantize --method auto`` finds a target's activation ranges (``minmax`` calibration for any other
+target). On an AVX2-only CPU, ``dynamic`` (MatMul inputs ranged as the graph runs, convolutions calibrated by
+percentile) let the ``cpu-avx2`` variant of the default hold its accuracy budget with 4 nodes kept in float, at 0.70x
+FP32's time at 4 s, where percentile calibration kept 6 at 0.73x and minmax 12 at 0.87x
+(``benchmarks/results/int8_dynamic.json``, ``int8_methods.json``). The other targets are measured with minmax only."""
 
 
 def int8_method(target: str) -> str:
-    """The calibration method for ``target`` (:data:`INT8_CALIBRATION`)."""
+    """How ``target``'s activation ranges are found (:data:`INT8_CALIBRATION`)."""
     return INT8_CALIBRATION.get(target, "minmax")
 
 

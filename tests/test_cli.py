@@ -39,7 +39,7 @@ def test_inspect_system_names_the_cpu_its_flags_and_the_int8_scheme() -> None:
     assert data["int8_target"] == system.int8_target()
     code, text = run("inspect", "--system")
     assert code == 0 and "cpu_flags" in text and f"makes {system.int8_target()} variants here" in text
-    assert f"calibrated by {system.int8_method(system.int8_target())}" in " ".join(text.split())
+    assert f"activation ranges: {system.int8_method(system.int8_target())}" in " ".join(text.split())
     code, text = run("inspect")
     assert code == 2 and "--system" in text
 

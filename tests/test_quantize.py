@@ -52,7 +52,7 @@ def test_static_int8_falls_back_to_float_for_sensitive_nodes(tiny_bundle: Path, 
                                                              tmp_path: Path) -> None:
     """The tiny random speech model loses too much in INT8 (cosine ~0.75 here); the guard keeps the
     lowest-SQNR nodes in float until the cosine to FP32 passes."""
-    config = QuantizeConfig("int8", graphs=("speech",), min_cosine=0.99, fallback_fraction=0.25)
+    config = QuantizeConfig("int8", method="minmax", graphs=("speech",), min_cosine=0.99, fallback_fraction=0.25)
     report = quantize_bundle(tiny_bundle, tmp_path / "v", config, cset)
     speech = report["graphs"]["speech"]
     assert speech["kept_float"] and "SQNR" in speech["kept_because"]
@@ -85,12 +85,12 @@ def test_histogram_calibration_takes_utterances_of_different_lengths(method: str
     assert "histogram" not in capsys.readouterr().out  # ONNX Runtime's prints stay off standard output
 
 
-def test_method_auto_calibrates_cpu_avx2_by_percentile_and_the_others_by_minmax() -> None:
-    assert QuantizeConfig("int8", target="cpu-avx2").resolved().method == "percentile"
+def test_method_auto_is_dynamic_for_cpu_avx2_and_minmax_for_the_others() -> None:
+    assert QuantizeConfig("int8", target="cpu-avx2").resolved().method == "dynamic"
     for target in ("cpu-vnni", "arm", "tensorrt"):
         assert QuantizeConfig("int8", target=target).resolved().method == "minmax"
     assert QuantizeConfig("int8", target="cpu-avx2", method="minmax").resolved().method == "minmax"
-    assert QuantizeConfig("int8").resolved().method in ("percentile", "minmax")  # this CPU's target's
+    assert QuantizeConfig("int8").resolved().method in ("dynamic", "minmax")  # this CPU's target's
 
 
 def test_a_refused_int8_variant_suggests_the_methods_it_did_not_use(tiny_bundle: Path, cset: CalibrationSet,
@@ -186,8 +186,8 @@ def test_qdq_node_counts(tiny_bundle: Path, cset: CalibrationSet, tmp_path: Path
     activations) and none on the ones kept in float; dynamic INT8 has no Q/DQ but integer MatMuls."""
     import onnx
 
-    report = quantize_bundle(tiny_bundle, tmp_path / "s", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0),
-                             cset)
+    report = quantize_bundle(tiny_bundle, tmp_path / "s", QuantizeConfig("int8", method="minmax", graphs=("speech",),
+                                                                       min_cosine=0.0), cset)
     model = onnx.load(str(tmp_path / "s" / "speech.onnx"))
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     targets = [n for n in model.graph.node if n.op_type in ("MatMul", "Conv")]
@@ -231,7 +231,7 @@ def test_fallback_finds_a_node_made_sensitive_on_purpose(tmp_path: Path) -> None
     feeds = [{"x": rng.standard_normal((512, 16)).astype(np.float32)} for _ in range(4)]
     assert any((f["x"][:, 0] > 3.3).any() for f in feeds)  # the spikes occur in calibration data
 
-    config = QuantizeConfig("int8")
+    config = QuantizeConfig("int8", method="minmax")  # calibrated ranges: what the spikes break
     quantize_graph(tmp_path / "f.onnx", tmp_path / "q.onnx", config, OrtReader(feeds))
     broken = mean_agreement(tmp_path / "f.onnx", tmp_path / "q.onnx", feeds)["y_cosine"]
     ranked = sensitivity(tmp_path / "q.pre.onnx", tmp_path / "q.onnx", OrtReader(feeds), tmp_path)
@@ -376,6 +376,7 @@ def test_cpu_avx2_target_keeps_weights_to_7_bits_and_records_the_cpu(cset: Calib
     def weight_range(path: Path) -> int:
         model = onnx.load(str(path))
         dequantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+        dequantized |= {n.input[1] for n in model.graph.node if n.op_type == "MatMulInteger"}  # --method dynamic
         weights = [numpy_helper.to_array(t) for t in model.graph.initializer
                    if t.name in dequantized and t.data_type == onnx.TensorProto.INT8 and t.dims]
         assert weights

@@ -29,7 +29,7 @@ def test_each_cpu_gets_the_int8_scheme_that_cannot_saturate_on_it() -> None:
     assert system.int8_target(["avx2", "avx_vnni"], "x86_64") == "cpu-vnni"  # client Intel parts: AVX-VNNI
     assert system.int8_target(system.cpu_flags(EPYC_ROME), "x86_64") == "cpu-avx2"
     assert system.int8_target(system.cpu_flags(ORIN), "aarch64") == "arm"
-    assert [system.int8_method(t) for t in (*system.INT8_TARGETS, "tensorrt")] == ["minmax", "percentile", "minmax",
+    assert [system.int8_method(t) for t in (*system.INT8_TARGETS, "tensorrt")] == ["minmax", "dynamic", "minmax",
                                                                                   "minmax"]
     # the 8-bit scheme warns on a CPU without VNNI; the 7-bit one never does
     warning = system.int8_warning("cpu-vnni", ["avx2"], "x86_64")

@@ -189,7 +189,7 @@ def test_the_fake_parser_refuses_what_tensorrt_does_and_the_tensorrt_target_pass
         utts.append(Utterance(f"u{i}", tmp_path / f"u{i}.wav", f"s{i % 2}", f"s{i % 2}", "neutral", "kids"))
     calibration = build(Dataset("sample", tuple(utts)), tmp_path / "set", n=4, min_s=1.0, max_s=2.0)
     for name, config in (("dyn", QuantizeConfig("int8-dynamic", graphs=("speech",))),
-                         ("cpu", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0)),
+                         ("cpu", QuantizeConfig("int8", method="minmax", graphs=("speech",), min_cosine=0.0)),
                          ("trt", QuantizeConfig("int8", graphs=("speech",), min_cosine=0.0, target="tensorrt"))):
         quantize_bundle(tiny_bundle, tmp_path / name, config, calibration)
     for name in ("dyn", "cpu"):

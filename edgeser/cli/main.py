@@ -130,7 +130,7 @@ def inspect(bundle: Path | None, as_json: bool, no_verify: bool, show_system: bo
         out.print(f"INT8: `edgeser quantize --target auto` makes {info['int8_target']} variants here"
                   + (" (7-bit weights: no VNNI or AMX, so 8-bit ones could saturate)"
                      if info["int8_target"] == "cpu-avx2" else "")
-                  + f", calibrated by {system.int8_method(info['int8_target'])}", markup=False)
+                  + f", activation ranges: {system.int8_method(info['int8_target'])}", markup=False)
         return
     if bundle is None:
         raise click.UsageError("give a BUNDLE (a folder, or 'default') to inspect, or --system to describe this "
