@@ -492,7 +492,11 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
         elif "wall_s" not in v:
             made = fp32
         else:
-            made = f"{v['wall_s']:.0f} s" + (
+            floats = [m.group(1) for line in v.get("log_tail", [])
+                      if (m := re.search(r"(\d+) nodes kept in float", line))]
+            lifted = v["guard_passed"] and "--min-label-agreement 0 " in v.get("command", "") + " "
+            made = f"{v['wall_s']:.0f} s" + (f", {floats[-1]} nodes kept in float" if floats else "") + (
+                ", the guard's limits lifted (--ua-budget 100 --min-label-agreement 0)" if lifted else "") + (
                 "" if v["guard_passed"] else ", **refused by its guard** (measured forced through, --ua-budget 100)")
         kept = f"; {100 * folds['label_agreement']:.1f}% of labels kept" if "label_agreement" in folds else ""
         versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])}{kept})"
@@ -562,6 +566,7 @@ TABLES["int8_schemes"] = int8_schemes
 TABLES["int8_schemes_intel"] = lambda: int8_schemes("int8_schemes-intel.json")
 TABLES["int8_schemes_now"] = lambda: int8_schemes("int8_schemes-now.json")
 TABLES["int8_methods"] = lambda: int8_schemes("int8_methods.json")
+TABLES["int8_dynamic"] = lambda: int8_schemes("int8_dynamic.json")
 TABLES["students"] = lambda: int8_schemes("students.json", "- (their teacher: tiny.en to block 2, the default when "
                                                              "they were measured)")
 TABLES["students_base"] = lambda: int8_schemes("students-base.json", "- (their teacher: the shipped default, Whisper "
