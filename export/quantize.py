@@ -72,11 +72,13 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 METHODS = ("auto", "minmax", "entropy", "percentile", "dynamic")
-"""How static INT8 finds its activation ranges: ``auto`` is the target's (:func:`edgeser.system.int8_method`);
+"""How ``int8`` finds its activation ranges: ``auto`` is the target's (:func:`edgeser.system.int8_method`);
 ``minmax``, ``entropy`` and ``percentile`` are ONNX Runtime's calibration methods, applied to every quantized node;
 ``dynamic`` calibrates only the convolutions (by :data:`DYNAMIC_CONV_METHOD`) and leaves the MatMul/Gemm inputs to
 ONNX Runtime's dynamic quantization, which takes each input's own range when the graph runs (no calibrated range to
-clip or to waste on rare outliers; weights are quantized per channel as in every static variant)."""
+clip or to waste on rare outliers; weights are quantized per channel as in every static variant). Unlike the
+``int8-dynamic`` precision (no calibration set, per-tensor weights, convolutions left in float, no fallback), it
+keeps the guard's fallback to float nodes."""
 DYNAMIC_CONV_METHOD = "percentile"
 """The calibration method of the convolutions in a ``dynamic`` variant (ONNX Runtime's dynamic ConvInteger ran
 2-3x slower than float32 convolution here, so they stay static)."""
@@ -545,8 +547,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                   "calibration": calibration.describe() if calibration is not None else None,
                   "seconds": round(time.perf_counter() - t_start, 1)}
         if not guard["passed"]:
-            untried = [m for m in METHODS[1:] if m != config.method and not (m == "dynamic" and config.target ==
-                                                                              "tensorrt")]
+            tensorrt = config.target == "tensorrt"  # takes calibrated Q/DQ only
+            untried = [m for m in METHODS[1:] if m != config.method and not (tensorrt and m == "dynamic")]
             raise QuantizationError(
                 f"the {config.precision} variant failed its guard "
                 + (f"after {step} fallback steps " if config.precision == "int8" else
