@@ -80,8 +80,9 @@ clip or to waste on rare outliers; weights are quantized per channel as in every
 ``int8-dynamic`` precision (no calibration set, per-tensor weights, convolutions left in float, no fallback), it
 keeps the guard's fallback to float nodes."""
 DYNAMIC_CONV_METHOD = "percentile"
-"""The calibration method of the convolutions in a ``dynamic`` variant (ONNX Runtime's dynamic ConvInteger ran
-2-3x slower than float32 convolution here, so they stay static)."""
+"""The calibration method of the convolutions in a ``dynamic`` variant. They stay static: ONNX Runtime's dynamic
+ConvInteger ran slower than float32 convolution on the default's two convolutions (an AVX2-only CPU; a profile
+made while choosing, not a committed result)."""
 HISTOGRAM_METHODS = ("entropy", "percentile", "dynamic")
 """Methods that calibrate with ONNX Runtime's histogram calibrators (``dynamic``: its convolutions): those stack
 every feed's tensors, so they get feeds of one length (:meth:`edgeser.calibration.readers.OrtReader.equal_lengths`)."""
