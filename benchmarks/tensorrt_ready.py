@@ -36,7 +36,7 @@ def graph_report(path: Path) -> dict[str, Any]:
     import onnx
     from onnx import numpy_helper
 
-    from edgeser.export.quantize import tensorrt_qdq_problems
+    from edgeser.export.tensorrt import tensorrt_qdq_problems
 
     model = onnx.load(str(path))
     ops = Counter(n.op_type for n in model.graph.node)

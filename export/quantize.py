@@ -64,6 +64,7 @@ from edgeser.export.guard import (
 )
 from edgeser.export.progress import Ticker
 from edgeser.export.storage import fp16_weights
+from edgeser.export.tensorrt import tensorrt_qdq_problems
 from edgeser.model.bundle import Manifest
 from edgeser.model.writer import write_bundle
 from edgeser.system import INT8_TARGETS, cpu_flags, cpu_model, int8_method, int8_target
@@ -95,11 +96,6 @@ runs fastest in ONNX Runtime there (uint8 activations with zero points, symmetri
 same with 7-bit weights (ONNX Runtime's ``reduce_range``), which cannot saturate the 16-bit sums of x86 CPUs
 without VNNI and gives the same outputs on every x86 CPU; ``arm``: the 8-bit scheme (Arm's dot-product kernels
 accumulate in 32 bits; unmeasured here, no Arm CPU); ``tensorrt``: what TensorRT's ONNX parser imports."""
-TENSORRT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-"""Quantization ops a ``--target tensorrt`` graph may hold: TensorRT's ONNX parser imports explicit Q/DQ with
-symmetric signed INT8 (zero point 0) and not the integer ops (MatMulInteger, ConvInteger, QLinear*) nor QUInt8."""
-TENSORRT_REFUSED_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv",
-                                  "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"})
 
 
 class QuantizationError(EdgeserError):
@@ -251,30 +247,6 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
         check_tensorrt_qdq(out, dst)
     onnx.save(out, str(dst))
     return len([c for c in candidates if c not in set(exclude)])
-
-
-def tensorrt_qdq_problems(model: onnx.ModelProto) -> list[str]:
-    """What TensorRT's ONNX parser would refuse in ``model``'s quantization: integer ops, and Q/DQ nodes whose zero
-    point is not a signed INT8 zero. A QuantizeLinear without a zero point quantizes to uint8 (ONNX's default),
-    so it is refused; a DequantizeLinear without one is accepted when its input is a constant of INT8."""
-    from onnx import numpy_helper
-
-    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for n in model.graph.node:
-        if n.op_type == "Constant" and n.attribute:
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    problems = [f"{n.name or n.op_type}: {n.op_type}" for n in model.graph.node if n.op_type in TENSORRT_REFUSED_OPS]
-    for n in model.graph.node:
-        if n.op_type not in TENSORRT_OPS:
-            continue
-        zp = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        if zp is None:
-            x = consts.get(n.input[0])
-            if not (n.op_type == "DequantizeLinear" and x is not None and x.dtype == np.int8):
-                problems.append(f"{n.name}: {n.op_type} without an INT8 zero point")
-        elif zp.dtype != np.int8 or np.any(zp != 0):
-            problems.append(f"{n.name}: {n.op_type} zero point {zp.dtype} {zp.ravel()[:4].tolist()} (needs int8 0)")
-    return problems
 
 
 def check_tensorrt_qdq(model: onnx.ModelProto, path: Path) -> None:
@@ -548,8 +520,9 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                   "calibration": calibration.describe() if calibration is not None else None,
                   "seconds": round(time.perf_counter() - t_start, 1)}
         if not guard["passed"]:
-            tensorrt = config.target == "tensorrt"  # takes calibrated Q/DQ only
-            untried = [m for m in METHODS[1:] if m != config.method and not (tensorrt and m == "dynamic")]
+            kept = [r["label_agreement"] for r in (ua_variant, unseen) if r and "label_agreement" in r]
+            dropped = [100 * (ua_parent["ua"] - ua_variant["ua"])] if ua_parent and ua_variant else []
+            dropped += [unseen["drop_points"]] if unseen else []
             raise QuantizationError(
                 f"the {config.precision} variant failed its guard "
                 + (f"after {step} fallback steps " if config.precision == "int8" else
@@ -560,12 +533,27 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                    if unseen else "")
                 + f", budget {config.ua_budget} points; "
                 f"agreement {({g: r.agreement for g, r in reports.items()})}); nothing was written. Try "
-                + (f"--method {' or '.join(untried)}, a larger calibration "
-                   "set, or a larger --ua-budget"
-                   if config.precision == "int8" else "static INT8 (--precision int8), or a larger --ua-budget"))
+                + refusal_advice(config, ua_short=any(d > config.ua_budget for d in dropped),
+                                 labels_short=any(a < config.min_label_agreement for a in kept)))
         _write_variant(parent, Path(out), {g: work / f"{g}.onnx" for g in graphs}, config, calibration, reports,
                        guard=guard, overwrite=overwrite)
     return report
+
+
+def refusal_advice(config: QuantizeConfig, *, ua_short: bool, labels_short: bool) -> str:
+    """What to try after a refusal, by its cause: other methods or more calibration for any int8 variant, and the
+    limit that refused it (a larger UA budget does not pass a variant that changed too many labels)."""
+    if config.precision == "int8":
+        tensorrt = config.target == "tensorrt"  # takes calibrated Q/DQ only
+        untried = [m for m in METHODS[1:] if m != config.method and not (tensorrt and m == "dynamic")]
+        tries = [f"--method {' or '.join(untried)}", "a larger calibration set"]
+    else:
+        tries = ["static INT8 (--precision int8)"]
+    if ua_short:
+        tries.append(f"a larger --ua-budget (now {config.ua_budget:g} points)")
+    if labels_short:
+        tries.append(f"a lower --min-label-agreement (now {config.min_label_agreement:g})")
+    return ", ".join(tries[:-1]) + (", or " if len(tries) > 1 else "") + tries[-1]
 
 
 def _pct(result: dict[str, Any] | None) -> str:

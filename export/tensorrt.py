@@ -15,6 +15,8 @@ has run. The tests that need it are marked ``gpu`` and skip with the reason.
 - Each engine is recorded in ``bundle.json`` with the TensorRT version, GPU name and compute capability;
   :class:`edgeser.backends.trt.TrtBackend` refuses an engine built for another version or GPU, and the
   recognizer one built from another graph (the record's ``onnx_sha256``).
+- What the parser imports of a quantized graph (:func:`tensorrt_qdq_problems`) is checked on the graph itself, with
+  no TensorRT: that part has run (``edgeser quantize --target tensorrt`` and its tests).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from edgeser.backends.trt import tensorrt
 from edgeser.errors import BundleError
@@ -31,7 +36,41 @@ from edgeser.model.bundle import Bundle, EngineEntry
 from edgeser.model.specs import GraphSpec
 from edgeser.model.writer import write_bundle
 
+if TYPE_CHECKING:
+    import onnx
+
 log = logging.getLogger(__name__)
+
+
+TENSORRT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+"""Quantization ops a ``--target tensorrt`` graph may hold: TensorRT's ONNX parser imports explicit Q/DQ with
+symmetric signed INT8 (zero point 0) and not the integer ops (MatMulInteger, ConvInteger, QLinear*) nor QUInt8."""
+TENSORRT_REFUSED_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv",
+                                  "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"})
+
+
+def tensorrt_qdq_problems(model: onnx.ModelProto) -> list[str]:
+    """What TensorRT's ONNX parser would refuse in ``model``'s quantization: integer ops, and Q/DQ nodes whose zero
+    point is not a signed INT8 zero. A QuantizeLinear without a zero point quantizes to uint8 (ONNX's default),
+    so it is refused; a DequantizeLinear without one is accepted when its input is a constant of INT8."""
+    from onnx import numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute:
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    problems = [f"{n.name or n.op_type}: {n.op_type}" for n in model.graph.node if n.op_type in TENSORRT_REFUSED_OPS]
+    for n in model.graph.node:
+        if n.op_type not in TENSORRT_OPS:
+            continue
+        zp = consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if zp is None:
+            x = consts.get(n.input[0])
+            if not (n.op_type == "DequantizeLinear" and x is not None and x.dtype == np.int8):
+                problems.append(f"{n.name}: {n.op_type} without an INT8 zero point")
+        elif zp.dtype != np.int8 or np.any(zp != 0):
+            problems.append(f"{n.name}: {n.op_type} zero point {zp.dtype} {zp.ravel()[:4].tolist()} (needs int8 0)")
+    return problems
 
 
 @dataclass(frozen=True)

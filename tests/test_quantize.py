@@ -151,6 +151,25 @@ def _nodes(bundle: Path, op_type: str) -> list[str]:
             if n.op_type == op_type]
 
 
+def test_a_refusal_names_the_limit_that_refused_it() -> None:
+    """A variant that kept its UA but changed too many labels was told to try a larger --ua-budget, which passes
+    nothing; the advice names the limit the variant failed."""
+    from edgeser.export.quantize import refusal_advice
+
+    config = QuantizeConfig("int8", method="dynamic", target="cpu-avx2")
+    labels = refusal_advice(config, ua_short=False, labels_short=True)
+    assert "a lower --min-label-agreement (now 0.97)" in labels and "--ua-budget" not in labels
+    assert labels.startswith("--method minmax or entropy or percentile, a larger calibration set, or ")
+    ua = refusal_advice(config, ua_short=True, labels_short=False)
+    assert "a larger --ua-budget (now 1 points)" in ua and "--min-label-agreement" not in ua
+    cosine = refusal_advice(config, ua_short=False, labels_short=False)
+    assert cosine == "--method minmax or entropy or percentile, or a larger calibration set"
+    assert "dynamic" not in refusal_advice(replace(config, method="minmax", target="tensorrt"), ua_short=True,
+                                           labels_short=False)
+    assert refusal_advice(QuantizeConfig("int8-dynamic"), ua_short=True, labels_short=False) == (
+        "static INT8 (--precision int8), or a larger --ua-budget (now 1 points)")
+
+
 def test_min_label_agreement_is_a_share() -> None:
     with pytest.raises(InputError, match="min_label_agreement"):
         QuantizeConfig("int8", min_label_agreement=1.5)
@@ -340,7 +359,7 @@ def test_target_tensorrt_writes_symmetric_signed_int8_qdq_on_the_default_model(c
     activations with zero points, which the same check refuses; int8-dynamic cannot target TensorRT."""
     import onnx
 
-    from edgeser.export.quantize import tensorrt_qdq_problems
+    from edgeser.export.tensorrt import tensorrt_qdq_problems
 
     report = quantize_bundle("default", tmp_path / "trt", QuantizeConfig("int8", graphs=("speech", "fusion"),
                                                                         target="tensorrt", min_cosine=0.0,
