@@ -278,8 +278,9 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
 @click.option("--librispeech", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Unlabelled speech to distil on: the folder of LibriSpeech's manifest.csv "
                    "(../shared/data/librispeech).")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A corpus in RAVDESS's layout to distil on as well (every recording; labels unused).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="A corpus in RAVDESS's layout to distil on as well (every recording; labels unused); repeat for "
+                   "several (EmoDB and TurEV share the layout).")
 @click.option("--holdout", default="", help="Speakers of --data left out, such as 1-4 (RAVDESS actors).")
 @click.option("--teacher", default="default", show_default=True,
               help="A bundle whose speech graph exposes the one layer to learn.")
@@ -290,7 +291,7 @@ def engines(bundle: Path, out: Path, graphs: str, min_audio_s: float, opt_audio_
 @click.option("--epochs", type=int, default=8, show_default=True,
               help="0: nothing learned (the teacher's first blocks over pooled frames), no data read.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def distill(out: Path, librispeech: Path | None, data: Path | None, holdout: str, teacher: str, init: str | None,
+def distill(out: Path, librispeech: Path | None, data: tuple[Path, ...], holdout: str, teacher: str, init: str | None,
             blocks: int, pool: int, epochs: int, seed: int) -> None:
     """Distil the default's speech encoder (or --teacher's) into a smaller, faster Whisper student on unlabelled
     speech; then `edgeser export --speech OUT --layers BLOCKS` and train its head."""

@@ -16,7 +16,13 @@ evaluation holds out are left out (``--holdout``).
 
 ``--librispeech ../shared/data/librispeech`` adds 52 minutes of read English from 251 speakers (or, without
 ``--data``, is all the student hears: speech of no emotion corpus, so one student serves every fold and every
-left-out corpus).
+left-out corpus). ``--data`` may be given several times, one corpus in RAVDESS's layout each (EmoDB and TurEV
+share it); an evaluation then needs one student per held-out fold and per left-out corpus, each distilled
+without the audio it scores:
+
+    python -m edgeser.export.distill_whisper --librispeech ../shared/data/librispeech \
+        --data ../shared/data/ravdess --data ../shared/data/emodb --data ../shared/data/turev --holdout 1-4 \
+        --blocks 2 --pool 2 --epochs 3 --out runs/students/fold-1
 
 ``--epochs 0`` trains nothing: the teacher's first ``--blocks`` blocks run over frames pooled by ``--pool`` as they
 are (no teacher bundle, no data needed), a student whose head is then trained on its own frames.
@@ -168,7 +174,8 @@ def actors(spec: str) -> set[str]:
 
 
 def training_audio(root: Path, holdout: set[str]) -> list[Path]:
-    """Every RAVDESS recording (all eight emotions: no labels are used) except the held-out actors'."""
+    """Every recording of a corpus in RAVDESS's layout (all its emotions: no labels are used) except the held-out
+    speakers' (``Actor_01`` ... for RAVDESS)."""
     scored = [u.path for u in load_ravdess(root).utterances if u.path is not None and u.group not in holdout]
     others = [p for actor, paths in ravdess_unscored(root).items() if actor not in holdout for p in paths]
     return sorted(scored + others)
@@ -187,16 +194,16 @@ def librispeech_audio(root: Path) -> list[Path]:
 
 
 def run(out: Path, config: StudentConfig, teacher: str | Path = "default", init: str | None = None,
-        data: Path | None = None, librispeech: Path | None = None, holdout: str = "",
+        data: Sequence[Path] = (), librispeech: Path | None = None, holdout: str = "",
         progress: Callable[[str], None] = print) -> Path:
     """Distil ``teacher``'s speech graph (a bundle exposing the one layer to learn; ``"default"``: the shipped
-    default) into a student at ``out`` (its ``WhisperEncoder`` folder), on RAVDESS-layout ``data`` (less the
-    ``holdout`` speakers) and/or ``librispeech``; ``init`` names the teacher's encoder for ``edgeser export
-    --speech`` (default: the one the teacher's bundle records). With ``config.epochs == 0`` nothing is learned
-    and no data is read."""
+    default) into a student at ``out`` (its ``WhisperEncoder`` folder), on the RAVDESS-layout corpora ``data``
+    (less the ``holdout`` speakers) and/or ``librispeech``; ``init`` names the teacher's encoder for ``edgeser
+    export --speech`` (default: the one the teacher's bundle records). With ``config.epochs == 0`` nothing is
+    learned and no data is read."""
     from edgeser.export.sources import load_speech
 
-    if config.epochs and data is None and librispeech is None:
+    if config.epochs and not data and librispeech is None:
         raise InputError("nothing to distil on: give --librispeech (unlabelled speech) and/or --data (a corpus in "
                          "RAVDESS's layout), or --epochs 0")
     rec = EmotionRecognizer.from_bundle(teacher) if config.epochs or init is None else None
@@ -211,7 +218,7 @@ def run(out: Path, config: StudentConfig, teacher: str | Path = "default", init:
         return save_student(student, out, {"init": init, "settings": asdict(config)})
     assert rec is not None
     held = actors(holdout) if holdout else set()
-    paths = (training_audio(data, held) if data is not None else []) + (
+    paths = [p for root in data for p in training_audio(root, held)] + (
         librispeech_audio(librispeech) if librispeech is not None else [])
     t0 = time.perf_counter()
     waves = [load_audio(p) for p in paths]
@@ -220,7 +227,8 @@ def run(out: Path, config: StudentConfig, teacher: str | Path = "default", init:
     student, losses = distil(load_speech(init).model, waves, targets, config,
                              progress=lambda e, loss: progress(f"epoch {e + 1}/{config.epochs}: loss {loss:.4f}"))
     record = {"teacher": str(teacher), "teacher_speech_sha256": rec.speech_sha256, "init": init,
-              "data": str(data), "librispeech": str(librispeech) if librispeech is not None else None,
+              "data": [str(root) for root in data],
+              "librispeech": str(librispeech) if librispeech is not None else None,
               "held_out": sorted(held), "recordings": len(paths), "seconds": round(sum(w.size for w in waves) / 16e3),
               "settings": asdict(config), "loss_per_epoch": [round(x, 5) for x in losses],
               "train_s": round(time.perf_counter() - t0, 1)}
@@ -233,8 +241,8 @@ def main() -> None:
                     "shipped default)")
     ap.add_argument("--init", default=None, help="the teacher's encoder (edgeser export --speech); default: the one "
                     "the teacher's bundle records")
-    ap.add_argument("--data", type=Path, help="the RAVDESS folder (all of its recordings are used; not needed with "
-                    "--epochs 0)")
+    ap.add_argument("--data", type=Path, action="append", default=[], help="a corpus in RAVDESS's layout (all of "
+                    "its recordings are used, labels not; repeat for several; not needed with --epochs 0)")
     ap.add_argument("--librispeech", type=Path, help="unlabelled read speech to distil on as well (or alone): the "
                     "folder of LibriSpeech's manifest.csv (../shared/data/librispeech)")
     ap.add_argument("--holdout", default="", help="speakers left out, e.g. 1-4 (RAVDESS actors)")
