@@ -22,6 +22,14 @@ With ``--no-schemes`` only the students are measured beside FP32 (write them to 
     python -m edgeser.benchmarks.int8_schemes --no-schemes --student "student=runs/student-libri/bundle" \
         --work runs/int8 --out benchmarks/results/students.json --folds-out benchmarks/results/student_folds_now.json
 
+A student that heard the emotion corpora must not have heard the audio it is scored on: one per RAVDESS fold and
+per left-out corpus, named by ``{part}`` in its path (``fold-1`` ... ``fold-5``, ``loco-ravdess``, ``loco-emodb``,
+``loco-turev``: :data:`PARTS`). Each fold and left-out corpus is then scored by its own student, with a head
+trained on that student's features; its speed is ``fold-1``'s (the students share one architecture):
+
+    python -m edgeser.benchmarks.int8_schemes --no-schemes --student "student (corpora)=runs/students/{part}/bundle" \
+        --work runs/int8 --out benchmarks/results/students-corpora.json --folds-out runs/int8/student_folds.json
+
 Calibration methods side by side on the AVX2 scheme: ``int8 cpu-avx2`` is the documented command, whose
 ``--method auto`` is ``dynamic`` for this target (below); ``int8 cpu-avx2, minmax`` and ``int8 cpu-avx2, percentile``
 are the methods it used before (``int8_methods.json`` was measured when minmax was the default, its rows named
@@ -72,6 +80,20 @@ SCHEMES = {"int8 cpu-vnni": ["--precision", "int8", "--target", "cpu-vnni"],
            "int8-dynamic cpu-avx2": ["--precision", "int8-dynamic", "--target", "cpu-avx2"]}
 """The variants, as ``edgeser quantize`` options (the FP32 default is the reference)."""
 FP32 = "fp32"
+PARTS = (*(f"fold-{k}" for k in range(1, 6)), *(f"loco-{c}" for c in CORPORA))
+"""What a ``{part}`` in a student's path stands for: the RAVDESS folds (actors 01-04, ..., 17-20, as ``main`` splits
+them) and the left-out corpora, each scored by the student distilled without it."""
+
+
+def student_parts(path: str) -> dict[str, Path]:
+    """The bundle that scores each of :data:`PARTS` (one path for all of them unless ``path`` holds ``{part}``);
+    a missing one is named."""
+    parts = {part: Path(path.replace("{part}", part)) for part in PARTS}
+    missing = [str(p) for p in parts.values() if not p.is_dir()]
+    if missing:
+        raise SystemExit(f"--student: {missing[0]} not found" + (f" (and {len(missing) - 1} more)"
+                                                                 if len(missing) > 1 else ""))
+    return parts
 
 
 def make(name: str, options: list[str], out: Path) -> dict[str, Any]:
@@ -112,7 +134,8 @@ def main() -> None:
     ap.add_argument("--folds-out", type=Path, default=Path("benchmarks/results/int8_folds.json"))
     ap.add_argument("--student", action="append", default=[], metavar="NAME=BUNDLE",
                     help="a smaller encoder (python -m edgeser.export.distill_whisper, then edgeser export): its "
-                         "features differ from the default's, so each fold's head is trained on its own (repeat)")
+                         "features differ from the default's, so each fold's head is trained on its own (repeat); "
+                         "{part} in BUNDLE: one student per fold and left-out corpus (PARTS)")
     ap.add_argument("--no-schemes", action="store_true", help="only the students (and FP32)")
     ap.add_argument("--scheme", action="append", choices=list(SCHEMES), default=None,
                     help="only these variants (repeat; default: all of them)")
@@ -124,22 +147,27 @@ def main() -> None:
         out = args.work / name.replace(" ", "-")
         made[name] = make(name, options, out)
         bundles[name] = out
-    students = dict(spec.split("=", 1) for spec in args.student)
-    for name, path in students.items():
-        bundles[name] = Path(path)
-        made[name] = {"student": True}
+    students = {name: student_parts(path) for name, path in (spec.split("=", 1) for spec in args.student)}
+    for name, spec in (spec.split("=", 1) for spec in args.student):
+        bundles[name] = students[name]["fold-1"]
+        made[name] = {"student": True, **({"per_part": {k: str(p) for k, p in students[name].items()}}
+                                          if "{part}" in spec else {})}
     corpora = {c: load_corpus(c) for c in CORPORA}
     y = {c: ds.label_ids() for c, ds in corpora.items()}
     groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in corpora.items()}
-    x: dict[str, dict[str, np.ndarray]] = {}
-    for name, path in bundles.items():
-        rec = EmotionRecognizer.from_bundle(path)
-        x[name] = {c: features(rec, ds, args.work / "cache").mask("voiced") for c, ds in corpora.items()}
+    x: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # variant -> part -> corpus -> features
+    for name in bundles:
+        paths = students.get(name, dict.fromkeys(PARTS, bundles[name]))
+        by_path: dict[Path, dict[str, np.ndarray]] = {}
+        for path in dict.fromkeys(paths.values()):
+            rec = EmotionRecognizer.from_bundle(path)
+            by_path[path] = {c: features(rec, ds, args.work / "cache").mask("voiced") for c, ds in corpora.items()}
+        x[name] = {part: by_path[path] for part, path in paths.items()}
 
-    def head(parts: list[tuple[str, np.ndarray]], source: str = FP32) -> Callable[[np.ndarray], np.ndarray]:
-        """The shipped recipe trained on ``source``'s features (FP32's, or a student's own) of ``parts`` (corpus,
-        utterance indices)."""
-        xs = np.concatenate([x[source][c][i] for c, i in parts])
+    def head(parts: list[tuple[str, np.ndarray]], part: str, source: str = FP32) -> Callable[[np.ndarray], np.ndarray]:
+        """The shipped recipe trained on ``source``'s features (FP32's, or a student's own: the one distilled for
+        ``part``) of ``parts`` (corpus, utterance indices)."""
+        xs = np.concatenate([x[source][part][c][i] for c, i in parts])
         ys = np.concatenate([y[c][i] for c, i in parts])
         corpus = np.concatenate([np.full(i.size, c) for c, i in parts])
         model = fit_mlp(xs, ys, balanced_weights(corpus.tolist(), ys))
@@ -153,16 +181,18 @@ def main() -> None:
     for k, test in enumerate(folds, 1):
         train = np.setdiff1d(every["ravdess"], test)
         parts = [("ravdess", train)] + [(c, every[c]) for c in CORPORA if c != "ravdess"]
-        h = head(parts)
+        part = f"fold-{k}"
+        h = head(parts, part)
         for n in bundles:
-            own = head(parts, n) if n in students else h
-            fold_pred[n][test] = own(x[n]["ravdess"][test]).argmax(1)
+            own = head(parts, part, n) if n in students else h
+            fold_pred[n][test] = own(x[n][part]["ravdess"][test]).argmax(1)
         print(f"RAVDESS fold {k}/5 done")
     predictions["ravdess_folds"] = fold_pred
     for held in CORPORA:
         parts = [(c, every[c]) for c in CORPORA if c != held]
-        h = head(parts)
-        predictions[f"loco_{held}"] = {n: (head(parts, n) if n in students else h)(x[n][held]).argmax(1)
+        part = f"loco-{held}"
+        h = head(parts, part)
+        predictions[f"loco_{held}"] = {n: (head(parts, part, n) if n in students else h)(x[n][part][held]).argmax(1)
                                        for n in bundles}
         print(f"leave-one-corpus-out {held} done")
     accuracy: dict[str, dict[str, Any]] = {}

@@ -487,7 +487,10 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
         diff = "" if name == "fp32" else f" ({100 * (mean - fp32_loco):+.1f})"
         speed = " / ".join(f"{lat[c][name]['p50_ms']:.1f} ms" for c in ("1s", "4s", "10s"))
         ratio = " / ".join(f"{lat[c][name]['ratio_to_fp32']['median']:.2f}" for c in ("1s", "4s", "10s"))
-        if v.get("student"):
+        if v.get("per_part"):
+            made = ("- (a student per fold and per left-out corpus, each distilled without the audio it scores; "
+                    "its own head, trained on its own features)")
+        elif v.get("student"):
             made = "- (a student: its own head, trained on its own features)"
         elif "wall_s" not in v:
             made = fp32
@@ -571,6 +574,8 @@ TABLES["students"] = lambda: int8_schemes("students.json", "- (their teacher: ti
                                                              "they were measured)")
 TABLES["students_base"] = lambda: int8_schemes("students-base.json", "- (their teacher: the shipped default, Whisper "
                                                                      "base to block 3)")
+TABLES["students_corpora"] = lambda: int8_schemes("students-corpora.json", "- (their teacher: the shipped default, "
+                                                                         "Whisper base to block 3)")
 
 
 def update(path: Path) -> int:

@@ -153,3 +153,19 @@ def test_statistics_of_several_layers_are_each_layers_side_by_side(tmp_path: Pat
     ds = Dataset("x", (Utterance("u", Path(SAMPLE), "s", "s", "happy", None),))
     old = cache_name(ds, "clean", 0, 0, "graph")
     assert cache_name(ds, "clean", 0, 0, "graph", (-1,)) == old != cache_name(ds, "clean", 0, 0, "graph", (0, 1))
+
+
+def test_a_student_per_fold_is_named_by_part_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    """int8_schemes --student with ``{part}``: one bundle per RAVDESS fold and left-out corpus, each found where the
+    pattern says; a path without ``{part}`` serves them all; a missing student stops the run and is named."""
+    from edgeser.benchmarks.int8_schemes import PARTS, student_parts
+
+    assert PARTS == ("fold-1", "fold-2", "fold-3", "fold-4", "fold-5", "loco-ravdess", "loco-emodb", "loco-turev")
+    for part in PARTS:
+        (tmp_path / part / "bundle").mkdir(parents=True)
+    got = student_parts(str(tmp_path / "{part}" / "bundle"))
+    assert got == {part: tmp_path / part / "bundle" for part in PARTS}
+    assert set(student_parts(str(tmp_path / "fold-2" / "bundle")).values()) == {tmp_path / "fold-2" / "bundle"}
+    (tmp_path / "loco-turev" / "bundle").rmdir()
+    with pytest.raises(SystemExit, match="loco-turev"):
+        student_parts(str(tmp_path / "{part}" / "bundle"))
