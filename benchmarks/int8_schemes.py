@@ -147,11 +147,12 @@ def main() -> None:
         out = args.work / name.replace(" ", "-")
         made[name] = make(name, options, out)
         bundles[name] = out
-    students = {name: student_parts(path) for name, path in (spec.split("=", 1) for spec in args.student)}
-    for name, spec in (spec.split("=", 1) for spec in args.student):
+    specs = dict(spec.split("=", 1) for spec in args.student)
+    students = {name: student_parts(path) for name, path in specs.items()}
+    for name, path in specs.items():
         bundles[name] = students[name]["fold-1"]
         made[name] = {"student": True, **({"per_part": {k: str(p) for k, p in students[name].items()}}
-                                          if "{part}" in spec else {})}
+                                          if "{part}" in path else {})}
     corpora = {c: load_corpus(c) for c in CORPORA}
     y = {c: ds.label_ids() for c, ds in corpora.items()}
     groups = {c: np.array([u.group for u in ds.utterances]) for c, ds in corpora.items()}
