@@ -42,7 +42,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import track
@@ -112,6 +112,13 @@ class Recipe:
 PREVIOUS = Recipe("all", ("ravdess",), 0, "mlp", HeadSpec())  # the head as it was then: 128 wide, dropout 0.1
 RECIPES = [Recipe(m, c, k, h) for m in MASKS for c in (("ravdess",), CORPORA) for k in (0, COPIES)
            for h in ("lr", "mlp")]
+
+
+class Labelled(Protocol):
+    """What scoring reads of the corpora: each corpus's label ids and its utterances' speaker groups."""
+
+    y: dict[str, np.ndarray]
+    groups: dict[str, np.ndarray]
 
 
 class Corpora:
@@ -258,7 +265,7 @@ def loco(data: Corpora, recipe: Recipe, kind: str = "stats") -> dict[str, np.nda
     return {held: head(data.x(held, recipe.mask, 0, kind)) for held, head in loco_heads(data, recipe, kind).items()}
 
 
-def speaker_folds(data: Corpora, corpus: str, n_folds: int | None) -> list[np.ndarray]:
+def speaker_folds(data: Labelled, corpus: str, n_folds: int | None) -> list[np.ndarray]:
     """Test indices of ``corpus``: its speakers dealt into ``n_folds`` blocks in sorted order (``None``: one each)."""
     groups = data.groups[corpus]
     speakers = sorted(set(groups.tolist()))
@@ -291,12 +298,12 @@ def by_folds(heads: Sequence[Head], folds: Sequence[np.ndarray], x: np.ndarray) 
     return out
 
 
-def corpus_of_rows(data: Corpora, corpora: Sequence[str]) -> list[str]:
+def corpus_of_rows(data: Labelled, corpora: Sequence[str]) -> list[str]:
     """Each row's corpus, for ``corpora``'s rows concatenated in that order."""
     return [c for c in corpora for _ in range(len(data.y[c]))]
 
 
-def calibration_elsewhere(data: Corpora, log_probs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def calibration_elsewhere(data: Labelled, log_probs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per corpus, leave-one-corpus-out: the temperature fitted on the *other* corpora's predictions (each corpus
     weighing the same), and this corpus's expected calibration error raw and with that temperature."""
     out = {}
