@@ -558,22 +558,26 @@ def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
         f"rule applied to this draw alone would choose {r['chosen']}. {_stamp(r, file)}")
 
 
-def finetune_choice(file: str = "finetune_choice.json") -> str:
-    """Block 3 frozen or fine-tuned (``finetune_choice.py``): the head choice's rows, and the fine-tuned block's
-    paired-bootstrap differences from the frozen one."""
+def choice_with_intervals(file: str, what: str) -> str:
+    """Variants side by side (``finetune_choice.py``: block 3 frozen or fine-tuned; ``pooling_choice.py``: plain or
+    attentive statistics): the head choice's rows, and each variant's paired-bootstrap differences from the
+    reference row (the frozen block; the one-seed statistics head)."""
     r = _load(file)
+    reference = r.get("reference", "frozen")
     diffs = []
     for name, v in r["variants"].items():
-        if "minus_frozen" in v:
-            diffs.append(f"{name} minus frozen [95%]: " + "; ".join(
-                f"{k.replace('folds ravdess', 'folds clean')} {interval(d)}" for k, d in v["minus_frozen"].items())
-                + ".")
-    table, _, rest = head_choice(file, "block 3 (the shipped recipe and head)").partition("\n\nRule: ")
+        versus = v.get("minus", v.get("minus_frozen"))
+        if versus:
+            diffs.append(f"{name} minus {reference} [95%]: " + "; ".join(
+                f"{k.replace('folds ravdess', 'folds clean')} {interval(d)}" for k, d in versus.items()) + ".")
+    table, _, rest = head_choice(file, what).partition("\n\nRule: ")
     return f"{table}\n\n{' '.join(diffs)}\n\nRule: {rest}"
 
 
 TABLES["generalisation_encoders"] = generalisation_encoders
-TABLES["finetune_choice"] = finetune_choice
+TABLES["finetune_choice"] = lambda: choice_with_intervals("finetune_choice.json",
+                                                         "block 3 (the shipped recipe and head)")
+TABLES["pooling_choice"] = lambda: choice_with_intervals("pooling_choice.json", "pooling of block 3's voiced frames")
 TABLES["head_choice"] = head_choice
 TABLES["tensorrt_ready_intel"] = lambda: tensorrt_ready("tensorrt_ready-intel.json")
 TABLES["augmentation_choice"] = lambda: head_choice("augmentation_choice.json", "augmented copies of each utterance")

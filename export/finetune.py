@@ -93,7 +93,7 @@ def whisper_block(name: str = "whisper-base", index: int = 2) -> nn.Module:
     return block
 
 
-def _batch(frames: Frames, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def padded(frames: Frames, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded ``x (b, t, dim)``, the real frames ``(b, t)`` and the voiced frames ``(b, t)`` of ``rows``."""
     items = [frames.item(int(i)) for i in rows]
     longest = max(len(v) for _, v in items)
@@ -119,7 +119,7 @@ def _stats(block: nn.Module, x: torch.Tensor, real: torch.Tensor, voiced: torch.
     return torch.cat([mean, torch.sqrt(var + 1e-8)], dim=1)
 
 
-def _by_length(frames: Frames, rows: np.ndarray, batch: int) -> list[np.ndarray]:
+def by_length(frames: Frames, rows: np.ndarray, batch: int) -> list[np.ndarray]:
     """``rows`` in batches of similar length (less padding)."""
     order = rows[np.argsort(np.diff(frames.offsets)[rows], kind="stable")]
     return [order[i : i + batch] for i in range(0, order.size, batch)]
@@ -131,9 +131,25 @@ def voiced_stats(block: nn.Module, frames: Frames, batch: int = 32) -> np.ndarra
     block.train(False)
     out = np.zeros((len(frames), 2 * frames.x.shape[1]), dtype=np.float32)
     with torch.no_grad():
-        for rows in _by_length(frames, np.arange(len(frames)), batch):
-            out[rows] = _stats(block, *_batch(frames, rows)).numpy()
+        for rows in by_length(frames, np.arange(len(frames)), batch):
+            out[rows] = _stats(block, *padded(frames, rows)).numpy()
     return out
+
+
+def block_frames(block: nn.Module, frames: Frames, batch: int = 32) -> Frames:
+    """``block`` over each utterance of ``frames``: its output frames (float16) and the same voiced masks."""
+    block.train(False)
+    out = np.zeros(frames.x.shape, dtype=np.float16)
+    with torch.no_grad():
+        for rows in by_length(frames, np.arange(len(frames)), batch):
+            x, real, _ = padded(frames, rows)
+            bias = torch.where(real, 0.0, torch.finfo(x.dtype).min)[:, None, None, :]
+            y = block(x, bias)
+            y = (y[0] if isinstance(y, tuple) else y).numpy()
+            for k, i in enumerate(rows):
+                a, b = int(frames.offsets[i]), int(frames.offsets[i + 1])
+                out[a:b] = y[k, : b - a]
+    return Frames(out, frames.voiced, frames.offsets)
 
 
 @dataclass(frozen=True)
@@ -167,11 +183,11 @@ def finetune(block: nn.Module, frames: Frames, labels: np.ndarray, weights: np.n
     loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
     y_all, w_all = torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weights.astype(np.float32))
     batches = [b for _ in range(config.epochs) for b in rng.permutation(
-        np.array(_by_length(frames, rng.permutation(len(frames)), config.batch), dtype=object))]
+        np.array(by_length(frames, rng.permutation(len(frames)), config.batch), dtype=object))]
     block.train(True)
     for rows in track(batches, description=description):
         rows = np.asarray(rows, dtype=np.int64)
-        logits = probe((_stats(block, *_batch(frames, rows)) - mu) / sd)
+        logits = probe((_stats(block, *padded(frames, rows)) - mu) / sd)
         w = w_all[rows]
         loss = (loss_fn(logits, y_all[rows]) * w).sum() / w.sum()
         opt.zero_grad()
