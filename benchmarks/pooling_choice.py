@@ -16,9 +16,15 @@ An attentive head trains on every frame, not on two frames standing for each utt
 about 100 times more here; so it is trained with one seed, beside the statistics head with one seed (the fair
 comparison) and the shipped five.
 
+Two attentive heads: their pooled statistics as they come, and batch-normalised before the classifier (as ECAPA-TDNN
+does after its pooling). The first was run alone first and scored far below the statistics head; the means of
+z-scored frames vary little between utterances, which the default's head meets by z-scoring its statistics, so the
+second was added, and both rows are kept.
+
 Rule, fixed before the run: the same score (mean of LOCO mean UA, RAVDESS fold UA and babble-10-dB UA); attentive
-pooling is a candidate only if its one-seed row beats the one-seed statistics row by more than 1 point (shipping it
-would then take its five seeds, an exported head graph and the whole protocol).
+pooling is a candidate only if its better one-seed row beats the one-seed statistics row by more than 1 point
+(shipping it would then take its five seeds, an exported head graph and the whole protocol). Picking the better of
+two attentive rows flatters attention a little.
 """
 
 from __future__ import annotations
@@ -48,8 +54,10 @@ ONE_SEED = replace(HEAD, train=replace(HEAD.train, seeds=1))
 VARIANTS: dict[str, tuple[str, HeadSpec]] = {
     "statistics, 5 seeds (the default)": ("statistics", HEAD),
     "statistics, 1 seed": ("statistics", ONE_SEED),
-    "attentive statistics, 1 seed": ("attentive", ONE_SEED),
+    "attentive statistics, 1 seed, pooled statistics as they come": ("attentive-raw", ONE_SEED),
+    "attentive statistics, 1 seed, pooled statistics batch-normalised": ("attentive", ONE_SEED),
 }
+ATTENTIVE = [name for name, (pooling, _) in VARIANTS.items() if pooling.startswith("attentive")]
 SHIPPED = "statistics, 1 seed"  # what the rule compares against (the same seeds)
 RECIPE = Recipe("voiced", CORPORA, COPIES, "mlp", HEAD)
 _state: dict[str, Any] = {}
@@ -70,7 +78,7 @@ def run_part(job: tuple[str, Part]) -> tuple[str, Part, dict[str, np.ndarray], f
     else:
         block3: dict[str, Frames] = _state["block3"]
         frames = Frames.join([block3[name].take(idx) for name, idx in rows])
-        heads = fit_attentive(frames, y, w, len(DEFAULT_LABELS), spec,
+        heads = fit_attentive(frames, y, w, len(DEFAULT_LABELS), spec, normalise=pooling == "attentive",
                               description=f"attentive head ({part[0]} {part[1]})")
         out = {k: attentive_log_probs(heads, block3[name].take(idx)) for k, (name, idx) in scored.items()}
     return variant, part, out, time.perf_counter() - t0
@@ -114,11 +122,12 @@ def main() -> None:
         r["seconds_per_part"] = seconds[name]
         r["pooling"], r["seeds"] = VARIANTS[name][0], VARIANTS[name][1].train.seeds
         r["predictions"] = {k: {c: v.tolist() for c, v in d.items()} for k, d in r["predictions"].items()}
-    attentive = rows["attentive statistics, 1 seed"]["score"] > rows[SHIPPED]["score"] + MARGIN
-    chosen = "attentive statistics, 1 seed" if attentive else next(iter(VARIANTS))
+    best = max(ATTENTIVE, key=lambda n: rows[n]["score"])
+    chosen = best if rows[best]["score"] > rows[SHIPPED]["score"] + MARGIN else next(iter(VARIANTS))
     write_result(args.out, {"recipe": RECIPE.name, "encoder_sha256": rec.speech_sha256,
                             "rule": "best mean of LOCO mean UA, RAVDESS fold UA and RAVDESS babble-10-dB UA; attentive "
-                                    "pooling is a candidate only if its one-seed row beats the one-seed statistics row "
+                                    "pooling is a candidate only if its better one-seed row beats the one-seed "
+                                    "statistics row "
                                     f"by more than {100 * MARGIN:.0f} point",
                             "variants": rows, "chosen": chosen, "reference": SHIPPED, "bundle": str(args.bundle),
                             "folds": [f.tolist() for f in data.folds], "attention_bottleneck": 64})

@@ -26,7 +26,7 @@ class AttentiveHead(nn.Module):
     """Frames ``(b, t, dim)`` with their voiced mask ``(b, t)`` -> class scores ``(b, classes)``."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, classes: int, spec: HeadSpec = HEAD,
-                 attention: int = 64) -> None:
+                 attention: int = 64, normalise: bool = True) -> None:
         super().__init__()
         dim = mean.size
         self.mu: torch.Tensor
@@ -35,6 +35,9 @@ class AttentiveHead(nn.Module):
         self.register_buffer("sd", torch.from_numpy(std.astype(np.float32) + 1e-6))
         self.classes = classes
         self.score = nn.Sequential(nn.Linear(dim, attention), nn.Tanh(), nn.Linear(attention, 1))
+        # The pooled statistics batch-normalised (as ECAPA-TDNN does after its pooling): the means of z-scored frames
+        # vary little from one utterance to the next, and the default's head z-scores its statistics for that reason.
+        self.norm = nn.BatchNorm1d(2 * dim) if normalise else nn.Identity()
         self.classify = nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(2 * dim, spec.dim), nn.ReLU(),
                                       nn.Dropout(spec.dropout), nn.Linear(spec.dim, classes))
 
@@ -48,7 +51,7 @@ class AttentiveHead(nn.Module):
         return torch.cat([mean, torch.sqrt(var.clamp(min=1e-6))], dim=1)
 
     def forward(self, x: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.classify(self.pool(x, voiced)))
+        return torch.as_tensor(self.classify(self.norm(self.pool(x, voiced))))
 
 
 def voiced_moments(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +69,7 @@ def voiced_moments(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_attentive(frames: Frames, labels: np.ndarray, weights: np.ndarray, classes: int, spec: HeadSpec = HEAD,
-                  description: str = "attentive head") -> list[AttentiveHead]:
+                  normalise: bool = True, description: str = "attentive head") -> list[AttentiveHead]:
     """``spec.train.seeds`` heads (seeds ``spec.train.seed + k``), each trained as the module's note says."""
     mean, std = voiced_moments(frames)
     y_all, w_all = torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weights.astype(np.float32))
@@ -76,12 +79,14 @@ def fit_attentive(frames: Frames, labels: np.ndarray, weights: np.ndarray, class
     for k in range(t.seeds):
         torch.manual_seed(t.seed + k)
         rng = np.random.default_rng(t.seed + k)
-        head = AttentiveHead(mean, std, classes, spec)
+        head = AttentiveHead(mean, std, classes, spec, normalise=normalise)
         opt = torch.optim.AdamW(head.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         head.train(True)
         batches = [b for _ in range(t.epochs) for b in shuffled(by_length(frames, rng.permutation(len(frames)),
                                                                           t.batch_size), rng)]
         for rows in track(batches, description=f"{description} (seed {k + 1} of {t.seeds})"):
+            if rows.size < 2:  # batch normalisation needs two utterances
+                continue
             x, _, voiced = padded(frames, rows)
             w = w_all[rows]
             loss = (loss_fn(head(x, voiced), y_all[rows]) * w).sum() / w.sum()
