@@ -13,8 +13,8 @@ row is scored as that benchmark and :mod:`edgeser.benchmarks.head_choice` score:
 actor folds clean, with babble at 10 dB SNR and trimmed.
 
 An attentive head trains on every frame, not on two frames standing for each utterance's statistics, which costs
-about 100 times more here; so it is trained with one seed, beside the statistics head with one seed (the fair
-comparison) and the shipped five.
+about ten times more here (``seconds_per_part`` in the result file); so it is trained with one seed, beside the
+statistics head with one seed (the fair comparison) and the shipped five.
 
 Two attentive heads: their pooled statistics as they come, and batch-normalised before the classifier (as ECAPA-TDNN
 does after its pooling). The first was run alone first and scored far below the statistics head; the means of

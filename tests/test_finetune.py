@@ -70,3 +70,35 @@ def test_finetuning_moves_the_block_and_leaves_the_given_one_alone() -> None:
     moved = max(float((tuned.state_dict()[k] - before[k]).abs().max()) for k in before)
     assert moved > 1e-4
     assert not any(torch.isnan(v).any() for v in tuned.state_dict().values())
+
+
+def test_attentive_pooling_with_equal_scores_is_the_plain_statistics_of_voiced_frames() -> None:
+    from edgeser.export.attentive import AttentiveHead
+
+    frames = frame_set([7, 3, 11], dim=4, seed=5)
+    head = AttentiveHead(np.zeros(4), np.ones(4), classes=4, attention=3).eval()
+    torch.nn.init.zeros_(head.score[-1].weight)  # every frame scores the same: the softmax weighs them equally
+    from edgeser.export.finetune import padded
+
+    x, _, voiced = padded(frames, np.arange(3))
+    pooled = head.pool(x, voiced).detach().numpy()
+    for i in range(3):
+        xi, vi = frames.item(i)
+        keep = xi[vi].astype(np.float64)
+        np.testing.assert_allclose(pooled[i], np.concatenate([keep.mean(0), keep.std(0)]), atol=2e-3)  # std floor 1e-3
+
+
+def test_an_attentive_head_learns_a_separable_toy_problem() -> None:
+    from dataclasses import replace
+
+    from edgeser.export.attentive import attentive_log_probs, fit_attentive
+    from edgeser.export.multicorpus import HEAD
+
+    labels = np.arange(60) % 2
+    shift = np.where(labels[:, None] == 1, 1.5, -1.5) * np.eye(8)[0]
+    frames = frame_set([int(n) for n in np.random.default_rng(4).integers(4, 12, 60)], shift=shift)
+    spec = replace(HEAD, train=replace(HEAD.train, epochs=20, seeds=2, batch_size=16))
+    heads = fit_attentive(frames, labels, np.ones(60), 2, spec)
+    log_probs = attentive_log_probs(heads, frames)
+    assert np.isfinite(log_probs).all()
+    assert (log_probs.argmax(1) == labels).mean() > 0.9
