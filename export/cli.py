@@ -237,7 +237,9 @@ def quantize(bundle: Path, precision: str, calibration_source: Path | None, out:
                   f"{100 * guard['variant']['label_agreement']:.1f}% of labels kept")
     for g, r in report["graphs"].items():
         err.print(f"{g}: {r['bytes_parent'] / 1e6:.1f} MB → {r['bytes_variant'] / 1e6:.1f} MB, "
-                  f"{len(r['kept_float'])} nodes kept in float, agreement {r['agreement']}")
+                  f"{len(r['kept_float'])} nodes kept in float"
+                  + (f" (and the first convolution, {r['first_conv_float32']})" if r.get("first_conv_float32") else "")
+                  + f", agreement {r['agreement']}")
     wrote(f"{out} in {report['seconds']} s (target {report['config']['target']})")
 
 
