@@ -294,6 +294,23 @@ def test_the_whisper_front_end_stays_float32(precision: str, tmp_path: Path) -> 
     assert cosine.min() > (0.9999 if precision == "fp16" else 0.98)  # base block 3: deeper than tiny.en's 2
 
 
+def test_dynamic_int8_keeps_the_first_convolution_after_the_front_end_in_float() -> None:
+    """Under ``--method dynamic`` the convolution reading the log-mel (Whisper's conv1) stays float32: not the
+    front end's STFT convolution (float anyway), not conv2."""
+    import onnx
+
+    from edgeser.export.quantize import first_convolution, front_end_nodes
+
+    graph = onnx.load(str(EmotionRecognizer.from_bundle("default").bundle.file("speech.onnx")),
+                      load_external_data=False)
+    convs = [n for n in graph.graph.node if n.op_type == "Conv"]
+    front = set(front_end_nodes(graph))
+    assert [c.name for c in convs if c.name not in front] == ["node_conv1d_1", "node_conv1d_2"]
+    assert first_convolution(graph) == ["node_conv1d_1"]
+    mel = next(c for c in convs if c.name == "node_conv1d_1").input[0]  # it reads the front end's output
+    assert any(mel in n.output for n in graph.graph.node if n.name in front)
+
+
 def test_round_trip_casts_are_dropped_and_single_casts_kept() -> None:
     import onnx
     from onnx import TensorProto, helper
