@@ -77,7 +77,8 @@ METHODS = ("auto", "minmax", "entropy", "percentile", "dynamic")
 ``minmax``, ``entropy`` and ``percentile`` are ONNX Runtime's calibration methods, applied to every quantized node;
 ``dynamic`` calibrates only the convolutions (by :data:`DYNAMIC_CONV_METHOD`) and leaves the MatMul/Gemm inputs to
 ONNX Runtime's dynamic quantization, which takes each input's own range when the graph runs (no calibrated range to
-clip or to waste on rare outliers; weights are quantized per channel as in every static variant). Unlike the
+clip or to waste on rare outliers; weights are quantized per channel as in every static variant), and keeps the
+first convolution, which reads the log-mel, in float32 (:func:`first_convolution`). Unlike the
 ``int8-dynamic`` precision (no calibration set, per-tensor weights, convolutions left in float, no fallback), it
 keeps the guard's fallback to float nodes."""
 DYNAMIC_CONV_METHOD = "percentile"
