@@ -28,6 +28,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,29 @@ def against(data: Data, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_variants(run: Callable[[tuple[str, Part]], tuple[str, Part, dict[str, np.ndarray], float]],
+                 variants: list[str], data: Data, reference: str, versus: str, jobs: int) -> dict[str, dict[str, Any]]:
+    """Every variant on every part (``run``, in ``jobs`` forked workers, the last variant first: the longest jobs),
+    then each variant's :func:`row`, its paired differences from ``reference`` under ``versus``, and the seconds each
+    part took."""
+    lp: dict[str, dict[Part, dict[str, np.ndarray]]] = {v: {} for v in variants}
+    seconds: dict[str, dict[str, float]] = {v: {} for v in variants}
+    work = [(v, p) for v in reversed(variants) for p in PARTS]
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for variant, part, out, s in pool.map(run, work):
+            lp[variant][part] = out
+            seconds[variant][" ".join(part)] = round(s, 1)
+            print(f"{variant}, {' '.join(part)}: {s:.0f} s", flush=True)
+    rows = {v: row(data, lp[v]) for v in variants}
+    for name, r in rows.items():
+        if name != reference:
+            r[versus] = against(data, r, rows[reference])
+        print(f"{name}: {summary(r)}", flush=True)
+        r["seconds_per_part"] = seconds[name]
+        r["predictions"] = {k: {c: v.tolist() for c, v in d.items()} for k, d in r["predictions"].items()}
+    return rows
+
+
 def parity(rec: EmotionRecognizer, data: Data) -> dict[str, float]:
     """How far the torch block's statistics are from the graph's own layer 3, on the first 8 RAVDESS files."""
     from edgeser.export.multicorpus import pooled, waves
@@ -179,6 +203,15 @@ def warm(job: tuple[str, str, int, str]) -> str:
     return f"{corpus} {cond or f'{copies} copies'}"
 
 
+def layers_2_and_3(bundle: Path) -> EmotionRecognizer:
+    """The recognizer of ``bundle``, which must expose layers 2 and 3 (the frames entering block 3, and its own)."""
+    rec = EmotionRecognizer.from_bundle(bundle, RuntimeOptions.cpu(threads=1))
+    if list(rec.speech.exposed_layers) != [2, 3]:
+        raise SystemExit(f"--bundle {bundle}: exposes layers {list(rec.speech.exposed_layers)}, expected 2 and 3; "
+                         "export it with `edgeser export --speech whisper-base --layers 2,3 --tolerance 5e-3`")
+    return rec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, required=True,
@@ -188,10 +221,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="frame files, then parts, computed at once (one thread each)")
     args = ap.parse_args()
-    rec = EmotionRecognizer.from_bundle(args.bundle, RuntimeOptions.cpu(threads=1))
-    if list(rec.speech.exposed_layers) != [2, 3]:
-        raise SystemExit(f"--bundle {args.bundle}: exposes layers {list(rec.speech.exposed_layers)}, expected 2 and "
-                         "3; export it with `edgeser export --speech whisper-base --layers 2,3 --tolerance 5e-3`")
+    rec = layers_2_and_3(args.bundle)
     cache = _state["cache"] = args.work / "cache"
     if args.jobs > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
@@ -212,21 +242,7 @@ def main() -> None:
     print(f"torch block 3 against the graph's layer 3: max |difference| {check['max_abs']:.1e}", flush=True)
     if args.jobs > 1:
         torch.set_num_threads(1)
-    lp: dict[str, dict[Part, dict[str, np.ndarray]]] = {v: {} for v in VARIANTS}
-    seconds: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    work = [(v, p) for v in reversed(VARIANTS) for p in PARTS]  # the fine-tuning first: the longest jobs
-    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=fork) as pool:
-        for variant, part, out, s in pool.map(run_part, work):
-            lp[variant][part] = out
-            seconds[variant][" ".join(part)] = round(s, 1)
-            print(f"{variant}, {' '.join(part)}: {s:.0f} s", flush=True)
-    rows = {v: row(data, lp[v]) for v in VARIANTS}
-    for name, r in rows.items():
-        if name != SHIPPED:
-            r["minus_frozen"] = against(data, r, rows[SHIPPED])
-        print(f"{name}: {summary(r)}", flush=True)
-        r["seconds_per_part"] = seconds[name]
-        r["predictions"] = {k: {c: v.tolist() for c, v in d.items()} for k, d in r["predictions"].items()}
+    rows = run_variants(run_part, list(VARIANTS), data, SHIPPED, "minus_frozen", args.jobs)
     choose_and_write(args.out, RECIPE, rec.speech_sha256, rows, SHIPPED, "block",
                      {"finetune": asdict(CONFIG), "parity": check, "bundle": str(args.bundle),
                       "folds": [f.tolist() for f in data.folds]})

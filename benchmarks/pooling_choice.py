@@ -30,8 +30,6 @@ two attentive rows flatters attention a little.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import multiprocessing
 import os
 import time
 from dataclasses import replace
@@ -40,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.benchmarks.finetune_choice import PARTS, Data, Part, against, row
+from edgeser.benchmarks.finetune_choice import Data, Part, layers_2_and_3, run_variants
 from edgeser.benchmarks.generalisation import COPIES, Recipe
-from edgeser.benchmarks.head_choice import MARGIN, summary
+from edgeser.benchmarks.head_choice import MARGIN
 from edgeser.benchmarks.provenance import write_result
 from edgeser.export.attentive import attentive_log_probs, fit_attentive
 from edgeser.export.finetune import Frames, block_frames, voiced_stats, whisper_block
@@ -94,10 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    rec = EmotionRecognizer.from_bundle(args.bundle, RuntimeOptions.cpu(threads=1))
-    if list(rec.speech.exposed_layers) != [2, 3]:
-        raise SystemExit(f"--bundle {args.bundle}: exposes layers {list(rec.speech.exposed_layers)}, expected 2 and "
-                         "3; export it with `edgeser export --speech whisper-base --layers 2,3 --tolerance 5e-3`")
+    rec = layers_2_and_3(args.bundle)
     data = _state["data"] = Data(rec, args.work / "cache")  # frames computed by finetune_choice, or now
     block = whisper_block()
     sets = data.sets()
@@ -106,22 +100,9 @@ def main() -> None:
     if args.jobs > 1:
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
-    lp: dict[str, dict[Part, dict[str, np.ndarray]]] = {v: {} for v in VARIANTS}
-    seconds: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    work = [(v, p) for v in reversed(VARIANTS) for p in PARTS]  # the attentive heads first: the longest jobs
-    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        for variant, part, out, s in pool.map(run_part, work):
-            lp[variant][part] = out
-            seconds[variant][" ".join(part)] = round(s, 1)
-            print(f"{variant}, {' '.join(part)}: {s:.0f} s", flush=True)
-    rows = {v: row(data, lp[v]) for v in VARIANTS}
+    rows = run_variants(run_part, list(VARIANTS), data, SHIPPED, "minus", args.jobs)
     for name, r in rows.items():
-        if name != SHIPPED:
-            r["minus"] = against(data, r, rows[SHIPPED])
-        print(f"{name}: {summary(r)}", flush=True)
-        r["seconds_per_part"] = seconds[name]
         r["pooling"], r["seeds"] = VARIANTS[name][0], VARIANTS[name][1].train.seeds
-        r["predictions"] = {k: {c: v.tolist() for c, v in d.items()} for k, d in r["predictions"].items()}
     best = max(ATTENTIVE, key=lambda n: rows[n]["score"])
     chosen = best if rows[best]["score"] > rows[SHIPPED]["score"] + MARGIN else next(iter(VARIANTS))
     write_result(args.out, {"recipe": RECIPE.name, "encoder_sha256": rec.speech_sha256,
