@@ -155,6 +155,12 @@ class QuantizeConfig:
         """7-bit weights (the ``cpu-avx2`` scheme)."""
         return self.target == "cpu-avx2"
 
+    @property
+    def float_first_convolution(self) -> bool:
+        """Whether :func:`first_convolution` stays float32 (``int8`` with ``--method dynamic``; of a resolved
+        config)."""
+        return self.precision == "int8" and self.method == "dynamic"
+
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise InputError(f"target must be one of {TARGETS}, got {self.target!r}")
@@ -197,7 +203,7 @@ def quantize_graph(src: Path, dst: Path, config: QuantizeConfig, reader: readers
 
     config = config.resolved()
     graph = onnx.load(str(src), load_external_data=False)
-    first = first_convolution(graph) if config.precision == "int8" and config.method == "dynamic" else []
+    first = first_convolution(graph) if config.float_first_convolution else []
     exclude = list(dict.fromkeys([*front_end_nodes(graph), *first, *exclude]))
     if config.precision != "fp16":
         src = preprocess(src, dst.with_name(dst.stem + ".pre.onnx"))  # keeps node names (not their metadata)
@@ -434,9 +440,8 @@ def quantize_bundle(bundle: str | Path, out: str | Path, config: QuantizeConfig,
                      for g, f in feeds.items()}  # what ORT's calibration reads, cut once for every fallback step
         parent_graphs = {g: onnx.load(str(parent.bundle.file(sections[g].graph)),  # type: ignore[union-attr]
                                       load_external_data=False) for g in graphs}
-        dynamic = config.precision == "int8" and config.method == "dynamic"
-        reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(m)),
-                                  first_conv_float32=next(iter(first_convolution(m)), "") if dynamic else "")
+        reports = {g: GraphReport(g, front_end_float32=len(front_end_nodes(m)), first_conv_float32=next(
+            iter(first_convolution(m)), "") if config.float_first_convolution else "")
                    for g, m in parent_graphs.items()}
         exclude: dict[str, list[str]] = {g: [] for g in graphs}
         converted: dict[str, list[str]] = {}  # the exclude list each graph was last converted with
