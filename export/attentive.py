@@ -18,7 +18,7 @@ import torch
 from rich.progress import track
 from torch import nn
 
-from edgeser.export.finetune import Frames, by_length, padded
+from edgeser.export.finetune import Frames, by_length, padded, shuffled
 from edgeser.export.multicorpus import HEAD, HeadSpec
 
 
@@ -96,10 +96,6 @@ def fit_attentive(frames: Frames, labels: np.ndarray, weights: np.ndarray, class
         head.train(False)
         heads.append(head)
     return heads
-
-
-def shuffled(batches: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def attentive_log_probs(heads: Sequence[AttentiveHead], frames: Frames, batch: int = 64) -> np.ndarray:

@@ -106,12 +106,17 @@ def padded(frames: Frames, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(x), torch.from_numpy(real), torch.from_numpy(voiced)
 
 
-def _stats(block: nn.Module, x: torch.Tensor, real: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-    """The block over each padded utterance (attention ignores padding, as in the exported graph), then the mean
-    and standard deviation of its voiced frames: ``(b, 2 * dim)``."""
+def _run_block(block: nn.Module, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The block over each padded utterance ``(b, t, dim)``; attention ignores padding, as in the exported graph."""
     bias = torch.where(real, 0.0, torch.finfo(x.dtype).min)[:, None, None, :]
     out = block(x, bias)
-    y = out[0] if isinstance(out, tuple) else out
+    return torch.as_tensor(out[0] if isinstance(out, tuple) else out)
+
+
+def _stats(block: nn.Module, x: torch.Tensor, real: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """The block over each padded utterance, then the mean and standard deviation of its voiced frames:
+    ``(b, 2 * dim)``."""
+    y = _run_block(block, x, real)
     w = voiced.to(y.dtype)[..., None]
     n = w.sum(1)
     mean = (y * w).sum(1) / n
@@ -123,6 +128,11 @@ def by_length(frames: Frames, rows: np.ndarray, batch: int) -> list[np.ndarray]:
     """``rows`` in batches of similar length (less padding)."""
     order = rows[np.argsort(np.diff(frames.offsets)[rows], kind="stable")]
     return [order[i : i + batch] for i in range(0, order.size, batch)]
+
+
+def shuffled(batches: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """``batches`` in a random order."""
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def voiced_stats(block: nn.Module, frames: Frames, batch: int = 32) -> np.ndarray:
@@ -143,9 +153,7 @@ def block_frames(block: nn.Module, frames: Frames, batch: int = 32) -> Frames:
     with torch.no_grad():
         for rows in by_length(frames, np.arange(len(frames)), batch):
             x, real, _ = padded(frames, rows)
-            bias = torch.where(real, 0.0, torch.finfo(x.dtype).min)[:, None, None, :]
-            y = block(x, bias)
-            y = (y[0] if isinstance(y, tuple) else y).numpy()
+            y = _run_block(block, x, real).numpy()
             for k, i in enumerate(rows):
                 a, b = int(frames.offsets[i]), int(frames.offsets[i + 1])
                 out[a:b] = y[k, : b - a]
@@ -182,11 +190,10 @@ def finetune(block: nn.Module, frames: Frames, labels: np.ndarray, weights: np.n
                             weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
     y_all, w_all = torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weights.astype(np.float32))
-    batches = [b for _ in range(config.epochs) for b in rng.permutation(
-        np.array(by_length(frames, rng.permutation(len(frames)), config.batch), dtype=object))]
+    batches = [b for _ in range(config.epochs)
+               for b in shuffled(by_length(frames, rng.permutation(len(frames)), config.batch), rng)]
     block.train(True)
     for rows in track(batches, description=description):
-        rows = np.asarray(rows, dtype=np.int64)
         logits = probe((_stats(block, *padded(frames, rows)) - mu) / sd)
         w = w_all[rows]
         loss = (loss_fn(logits, y_all[rows]) * w).sum() / w.sum()
