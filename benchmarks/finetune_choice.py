@@ -36,8 +36,14 @@ from typing import Any
 import numpy as np
 
 from edgeser import EmotionRecognizer, RuntimeOptions
-from edgeser.benchmarks.generalisation import COPIES, Recipe, calibration_elsewhere, conditions, speaker_folds
-from edgeser.benchmarks.head_choice import ROBOT, choose_and_write, summary, ua
+from edgeser.benchmarks.generalisation import (
+    COPIES,
+    Recipe,
+    conditions,
+    copy_rows,
+    speaker_folds,
+)
+from edgeser.benchmarks.head_choice import ROBOT, choose_and_write, scored_row, summary, ua
 from edgeser.benchmarks.stats import paired_bootstrap_ua
 from edgeser.datasets import Dataset
 from edgeser.export.finetune import FinetuneConfig, Frames, finetune, frame_features, voiced_stats, whisper_block
@@ -83,7 +89,7 @@ class Data:
             parts += [(c, np.arange(len(self.y[c]))) for c in CORPORA if c != "ravdess"]
         rows, ys, corpus = [], [], []
         for c, idx in parts:
-            copies = (idx[:, None] * COPIES + np.arange(COPIES)[None, :]).reshape(-1)
+            copies = copy_rows(idx, COPIES)
             rows += [(f"clean:{c}", idx), (f"copies:{c}", copies)]
             ys += [self.y[c][idx], np.repeat(self.y[c][idx], COPIES)]
             corpus += [c] * (idx.size + copies.size)
@@ -129,21 +135,14 @@ def run_part(job: tuple[str, Part]) -> tuple[str, Part, dict[str, np.ndarray], f
 def row(data: Data, lp: dict[Part, dict[str, np.ndarray]]) -> dict[str, Any]:
     """A variant's row from its parts' log-probabilities, as :func:`edgeser.benchmarks.head_choice.score` writes it."""
     loco_lp = {c: lp["loco", c][c] for c in CORPORA}
-    loco = {c: ua(data.y[c], loco_lp[c]) for c in CORPORA}
-    ece = {c: {"raw": v["ece_raw"], "temperature": v["temperature_from_others"], "calibrated": v["ece_calibrated"]}
-           for c, v in calibration_elsewhere(data, loco_lp).items()}
     n = len(data.y["ravdess"])
     folds = {cond: np.zeros((n, len(DEFAULT_LABELS))) for cond in ("ravdess", *ROBOT)}
     for k, test in enumerate(data.folds):
         for cond in folds:
             folds[cond][test] = lp["fold", str(k)][cond]
     y = data.y["ravdess"]
-    out = {"loco_ua": loco, "loco_mean_ua": float(np.mean(list(loco.values()))), "ece": ece,
-           "ravdess_folds_ua": ua(y, folds["ravdess"]), "ravdess_babble10_ua": ua(y, folds["babble 10 dB"]),
-           "ravdess_trimmed_ua": ua(y, folds["trimmed"]),
-           "ravdess_trimmed_same_label": float(np.mean(folds["trimmed"].argmax(1) == folds["ravdess"].argmax(1))),
-           "ravdess_fold_ua_each": [ua(y[t], folds["ravdess"][t]) for t in data.folds]}
-    out["score"] = float(np.mean([out["loco_mean_ua"], out["ravdess_folds_ua"], out["ravdess_babble10_ua"]]))
+    out = scored_row(data, loco_lp, folds["ravdess"], {cond: folds[cond] for cond in ROBOT})
+    out["ravdess_fold_ua_each"] = [ua(y[t], folds["ravdess"][t]) for t in data.folds]
     out["predictions"] = {"loco": {c: loco_lp[c].argmax(1) for c in CORPORA},
                           "folds": {c: f.argmax(1) for c, f in folds.items()}}
     return out

@@ -165,7 +165,7 @@ class Corpora:
             ys.append(self.y[c][idx])
             corpus += [c] * idx.size
             if recipe.copies:
-                rows = (idx[:, None] * recipe.copies + np.arange(recipe.copies)[None, :]).reshape(-1)
+                rows = copy_rows(idx, recipe.copies)
                 xs.append(self.x(c, recipe.mask, recipe.copies, kind)[rows])
                 ys.append(np.repeat(self.y[c][idx], recipe.copies))
                 corpus += [c] * rows.size
@@ -175,6 +175,12 @@ class Corpora:
             return fit_lr(x, y, w)
         model = fit_mlp(x, y, w, recipe.spec)
         return lambda s: mlp_log_probs(model, s)
+
+
+def copy_rows(idx: np.ndarray, copies: int) -> np.ndarray:
+    """The rows of utterances ``idx``'s augmented copies in a cache of ``copies`` copies of each utterance (the copies
+    of an utterance together, :func:`edgeser.export.multicorpus.features`)."""
+    return np.asarray((idx[:, None] * copies + np.arange(copies)[None, :]).reshape(-1))
 
 
 SITE_MINUTES = (1, 5, 20)

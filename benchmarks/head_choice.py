@@ -33,6 +33,7 @@ import numpy as np
 from edgeser import EmotionRecognizer, RuntimeOptions
 from edgeser.benchmarks.generalisation import (
     Corpora,
+    Labelled,
     Recipe,
     by_folds,
     calibration_elsewhere,
@@ -73,17 +74,24 @@ def score(data: Corpora, robot: dict[str, np.ndarray], recipe: Recipe) -> dict[s
     """``recipe``'s row: LOCO UA and calibration, RAVDESS folds clean, under babble at 10 dB and trimmed (``robot``:
     the RAVDESS statistics of those two conditions, masked as the recipe pools)."""
     lp = {c: h(data.x(c, recipe.mask, 0)) for c, h in loco_heads(data, recipe).items()}
-    loco = {c: ua(data.y[c], lp[c]) for c in CORPORA}
-    ece = {c: {"raw": v["ece_raw"], "temperature": v["temperature_from_others"], "calibrated": v["ece_calibrated"]}
-           for c, v in calibration_elsewhere(data, lp).items()}
-    y = data.y["ravdess"]
     folds = speaker_folds(data, "ravdess", 5)
     whole, heads = within(data, recipe, "ravdess", folds)
     scored = {cond: by_folds(heads, folds, stats) for cond, stats in robot.items()}
-    row = {"recipe": recipe.as_dict(), "loco_ua": loco, "loco_mean_ua": float(np.mean(list(loco.values()))), "ece": ece,
-           "ravdess_folds_ua": ua(y, whole), "ravdess_babble10_ua": ua(y, scored["babble 10 dB"]),
-           "ravdess_trimmed_ua": ua(y, scored["trimmed"]),
-           "ravdess_trimmed_same_label": float(np.mean(scored["trimmed"].argmax(1) == whole.argmax(1)))}
+    return {"recipe": recipe.as_dict(), **scored_row(data, lp, whole, scored)}
+
+
+def scored_row(data: Labelled, loco: dict[str, np.ndarray], whole: np.ndarray, robot: dict[str, np.ndarray]
+               ) -> dict[str, Any]:
+    """A row from log-probabilities: ``loco`` of each corpus left out, ``whole`` of the RAVDESS files by the fold
+    heads, ``robot`` of the same files under each of :data:`ROBOT`; with its score."""
+    ece = {c: {"raw": v["ece_raw"], "temperature": v["temperature_from_others"], "calibrated": v["ece_calibrated"]}
+           for c, v in calibration_elsewhere(data, loco).items()}
+    loco_ua = {c: ua(data.y[c], loco[c]) for c in CORPORA}
+    y = data.y["ravdess"]
+    row = {"loco_ua": loco_ua, "loco_mean_ua": float(np.mean(list(loco_ua.values()))), "ece": ece,
+           "ravdess_folds_ua": ua(y, whole), "ravdess_babble10_ua": ua(y, robot["babble 10 dB"]),
+           "ravdess_trimmed_ua": ua(y, robot["trimmed"]),
+           "ravdess_trimmed_same_label": float(np.mean(robot["trimmed"].argmax(1) == whole.argmax(1)))}
     row["score"] = float(np.mean([row["loco_mean_ua"], row["ravdess_folds_ua"], row["ravdess_babble10_ua"]]))
     return row
 
