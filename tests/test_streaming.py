@@ -307,8 +307,8 @@ def test_audio_stream_pop_hands_utterances_to_another_worker_and_close_releases_
     got: list[object] = []
     taker = threading.Thread(target=lambda: got.append(s.pop(timeout=None)))
     taker.start()
-    time.sleep(0.05)
-    assert taker.is_alive()  # waiting for the next utterance
+    taker.join(0.05)
+    assert taker.is_alive()  # still waiting for the next utterance (nothing to wait on: it must not return)
     s.close()
     taker.join(2)
     assert not taker.is_alive() and got == [None]
