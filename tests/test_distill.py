@@ -109,3 +109,32 @@ def test_a_crafted_checkpoint_is_refused_without_running_it(teacher: Path, tmp_p
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(DatasetError, match="not the dict"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_a_run_resumes_from_its_checkpoint_with_every_state(tmp_path: Path) -> None:
+    """save_epoch / resume, which distillation and the compact encoder's training share: nothing to resume gives
+    ([], 0); after a save, fresh modules and optimizer get back the saved states, the history and the next epoch,
+    and no temporary file is left beside the checkpoint."""
+    from edgeser.export.checkpoints import resume, save_epoch
+
+    def run() -> tuple[dict[str, torch.nn.Module], torch.optim.Optimizer]:
+        modules = {"student": torch.nn.Linear(3, 2), "projection": torch.nn.Linear(2, 4)}
+        params = [p for m in modules.values() for p in m.parameters()]
+        return modules, torch.optim.AdamW(params, lr=1e-2)
+
+    path = tmp_path / "checkpoint.pt"
+    torch.manual_seed(0)
+    modules, opt = run()
+    assert resume(path, modules, opt) == ([], 0)
+    loss = sum(m(torch.ones(1, m.in_features)).sum() for m in modules.values())
+    loss.backward()
+    opt.step()
+    save_epoch(path, modules, opt, [{"epoch": 0, "loss": 1.5}], epoch=0)
+    assert [f.name for f in tmp_path.iterdir()] == ["checkpoint.pt"]
+    torch.manual_seed(1)
+    fresh, fresh_opt = run()
+    assert resume(path, fresh, fresh_opt) == ([{"epoch": 0, "loss": 1.5}], 1)
+    for name, m in modules.items():
+        for a, b in zip(m.state_dict().values(), fresh[name].state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert fresh_opt.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"] == 1

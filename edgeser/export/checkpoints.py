@@ -7,6 +7,7 @@ lists, and the training history as a JSON string (numpy scalars in it would not 
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,3 +28,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: holds a {type(data).__name__}, not the dict edgeser writes; delete it")
     return data
+
+
+def save_epoch(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+               history: list[dict[str, float]], epoch: int) -> None:
+    """A training run's checkpoint after ``epoch``: each module's state under its name, the optimizer's, and the
+    history as JSON, written whole (a temporary file, then renamed over ``path``) so that a stop never leaves half
+    of one."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({**{name: m.state_dict() for name, m in modules.items()}, "optimizer": optimizer.state_dict(),
+                "history_json": json.dumps(history), "epoch": epoch}, tmp)
+    tmp.replace(path)
+
+
+def resume(path: Path, modules: dict[str, torch.nn.Module],
+           optimizer: torch.optim.Optimizer) -> tuple[list[dict[str, float]], int]:
+    """Where the run checkpointed at ``path`` (by :func:`save_epoch`) left off: the modules and the optimizer loaded
+    in place, and (its history, the next epoch); ``([], 0)`` when there is no checkpoint yet."""
+    if not path.is_file():
+        return [], 0
+    state = load_checkpoint(path)
+    for name, m in modules.items():
+        m.load_state_dict(state[name])
+    optimizer.load_state_dict(state["optimizer"])
+    return json.loads(state["history_json"]), state["epoch"] + 1

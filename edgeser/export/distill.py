@@ -53,7 +53,7 @@ from transformers import Wav2Vec2ForCTC
 from edgeser.audio import load_audio
 from edgeser.datasets import open_dataset
 from edgeser.errors import DatasetError
-from edgeser.export.checkpoints import load_checkpoint
+from edgeser.export.checkpoints import load_checkpoint, resume, save_epoch
 from edgeser.export.configfile import read_config
 from edgeser.export.encoder import SpeechEmotionModel, batch_inputs, save
 from edgeser.model.bundle import DEFAULT_LABELS
@@ -179,14 +179,9 @@ def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = 
     items = collect(config.data, labels)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
-    history: list[dict[str, float]] = []
-    start = 0
-    if checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        student.load_state_dict(state["student"])
-        projection.load_state_dict(state["projection"])
-        opt.load_state_dict(state["optimizer"])
-        history, start = json.loads(state["history_json"]), state["epoch"] + 1
+    modules: dict[str, nn.Module] = {"student": student, "projection": projection}
+    history, start = resume(checkpoint, modules, opt)
+    if start:
         rng = np.random.default_rng(t.seed + start)
         progress(f"resuming after epoch {start}")
     max_samples = int(t.max_seconds * 16000)
@@ -212,10 +207,7 @@ def distill(config: DistillConfig, out: Path, progress: Callable[[str], None] = 
                 bar.advance(task, len(idx))
             history.append({"epoch": epoch, **{k: round(v, 5) for k, v in totals.items()}})
             progress(json.dumps(history[-1]))
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"student": student.state_dict(), "projection": projection.state_dict(),
-                        "optimizer": opt.state_dict(), "history_json": json.dumps(history), "epoch": epoch}, tmp)
-            tmp.replace(checkpoint)
+            save_epoch(checkpoint, modules, opt, history, epoch)
     save(student.eval(), out / "student", labels)
     teacher_params = sum(p.numel() for p in teacher.parameters())
     student_params = sum(p.numel() for p in student.parameters())

@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from edgeser.alignment.ctc.hama import HamaAligner
 from edgeser.audio import load_audio
-from edgeser.export.checkpoints import load_checkpoint
+from edgeser.export.checkpoints import resume, save_epoch
 from edgeser.export.encoder import (
     SpeechEmotionModel,
     batch_inputs,
@@ -96,13 +96,7 @@ def main() -> None:
     model = SpeechEmotionModel(compact_config(**SMALL), num_emotions=len(DEFAULT_LABELS))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     checkpoint = args.out / "checkpoint.pt"
-    history: list[dict[str, float]] = []
-    start = 0
-    if checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history, start = json.loads(state["history_json"]), state["epoch"] + 1
+    history, start = resume(checkpoint, {"model": model}, opt)
     order_by_length = np.argsort([w.size for w, _, _ in train])
     for epoch in range(start, args.epochs):
         model.train()
@@ -130,8 +124,7 @@ def main() -> None:
         history.append({"epoch": epoch, **totals, "heldout_ua": unweighted_accuracy(cm),
                         "heldout_wa": weighted_accuracy(cm), "seconds": time.perf_counter() - t0})
         print(json.dumps(history[-1]))
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history_json": json.dumps(history),
-                    "epoch": epoch}, checkpoint)
+        save_epoch(checkpoint, {"model": model}, opt, history, epoch)
         (args.out / "results.json").write_text(json.dumps({
             "holdout_actors": args.holdout, "train_files": len(train), "heldout_4class_files": len(test),
             "config": SMALL, "perturb": args.perturb, "epochs_planned": args.epochs, "history": history,
