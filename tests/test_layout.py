@@ -1,7 +1,8 @@
 """The shape of the package: one direction of imports, only the ``edgeser`` name installed, one command.
 
-Imports run one way: the runtime (``edgeser`` outside the three below) <- ``edgeser.calibration`` <- ``edgeser.export``
-(the torch side) <- ``edgeser.benchmarks``. Each is a plain folder of edgeser/; pyproject.toml maps nothing.
+Imports run one way: the runtime (``edgeser``) <- ``edgeser.calibration`` <- ``edgeser.export`` <-
+``edgeser.benchmarks``. The repository keeps the four folders; pyproject.toml maps the three above the runtime
+under the ``edgeser`` name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"edgeser": "edgeser", "calibration": "edgeser.calibration", "export": "edgeser.export",
+           "benchmarks": "edgeser.benchmarks"}
 LAYERS = ["edgeser", "edgeser.calibration", "edgeser.export", "edgeser.benchmarks"]  # each may import those before it
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,11 +31,13 @@ def layer(module: str) -> int | None:
 
 
 def modules() -> dict[str, Path]:
-    """Every module of edgeser/, by its installed name."""
+    """Every module of the four folders, by its installed name."""
     out = {}
-    for path in (ROOT / "edgeser").rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for folder, package in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            out[".".join((package, *parts))] = path
     return out
 
 
@@ -64,7 +69,7 @@ def test_imports_run_one_way_and_the_runtime_imports_nothing_above_it() -> None:
             if own == 0 and top in ("torch", "transformers"):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target}: the runtime never imports torch")
             if top in ("export", "calibration", "benchmarks"):
-                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target} (it is edgeser.{target})")
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target} (installed as edgeser.{target})")
             t = layer(target)
             if t is not None and t > own:
                 wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} ({LAYERS[own]}) imports {target} "
@@ -90,7 +95,7 @@ def test_pyproject_installs_every_package_folder_and_only_under_edgeser() -> Non
     assert listed == folders, f"pyproject.toml [tool.setuptools] packages: missing {sorted(folders - listed)}, " \
                               f"extra {sorted(listed - folders)}"
     assert all(p == "edgeser" or p.startswith("edgeser.") for p in listed)
-    assert "package-dir" not in config, "every package is a plain folder of edgeser/: no package-dir mapping"
+    assert config["package-dir"] == {v: k for k, v in FOLDERS.items() if k != "edgeser"}
 
 
 def test_every_registered_command_loads_and_joins_the_one_command() -> None:

@@ -25,7 +25,7 @@ from edgeser.benchmarks.provenance import write_result
 from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import FoldScores, confusion_matrix
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 
 
 def egemaps(ds: Dataset, cache: Path) -> np.ndarray:

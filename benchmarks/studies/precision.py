@@ -35,7 +35,7 @@ from edgeser.export.quantize import QuantizeConfig, quantize_bundle
 from edgeser.export.sources import speech_from_config, text_from_config
 from edgeser.model.graph_io import speech_feeds
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 SENTENCE = ("Well, I guess we will just have to wait and see what happens tomorrow morning at nine, "
             "when the others finally arrive here.")
 

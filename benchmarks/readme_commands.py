@@ -23,7 +23,7 @@ from pathlib import Path
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_commands(readme: Path) -> dict[str, str]:

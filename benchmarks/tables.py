@@ -15,7 +15,7 @@ from typing import Any
 from edgeser.benchmarks.stats import interval
 from edgeser.benchmarks.suite import flags_text
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -247,7 +247,7 @@ def batch_scale() -> str:
 
 
 def tensorrt_ready(file: str = "tensorrt_ready.json") -> str:
-    """``quantize --target tensorrt`` beside the CPU targets on the default model (tensorrt_ready.py);
+    """``quantize --target tensorrt`` beside the CPU targets on the default model (benchmarks/tensorrt_ready.py);
     a target the guard refused is a row saying so, with the guard's own line."""
     r = _load(file)
     lat = r["speech_latency_4s_1_thread"]

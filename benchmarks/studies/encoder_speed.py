@@ -24,7 +24,7 @@ from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.stats import interleaved, paired_ratios, percentiles
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 CLIP = DATA / "audio" / "Actor_17" / "03-01-05-02-01-01-17.flac"
 
 

@@ -34,7 +34,7 @@ from edgeser.export.encoder import (
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.model.bundle import DEFAULT_LABELS
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 SMALL = dict(conv_dim=(128,) * 7, hidden_size=192, num_hidden_layers=3, num_attention_heads=4, intermediate_size=768)
 """1.9M parameters: about 80 s per epoch of RAVDESS on 2 CPU cores (the 4.8M default is ~6x slower)."""
 

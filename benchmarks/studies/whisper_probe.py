@@ -46,7 +46,7 @@ from edgeser.datasets import Dataset, load_ravdess
 from edgeser.metrics import FoldScores, confusion_matrix, unweighted_accuracy, weighted_accuracy
 from edgeser.model.bundle import sha256_file
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 CT2_MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base"}
 
 

@@ -47,7 +47,7 @@ from edgeser.model.bundle import Bundle
 from edgeser.model.writer import write_bundle
 from edgeser.speaker import SpeakerProfile
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 HELD_OUT = tuple(f"Actor_{i:02d}" for i in range(17, 21))
 TRAIN = TrainConfig(epochs=30)
 VALIDATION = tuple(f"Actor_{i:02d}" for i in range(13, 17))

@@ -32,7 +32,7 @@ from edgeser.benchmarks.suite import machine
 from edgeser.datasets import load_ravdess
 from edgeser.streaming import Source, StreamOptions
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 HELD_OUT = ("Actor_17", "Actor_18", "Actor_19", "Actor_20")
 
 

@@ -19,7 +19,7 @@ from edgeser.benchmarks.suite import machine
 def commit(root: Path | None = None) -> str:
     """The repository's HEAD, ``+dirty`` when the work tree differs from it outside ``benchmarks/results/`` (what
     earlier runs wrote is output, not code); ``unknown`` outside git."""
-    cwd = root or Path(__file__).resolve().parents[2]
+    cwd = root or Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()

@@ -34,7 +34,7 @@ from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 from edgeser.options import SegmentOptions
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ravdess"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess"
 SENTENCES = ("Kids are talking by the door.", "Dogs are sitting by the door.")
 UNRELATED = "The weather will be cold tomorrow morning."
 GRID_S = tuple(round(0.01 * i, 2) for i in range(26))

@@ -27,7 +27,7 @@ from edgeser.alignment.segmenter import segment
 from edgeser.audio import load_audio
 from edgeser.benchmarks.provenance import write_result
 
-SAMPLE = Path(__file__).resolve().parents[3] / "edgeser" / "samples" / "kids_talking.wav"
+SAMPLE = Path(__file__).resolve().parents[2] / "edgeser" / "samples" / "kids_talking.wav"
 T = TypeVar("T")
 WORDS = "kids are talking by the door and the dogs are sitting by the window today".split()
 

@@ -124,7 +124,7 @@ def _export_speech(src: SpeechSource, writer: BundleWriter, layers: str, exporte
     return SpeechSection(**{**section.__dict__, "provenance": provenance})
 
 
-RAVDESS_CLIP = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess" / "audio" / "Actor_01"
+RAVDESS_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "audio" / "Actor_01"
 
 
 def _real_speech(rate: int) -> tuple[np.ndarray, str]:

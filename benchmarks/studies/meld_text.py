@@ -29,7 +29,7 @@ from edgeser.export.sources import load_text
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "meld_text"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "meld_text"
 GRID = ((128, 0.2, 1e-3), (128, 0.3, 3e-4), (64, 0.3, 3e-4), (64, 0.5, 1e-3))
 
 

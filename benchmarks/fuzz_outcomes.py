@@ -24,7 +24,7 @@ from pathlib import Path
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SUITES = {
     "audio arrays": "tests/test_fuzz.py::test_fuzzed_audio_arrays",
     "audio files": "tests/test_fuzz.py::test_fuzzed_audio_files",

@@ -82,7 +82,7 @@ def export_cmd(speech_dir: str | None, speech_config: str | None, text_config: s
 
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Recipe config (TOML or JSON): data, model, train, output. See edgeser/export/recipe.py.")
+              help="Recipe config (TOML or JSON): data, model, train, output. See export/recipe.py.")
 @ray_options("Feature actors on Ray (default: the cluster's CPUs); the features are the same, in the same cache.")
 def evaluate(config_path: Path, use_ray: bool, ray_address: str | None, workers: int | None) -> None:
     """Cross-validate the fusion heads on a dataset (speaker-independent folds); needs edgeser[export]. With --ray

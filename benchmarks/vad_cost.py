@@ -27,7 +27,7 @@ from edgeser.audio import load_audio
 from edgeser.audio.vad import voicing
 from edgeser.benchmarks.stats import paired_ratios, percentiles, time_interleaved
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess" / "audio" / "Actor_17"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "audio" / "Actor_17"
 LENGTHS_S = (2.0, 4.0, 8.0, 16.0)
 
 

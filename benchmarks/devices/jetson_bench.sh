@@ -6,7 +6,7 @@
 # wheel built for your JetPack from NVIDIA's Jetson Zoo, then `pip install -e ".[align,stream,bench]"` (no torch:
 # the VAD model ships with edgeser; [bench] adds the baselines and the plot).
 #
-#   edgeser/benchmarks/devices/jetson_bench.sh OUT_DIR BUNDLE [BUNDLE ...]
+#   benchmarks/devices/jetson_bench.sh OUT_DIR BUNDLE [BUNDLE ...]
 set -euo pipefail
 out=${1:?usage: jetson_bench.sh OUT_DIR BUNDLE [BUNDLE ...]}
 shift

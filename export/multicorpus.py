@@ -41,7 +41,7 @@ from edgeser.export.model import FusionConfig, FusionEnsemble
 from edgeser.export.train import TrainConfig, predict, train_ensemble
 from edgeser.model.bundle import DEFAULT_LABELS, sha256_file
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPORA = ("ravdess", "emodb", "turev")
 LICENCES = {"ravdess": "CC BY-NC-SA 4.0 (Livingstone & Russo 2018)",
             "emodb": "free for research (Burkhardt et al. 2005)",

@@ -29,7 +29,7 @@ from edgeser.batch import BatchConfig, BatchItem, read_records, run, write_shard
 from edgeser.benchmarks.provenance import write_result
 from edgeser.benchmarks.suite import machine
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ravdess" / "audio"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "audio"
 
 
 def stable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

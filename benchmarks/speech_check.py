@@ -27,7 +27,7 @@ from edgeser.audio.vad import CHUNK, voicing
 from edgeser.benchmarks.provenance import write_result
 from edgeser.export import augment as aug
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = 16000
 CHUNK_S = CHUNK / SR
 MIN_S = 0.25
