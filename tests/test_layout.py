@@ -136,3 +136,19 @@ def test_every_relative_link_of_the_docs_resolves() -> None:
             if not (page.parent / target.split("#")[0]).exists():
                 broken.append(f"{page.relative_to(root)}: {target}")
     assert len(pages) > 10 and broken == []
+
+
+def test_the_repository_tracks_no_weights_or_work_folders_of_runs() -> None:
+    """What a run leaves beside its results (``edgeser bench --out DIR`` keeps its converted models and predictions
+    in DIR/work) is not committed; the largest file tracked is the shipped default's speech graph (23 MB)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    paths = [p for p in tracked.decode().split("\0") if p]
+    too_big = [f"{p}: {(ROOT / p).stat().st_size / 1e6:.0f} MB" for p in paths
+               if (ROOT / p).is_file() and (ROOT / p).stat().st_size > 30_000_000]
+    work = [p for p in paths if "/results/" in p and "/work/" in p]
+    assert len(paths) > 100 and too_big == [] and work == [], too_big + work[:5]
