@@ -123,7 +123,7 @@ class SegmentOptions:
     moves by ``final_end_shift_s`` plus ``final_end_scale`` times the word's aligned length (utterance-final
     lengthening: the slower the final word, the longer its last sound fades). The defaults were chosen
     against pocketsphinx on RAVDESS actors 01-10 (24 files each) and are reported on actors 11-20
-    (``benchmarks/align_agreement.py``); RAVDESS has no word starting with a nasal or an approximant, so
+    (``edgeser_benchmarks/studies/align_agreement.py``); RAVDESS has no word starting with a nasal or an approximant, so
     those classes use ``start_shift_s``, and its sibilant and fricative classes each rest on one word
     ("sitting", "the"). Other CTC models may need their own values.
 
@@ -139,7 +139,7 @@ class SegmentOptions:
         final_end_scale: Further shift of the last word's end, as a fraction of its aligned length.
         phone_shift_s: Inside a word, each phone's start moves this much earlier, never before the
             previous phone's last aligned frame (phonemic CTC only; chosen on RAVDESS actors 01-10 against
-            pocketsphinx's phone alignment: ``benchmarks/phone_timing.py``).
+            pocketsphinx's phone alignment: ``edgeser_benchmarks/studies/phone_timing.py``).
         on_unknown: What to do with transcript characters/phones the CTC vocabulary cannot express:
             ``"error"`` raises ``AlignmentError`` naming them; ``"skip"`` leaves them out (logged,
             and listed in ``Segmentation.skipped``).

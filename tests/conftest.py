@@ -64,7 +64,7 @@ def _save_tiny_speech(folder: Path, layer_norm: bool) -> Path:
         Wav2Vec2Processor,
     )
 
-    from edgeser.export.sources import CHARACTER_VOCAB
+    from edgeser_export.sources import CHARACTER_VOCAB
 
     folder.mkdir(parents=True)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(CHARACTER_VOCAB)}))
@@ -180,7 +180,7 @@ def sine() -> np.ndarray:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Writes the fuzz suites' outcome counts where ``EDGESER_FUZZ_REPORT`` says (edgeser.benchmarks.fuzz_outcomes)."""
+    """Writes the fuzz suites' outcome counts where ``EDGESER_FUZZ_REPORT`` says (edgeser_benchmarks.fuzz_outcomes)."""
     if os.environ.get("EDGESER_FUZZ_REPORT"):
         from tests.fuzzing import write_report
 

@@ -1,5 +1,5 @@
 """A stand-in for ``tensorrt`` and CUDA's runtime (``cuda.bindings.runtime``), so that CI runs the code paths of
-``edgeser/backends/trt.py`` and ``export/tensorrt.py`` (bindings, shapes, optimization profiles, buffers,
+``edgeser/backends/trt.py`` and ``edgeser_export/tensorrt.py`` (bindings, shapes, optimization profiles, buffers,
 errors) without a GPU.
 
 It implements only the TensorRT 10 / cuda-python calls those modules make, with their documented signatures and

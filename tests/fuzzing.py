@@ -1,7 +1,7 @@
 """What the fuzz suites share: their hypothesis settings and a record of each case's outcome.
 
 Each case's outcome (``ok``, ``refused: NoSpeechError``, ``ended: 1008`` ...) is a hypothesis event (shown by
-``pytest --hypothesis-show-statistics``) and a count per test. ``python -m edgeser.benchmarks.fuzz_outcomes`` runs the
+``pytest --hypothesis-show-statistics``) and a count per test. ``python -m edgeser_benchmarks.fuzz_outcomes`` runs the
 suites with more cases (``EDGESER_FUZZ_EXAMPLES``) and reads the counts from the file named by
 ``EDGESER_FUZZ_REPORT``, which :func:`write_report` (called by ``conftest.py`` at the end of the session) writes.
 """

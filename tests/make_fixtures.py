@@ -24,10 +24,10 @@ def make(out: Path) -> dict[str, Path]:
     head), text (the text encoder alone)."""
     import torch
 
-    from edgeser.export.model import FusionConfig, FusionModel
-    from edgeser.export.pipeline import add_fusion, export_bundle
-    from edgeser.export.sources import load_speech, load_text
     from edgeser.model.bundle import Bundle
+    from edgeser_export.model import FusionConfig, FusionModel
+    from edgeser_export.pipeline import add_fusion, export_bundle
+    from edgeser_export.sources import load_speech, load_text
 
     with tempfile.TemporaryDirectory(prefix="edgeser-fixtures-") as tmp:
         speech_dir = _save_tiny_speech(Path(tmp) / "tiny-w2v2-layer", layer_norm=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeser.benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 from edgeser.metrics import confusion_matrix, unweighted_accuracy, weighted_accuracy
+from edgeser_benchmarks.stats import interleaved, paired_bootstrap_ua, paired_ratios, pareto_front, percentiles
 
 
 def test_percentiles_interpolate_between_order_statistics() -> None:
@@ -51,7 +51,7 @@ def test_ua_and_wa_on_a_hand_computed_case() -> None:
 
 
 def test_tegrastats_power_summary() -> None:
-    from edgeser.benchmarks.devices.jetson import power_summary
+    from edgeser_benchmarks.devices.jetson import power_summary
 
     lines = ["11-25-2026 10:00:00 RAM 2190/7620MB (lfb 4x4MB) CPU [12%@1420,off] GR3D_FREQ 0% "
              "VDD_IN 4952mW/4952mW VDD_CPU_GPU_CV 1082mW/1082mW VDD_SOC 1484mW/1484mW",
@@ -67,7 +67,7 @@ def test_compare_merges_devices_into_one_table_and_plot(tmp_path) -> None:  # ty
 
     pytest.importorskip("matplotlib", reason="the Pareto plot needs matplotlib (pip install 'edgeser[export]')")
 
-    from edgeser.benchmarks.suite import compare, write
+    from edgeser_benchmarks.suite import compare, write
 
     row = {"variant": "default", "precision": "fp32", "backend": "onnxruntime CPUExecutionProvider", "ua": 0.6,
            "wa": 0.61, "latency_ms": {"4s": {"p50": 100.0, "p90": 120.0, "p99": 130.0}}, "rtf": {"4s": 0.025},
@@ -118,7 +118,7 @@ def test_paired_bootstrap_ua_separates_real_from_chance_differences() -> None:
 
 
 def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
-    from edgeser.benchmarks.suite import markdown, ua_difference
+    from edgeser_benchmarks.suite import markdown, ua_difference
 
     truth = [0, 1, 1, 3]
     row = {"truth": truth, "predictions": [0, 1, -1, 3]}  # the third utterance refused
@@ -135,7 +135,7 @@ def test_suite_compares_variants_on_the_utterances_both_scored() -> None:
 
 
 def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
-    from edgeser.benchmarks.stats import latency_summary, time_interleaved
+    from edgeser_benchmarks.stats import latency_summary, time_interleaved
 
     order: list[str] = []
     times = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
@@ -149,8 +149,8 @@ def test_time_interleaved_times_each_call_once_per_timed_round() -> None:
 def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from edgeser.benchmarks.suite import markdown, read_folds
     from edgeser.errors import EdgeserError
+    from edgeser_benchmarks.suite import markdown, read_folds
 
     (tmp_path / "other.json").write_text('{"variants": {}}')
     with pytest.raises(EdgeserError, match="not a five-fold result"):
@@ -187,7 +187,7 @@ def test_bench_table_has_five_fold_rows_the_peers_encoders_and_the_baselines(tmp
 
 
 def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from edgeser.benchmarks import tables
+    from edgeser_benchmarks import tables
 
     monkeypatch.setitem(tables.TABLES, "fake", lambda: "| a |\n|---|\n| 1 |")
     doc = tmp_path / "README.md"
@@ -201,10 +201,23 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
         tables.update(doc)
 
 
+def test_a_command_recorded_under_the_old_package_names_is_shown_as_it_runs_today() -> None:
+    from edgeser_benchmarks.tables import in_todays_layout
+
+    old = ("python -m edgeser.benchmarks.generalisation --bundle runs/export/b --out benchmarks/results/g.json "
+           "--calibration=calibration/set.json")
+    assert in_todays_layout(old) == ("python -m edgeser_benchmarks.generalisation --bundle runs/export/b "
+                                     "--out edgeser_benchmarks/results/g.json "
+                                     "--calibration=calibration/set.json")
+    now = "edgeser quantize default --calibration ../shared/data/ravdess/labels.csv --out bundles/default-int8"
+    assert in_todays_layout(now) == now
+    assert in_todays_layout("python -m edgeser.export.multicorpus") == "python -m edgeser_export.multicorpus"
+
+
 def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> None:
     from edgeser.alignment.ctc.emissions import Emissions
-    from edgeser.benchmarks.studies.align_agreement import load_cache, save_cache
     from edgeser.model.bundle import CtcVocab
+    from edgeser_benchmarks.studies.align_agreement import load_cache, save_cache
 
     vocab = CtcVocab(("<b>", "a", "b"), 0, None, None, "phonemes")
     em = Emissions(np.log(np.full((5, 3), 1 / 3, np.float32)), vocab, 0.02, 0.01)
@@ -221,8 +234,8 @@ def test_align_agreement_cache_round_trips_without_pickle(tmp_path: Path) -> Non
 def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> None:
     """`edgeser bench --dataset` on speakers who are all held out stopped with scikit-learn's "Found array with 0
     sample(s)"; the baseline row now says why it is missing."""
-    from edgeser.benchmarks.suite import baseline_rows
     from edgeser.datasets import Dataset, Utterance
+    from edgeser_benchmarks.suite import baseline_rows
 
     ds = Dataset("d", tuple(Utterance(f"u{i}", None, "s", "s", label, None)
                             for i, label in enumerate(["neutral", "happy", "angry", "sad"])))
@@ -231,7 +244,7 @@ def test_baselines_without_training_speakers_are_skipped_with_the_reason() -> No
 
 
 def test_service_load_counts_files_by_overlap_across_laps() -> None:
-    from edgeser.benchmarks.service_load import file_counts
+    from edgeser_benchmarks.service_load import file_counts
 
     out = {"period": 10.0, "total": 25.0, "spans": [(1.0, 3.0), (5.0, 10.0)],  # the second ends where the wave does
            "results": [(0.0, {"type": "utterance", "start_s": 1.2, "end_s": 2.9}),
@@ -248,9 +261,9 @@ def test_bench_never_scores_a_bundle_on_speakers_it_was_trained_on() -> None:
     actors is scored on the other 4."""
     import types
 
-    from edgeser.benchmarks.suite import split
     from edgeser.datasets import Dataset, Utterance
     from edgeser.model.bundle import DEFAULT_LABELS, Bundle
+    from edgeser_benchmarks.suite import split
 
     actors = [f"Actor_{i:02d}" for i in range(1, 21)]
     ds = Dataset("ravdess", tuple(Utterance(id=f"{a}-{k}", path=None, speaker=a, group=a, label="sad",
@@ -268,7 +281,7 @@ def test_the_commit_stamp_is_dirty_for_code_changes_not_for_earlier_results(tmp_
     import shutil
     import subprocess
 
-    from edgeser.benchmarks.provenance import commit
+    from edgeser_benchmarks.provenance import commit
 
     if shutil.which("git") is None:
         pytest.skip("needs git")
@@ -277,14 +290,14 @@ def test_the_commit_stamp_is_dirty_for_code_changes_not_for_earlier_results(tmp_
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
                        capture_output=True)
 
-    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "edgeser_benchmarks" / "results").mkdir(parents=True)
     (tmp_path / "code.py").write_text("x = 1\n")
-    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}\n")
+    (tmp_path / "edgeser_benchmarks" / "results" / "r.json").write_text("{}\n")
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "first")
     assert commit(tmp_path).endswith("+dirty") is False and commit(tmp_path) != "unknown"
-    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"a": 1}\n')  # what an earlier run wrote
+    (tmp_path / "edgeser_benchmarks" / "results" / "r.json").write_text('{"a": 1}\n')  # what an earlier run wrote
     assert not commit(tmp_path).endswith("+dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert commit(tmp_path).endswith("+dirty")

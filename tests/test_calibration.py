@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from edgeser.calibration.readers import OrtReader, feeds_for
-from edgeser.calibration.sets import CalibrationSet, build, target_lengths
 from edgeser.datasets import Dataset, Utterance
 from edgeser.errors import DatasetError
+from edgeser_calibration.readers import OrtReader, feeds_for
+from edgeser_calibration.sets import CalibrationSet, build, target_lengths
 
 
 @pytest.fixture(scope="module")

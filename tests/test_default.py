@@ -106,8 +106,8 @@ def test_feature_cache_key_follows_the_boundary_rule(parts: dict[str, Path], tmp
     pytest.importorskip("torch", reason="the feature cache is the torch side's (edgeser[export])")
     import json
 
-    from edgeser.export.features import cache_key
     from edgeser.options import SegmentOptions
+    from edgeser_export.features import cache_key
 
     full = tmp_path / "full"
     with_text_encoder(parts["parts"], parts["text"], full)

@@ -12,8 +12,8 @@ import soundfile as sf
 torch = pytest.importorskip("torch")
 
 from edgeser.errors import DatasetError  # noqa: E402
-from edgeser.export.distill import DistillConfig, DistillTrain, distill  # noqa: E402
-from edgeser.export.encoder import SpeechEmotionModel, compact_config, save  # noqa: E402
+from edgeser_export.distill import DistillConfig, DistillTrain, distill  # noqa: E402
+from edgeser_export.encoder import SpeechEmotionModel, compact_config, save  # noqa: E402
 from tests.conftest import SAMPLE  # noqa: E402
 
 pytestmark = pytest.mark.export
@@ -52,8 +52,8 @@ def test_student_learns_from_the_teacher_on_unlabelled_audio(teacher: Path, unla
     for k in ("ctc_kl", "emotion_kl", "hidden_mse"):
         assert h[-1][k] < h[0][k]
     from edgeser import EmotionRecognizer
-    from edgeser.export.pipeline import export_bundle
-    from edgeser.export.sources import load_speech
+    from edgeser_export.pipeline import export_bundle
+    from edgeser_export.sources import load_speech
 
     export_bundle(tmp_path / "b", speech=load_speech(tmp_path / "run" / "student"), exporter="torchscript")
     out = EmotionRecognizer.from_bundle(tmp_path / "b").encode(SAMPLE)
@@ -90,8 +90,8 @@ class _RunsCode:
 
 
 def test_a_crafted_checkpoint_is_refused_without_running_it(teacher: Path, tmp_path: Path) -> None:
-    from edgeser.export.checkpoints import load_checkpoint
-    from edgeser.export.distill import load_teacher
+    from edgeser_export.checkpoints import load_checkpoint
+    from edgeser_export.distill import load_teacher
 
     marker = tmp_path / "ran"
     crafted = tmp_path / "teacher"
@@ -115,7 +115,7 @@ def test_a_run_resumes_from_its_checkpoint_with_every_state(tmp_path: Path) -> N
     """save_epoch / resume, which distillation and the compact encoder's training share: nothing to resume gives
     ([], 0); after a save, fresh modules and optimizer get back the saved states, the history and the next epoch,
     and no temporary file is left beside the checkpoint."""
-    from edgeser.export.checkpoints import resume, save_epoch
+    from edgeser_export.checkpoints import resume, save_epoch
 
     def run() -> tuple[dict[str, torch.nn.Module], torch.optim.Optimizer]:
         modules = {"student": torch.nn.Linear(3, 2), "projection": torch.nn.Linear(2, 4)}

@@ -13,7 +13,7 @@ pytest.importorskip("hama", reason="the CTC teacher is hama's phoneme recognizer
 from edgeser import EmotionRecognizer  # noqa: E402
 from edgeser.alignment.ctc.hama import HamaAligner  # noqa: E402
 from edgeser.audio import load_audio  # noqa: E402
-from edgeser.export.encoder import (  # noqa: E402
+from edgeser_export.encoder import (  # noqa: E402
     VOCAB,
     WORD_BOUNDARY,
     SpeechEmotionModel,
@@ -22,8 +22,8 @@ from edgeser.export.encoder import (  # noqa: E402
     save,
     teacher_targets,
 )
-from edgeser.export.pipeline import export_bundle  # noqa: E402
-from edgeser.export.sources import load_speech  # noqa: E402
+from edgeser_export.pipeline import export_bundle  # noqa: E402
+from edgeser_export.sources import load_speech  # noqa: E402
 from tests.conftest import SAMPLE, ravdess_files  # noqa: E402
 
 pytestmark = pytest.mark.export

@@ -15,8 +15,8 @@ from tests.conftest import SAMPLE, real_speech
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edgeser.export.pipeline import export_bundle  # noqa: E402
-from edgeser.export.sources import load_speech, load_text, speech_from_config  # noqa: E402
+from edgeser_export.pipeline import export_bundle  # noqa: E402
+from edgeser_export.sources import load_speech, load_text, speech_from_config  # noqa: E402
 
 pytestmark = pytest.mark.export
 ATOL = 1e-4

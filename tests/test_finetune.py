@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edgeser.export.finetune import FinetuneConfig, Frames, finetune, voiced_stats  # noqa: E402
+from edgeser_export.finetune import FinetuneConfig, Frames, finetune, voiced_stats  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -73,12 +73,12 @@ def test_finetuning_moves_the_block_and_leaves_the_given_one_alone() -> None:
 
 
 def test_attentive_pooling_with_equal_scores_is_the_plain_statistics_of_voiced_frames() -> None:
-    from edgeser.export.attentive import AttentiveHead
+    from edgeser_export.attentive import AttentiveHead
 
     frames = frame_set([7, 3, 11], dim=4, seed=5)
     head = AttentiveHead(np.zeros(4), np.ones(4), classes=4, attention=3).eval()
     torch.nn.init.zeros_(head.score[-1].weight)  # every frame scores the same: the softmax weighs them equally
-    from edgeser.export.finetune import padded
+    from edgeser_export.finetune import padded
 
     x, _, voiced = padded(frames, np.arange(3))
     pooled = head.pool(x, voiced).detach().numpy()
@@ -91,8 +91,8 @@ def test_attentive_pooling_with_equal_scores_is_the_plain_statistics_of_voiced_f
 def test_an_attentive_head_learns_a_separable_toy_problem() -> None:
     from dataclasses import replace
 
-    from edgeser.export.attentive import attentive_log_probs, fit_attentive
-    from edgeser.export.multicorpus import HEAD
+    from edgeser_export.attentive import attentive_log_probs, fit_attentive
+    from edgeser_export.multicorpus import HEAD
 
     labels = np.arange(60) % 2
     shift = np.where(labels[:, None] == 1, 1.5, -1.5) * np.eye(8)[0]

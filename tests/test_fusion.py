@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeser.export.graphs import FusionGraph, fusion_spec  # noqa: E402
-from edgeser.export.model import LEVELS, FusionConfig, FusionModel  # noqa: E402
-from edgeser.export.onnx_export import export_onnx  # noqa: E402
-from edgeser.export.validate import check_parity  # noqa: E402
+from edgeser_export.graphs import FusionGraph, fusion_spec  # noqa: E402
+from edgeser_export.model import LEVELS, FusionConfig, FusionModel  # noqa: E402
+from edgeser_export.onnx_export import export_onnx  # noqa: E402
+from edgeser_export.validate import check_parity  # noqa: E402
 
 pytestmark = pytest.mark.export
 SPEECH, TEXT = 12, 10
@@ -101,7 +101,7 @@ def test_learns_a_toy_task() -> None:
 
 
 def test_statistics_pooling_is_mean_and_std_of_the_real_positions() -> None:
-    from edgeser.export.model.fusion import masked_mean_std
+    from edgeser_export.model.fusion import masked_mean_std
 
     x = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [99.0, 99.0]]])
     mask = torch.tensor([[True, True, False]])
@@ -227,7 +227,7 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
 
 
 def test_an_ensemble_averages_its_members_probabilities_and_exports(tmp_path: Path) -> None:
-    from edgeser.export.model import FusionEnsemble
+    from edgeser_export.model import FusionEnsemble
 
     config = FusionConfig(speech_dim=SPEECH, text_dim=TEXT, dim=16, heads=2, levels=("frame", "word"))
     members = []
@@ -263,8 +263,8 @@ def test_an_ensemble_averages_its_members_probabilities_and_exports(tmp_path: Pa
 
 
 def test_train_ensemble_trains_one_member_per_seed() -> None:
-    from edgeser.export.model import FusionEnsemble
-    from edgeser.export.train import TrainConfig, fit, predict, train_ensemble
+    from edgeser_export.model import FusionEnsemble
+    from edgeser_export.train import TrainConfig, fit, predict, train_ensemble
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 64)

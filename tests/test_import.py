@@ -18,8 +18,8 @@ def test_runtime_and_cli_import_without_torch() -> None:
         "import sys, edgeser, edgeser.cli, edgeser.recognizer, edgeser.audio, edgeser.text\n"
         "from click.testing import CliRunner\n"
         "CliRunner().invoke(edgeser.cli.main, ['inspect', '--help'])\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'onnx', 'edgeser.export', 'edgeser.calibration',\n"
-        "                           'edgeser.benchmarks') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'onnx', 'edgeser_export', 'edgeser_calibration',\n"
+        "                           'edgeser_benchmarks') if m in sys.modules)\n"
         "print(heavy)\n"
     )
     assert result.returncode == 0, result.stderr

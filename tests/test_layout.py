@@ -1,8 +1,7 @@
-"""The shape of the package: one direction of imports, only the ``edgeser`` name installed, one command.
+"""The shape of the packages: one direction of imports, one folder per import package, one command.
 
-Imports run one way: the runtime (``edgeser``) <- ``edgeser.calibration`` <- ``edgeser.export`` <-
-``edgeser.benchmarks``. The repository keeps the four folders; pyproject.toml maps the three above the runtime
-under the ``edgeser`` name.
+Imports run one way: the runtime (``edgeser``) <- ``edgeser_calibration`` <- ``edgeser_export`` <-
+``edgeser_benchmarks``. Each is the folder of its name at the top of the repository (no remapping in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"edgeser": "edgeser", "calibration": "edgeser.calibration", "export": "edgeser.export",
-           "benchmarks": "edgeser.benchmarks"}
-LAYERS = ["edgeser", "edgeser.calibration", "edgeser.export", "edgeser.benchmarks"]  # each may import those before it
+LAYERS = ["edgeser", "edgeser_calibration", "edgeser_export", "edgeser_benchmarks"]  # each may import those before it
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -25,19 +22,19 @@ else:  # pragma: no cover
 
 def layer(module: str) -> int | None:
     """Index in LAYERS of an edgeser module (None for anything else)."""
-    if module != "edgeser" and not module.startswith("edgeser."):
+    if module.partition(".")[0] not in LAYERS:
         return None
     return max(i for i, name in enumerate(LAYERS) if module == name or module.startswith(name + "."))
 
 
 def modules() -> dict[str, Path]:
-    """Every module of the four folders, by its installed name."""
+    """Every module of the four packages, by its import name."""
     out = {}
-    for folder, package in FOLDERS.items():
-        for path in (ROOT / folder).rglob("*.py"):
-            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+    for package in LAYERS:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
             parts = parts[:-1] if parts[-1] == "__init__" else parts
-            out[".".join((package, *parts))] = path
+            out[".".join(parts)] = path
     return out
 
 
@@ -68,8 +65,10 @@ def test_imports_run_one_way_and_the_runtime_imports_nothing_above_it() -> None:
             top = target.partition(".")[0]
             if own == 0 and top in ("torch", "transformers"):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target}: the runtime never imports torch")
-            if top in ("export", "calibration", "benchmarks"):
-                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target} (installed as edgeser.{target})")
+            if top in ("export", "calibration", "benchmarks") or target.startswith(
+                    ("edgeser.export", "edgeser.calibration", "edgeser.benchmarks")):
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target}, a name of the old layout "
+                             "(now edgeser_export, edgeser_calibration, edgeser_benchmarks)")
             t = layer(target)
             if t is not None and t > own:
                 wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} ({LAYERS[own]}) imports {target} "
@@ -80,22 +79,22 @@ def test_imports_run_one_way_and_the_runtime_imports_nothing_above_it() -> None:
 
 def test_the_walk_would_catch_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "default.py"
-    bad.write_text("def f():\n    from edgeser.export.pipeline import export_bundle\n    from .model import bundle\n"
-                   "    from edgeser import benchmarks\n")
+    bad.write_text("def f():\n    from edgeser_export.pipeline import export_bundle\n    from .model import bundle\n"
+                   "    from edgeser_benchmarks import suite\n")
     found = imports(bad, "edgeser.default")
-    assert (2, "edgeser.export.pipeline") in found and (3, "edgeser.model.bundle") in found
-    assert (4, "edgeser.benchmarks") in found
-    assert layer("edgeser.export.pipeline") == 2 > layer("edgeser.default") == 0  # type: ignore[operator]
+    assert (2, "edgeser_export.pipeline") in found and (3, "edgeser.model.bundle") in found
+    assert (4, "edgeser_benchmarks.suite") in found
+    assert layer("edgeser_export.pipeline") == 2 > layer("edgeser.default") == 0  # type: ignore[operator]
 
 
-def test_pyproject_installs_every_package_folder_and_only_under_edgeser() -> None:
+def test_pyproject_installs_every_package_folder_from_the_folder_of_its_name() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     folders = {m for m, p in modules().items() if p.name == "__init__.py"}
     assert listed == folders, f"pyproject.toml [tool.setuptools] packages: missing {sorted(folders - listed)}, " \
                               f"extra {sorted(listed - folders)}"
-    assert all(p == "edgeser" or p.startswith("edgeser.") for p in listed)
-    assert config["package-dir"] == {v: k for k, v in FOLDERS.items() if k != "edgeser"}
+    assert {p.partition(".")[0] for p in listed} == set(LAYERS)
+    assert "package-dir" not in config  # every package is the folder of its name
 
 
 def test_every_registered_command_loads_and_joins_the_one_command() -> None:
@@ -114,7 +113,7 @@ def test_every_registered_command_loads_and_joins_the_one_command() -> None:
         assert name in registered, name
         command = main.get_command(ctx, name)
         assert isinstance(command, click.Command) and command.help, name
-        assert registered[name].value.startswith(("edgeser.export.", "edgeser.calibration.", "edgeser.benchmarks."))
+        assert registered[name].value.startswith(("edgeser_export.", "edgeser_calibration.", "edgeser_benchmarks."))
     assert set(registered) <= set(main.list_commands(ctx))
     for name in ("predict", "inspect", "listen", "serve", "align", "encode", "enroll", "keygen", "sign"):
         assert name in main.commands, f"{name} is a runtime command"

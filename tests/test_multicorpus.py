@@ -10,9 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeser.export import augment as aug  # noqa: E402
-from edgeser.export.model import FusionModel  # noqa: E402
-from edgeser.export.multicorpus import (  # noqa: E402
+from edgeser.speaker import SpeakerProfile, SpeakerStats  # noqa: E402
+from edgeser_export import augment as aug  # noqa: E402
+from edgeser_export.model import FusionModel  # noqa: E402
+from edgeser_export.multicorpus import (  # noqa: E402
     MASKS,
     Pooled,
     balanced_weights,
@@ -22,8 +23,7 @@ from edgeser.export.multicorpus import (  # noqa: E402
     statistics_config,
     two_frames,
 )
-from edgeser.export.train import collate  # noqa: E402
-from edgeser.speaker import SpeakerProfile, SpeakerStats  # noqa: E402
+from edgeser_export.train import collate  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -91,8 +91,8 @@ def test_the_encoder_bundle_keeps_the_speech_graph_alone_and_its_outputs(tiny_bu
     """What a head is shipped over: the speech encoder only, float16-exact weights stored as float16, outputs equal
     to the source's (the random fixture's weights are not float16-exact, so they stay float32)."""
     from edgeser import EmotionRecognizer
-    from edgeser.export.multicorpus import encoders_only_speech
     from edgeser.model.bundle import Bundle
+    from edgeser_export.multicorpus import encoders_only_speech
 
     encoders_only_speech(tiny_bundle, tmp_path / "enc")
     m = Bundle.load(tmp_path / "enc").manifest
@@ -120,7 +120,7 @@ def test_temperature_weighs_each_group_the_same() -> None:
 
 
 def test_a_temperature_is_shipped_only_where_it_carries_to_unheard_corpora() -> None:
-    from edgeser.export.multicorpus import shipped_temperature
+    from edgeser_export.multicorpus import shipped_temperature
 
     helps = {"per_corpus": {"a": {"ece_raw": 0.3, "ece_calibrated": 0.1},
                             "b": {"ece_raw": 0.2, "ece_calibrated": 0.15}}, "temperature_all": 3.0}
@@ -139,7 +139,7 @@ def test_statistics_of_several_layers_are_each_layers_side_by_side(tmp_path: Pat
 
     from edgeser import EmotionRecognizer
     from edgeser.datasets import Dataset, Utterance
-    from edgeser.export.multicorpus import cache_name, pooled
+    from edgeser_export.multicorpus import cache_name, pooled
     from tests.conftest import SAMPLE
 
     rec = EmotionRecognizer.from_bundle("default")
@@ -158,7 +158,7 @@ def test_statistics_of_several_layers_are_each_layers_side_by_side(tmp_path: Pat
 def test_a_student_per_fold_is_named_by_part_and_a_missing_one_is_named(tmp_path: Path) -> None:
     """int8_schemes --student with ``{part}``: one bundle per RAVDESS fold and left-out corpus, each found where the
     pattern says; a path without ``{part}`` serves them all; a missing student stops the run and is named."""
-    from edgeser.benchmarks.int8_schemes import PARTS, student_parts
+    from edgeser_benchmarks.int8_schemes import PARTS, student_parts
 
     assert PARTS == ("fold-1", "fold-2", "fold-3", "fold-4", "fold-5", "loco-ravdess", "loco-emodb", "loco-turev")
     for part in PARTS:

@@ -17,10 +17,10 @@ from edgeser.model.bundle import Bundle
 pytest.importorskip("torch")
 pytestmark = pytest.mark.export
 
-from edgeser.calibration.sets import CalibrationSet, build  # noqa: E402
 from edgeser.errors import InputError  # noqa: E402
-from edgeser.export.guard import agreement  # noqa: E402
-from edgeser.export.quantize import QuantizationError, QuantizeConfig, first_convolution, quantize_bundle  # noqa: E402
+from edgeser_calibration.sets import CalibrationSet, build  # noqa: E402
+from edgeser_export.guard import agreement  # noqa: E402
+from edgeser_export.quantize import QuantizationError, QuantizeConfig, first_convolution, quantize_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def _nodes(bundle: Path, op_type: str) -> list[str]:
 def test_a_refusal_names_the_limit_that_refused_it() -> None:
     """A variant that kept its UA but changed too many labels was told to try a larger --ua-budget, which passes
     nothing; the advice names the limit the variant failed."""
-    from edgeser.export.quantize import refusal_advice
+    from edgeser_export.quantize import refusal_advice
 
     config = QuantizeConfig("int8", method="dynamic", target="cpu-avx2")
     labels = refusal_advice(config, ua_short=False, labels_short=True)
@@ -231,9 +231,9 @@ def test_fallback_finds_a_node_made_sensitive_on_purpose(tmp_path: Path) -> None
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeser.calibration.readers import OrtReader
-    from edgeser.export.guard import mean_agreement
-    from edgeser.export.quantize import quantize_graph, sensitivity
+    from edgeser_calibration.readers import OrtReader
+    from edgeser_export.guard import mean_agreement
+    from edgeser_export.quantize import quantize_graph, sensitivity
 
     rng = np.random.default_rng(0)
     w1 = rng.standard_normal((16, 16)).astype(np.float32) / 4
@@ -275,7 +275,7 @@ def test_the_whisper_front_end_stays_float32(precision: str, tmp_path: Path) -> 
     import onnxruntime as ort
 
     from edgeser.audio import load_audio
-    from edgeser.export.quantize import front_end_nodes, quantize_graph
+    from edgeser_export.quantize import front_end_nodes, quantize_graph
     from tests.conftest import SAMPLE
 
     src = Path(EmotionRecognizer.from_bundle("default").bundle.file("speech.onnx"))
@@ -303,7 +303,7 @@ def test_dynamic_int8_keeps_the_first_convolution_after_the_front_end_in_float()
     front end's STFT convolution (float anyway), not conv2."""
     import onnx
 
-    from edgeser.export.quantize import first_convolution, front_end_nodes
+    from edgeser_export.quantize import first_convolution, front_end_nodes
 
     graph = onnx.load(str(EmotionRecognizer.from_bundle("default").bundle.file("speech.onnx")),
                       load_external_data=False)
@@ -319,7 +319,7 @@ def test_round_trip_casts_are_dropped_and_single_casts_kept() -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from edgeser.export.quantize import drop_round_trip_casts
+    from edgeser_export.quantize import drop_round_trip_casts
 
     nodes = [helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16, name="down"),
              helper.make_node("Cast", ["x16"], ["x32"], to=TensorProto.FLOAT, name="up"),
@@ -342,7 +342,7 @@ def test_unseen_speakers_check_sees_what_a_variant_costs_new_speakers() -> None:
     with each encoder's frames."""
     import types
 
-    from edgeser.export.guard import UnseenSpeakers, blind_validation
+    from edgeser_export.guard import UnseenSpeakers, blind_validation
 
     rng = np.random.default_rng(0)
     labels = np.tile(np.arange(4), 50)
@@ -380,7 +380,7 @@ def test_target_tensorrt_writes_symmetric_signed_int8_qdq_on_the_default_model(c
     activations with zero points, which the same check refuses; int8-dynamic cannot target TensorRT."""
     import onnx
 
-    from edgeser.export.tensorrt import tensorrt_qdq_problems
+    from edgeser_export.tensorrt import tensorrt_qdq_problems
 
     report = quantize_bundle("default", tmp_path / "trt", QuantizeConfig("int8", graphs=("speech", "fusion"),
                                                                         target="tensorrt", min_cosine=0.0,
@@ -442,7 +442,7 @@ def test_every_phase_of_quantize_says_what_it_does_and_how_long_it_took(cset: Ca
                                                                         ) -> None:
     """A phase over many items prints progress while it runs (at most every few seconds) and its time when it ends:
     calibration feeds, ORT's calibration pass, the validation runs."""
-    from edgeser.export.progress import Ticker
+    from edgeser_export.progress import Ticker
 
     lines: list[str] = []
     ticker = Ticker(lines.append, "phase", 3, every_s=0.0)

@@ -58,7 +58,7 @@ def test_evaluate_end_to_end(tmp_path: Path, corpus: Path, tiny_bundle: Path) ->
 
 
 def test_bad_paths_fail_before_work(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from edgeser.export.recipe import RecipeConfig, evaluate
+    from edgeser_export.recipe import RecipeConfig, evaluate
 
     for data, bundle, message in [(corpus.with_name("missing.csv"), tiny_bundle, "not found"),
                                   (corpus, tmp_path / "no-bundle", "no bundle folder")]:
@@ -68,7 +68,7 @@ def test_bad_paths_fail_before_work(tmp_path: Path, corpus: Path, tiny_bundle: P
 
 
 def test_config_errors(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from edgeser.export.recipe import ConfigError, RecipeConfig, check
+    from edgeser_export.recipe import ConfigError, RecipeConfig, check
 
     bad = write_config(tmp_path, corpus, tiny_bundle, levels=["frames"])
     with pytest.raises(ConfigError, match="subset"):
@@ -95,10 +95,10 @@ def test_train_then_predict(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> 
     import torch
 
     from edgeser import EmotionRecognizer
-    from edgeser.export.features import utterance_features
-    from edgeser.export.pipeline import add_fusion
-    from edgeser.export.recipe import RecipeConfig, check
-    from edgeser.export.train import collate, train
+    from edgeser_export.features import utterance_features
+    from edgeser_export.pipeline import add_fusion
+    from edgeser_export.recipe import RecipeConfig, check
+    from edgeser_export.train import collate, train
 
     config = RecipeConfig.from_file(write_config(tmp_path, corpus, tiny_bundle))
     dataset, rec, fusion = check(config)
@@ -141,7 +141,7 @@ def test_train_command_and_predict_errors(tmp_path: Path, corpus: Path, tiny_bun
 
 
 def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
-    from edgeser.export.recipe import ABLATION
+    from edgeser_export.recipe import ABLATION
 
     result = CliRunner().invoke(main, ["ablate", "--config", str(write_config(tmp_path, corpus, tiny_bundle))])
     assert result.exit_code == 0, result.output
@@ -155,7 +155,7 @@ def test_ablation_table(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None
 
 def test_train_with_several_seeds_writes_one_averaged_head(tmp_path: Path, corpus: Path, tiny_bundle: Path) -> None:
     from edgeser import EmotionRecognizer
-    from edgeser.export.recipe import ConfigError, RecipeConfig
+    from edgeser_export.recipe import ConfigError, RecipeConfig
 
     config = write_config(tmp_path, corpus, tiny_bundle, levels=["frame"], early=False)
     config.write_text(config.read_text().replace("[train]\n", "[train]\nseeds = 2\n"))
@@ -179,7 +179,7 @@ def test_features_on_ray_are_the_sequential_ones(tmp_path: Path, corpus: Path, t
     ray = pytest.importorskip("ray", reason="Ray runs need edgeser[ray]")
     from edgeser import EmotionRecognizer
     from edgeser.datasets import open_dataset
-    from edgeser.export.features import compute
+    from edgeser_export.features import compute
 
     (corpus.parent / "audio" / "u7.wav").write_text("not audio")
     dataset = open_dataset(corpus)

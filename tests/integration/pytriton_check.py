@@ -5,7 +5,8 @@ bundled sample and three RAVDESS files (when ../shared/data is there) through ``
 and compares each answer with the runtime's own prediction in this process; sends a second of silence and
 records the error it gets; stops the server with SIGTERM and records its exit status.
 
-    python tests/integration/pytriton_check.py --data ../shared/data --out benchmarks/results/pytriton_check.json
+    python tests/integration/pytriton_check.py --data ../shared/data \
+        --out edgeser_benchmarks/results/pytriton_check.json
 
 Run it in a venv made from the system Python with ``pip install ".[cpu]" nvidia-pytriton`` (see
 ``edgeser/serving/pytriton.py`` for why).
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgeser.audio import load_audio
-from edgeser.benchmarks.provenance import write_result
+from edgeser_benchmarks.provenance import write_result
 
 
 def wait_ready(client: Any, server: subprocess.Popen[str], model: str = "edgeser",

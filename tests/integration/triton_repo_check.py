@@ -10,7 +10,8 @@ Triton's business-logic scripting. The bundled sample and three RAVDESS files go
 and are compared with the runtime's prediction in this process, four of them at once too; a second of silence
 records the error a client gets; SIGTERM stops the server and its exit status is recorded.
 
-    python tests/integration/triton_repo_check.py --data ../shared/data --out benchmarks/results/triton_repo.json
+    python tests/integration/triton_repo_check.py --data ../shared/data \
+        --out edgeser_benchmarks/results/triton_repo.json
 
 Run it where ``edgeser serve --triton`` runs: a venv of the system Python with ``pip install ".[cpu,pytriton]"``
 (see edgeser/serving/pytriton.py).
@@ -170,7 +171,7 @@ def main() -> None:
               "silence_error": error, "statistics": stats, "exit_status_on_sigterm": code,
               "server_log_tail": [ln[:400] for ln in log if " E" in ln[:2] or "error" in ln.lower()][-8:],
               "command": f"python tests/integration/triton_repo_check.py --data {args.data} --out {args.out}"}
-    from edgeser.benchmarks.provenance import write_result
+    from edgeser_benchmarks.provenance import write_result
 
     write_result(args.out, result)
     print(json.dumps({"as_written": {k: v["state"] for k, v in as_written.items()},

@@ -1,1 +1,0 @@
-"""Measurements: speed, size and (later) accuracy of bundles. Scripts run as ``python -m edgeser.benchmarks.NAME``."""
