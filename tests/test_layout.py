@@ -151,3 +151,26 @@ def test_the_repository_tracks_no_weights_or_work_folders_of_runs() -> None:
                if (ROOT / p).is_file() and (ROOT / p).stat().st_size > 30_000_000]
     work = [p for p in paths if "/results/" in p and "/work/" in p]
     assert len(paths) > 100 and too_big == [] and work == [], too_big + work[:5]
+
+
+def test_every_module_and_repository_path_the_docs_name_exists() -> None:
+    """``python -m MODULE`` and `path/of/the/repository` in the README, docs/, the model card and the benchmarks'
+    index name modules that import and files that exist (a rename that missed a page fails here)."""
+    import importlib.util
+    import re
+
+    pages = [ROOT / "README.md", ROOT / "edgeser" / "models" / "MODEL_CARD.md", *sorted((ROOT / "docs").glob("*.md")),
+             ROOT / "edgeser_benchmarks" / "README.md"]
+    missing, named = [], 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for module in set(re.findall(r"python -m (edgeser[\w.]*)", text)):
+            named += 1
+            if not module.endswith(".NAME") and importlib.util.find_spec(module) is None:
+                missing.append(f"{page.relative_to(ROOT)}: python -m {module}")
+        for path in set(re.findall(r"(?<![\w/.~-])((?:edgeser\w*|export|calibration|benchmarks|tests|docs|examples)/"
+                                   r"[\w/.-]*[\w/])", text)):
+            named += 1
+            if not (ROOT / path).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+    assert named > 50 and missing == [], "\n".join(missing)
