@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from edgeser_benchmarks.suite import machine
+from edgeser_benchmarks.suite import flags_text, machine
 
 
 def commit(root: Path | None = None) -> str:
@@ -56,3 +57,26 @@ def write_result(path: Path, data: dict[str, Any]) -> None:
 
 
 __all__ = ["commit", "stamp", "write_result"]
+
+
+def in_todays_layout(command: str) -> str:
+    """A recorded command under today's package names. Until 2026-12-08 the three packages above the runtime were
+    installed as edgeser.export / edgeser.calibration / edgeser.benchmarks from the folders export/, calibration/ and
+    benchmarks/; result files written then record their commands so (what ran at their commit), and the docs show
+    them as they run now."""
+    command = re.sub(r"\bedgeser\.(export|calibration|benchmarks)\b", r"edgeser_\1", command)
+    return re.sub(r"(^|[\s=])benchmarks/", r"\1edgeser_benchmarks/", command)  # results/, what commands name
+
+
+def stamp_text(r: dict[str, Any], name: str) -> str:
+    """Where result file ``name``'s figures were measured, for the docs (from its provenance block)."""
+    p = r["provenance"]
+    m = p["machine"]
+    command, renamed = in_todays_layout(p["command"]), ""
+    here = f"edgeser_benchmarks/results/{name}"
+    written = re.search(r"--out (\S+)", command)
+    if written and written.group(1) != here:  # the file was renamed after the run (a candidate became the default)
+        command = command.replace(f"--out {written.group(1)}", f"--out {here}")
+        renamed = f" (which wrote it under another name, since renamed to {name})"
+    return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}; commit {p['commit']}, {p['date'][:10]}; "
+            f"`{command}`{renamed}; `{here}`)")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeser_benchmarks.provenance import stamp_text as _stamp
 from edgeser_benchmarks.stats import interval
 from edgeser_benchmarks.suite import flags_text
 
@@ -215,7 +216,8 @@ def service_soak() -> str:
 
 
 def _where(r: dict[str, Any], name: str) -> str:
-    """:func:`_stamp` of a result file, or for one written before stamps its machine block (no CPU flags)."""
+    """:func:`~edgeser_benchmarks.provenance.stamp_text` of a result file, or for one written before stamps its
+    machine block (no CPU flags)."""
     if "provenance" in r:
         return _stamp(r, name)
     m = r["machine"]
@@ -301,30 +303,6 @@ TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, 
           "precision": precision, "student": student, "bench": bench, "service_load": service_load,
           "service_soak": service_soak, "batch_scale": batch_scale,
           "tensorrt_ready": tensorrt_ready}
-
-
-
-def in_todays_layout(command: str) -> str:
-    """A recorded command under today's package names. Until 2026-12-08 the three packages above the runtime were
-    installed as edgeser.export / edgeser.calibration / edgeser.benchmarks from the folders export/, calibration/ and
-    benchmarks/; result files written then record their commands so (what ran at their commit), and the docs show
-    them as they run now."""
-    command = re.sub(r"\bedgeser\.(export|calibration|benchmarks)\b", r"edgeser_\1", command)
-    return re.sub(r"(^|[\s=])benchmarks/", r"\1edgeser_benchmarks/", command)  # results/, what commands name
-
-
-def _stamp(r: dict[str, Any], name: str) -> str:
-    """Where a result file's figures were measured (from its provenance block)."""
-    p = r["provenance"]
-    m = p["machine"]
-    command, renamed = in_todays_layout(p["command"]), ""
-    here = f"edgeser_benchmarks/results/{name}"
-    written = re.search(r"--out (\S+)", command)
-    if written and written.group(1) != here:  # the file was renamed after the run (a candidate became the default)
-        command = command.replace(f"--out {written.group(1)}", f"--out {here}")
-        renamed = f" (which wrote it under another name, since renamed to {name})"
-    return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}; commit {p['commit']}, {p['date'][:10]}; "
-            f"`{command}`{renamed}; `{here}`)")
 
 
 CORPUS_NAMES = {"ravdess": "RAVDESS (English, acted)", "emodb": "EmoDB (German, acted)",

@@ -202,7 +202,7 @@ def test_tables_update_rewrites_only_the_marked_blocks(tmp_path, monkeypatch) ->
 
 
 def test_a_command_recorded_under_the_old_package_names_is_shown_as_it_runs_today() -> None:
-    from edgeser_benchmarks.tables import in_todays_layout
+    from edgeser_benchmarks.provenance import in_todays_layout
 
     old = ("python -m edgeser.benchmarks.generalisation --bundle runs/export/b --out benchmarks/results/g.json "
            "--calibration=calibration/set.json")
