@@ -20,9 +20,9 @@ from edgeser.audio import SAMPLE_RATE, AudioSource, check_not_silent, load_audio
 from edgeser.audio.vad import SPEECH_CHECK_THRESHOLD, Voicing, voicing
 from edgeser.backends import Backend, OrtBackend
 from edgeser.errors import AlignmentError, AudioError, BundleError, EdgeserError, NoSpeechError
-from edgeser.model.bundle import Bundle, FusionSection, SpeechSection, TextSection, graph_metadata
+from edgeser.model.bundle import Bundle, HeadSection, SpeechSection, TextSection, graph_metadata
 from edgeser.model.graph_io import check_tensors, speech_feeds
-from edgeser.model.head import FusionHead
+from edgeser.model.head import EmotionHead
 from edgeser.options import RuntimeOptions, SegmentOptions
 from edgeser.results import EncoderOutput, Prediction, TextOutput, Timings
 from edgeser.speaker import RunningSpeaker, SpeakerError, SpeakerProfile, SpeakerStats
@@ -32,7 +32,7 @@ from edgeser.text import TextTokenizer, check_transcript
 if TYPE_CHECKING:
     from edgeser.streaming import AudioStream, Source, StreamOptions, StreamResult
 
-GraphOpener = Callable[[str, "SpeechSection | TextSection | FusionSection"], Backend]
+GraphOpener = Callable[[str, "SpeechSection | TextSection | HeadSection"], Backend]
 """``(role, section) -> Backend``: where a recognizer's graphs run when not in ONNX Runtime here."""
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ class EmotionRecognizer:
                 raise BundleError(f"{bundle.path}: bundle.json's {name}.layer is {head.layer}, but the speech graph "
                                   f"exposes {exposed} layer(s) (0-{exposed - 1}); the file was edited, re-export the "
                                   "bundle")
-        self._fusion = FusionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
-        self._speaker_fusion = (FusionHead(self._open(m.speaker_fusion), m.speaker_fusion.spec)
+        self._head = EmotionHead(self._open(m.fusion), m.fusion.spec) if m.fusion else None
+        self._speaker_head = (EmotionHead(self._open(m.speaker_fusion), m.speaker_fusion.spec)
                                 if m.speaker_fusion else None)
         self._p2g: PhonesToWords | None = None
         self._tokenizer = (
@@ -97,7 +97,7 @@ class EmotionRecognizer:
         return cls(Bundle.load(path, verify_hashes=options.verify_hashes, digest=options.bundle_digest,
                                trusted_keys=options.trusted_keys), options, graphs=graphs)
 
-    def _open(self, section: SpeechSection | TextSection | FusionSection) -> Backend:
+    def _open(self, section: SpeechSection | TextSection | HeadSection) -> Backend:
         path = self.bundle.file(section.graph)
         backend, where = self._open_elsewhere(section) or (OrtBackend(path, self.options), f"{path}: graph")
         if backend.input_names != section.spec.input_names or backend.output_names != section.spec.output_names:
@@ -112,7 +112,7 @@ class EmotionRecognizer:
                 backend.check_spec(section.spec)
             return backend
         check_tensors(path, section, backend.tensors,
-                      len(self.bundle.manifest.labels) if isinstance(section, FusionSection) else None)
+                      len(self.bundle.manifest.labels) if isinstance(section, HeadSection) else None)
         if (why := int8_mismatch(section.provenance)) is not None:
             log.warning("%s: %s", path, why)
         stored = backend.metadata
@@ -122,7 +122,7 @@ class EmotionRecognizer:
                                   "the graph and manifest come from different exports, re-export the bundle")
         return backend
 
-    def _open_elsewhere(self, section: SpeechSection | TextSection | FusionSection) -> tuple[Backend, str] | None:
+    def _open_elsewhere(self, section: SpeechSection | TextSection | HeadSection) -> tuple[Backend, str] | None:
         """The graph through ``graphs`` (given at construction), or as the bundle's TensorRT engine (with
         ``backend="tensorrt"``, refused when it was built from another graph), with what to call it in errors;
         ``None``: ONNX Runtime here."""
@@ -147,9 +147,9 @@ class EmotionRecognizer:
         return TrtBackend(self.bundle.file(entry.file), entry), f"{self.bundle.file(entry.file)}: engine"
 
     @property
-    def fusion(self) -> FusionHead | None:
+    def head(self) -> EmotionHead | None:
         """The emotion head, where the bundle has one."""
-        return self._fusion
+        return self._head
 
     @property
     def speech(self) -> SpeechSection:
@@ -222,7 +222,7 @@ class EmotionRecognizer:
             SpeakerError: The profile was made with another encoder or layer.
         """
         fusion = self.bundle.manifest.speaker_fusion
-        if fusion is None or self._speaker_fusion is None:
+        if fusion is None or self._speaker_head is None:
             raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a speaker "
                               "profile cannot be used; predict without --speaker, or use a bundle that has one "
                               "(the default does)")
@@ -287,9 +287,9 @@ class EmotionRecognizer:
                            options: SegmentOptions | None = None, lexicon: Lexicon | None = None,
                            segmenter: str | None = None) -> Segmentation:
         """The segments the emotion head expects: from the bundle's CTC head (same pass as ``encoded``), or
-        from the default phoneme aligner where the head was trained that way (``FusionSection.segmenter``;
+        from the default phoneme aligner where the head was trained that way (``HeadSection.segmenter``;
         ``segmenter`` overrides it, for computing training features before a head exists), with the boundary
-        rule the head was trained with (``FusionSection.boundaries``; it overrides that part of ``options``)."""
+        rule the head was trained with (``HeadSection.boundaries``; it overrides that part of ``options``)."""
         fusion = self.bundle.manifest.fusion
         if fusion is not None and fusion.boundaries is not None:  # cut as the head's training segments were
             options = (options or SegmentOptions()).with_boundary_rule(fusion.boundaries)
@@ -387,10 +387,10 @@ class EmotionRecognizer:
             raise BundleError(f"{self.bundle.path}: this bundle has no head for enrolled speakers, so a running "
                               "speaker estimate cannot be used")
         speaker = running.current() if running is not None else speaker
-        fusion, head = self.bundle.manifest.fusion, self._fusion
+        fusion, head = self.bundle.manifest.fusion, self._head
         if isinstance(speaker, SpeakerProfile):
             self.check_profile(speaker)
-            fusion, head = self.bundle.manifest.speaker_fusion, self._speaker_fusion
+            fusion, head = self.bundle.manifest.speaker_fusion, self._speaker_head
         if head is None or fusion is None:
             raise BundleError(f"{self.bundle.path}: this bundle has no emotion head, so it cannot predict emotions; "
                               "train one with `edgeser train --config ... --out ...`")
@@ -454,7 +454,7 @@ class EmotionRecognizer:
         def probabilities(log_probs: np.ndarray) -> dict[str, float]:
             return {label: round(float(p), 6) for label, p in zip(labels, np.exp(log_probs[0]), strict=True)}
 
-        if fusion.temperature != 1.0:  # calibrated (FusionSection.temperature), the branches alike
+        if fusion.temperature != 1.0:  # calibrated (HeadSection.temperature), the branches alike
             scores = {k: _log_softmax(v / fusion.temperature) for k, v in scores.items()}
         probs = probabilities(scores["scores"])
         label = max(probs, key=lambda k: probs[k])
@@ -539,14 +539,14 @@ class EmotionRecognizer:
         first real call is not the slow one; returns the seconds it took."""
         t0 = time.perf_counter()
         noise = (0.01 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
-        if self._fusion is not None:  # the whole pipeline: graphs, aligner, lexicon, beam decoder
+        if self._head is not None:  # the whole pipeline: graphs, aligner, lexicon, beam decoder
             try:
                 self.predict(noise, sample_rate=SAMPLE_RATE)
             except EdgeserError:  # noise may well hold no words; what mattered was loading
                 pass
-        if self._speech is not None and self._fusion is None:
+        if self._speech is not None and self._head is None:
             self._encode_loaded([noise])
-        if self._text is not None and (self._fusion is None or not self._fusion.uses_text):
+        if self._text is not None and (self._head is None or not self._head.uses_text):
             self.embed_text("hello")
         return time.perf_counter() - t0
 

@@ -4,7 +4,7 @@ One run measures every variant on the same utterances, interleaved (A B A B ... 
 that drift of a shared machine touches all alike, and reports ratios to a reference variant with their
 spread. Per variant:
 
-- UA/WA on the dataset's held-out speakers: the groups the bundle's fusion head was not trained on
+- UA/WA on the dataset's held-out speakers: the groups the bundle's emotion head was not trained on
   (recorded in its provenance), or ``test_groups``; the UA difference to the reference variant on the
   same utterances with its 95% paired-bootstrap interval (``edgeser_benchmarks.stats.paired_bootstrap_ua``: on a
   hundred utterances a quantized variant a point or two off its parent is usually within it);
@@ -136,7 +136,7 @@ def probe(bundle: Path, audio: Path) -> dict[str, float]:
     afresh at exec; ``ru_maxrss`` would also count the pages of the forked parent)."""
     code = ("import json,resource,time,sys;t0=time.perf_counter();from edgeser import EmotionRecognizer as R;"
             "t1=time.perf_counter();r=R.from_bundle(sys.argv[1]);t2=time.perf_counter();"
-            "(r.predict if r.fusion is not None else r.encode)(sys.argv[2]);t3=time.perf_counter();"
+            "(r.predict if r.head is not None else r.encode)(sys.argv[2]);t3=time.perf_counter();"
             "hwm=[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')];"
             "print(json.dumps({'import_s':t1-t0,'load_s':t2-t1,'first_call_s':t3-t2,"
             "'peak_rss_mb':(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)/1024}))")
@@ -171,7 +171,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
     fold_rows = fold_data.get("variants", {})
     splits, unscored = {}, {}
     for v in variants:
-        if v.name not in fold_rows and recs[v.name].fusion is not None:
+        if v.name not in fold_rows and recs[v.name].head is not None:
             train_i, test_i, how_i = split(dataset, recs[v.name].bundle, test_groups)
             if test_i:
                 splits[v.name] = (train_i, test_i, how_i)
@@ -179,7 +179,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
                 unscored[v.name] = how_i
                 progress(f"{v.name}: {how_i}; its latency and size are still measured")
     if not splits and not fold_rows and not unscored:
-        raise EdgeserError("no variant can be scored: give bundles with a fusion head (or --folds)")
+        raise EdgeserError("no variant can be scored: give bundles with an emotion head (or --folds)")
     # latency clips: the first split's held-out utterances (else every utterance: latency knows no speakers)
     train, test, how = next(iter(splits.values()), ([], list(range(len(dataset))), "every utterance"))
     result: dict[str, Any] = {"machine": machine(device_name), "dataset": dataset.name,
@@ -231,7 +231,7 @@ def run(variants: Sequence[Variant], dataset: Dataset, *, test_groups: Sequence[
                 t0 = time.perf_counter()
                 try:
                     timings = (rec.predict(clip, sample_rate=16000, check_speech=False).timings
-                               if rec.fusion is not None else rec.encode(clip, sample_rate=16000).timings)
+                               if rec.head is not None else rec.encode(clip, sample_rate=16000).timings)
                 except EdgeserError as e:  # e.g. no words decoded in a clip: counted, not hidden
                     rows[name].setdefault("latency_errors", []).append(str(e)[:120])
                     continue

@@ -44,7 +44,7 @@ def text(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
 
 
 def fusion(cset: CalibrationSet, rec: EmotionRecognizer) -> Iterator[Feeds]:
-    head, section = rec.fusion, rec.bundle.manifest.fusion
+    head, section = rec.head, rec.bundle.manifest.fusion
     if head is None or section is None:
         raise BundleError(f"{rec.bundle.path}: no emotion head to calibrate")
     for i, item in enumerate(cset.items):

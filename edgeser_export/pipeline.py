@@ -19,7 +19,7 @@ from edgeser.errors import InputError
 from edgeser.model.bundle import (
     DEFAULT_LABELS,
     Bundle,
-    FusionSection,
+    HeadSection,
     Manifest,
     SpeechSection,
     TextSection,
@@ -198,10 +198,10 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
         for name in src.manifest.files:
             shutil.copy2(src.path / name, writer.path(name))
 
-        def export_head(head: Any, graph_name: str, record: dict[str, Any]) -> FusionSection:
+        def export_head(head: Any, graph_name: str, record: dict[str, Any]) -> HeadSection:
             hc = head.config
             graph, spec = FusionGraph(head.eval()).eval(), fusion_spec(head)
-            section = FusionSection(graph=graph_name, spec=spec, levels=tuple(hc.levels), uses_text=hc.use_text,
+            section = HeadSection(graph=graph_name, spec=spec, levels=tuple(hc.levels), uses_text=hc.use_text,
                                     layer=layer, segmenter=segmenter, boundaries=boundaries, frame_mask=frame_mask,
                                     temperature=temperature)
             progress(f"exporting {graph_name} ({exporter})")
@@ -210,7 +210,7 @@ def add_fusion(source: str | Path, model: Any, out: str | Path, *, layer: int, p
                                 exporter=exporter, metadata=graph_metadata(section))
             cases = [fusion_example(head, 1, FUSION_CASES[0], seed=1), fusion_example(head, 3, FUSION_CASES[1], seed=2)]
             parity = check_parity(graph, writer.path(section.graph), spec, cases, tolerance)
-            return FusionSection(**{**section.__dict__, "provenance": {
+            return HeadSection(**{**section.__dict__, "provenance": {
                 **record, "config": hc.to_dict(), "exporter": f"torch.onnx.export ({exporter})", "opset": opset,
                 "parity": parity, "export_seconds": round(time.perf_counter() - t0, 2)}})
 

@@ -115,8 +115,8 @@ def test_cli_predict_reports_a_bad_file_and_goes_on(tmp_path: Path, as_json: boo
 def test_non_finite_scores_are_refused_not_printed_as_a_label() -> None:
     """A damaged head that returns NaN gives a clear BundleError, never a label or `"neutral": NaN` in JSON."""
     rec = EmotionRecognizer.from_bundle("default")
-    real = rec._fusion
+    real = rec._head
     assert real is not None
-    rec._fusion = lambda speech, text: {k: np.full_like(v, np.nan) for k, v in real(speech, text).items()}
+    rec._head = lambda speech, text: {k: np.full_like(v, np.nan) for k, v in real(speech, text).items()}
     with pytest.raises(BundleError, match="non-finite scores"):
         rec.predict(SAMPLE)

@@ -191,7 +191,7 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
     from edgeser import EmotionRecognizer, RuntimeOptions
     from edgeser.alignment.phonetics import Lexicon
     from edgeser.alignment.pooling import level_features
-    from edgeser.model.head import FusionHead
+    from edgeser.model.head import EmotionHead
     from tests.conftest import SAMPLE, ravdess_files
 
     rec = EmotionRecognizer.from_bundle(tiny_bundle)
@@ -212,7 +212,7 @@ def test_runtime_fusion_equals_torch_on_real_inputs(tmp_path: Path, tiny_bundle:
     export_onnx(graph, spec, trace, tmp_path / "fusion.onnx", exporter="torchscript")
     from edgeser.backends import OrtBackend
 
-    head = FusionHead(OrtBackend(tmp_path / "fusion.onnx", RuntimeOptions()), spec)
+    head = EmotionHead(OrtBackend(tmp_path / "fusion.onnx", RuntimeOptions()), spec)
     got = head(speech, (text.token_embeddings, text.token_mask))
     inputs = {lv: torch.from_numpy(speech[lv][0]) for lv in LEVELS}
     inputs |= {f"{lv}_mask": torch.from_numpy(speech[lv][1]) for lv in LEVELS}

@@ -334,7 +334,7 @@ def test_enrolled_predictions_read_normalised_frames(enrolled_bundle: Path) -> N
     assert profile.layer == 2 and profile.dim == 32 and profile.utterances == 2
     assert profile.encoder_sha256 == rec.bundle.manifest.files["speech.onnx"].sha256
     hidden = rec.encode(wave, sample_rate=16000).hidden_states[:, 2]
-    speaker_head = rec._speaker_fusion
+    speaker_head = rec._speaker_head
     assert speaker_head is not None
     mask = np.ones(hidden.shape[:2], bool)
     expected = np.exp(speaker_head({"frame": (profile.normalise(hidden), mask)}, None)["scores"][0])

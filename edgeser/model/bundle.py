@@ -33,7 +33,7 @@ MAX_FILE_BYTES = 8 << 30  # one file (a large wav2vec2 graph's external data is 
 # anything is read or hashed
 FUSION_LEVELS = ("frame", "phone", "syllable", "word")
 FRAME_MASKS = ("all", "voiced")
-"""What a head pools its frames over (:attr:`FusionSection.frame_mask`)."""
+"""What a head pools its frames over (:attr:`HeadSection.frame_mask`)."""
 
 
 def strings(value: Any, where: str, *, distinct: bool = False, allowed: tuple[str, ...] | None = None,
@@ -193,9 +193,10 @@ class TextSection:
 
 
 @dataclass(frozen=True)
-class FusionSection:
-    """The fusion graph: pooled speech levels (from ``layer`` of the speech graph's exposed layers) and text
-    token embeddings in, log-probabilities over ``Manifest.labels`` out."""
+class HeadSection:
+    """An emotion head's graph: pooled speech levels (from ``layer`` of the speech graph's exposed layers), and text
+    token embeddings where it reads text, in; log-probabilities over ``Manifest.labels`` out. bundle.json keeps the
+    key ``fusion`` (and ``speaker_fusion``) for it, the paper's fused head being the first it held."""
 
     graph: str
     spec: GraphSpec
@@ -245,7 +246,7 @@ class FusionSection:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FusionSection:
+    def from_dict(cls, d: Mapping[str, Any]) -> HeadSection:
         return cls(graph=str(d["graph"]), spec=GraphSpec.from_dict(d["spec"]),
                    levels=strings(d["levels"], "fusion levels", distinct=True, allowed=FUSION_LEVELS),
                    uses_text=bool(d["uses_text"]), layer=integer(d["layer"], "fusion layer"),
@@ -305,9 +306,9 @@ class Manifest:
     speech: SpeechSection | None
     text: TextSection | None
     schema_version: int = SCHEMA_VERSION
-    fusion: FusionSection | None = None
+    fusion: HeadSection | None = None
     engines: tuple[EngineEntry, ...] = ()
-    speaker_fusion: FusionSection | None = None
+    speaker_fusion: HeadSection | None = None
     """A head trained on frames z-scored with each speaker's own statistics, used when a speaker profile is given
     (:mod:`edgeser.speaker`); ``None`` when the bundle has none."""
 
@@ -358,9 +359,9 @@ class Manifest:
                 speech=SpeechSection.from_dict(d["speech"]) if d.get("speech") else None,
                 text=TextSection.from_dict(d["text"]) if d.get("text") else None,
                 schema_version=version,
-                fusion=FusionSection.from_dict(d["fusion"]) if d.get("fusion") else None,
+                fusion=HeadSection.from_dict(d["fusion"]) if d.get("fusion") else None,
                 engines=tuple(EngineEntry.from_dict(e) for e in d.get("engines", [])),
-                speaker_fusion=FusionSection.from_dict(d["speaker_fusion"]) if d.get("speaker_fusion") else None)
+                speaker_fusion=HeadSection.from_dict(d["speaker_fusion"]) if d.get("speaker_fusion") else None)
         except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as e:  # int(inf): Overflow
             raise BundleError(f"{MANIFEST}: missing or malformed entry ({type(e).__name__}: {e}); the file is "
                               "incomplete or was edited by hand; re-export the bundle") from e
@@ -539,7 +540,7 @@ def parse_manifest(raw: bytes, mpath: Path) -> Manifest:
     return Manifest.from_dict(data)
 
 
-def graph_metadata(section: SpeechSection | TextSection | FusionSection) -> dict[str, str]:
+def graph_metadata(section: SpeechSection | TextSection | HeadSection) -> dict[str, str]:
     """The key facts written into a graph's ONNX metadata and cross-checked when it is loaded."""
     if isinstance(section, SpeechSection):
         return {"edgeser.role": "speech", "edgeser.sample_rate": str(section.frames.sample_rate),
@@ -550,7 +551,7 @@ def graph_metadata(section: SpeechSection | TextSection | FusionSection) -> dict
                 **({"edgeser.vocab_size": str(len(section.ctc.tokens)), "edgeser.blank_id": str(section.ctc.blank_id)}
                    if section.ctc else {"edgeser.architecture": section.architecture,
                                         "edgeser.offset_samples": str(section.frames.offset_samples)})}
-    if isinstance(section, FusionSection):
+    if isinstance(section, HeadSection):
         return {"edgeser.role": "fusion", "edgeser.levels": ",".join(section.levels),
                 "edgeser.uses_text": str(section.uses_text).lower()}
     return {"edgeser.role": "text", "edgeser.hidden_size": str(section.hidden_size)}

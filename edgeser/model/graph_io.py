@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from edgeser.errors import BundleError
-from edgeser.model.bundle import FusionSection, SpeechSection, TextSection
+from edgeser.model.bundle import HeadSection, SpeechSection, TextSection
 
 _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
               "int32": "tensor(int32)", "bool": "tensor(bool)"}
 
 
-def check_tensors(path: Path, section: SpeechSection | TextSection | FusionSection,
+def check_tensors(path: Path, section: SpeechSection | TextSection | HeadSection,
                   tensors: dict[str, tuple[str, list[Any]]], classes: int | None) -> None:
     """The graph's inputs and outputs against bundle.json's spec: types, ranks, fixed sizes (an input the graph
     takes at any size must be declared so, or no feed could pass), and the emotion head's number of classes

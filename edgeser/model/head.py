@@ -12,14 +12,15 @@ from edgeser.errors import BundleError, InputError
 from edgeser.model.specs import GraphSpec
 
 
-class FusionHead:
-    """The fusion graph: per speech level ``(features, mask)`` and text ``(tokens, mask)`` → log-probabilities."""
+class EmotionHead:
+    """The emotion head's graph: per speech level ``(features, mask)`` (and text ``(tokens, mask)`` where the head
+    reads text) → log-probabilities."""
 
     def __init__(self, backend: Backend, spec: GraphSpec) -> None:
         self.spec = spec
         self._backend = backend
         if backend.input_names != spec.input_names:
-            raise BundleError(f"fusion graph inputs {list(backend.input_names)} differ from the declared "
+            raise BundleError(f"the emotion head's graph inputs {list(backend.input_names)} differ from the declared "
                               f"{list(spec.input_names)}; re-export the bundle")
         self.levels = tuple(n for n in spec.input_names if not n.endswith("_mask") and n != "text")
         self.uses_text = "text" in spec.input_names
@@ -39,10 +40,10 @@ class FusionHead:
         parts = {level: speech[level] for level in self.levels if level in speech}
         missing = [lv for lv in self.levels if lv not in parts]
         if missing:
-            raise InputError(f"the fusion graph needs speech levels {list(self.levels)}; missing {missing}")
+            raise InputError(f"the emotion head needs speech levels {list(self.levels)}; missing {missing}")
         if self.uses_text:
             if text is None:
-                raise InputError("this fusion graph needs text embeddings (the transcript's tokens)")
+                raise InputError("this emotion head needs text embeddings (the transcript's tokens)")
             parts["text"] = text
         feeds: dict[str, np.ndarray] = {}
         for name, (features, mask) in parts.items():
