@@ -42,7 +42,7 @@ def run(command: str, shared: Path | None) -> dict[str, object]:
         if shared is not None and shared.is_dir():
             (Path(tmp) / "shared").symlink_to(shared)
         clone = Path(tmp) / "main"
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        subprocess.run(["git", "-c", "advice.detachedHead=false", "clone", "-q", str(ROOT), str(clone)], check=True)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                                 text=True, check=True).stdout.strip()
         t0 = time.perf_counter()
