@@ -9,7 +9,7 @@ speaker's frames z-scored with the profile.
 A profile may also describe a **site**: one microphone, one room, one population, from unlabelled audio recorded
 there by any number of speakers (``kind: "site"``, ``edgeser enroll --site``). The same head reads frames z-scored
 with it: what it removes is then the site's microphone, room and people rather than one voice. Measured
-leave-one-corpus-out in ``edgeser_benchmarks/results/generalisation.json`` (``site_profile``).
+leave-one-corpus-out in ``benchmarks/results/generalisation.json`` (``site_profile``).
 
 A profile is tied to the encoder that made it (the sha256 of the speech graph and the layer): another
 encoder's frames live in another space, and a profile for them is refused.
@@ -224,8 +224,8 @@ class RunningSpeaker:
 
 MIN_PROFILE_S = {"speaker": 30.0, "site": 60.0}
 """Speech below which a profile is warned of: speaker profiles from 5 and 10 s scored below no profile at all,
-from 30 s up above it (``edgeser_benchmarks/results/enrolment.json``); site profiles were measured from one minute up
-(``edgeser_benchmarks/results/generalisation.json``, ``site_profile``)."""
+from 30 s up above it (``benchmarks/results/enrolment.json``); site profiles were measured from one minute up
+(``benchmarks/results/generalisation.json``, ``site_profile``)."""
 
 
 def profile_warning(profile: SpeakerProfile) -> str | None:
@@ -235,7 +235,7 @@ def profile_warning(profile: SpeakerProfile) -> str | None:
         return None
     if profile.kind == "site":
         return (f"only {profile.seconds:.0f} s of speech: site profiles were measured from {least:.0f} s up "
-                "(edgeser_benchmarks/results/generalisation.json); record more of the site")
+                "(benchmarks/results/generalisation.json); record more of the site")
     return (f"only {profile.seconds:.0f} s of speech: profiles from under {least:.0f} s scored below no profile at "
-            "all when measured (edgeser_benchmarks/results/enrolment.json); record more of the speaker, or predict "
+            "all when measured (benchmarks/results/enrolment.json); record more of the speaker, or predict "
             "without --speaker")

@@ -72,7 +72,7 @@ INT8_CALIBRATION = {"cpu-avx2": "dynamic"}
 target). On an AVX2-only CPU, ``dynamic`` (MatMul inputs ranged as the graph runs, convolutions calibrated by
 percentile) let the ``cpu-avx2`` variant of the default hold its accuracy budget with 4 nodes kept in float, at 0.70x
 FP32's time at 4 s, where percentile calibration kept 6 at 0.73x and minmax 12 at 0.87x
-(``edgeser_benchmarks/results/int8_dynamic.json``, ``int8_methods.json``). The other targets are measured with
+(``benchmarks/results/int8_dynamic.json``, ``int8_methods.json``). The other targets are measured with
 minmax only."""
 
 

@@ -1,7 +1,7 @@
 """How many augmented copies: the default's recipe with 0, 2 (shipped), 4 and 6 robot's-ear copies of each utterance.
 
     python -m edgeser_benchmarks.augmentation_choice --work runs/generalisation --jobs 2 \\
-        --out edgeser_benchmarks/results/augmentation_choice.json
+        --out benchmarks/results/augmentation_choice.json
 
 The recipe is the default's (voiced frames; RAVDESS + EmoDB + TurEV balanced by corpus and class; the shipped head,
 :data:`edgeser_export.multicorpus.HEAD`); only the number of augmented copies of each training utterance differs
@@ -15,7 +15,7 @@ file's label). Rule, fixed before the run: the same *score* (mean of LOCO mean U
 UA); the shipped count stays unless another beats it by more than 1 point. Choosing on the same scores flatters the
 winner a little; every row is in the file.
 
-**A second draw** (``--seed 1 --counts 2,6 --out edgeser_benchmarks/results/augmentation_choice-seed1.json``): the first
+**A second draw** (``--seed 1 --counts 2,6 --out benchmarks/results/augmentation_choice-seed1.json``): the first
 run (seed 0, ``augmentation_choice.json``) kept 2 copies by the rule above, while 6 copies met two of issue 24's targets
 that the fold heads measure and 2 copies did not (babble at 10 dB within 8 UA of clean folds: 7.8 against 9.2;
 trimmed files given the whole file's label: 91.4% against 89.1%), at 0.6 points less mean LOCO UA. Whether that
@@ -82,7 +82,7 @@ def confirmation(rows: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/augmentation_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/augmentation_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="feature files, then variants, computed at once")
     ap.add_argument("--seed", type=int, default=0, help="which draw of augmented copies (0: the first run's)")
     ap.add_argument("--counts", default=",".join(map(str, COUNTS)), help="copies per utterance, comma-separated")

@@ -12,7 +12,7 @@ Then ``edgeser evaluate``'s feature extraction (``--feature-files`` four-class u
 (see :func:`feature_rounds`).
 
     python -m edgeser_benchmarks.batch_scale --files 960 --rounds 2 --feature-files 480 \
-        --out edgeser_benchmarks/results/batch_scale.json
+        --out benchmarks/results/batch_scale.json
 """
 
 from __future__ import annotations

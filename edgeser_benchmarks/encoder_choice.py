@@ -3,7 +3,7 @@
     edgeser export --speech whisper-tiny.en --layers all --out runs/whisper-tiny.en
     edgeser export --speech whisper-base --layers all --tolerance 5e-3 --out runs/whisper-base
     python -m edgeser_benchmarks.encoder_choice --bundle tiny.en=runs/whisper-tiny.en \\
-        --bundle base=runs/whisper-base --work runs/encoder_choice --out edgeser_benchmarks/results/encoder_choice.json
+        --bundle base=runs/whisper-base --work runs/encoder_choice --out benchmarks/results/encoder_choice.json
 
 (``whisper-base``'s deepest blocks differ from torch by up to 2.8e-3 after export, over the default 1e-3 parity
 tolerance: float32 rounding through six blocks, not a wrong graph; hence ``--tolerance 5e-3``.)
@@ -31,7 +31,7 @@ With ``--mlp LAYERS`` (repeatable: ``3``, ``2+3``, ...) the run scores only the 
 those layers, concatenated, one row each, and skips the layer scan and attention (``encoder_layers.json``)::
 
     python -m edgeser_benchmarks.encoder_choice --bundle base=runs/whisper-base --mlp 3 --mlp 2+3 --mlp 3+4 \
-        --mlp 2+3+4 --work runs/encoder_choice --out edgeser_benchmarks/results/encoder_layers.json
+        --mlp 2+3+4 --work runs/encoder_choice --out benchmarks/results/encoder_layers.json
 
 Its rule, fixed before the run: a stacked reading replaces the first ``--mlp`` (the shipped layer) only if it beats
 it by more than 1 point on the mean of LOCO mean UA, RAVDESS fold UA and babble-10-dB UA (the head choice's score).
@@ -334,7 +334,7 @@ def main() -> None:
     ap.add_argument("--bundle", action="append", required=True, help="NAME=BUNDLE, an encoder with every layer")
     ap.add_argument("--latency", action="append", default=[], help="NAME=BUNDLE, timed beside the --bundle graphs")
     ap.add_argument("--work", type=Path, default=Path("runs/encoder_choice"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/encoder_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/encoder_choice.json"))
     ap.add_argument("--mlp", action="append", default=[], metavar="LAYERS",
                     help="only the shipped MLP head on these layers' statistics, concatenated (3, 2+3, ...), one row "
                          "each; skips the layer scan and attention. The first is the reference")

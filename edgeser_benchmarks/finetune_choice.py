@@ -2,7 +2,7 @@
 
     edgeser export --speech whisper-base --layers 2,3 --tolerance 5e-3 --out runs/base-l23
     python -m edgeser_benchmarks.finetune_choice --bundle runs/base-l23 --work runs/generalisation --jobs 2 \\
-        --out edgeser_benchmarks/results/finetune_choice.json
+        --out benchmarks/results/finetune_choice.json
 
 The recipe is the default's (voiced frames; RAVDESS + EmoDB + TurEV balanced by corpus and class; clean plus the
 same two augmented copies of each training utterance; the shipped head). Only block 3 differs: frozen, as shipped,
@@ -217,7 +217,7 @@ def main() -> None:
                     help="a speech graph of the default's encoder exposing layers 2 and 3 (edgeser export "
                          "--speech whisper-base --layers 2,3)")
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/finetune_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/finetune_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="frame files, then parts, computed at once (one thread each)")
     args = ap.parse_args()
     rec = layers_2_and_3(args.bundle)

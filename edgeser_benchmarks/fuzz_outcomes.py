@@ -7,7 +7,7 @@ prediction with finite probabilities), ``refused: <EdgeserError subclass>``, or 
 connection ended (``end``, or the close code the protocol names). Any other exception, a NaN or a hang fails the
 suite's test: the run then says which (``failed``) and exits non-zero.
 
-    python -m edgeser_benchmarks.fuzz_outcomes --examples 300 --out edgeser_benchmarks/results/fuzz_outcomes.json
+    python -m edgeser_benchmarks.fuzz_outcomes --examples 300 --out benchmarks/results/fuzz_outcomes.json
 """
 
 from __future__ import annotations

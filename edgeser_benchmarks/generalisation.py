@@ -1,7 +1,7 @@
 """How the default model generalises: to corpora, speakers, the stream path, noise and rooms it never met.
 
     python -m edgeser_benchmarks.generalisation --work runs/generalisation --jobs 2 \\
-        --out edgeser_benchmarks/results/generalisation.json
+        --out benchmarks/results/generalisation.json
 
 Every figure comes from utterances whose speakers (and, leave-one-corpus-out, whose corpus) no head was trained on.
 Features go through the runtime (:func:`edgeser_export.multicorpus.features`: the shipped speech graph, silero-vad,
@@ -470,7 +470,7 @@ def calibrate(log_probs: np.ndarray, t: float) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/generalisation.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/generalisation.json"))
     ap.add_argument("--bundle", default="default",
                     help="whose speech graph makes the features (its last exposed layer): the default, or a candidate "
                          "encoder such as `edgeser export --speech whisper-base --layers 3`")

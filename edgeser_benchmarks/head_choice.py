@@ -1,7 +1,7 @@
 """Which statistics head: width, dropout, epochs, label smoothing, side by side on the same features.
 
     python -m edgeser_benchmarks.head_choice --work runs/generalisation --jobs 2 \\
-        --out edgeser_benchmarks/results/head_choice.json
+        --out benchmarks/results/head_choice.json
 
 The recipe is the default's (voiced frames; RAVDESS + EmoDB + TurEV balanced by corpus and class; clean plus 2
 augmented copies; :mod:`edgeser_benchmarks.generalisation`, whose feature cache ``--work`` this reuses); only the
@@ -113,7 +113,7 @@ def main() -> None:
     global _data
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/head_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/head_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="variants trained at once (one torch thread each)")
     args = ap.parse_args()
     rec = EmotionRecognizer.from_bundle("default", RuntimeOptions.cpu(threads=1))

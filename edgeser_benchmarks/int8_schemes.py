@@ -13,15 +13,15 @@ Speed: the speech graph on 1, 4 and 10 s of speech, 1 thread, interleaved rounds
 ``cpu-avx2`` (7-bit weights) cannot saturate on any x86 CPU, so its accuracy here is its accuracy on an AVX2-only
 CPU; ``cpu-vnni`` measured on a CPU with VNNI says nothing of an AVX2 one (see :mod:`edgeser.system`).
 
-    python -m edgeser_benchmarks.int8_schemes --work runs/int8 --out edgeser_benchmarks/results/int8_schemes.json
+    python -m edgeser_benchmarks.int8_schemes --work runs/int8 --out benchmarks/results/int8_schemes.json
 
 ``--student NAME=BUNDLE`` adds a smaller encoder (a distilled student): its features are not the default's, so
 every fold's and every left-out corpus's head is trained on the student's own features of the same utterances.
 With ``--no-schemes`` only the students are measured beside FP32 (write them to another ``--out``):
 
     python -m edgeser_benchmarks.int8_schemes --no-schemes --student "student=runs/student-libri/bundle" \
-        --work runs/int8 --out edgeser_benchmarks/results/students.json \
-        --folds-out edgeser_benchmarks/results/student_folds_now.json
+        --work runs/int8 --out benchmarks/results/students.json \
+        --folds-out benchmarks/results/student_folds_now.json
 
 A student that heard the emotion corpora must not have heard the audio it is scored on: one per RAVDESS fold and
 per left-out corpus, named by ``{part}`` in its path (``fold-1`` ... ``fold-5``, ``loco-ravdess``, ``loco-emodb``,
@@ -29,7 +29,7 @@ per left-out corpus, named by ``{part}`` in its path (``fold-1`` ... ``fold-5``,
 trained on that student's features; its speed is ``fold-1``'s (the students share one architecture):
 
     python -m edgeser_benchmarks.int8_schemes --no-schemes --student "student (corpora)=runs/students/{part}/bundle" \
-        --work runs/int8 --out edgeser_benchmarks/results/students-corpora.json --folds-out runs/int8/student_folds.json
+        --work runs/int8 --out benchmarks/results/students-corpora.json --folds-out runs/int8/student_folds.json
 
 Calibration methods side by side on the AVX2 scheme: ``int8 cpu-avx2`` is the documented command, whose
 ``--method auto`` is ``dynamic`` for this target (below); ``int8 cpu-avx2, minmax`` and ``int8 cpu-avx2, percentile``
@@ -37,7 +37,7 @@ are the methods it used before (``int8_methods.json`` was measured when minmax w
 ``int8 cpu-avx2`` for minmax and ``int8 cpu-avx2, percentile``):
 
     python -m edgeser_benchmarks.int8_schemes --scheme "int8 cpu-avx2" --scheme "int8 cpu-avx2, minmax" \
-        --work runs/int8 --out edgeser_benchmarks/results/int8_methods.json \
+        --work runs/int8 --out benchmarks/results/int8_methods.json \
         --folds-out runs/int8/int8_folds_methods.json
 
 Activation ranges found as the graph runs (``--method dynamic``: MatMul inputs quantized dynamically, convolutions
@@ -46,7 +46,7 @@ quantized: the guard's limits lifted, so that what the fastest variant costs is 
 
     python -m edgeser_benchmarks.int8_schemes --scheme "int8 cpu-avx2, percentile" --scheme "int8 cpu-avx2, dynamic" \
         --scheme "int8 cpu-avx2, dynamic, no fallback" --work runs/int8 \
-        --out edgeser_benchmarks/results/int8_dynamic.json \
+        --out benchmarks/results/int8_dynamic.json \
         --folds-out runs/int8/int8_folds_dynamic.json
 
 It also writes the RAVDESS fold predictions in the form ``edgeser bench --folds`` reads (``--folds-out``, the FP32
@@ -133,8 +133,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("runs/int8"))
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/int8_schemes.json"))
-    ap.add_argument("--folds-out", type=Path, default=Path("edgeser_benchmarks/results/int8_folds.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_schemes.json"))
+    ap.add_argument("--folds-out", type=Path, default=Path("benchmarks/results/int8_folds.json"))
     ap.add_argument("--student", action="append", default=[], metavar="NAME=BUNDLE",
                     help="a smaller encoder (python -m edgeser_export.distill_whisper, then edgeser export): its "
                          "features differ from the default's, so each fold's head is trained on its own (repeat); "

@@ -2,7 +2,7 @@
 
     edgeser export --speech whisper-base --layers 2,3 --tolerance 5e-3 --out runs/base-l23
     python -m edgeser_benchmarks.pooling_choice --bundle runs/base-l23 --work runs/generalisation --jobs 2 \\
-        --out edgeser_benchmarks/results/pooling_choice.json
+        --out benchmarks/results/pooling_choice.json
 
 The recipe is the default's (voiced frames of Whisper base's block 3; RAVDESS + EmoDB + TurEV balanced by corpus and
 class; clean plus the same two augmented copies; the shipped head's classifier and training). Only the pooling
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, required=True,
                     help="the graph finetune_choice reads (edgeser export --speech whisper-base --layers 2,3)")
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/pooling_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/pooling_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="parts trained at once (one thread each)")
     args = ap.parse_args()
     import torch

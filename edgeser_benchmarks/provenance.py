@@ -1,7 +1,7 @@
 """Where a result came from: every result file written through :func:`write_result` carries the machine, its CPU
 model and the instruction-set flags that decide inference speed and INT8 accuracy, library versions, the date, the
 command line and the commit (with ``+dirty`` when the tree had uncommitted changes: result files under
-``edgeser_benchmarks/results/`` aside, since a run writes them and the next run of a series would otherwise be
+``benchmarks/results/`` aside, since a run writes them and the next run of a series would otherwise be
 marked)."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from edgeser_benchmarks.suite import flags_text, machine
 
 
 def commit(root: Path | None = None) -> str:
-    """The repository's HEAD, ``+dirty`` when the work tree differs from it outside ``edgeser_benchmarks/results/``
+    """The repository's HEAD, ``+dirty`` when the work tree differs from it outside ``benchmarks/results/``
     (what earlier runs wrote is output, not code); ``unknown`` outside git."""
     cwd = root or Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)edgeser_benchmarks/results"], cwd=cwd, capture_output=True, text=True,
+                                ":(exclude)benchmarks/results"], cwd=cwd, capture_output=True, text=True,
                                timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -60,12 +60,11 @@ __all__ = ["commit", "stamp", "write_result"]
 
 
 def in_todays_layout(command: str) -> str:
-    """A recorded command under today's package names. Until 2026-12-08 the three packages above the runtime were
-    installed as edgeser.export / edgeser.calibration / edgeser.benchmarks from the folders export/, calibration/ and
-    benchmarks/; result files written then record their commands so (what ran at their commit), and the docs show
-    them as they run now."""
-    command = re.sub(r"\bedgeser\.(export|calibration|benchmarks)\b", r"edgeser_\1", command)
-    return re.sub(r"(^|[\s=])benchmarks/", r"\1edgeser_benchmarks/", command)  # results/, what commands name
+    """A recorded command under today's module names. Until 2026-12-08 the three packages above the runtime were
+    installed as edgeser.export / edgeser.calibration / edgeser.benchmarks; result files written then record their
+    commands so (what ran at their commit), and the docs show them as they run now. Result files are kept in
+    benchmarks/results/, as they were then, so the paths in those commands stand."""
+    return re.sub(r"\bedgeser\.(export|calibration|benchmarks)\b", r"edgeser_\1", command)
 
 
 def stamp_text(r: dict[str, Any], name: str) -> str:
@@ -73,7 +72,7 @@ def stamp_text(r: dict[str, Any], name: str) -> str:
     p = r["provenance"]
     m = p["machine"]
     command, renamed = in_todays_layout(p["command"]), ""
-    here = f"edgeser_benchmarks/results/{name}"
+    here = f"benchmarks/results/{name}"
     written = re.search(r"--out (\S+)", command)
     if written and written.group(1) != here:  # the file was renamed after the run (a candidate became the default)
         command = command.replace(f"--out {written.group(1)}", f"--out {here}")

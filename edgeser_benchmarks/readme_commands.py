@@ -7,7 +7,7 @@ in its own fresh ``git clone`` of the current commit (with ``../shared`` linked 
 after the other; pip's cache is whatever this machine has (warm when packages were installed before; say so
 when quoting). ``--only NAME ...`` runs those and keeps the file's other entries (each records its commit).
 
-    python -m edgeser_benchmarks.readme_commands --out edgeser_benchmarks/results/readme_commands.json
+    python -m edgeser_benchmarks.readme_commands --out benchmarks/results/readme_commands.json
 """
 
 from __future__ import annotations

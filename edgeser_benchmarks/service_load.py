@@ -16,9 +16,9 @@ of -60 dBFS noise, each client starting in the gap before another file) at real-
   ``--sample-s`` while they stream (the soak: does memory stay flat over an hour?).
 
     python -m edgeser_benchmarks.service_load --clients 4 --clients 16 --clients 32 --clients 64 --clients 96 \\
-        --clients 128 --minutes 1 --out edgeser_benchmarks/results/service_load.json
+        --clients 128 --minutes 1 --out benchmarks/results/service_load.json
     python -m edgeser_benchmarks.service_load --clients 16 --minutes 60 \
-        --out edgeser_benchmarks/results/service_soak.json
+        --out benchmarks/results/service_soak.json
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=12, help="held-out files each client cycles through")
     ap.add_argument("--port", type=int, default=8791)
     ap.add_argument("--sample-s", type=float, default=30.0, help="seconds between memory samples")
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/service_load.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/service_load.json"))
     args = ap.parse_args()
     ds = load_ravdess(DATA)
     files = [u.path for u in ds.utterances if u.group in HELD_OUT and u.path is not None][:: 5][: args.files]

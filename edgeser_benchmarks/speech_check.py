@@ -1,7 +1,7 @@
 """How often the speech check (``predict``'s refusal of audio that holds no speech) refuses real speech, and how
 often it lets non-speech through, for candidate rules over silero-vad's probabilities.
 
-    python -m edgeser_benchmarks.speech_check --out edgeser_benchmarks/results/speech_check.json
+    python -m edgeser_benchmarks.speech_check --out benchmarks/results/speech_check.json
 
 Speech: every recording of RAVDESS, EmoDB and TurEV (all emotions, shouted and whispered ones included) and the
 LibriSpeech narration. Non-speech, synthesised (no corpus of it is here): silence (digital and a quiet room), white,
@@ -91,7 +91,7 @@ def non_speech(draws: int = 5, seconds: float = 3.0) -> Iterator[tuple[str, np.n
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/speech_check.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/speech_check.json"))
     args = ap.parse_args()
     passed: dict[str, dict[str, list[bool]]] = {r: {} for r in RULES}
     refused_examples: dict[str, list[str]] = {r: [] for r in RULES}

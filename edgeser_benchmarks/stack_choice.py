@@ -3,7 +3,7 @@ several blocks whose statistics the head reads concatenated (such as blocks 3 an
 
     edgeser export --speech whisper-base --layers 3,4 --tolerance 5e-3 --out runs/base-l34
     python -m edgeser_benchmarks.stack_choice --bundle "blocks 3+4=runs/base-l34" --work runs/generalisation \\
-        --jobs 2 --out edgeser_benchmarks/results/stack_choice.json
+        --jobs 2 --out benchmarks/results/stack_choice.json
 
 ``encoder_choice --mlp`` chose blocks 3+4 over block 3 on the clean recipe (``encoder_layers.json``). This asks the
 same of the recipe the default ships: voiced frames, RAVDESS + EmoDB + TurEV balanced by corpus and class, the
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--bundle", action="append", required=True, metavar="NAME=BUNDLE",
                     help="a speech graph exposing the blocks to read together (edgeser export --layers 3,4)")
     ap.add_argument("--work", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/stack_choice.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/stack_choice.json"))
     ap.add_argument("--jobs", type=int, default=1, help="feature files, then readings, computed at once")
     args = ap.parse_args()
     bundles = {SHIPPED: "default"}

@@ -10,7 +10,7 @@
   10 minutes (MB per hour) says whether memory stays flat.
 
     python -m edgeser_benchmarks.stream_bench --bundle default --bundle int8=bundles/default-int8 \
-        --out edgeser_benchmarks/results/stream.json
+        --out benchmarks/results/stream.json
 """
 
 from __future__ import annotations

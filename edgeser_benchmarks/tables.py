@@ -16,7 +16,7 @@ from edgeser_benchmarks.provenance import stamp_text as _stamp
 from edgeser_benchmarks.stats import interval
 from edgeser_benchmarks.suite import flags_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"  # in the repository; not installed
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def probe() -> str:
             for c in ("1s", "4s", "10s")) + " |")
     m = r["machine"]
     return "\n".join(lines + lat) + f"\n\n({m['cpu']}, {m['cores']} cores, {flags_text(m)}, " \
-        f"ONNX Runtime {r['machine']['onnxruntime']}; `edgeser_benchmarks/results/whisper_probe.json`)"
+        f"ONNX Runtime {r['machine']['onnxruntime']}; `benchmarks/results/whisper_probe.json`)"
 
 
 def folds() -> str:
@@ -74,7 +74,7 @@ def folds() -> str:
         lines.append(f"| {name} | {per} | {pct(s['ua_mean'])} ± {pct(s['ua_std'])} | {pct(s['pooled_ua'])} | "
                      f"{pct(s['pooled_wa'])} | {interval(eg)} | {interval(sp)} | {interval(same)} |")
     return "\n".join(lines) + "\n\n(per-speaker rows: each actor z-scored with its own statistics from the scored " \
-        "files themselves; `edgeser_benchmarks/results/ravdess_folds.json`)"
+        "files themselves; `benchmarks/results/ravdess_folds.json`)"
 
 
 def enrolment() -> str:
@@ -88,7 +88,7 @@ def enrolment() -> str:
                      f"{interval(s['minus_speaker_independent'])} |")
     ref = r["reference"]
     lines.append(f"| none (the speaker-independent head, `{ref['row']}`) | | {pct(ref['pooled_ua'])} | | |")
-    return "\n".join(lines) + "\n\n(`edgeser_benchmarks/results/enrolment.json`)"
+    return "\n".join(lines) + "\n\n(`benchmarks/results/enrolment.json`)"
 
 
 def fast_path() -> str:
@@ -101,7 +101,7 @@ def fast_path() -> str:
                 for c in ("1s", "4s", "10s")) + " |")
     m = r["machine"]
     return "\n".join(lines) + f"\n\n(p50, and the median round-by-round ratio to `encode`; {m['cpu']}, " \
-        f"{m['cores']} cores, {flags_text(m)}; `edgeser_benchmarks/results/fast_path.json`)"
+        f"{m['cores']} cores, {flags_text(m)}; `benchmarks/results/fast_path.json`)"
 
 
 def _times(latency: dict[str, Any], name: str) -> str:
@@ -133,7 +133,7 @@ def _variants(file: str, title: str, reference: str, first: str = "") -> str:
                      f"{interval(b['minus_fp32'])} | |")
     m = r["machine"]
     return "\n".join(lines) + f"\n\n({r['accuracy']}; {m['cpu']}, {m['cores']} cores, {flags_text(m)}; " \
-        f"`edgeser_benchmarks/results/{file}`)"
+        f"`benchmarks/results/{file}`)"
 
 
 def precision() -> str:
@@ -174,7 +174,7 @@ def bench() -> str:
     threads = r["settings"]["threads"] or "all"
     return "\n".join(lines) + f"\n\n({m['cpu']}, {m['cores']} cores, {flags_text(m)}, {threads} thread(s), " \
         f"ONNX Runtime {m['onnxruntime']}, measured {m['measured']}; " \
-        "`edgeser_benchmarks/results/bench-default/`, whose `table.md` has every column and `pareto.png` the plot)"
+        "`benchmarks/results/bench-default/`, whose `table.md` has every column and `pareto.png` the plot)"
 
 
 def service_load() -> str:
@@ -222,7 +222,7 @@ def _where(r: dict[str, Any], name: str) -> str:
         return _stamp(r, name)
     m = r["machine"]
     return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}, measured {m['measured']}; "
-            f"`edgeser_benchmarks/results/{name}`)")
+            f"`benchmarks/results/{name}`)")
 
 
 def batch_scale() -> str:
@@ -245,7 +245,7 @@ def batch_scale() -> str:
         f"{r['rounds']} rounds, the ways alternating; Ray started once before, in {r['ray_start_s']:g} s. On paper, " \
         f"N nodes like this one: {nodes} files/s, the driver's ceiling {paper['driver_ceiling_files_per_s']:,.0f} " \
         f"files/s ({r['driver_write_ms_per_file']:g} ms per file to write the shards). {m['cpu']}, {m['cores']} " \
-        f"cores, {flags_text(m)}, measured {m['measured']}; `edgeser_benchmarks/results/batch_scale.json`)"
+        f"cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/batch_scale.json`)"
 
 
 def tensorrt_ready(file: str = "tensorrt_ready.json") -> str:
@@ -284,7 +284,7 @@ def tensorrt_ready(file: str = "tensorrt_ready.json") -> str:
     return "\n".join(lines) + f"\n\n(the parent's speech graph: {p['megabytes']:.1f} MB ({weights(p)}); " \
         f"FP32 speech graph {lat['fp32']['p50_ms']:.1f} ms on 4 s of audio, 1 thread, " \
         f"medians of {r['rounds']} interleaved rounds; the guard as by default ({guards}); {m['cpu']}, " \
-        f"{m['cores']} cores, {flags_text(m)}, measured {m['measured']}; `edgeser_benchmarks/results/{file}`)"
+        f"{m['cores']} cores, {flags_text(m)}, measured {m['measured']}; `benchmarks/results/{file}`)"
 
 
 def fuzz() -> str:
@@ -296,7 +296,7 @@ def fuzz() -> str:
         lines.append(f"| {name} | {suite['cases']} | {shown} | {'yes' if suite['passed'] else '**no**'} |")
     m = r["machine"]
     return "\n".join(lines) + f"\n\n({r['examples_per_suite']} cases asked per suite; {r['summary']}; {m['cpu']}, " \
-        f"measured {m['measured']}; `edgeser_benchmarks/results/fuzz_outcomes.json`)"
+        f"measured {m['measured']}; `benchmarks/results/fuzz_outcomes.json`)"
 
 
 TABLES = {"fuzz": fuzz, "probe": probe, "folds": folds, "enrolment": enrolment, "fast_path": fast_path,

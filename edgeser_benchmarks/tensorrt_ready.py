@@ -10,7 +10,7 @@ FP32 and of each target on ONNX Runtime's CPU provider, 1 thread, 4 s of audio, 
 FP32. TensorRT itself has not run here: that is the parser's rule checked on the graphs, not an engine built.
 
     python -m edgeser_benchmarks.tensorrt_ready --data ../shared/data \
-        --out edgeser_benchmarks/results/tensorrt_ready.json
+        --out benchmarks/results/tensorrt_ready.json
 """
 
 from __future__ import annotations

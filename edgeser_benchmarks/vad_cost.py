@@ -4,7 +4,7 @@ A head with ``frame_mask="voiced"`` (the default) needs one silero-vad pass per 
 (:func:`edgeser.audio.vad.voicing`, 32 ms chunks in order, the model's state carried), and its encoder then hears only
 the speech span. ``edgeser predict``'s speech check runs on that same pass, so the CLI pays for it once.
 
-    python -m edgeser_benchmarks.vad_cost --out edgeser_benchmarks/results/vad_cost.json
+    python -m edgeser_benchmarks.vad_cost --out benchmarks/results/vad_cost.json
 
 Real speech (RAVDESS files of one held-out actor, joined for the longer lengths), one thread, the variants
 interleaved round by round after a warm-up round; per length: the p50 of the encoder over the whole utterance,
@@ -46,7 +46,7 @@ def speech_of_length(seconds: float) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=Path("edgeser_benchmarks/results/vad_cost.json"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/vad_cost.json"))
     args = ap.parse_args()
     from edgeser_benchmarks.provenance import write_result
 

@@ -61,7 +61,7 @@ class HeadSpec:
 
 
 HEAD = HeadSpec(dropout=0.5, train=replace(TRAIN, label_smoothing=0.1))
-"""The shipped head: dropout 0.5 and label smoothing 0.1 (``edgeser_benchmarks/results/head_choice.json``: mean of LOCO
+"""The shipped head: dropout 0.5 and label smoothing 0.1 (``benchmarks/results/head_choice.json``: mean of LOCO
 UA, RAVDESS fold UA and babble-10-dB UA 71.1 against 68.8 for the 128-wide, dropout-0.1 head first shipped)."""
 
 
@@ -341,7 +341,7 @@ def ship(out: Path, cache: Path, copies: int, temperature: float, ship_to: Path 
                   "temperature": temperature, "temperature_rule": temperature_rule, "held_out_groups": [],
                   "train_groups": sorted({s for s in speakers}),
                   "chosen_on": ("leave-one-corpus-out UA, clean and under a robot's conditions "
-                                "(edgeser_benchmarks/results/generalisation.json)"),
+                                "(benchmarks/results/generalisation.json)"),
                   "recipe": "python -m edgeser_export.multicorpus"}
     speaker_provenance = {**provenance, "normalisation": (
         "each speaker's voiced frames z-scored with that speaker's profile from all its recordings (labels unused), "
@@ -405,7 +405,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=None, help="feature cache (default OUT/cache)")
-    ap.add_argument("--results", type=Path, default=Path("edgeser_benchmarks/results/generalisation.json"),
+    ap.add_argument("--results", type=Path, default=Path("benchmarks/results/generalisation.json"),
                     help="the protocol's result file (python -m edgeser_benchmarks.generalisation): its chosen "
                          "recipe and its temperature are what is trained and shipped")
     ap.add_argument("--ship", action="store_true", help="write the parts to edgeser/models/default")

@@ -284,7 +284,7 @@ def first_convolution(model: onnx.ModelProto) -> list[str]:
     the audio), as a list of its name (empty if the graph has none). Under ``--method dynamic`` it stays float32:
     it is the cheaper of a Whisper graph's two (80 input channels against 512), and with it in float the default's
     variant keeps the guard's share of labels with every other node quantized
-    (``edgeser_benchmarks/results/int8_schemes.json``), where the convolutions' quantization is what moved them."""
+    (``benchmarks/results/int8_schemes.json``), where the convolutions' quantization is what moved them."""
     front = set(front_end_nodes(model))
     return next(([n.name] for n in model.graph.node if n.op_type == "Conv" and n.name not in front), [])
 

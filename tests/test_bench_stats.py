@@ -207,7 +207,7 @@ def test_a_command_recorded_under_the_old_package_names_is_shown_as_it_runs_toda
     old = ("python -m edgeser.benchmarks.generalisation --bundle runs/export/b --out benchmarks/results/g.json "
            "--calibration=calibration/set.json")
     assert in_todays_layout(old) == ("python -m edgeser_benchmarks.generalisation --bundle runs/export/b "
-                                     "--out edgeser_benchmarks/results/g.json "
+                                     "--out benchmarks/results/g.json "
                                      "--calibration=calibration/set.json")
     now = "edgeser quantize default --calibration ../shared/data/ravdess/labels.csv --out bundles/default-int8"
     assert in_todays_layout(now) == now
@@ -290,14 +290,14 @@ def test_the_commit_stamp_is_dirty_for_code_changes_not_for_earlier_results(tmp_
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
                        capture_output=True)
 
-    (tmp_path / "edgeser_benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
     (tmp_path / "code.py").write_text("x = 1\n")
-    (tmp_path / "edgeser_benchmarks" / "results" / "r.json").write_text("{}\n")
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}\n")
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "first")
     assert commit(tmp_path).endswith("+dirty") is False and commit(tmp_path) != "unknown"
-    (tmp_path / "edgeser_benchmarks" / "results" / "r.json").write_text('{"a": 1}\n')  # what an earlier run wrote
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"a": 1}\n')  # what an earlier run wrote
     assert not commit(tmp_path).endswith("+dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert commit(tmp_path).endswith("+dirty")

@@ -125,7 +125,7 @@ def test_noise_is_no_speech_rather_than_a_confident_label(tmp_path: Path) -> Non
 
 def test_the_speech_check_counts_speech_silero_scores_low() -> None:
     """Shouted speech that silero scores 0.15-0.5 (16 of 1,200 RAVDESS recordings never reach 0.5 for 0.25 s) is
-    speech to the check; chunks under 0.15 are not (edgeser_benchmarks/results/speech_check.json: no synthesised noise,
+    speech to the check; chunks under 0.15 are not (benchmarks/results/speech_check.json: no synthesised noise,
     tone or music reached 0.15 for 0.25 s)."""
     import numpy as np
 

@@ -57,7 +57,7 @@ def test_the_same_speech_whole_trimmed_or_padded_gets_the_same_label() -> None:
         # the label must hold wherever the whole file's decision is wider than what padding moved: the synthetic
         # sample is a near tie (0.40 against 0.25), and a shift of silero's 32 ms grid may tip it (padded with
         # silence, it does: neutral 0.42); on RAVDESS the labels of padded and trimmed files are the whole file's for
-        # 89-93% (edgeser_benchmarks/results/generalisation.json)
+        # 89-93% (benchmarks/results/generalisation.json)
         if first - second > 2 * moved:
             assert r.label == whole.label, (name, r.probabilities, whole.probabilities)
 

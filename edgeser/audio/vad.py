@@ -151,7 +151,7 @@ SPAN_MARGIN_S = 0.1
 SPEECH_CHECK_THRESHOLD = 0.15
 """For the speech check (:meth:`edgeser.EmotionRecognizer.check_speech`), a chunk counts when silero's probability
 is at least this: shouted and screamed speech, which silero scores low, still counts, while none of the synthesised
-noise, tones, chords and melodies of ``edgeser_benchmarks/results/speech_check.json`` reaches it for 0.25 s (at 0.5,
+noise, tones, chords and melodies of ``benchmarks/results/speech_check.json`` reaches it for 0.25 s (at 0.5,
 44 of 3,721 real recordings were refused; at 0.15, 12)."""
 MIN_VOICED_S = 0.25
 """Fewer voiced seconds than this (the stream detector's shortest utterance): too little to pool over, so the

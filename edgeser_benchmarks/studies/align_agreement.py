@@ -9,7 +9,7 @@ boundaries within 50 ms, and reported on actors 11-20, which the choice never sa
 defaults (which this procedure produced with ``--per-actor 24``), the earlier single-shift rule and raw spikes.
 
     python -m edgeser_benchmarks.studies.align_agreement --per-actor 24 \
-        --out edgeser_benchmarks/results/align_agreement.json
+        --out benchmarks/results/align_agreement.json
 
 ``--cache DIR`` keeps the emissions (``emissions.npz``) and the reference alignments (``items.json``), no pickle,
 so that a re-run only re-scores.

@@ -6,7 +6,7 @@ apostrophe, labelled as edgeser labels them: "" for the blank, " " for the delim
 the rest), each a noisy path of 20-300 frames with a random sharpness, decodes each with both (beam width 32,
 as edgeser), counts identical top beams, and times both on the same inputs (interleaved).
 
-    python -m edgeser_benchmarks.studies.beam_agreement --cases 300 --out edgeser_benchmarks/results/beam_agreement.json
+    python -m edgeser_benchmarks.studies.beam_agreement --cases 300 --out benchmarks/results/beam_agreement.json
 
 Needs both: ``pip install "edgeser[align]"`` and ``pip install --no-deps pyctcdecode==0.5.0 pygtrie``.
 """

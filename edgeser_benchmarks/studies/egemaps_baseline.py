@@ -7,7 +7,7 @@ Speaker-independent: 5 folds of 4 held-out actors (01-04, 05-08, ...). Two norma
 Class-balanced logistic regression, C = 1. openSMILE is under audEERING's research licence; it is a
 benchmark dependency only (``pip install -e ".[bench]"``).
 
-    python -m edgeser_benchmarks.studies.egemaps_baseline --out edgeser_benchmarks/results/egemaps_baseline.json
+    python -m edgeser_benchmarks.studies.egemaps_baseline --out benchmarks/results/egemaps_baseline.json
 """
 
 from __future__ import annotations

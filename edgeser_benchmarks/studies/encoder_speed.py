@@ -6,7 +6,7 @@ and the round-by-round ratio to the first variant (median, p10-p90). Only the en
 of the pipeline (segmentation, pooling, heads) is what ``edgeser bench`` measures.
 
     python -m edgeser_benchmarks.studies.encoder_speed --bundle teacher=default --bundle student=bundles/student \\
-        --out edgeser_benchmarks/results/encoder_speed.json
+        --out benchmarks/results/encoder_speed.json
 """
 
 from __future__ import annotations

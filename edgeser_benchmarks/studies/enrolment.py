@@ -15,7 +15,7 @@ UA difference to the speaker-independent head of ``edgeser_benchmarks.studies.ra
 utterances, read from its result file).
 
     python -m edgeser_benchmarks.studies.enrolment --bundle runs/tiny-l2 \\
-        --folds edgeser_benchmarks/results/ravdess_folds.json --out edgeser_benchmarks/results/enrolment.json
+        --folds benchmarks/results/ravdess_folds.json --out benchmarks/results/enrolment.json
 """
 
 from __future__ import annotations

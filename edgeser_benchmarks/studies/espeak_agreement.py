@@ -6,7 +6,7 @@ Only starts are compared: espeak reports no word ends, and pauses at punctuation
 a poor end. The default aligner (hama phoneme CTC + edgeser's Viterbi) runs with its default boundary
 rule (tuned on RAVDESS against pocketsphinx, never on this data) and without it (raw spikes).
 
-    python -m edgeser_benchmarks.studies.espeak_agreement --out edgeser_benchmarks/results/espeak_agreement.json
+    python -m edgeser_benchmarks.studies.espeak_agreement --out benchmarks/results/espeak_agreement.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ wav2vec2-base architecture (random weights: latency and size do not depend on th
 real all-MiniLM-L6-v2. Both exporters are run; the resulting bundles are then timed side by side,
 interleaved (A B A B ...) so machine drift affects both alike.
 
-    python -m edgeser_benchmarks.studies.export_base --out edgeser_benchmarks/results/export_base.json
+    python -m edgeser_benchmarks.studies.export_base --out benchmarks/results/export_base.json
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ syllables and phones on request: hama's aligner and decoder), on 1 ONNX Runtime 
 call and the round-by-round ratio of each to ``encode`` (median, p10-p90). Goal for the frames-only default:
 ``predict`` at most 1.15x ``encode``.
 
-    python -m edgeser_benchmarks.studies.fast_path --bundle default --out edgeser_benchmarks/results/fast_path.json
+    python -m edgeser_benchmarks.studies.fast_path --bundle default --out benchmarks/results/fast_path.json
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ test. The head is an average of ``--seeds`` models (each keeping its best dev ep
 head is; each seed's own dev UA is reported too. Embeddings come from edgeser's runtime (the exported text
 graph in ONNX Runtime) and are cached.
 
-    python -m edgeser_benchmarks.studies.meld_text --out edgeser_benchmarks/results/meld_text.json
+    python -m edgeser_benchmarks.studies.meld_text --out benchmarks/results/meld_text.json
 """
 
 from __future__ import annotations

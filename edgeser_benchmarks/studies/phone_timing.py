@@ -9,7 +9,7 @@ inside words (between two phones of the same word).
 - Default aligner: hama phoneme CTC + edgeser's Viterbi, for words where it finds as many phones as
   pocketsphinx. Its phone shift (CTC spikes come late) is chosen on actors 01-10, reported on 11-20.
 
-    python -m edgeser_benchmarks.studies.phone_timing --per-actor 6 --out edgeser_benchmarks/results/phone_timing.json
+    python -m edgeser_benchmarks.studies.phone_timing --per-actor 6 --out benchmarks/results/phone_timing.json
 """
 
 from __future__ import annotations

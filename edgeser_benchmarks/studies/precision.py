@@ -9,7 +9,7 @@ Static INT8: Q/DQ, per-channel int8 weights, uint8 activations, MatMul/Gemm/Conv
 interleaved round by round, ratios to FP32 per round. Each speech graph is also profiled once by op type
 (ONNX Runtime's profiler), to show where INT8 does and does not save time on this CPU.
 
-    python -m edgeser_benchmarks.studies.precision --out edgeser_benchmarks/results/precision.json
+    python -m edgeser_benchmarks.studies.precision --out benchmarks/results/precision.json
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ folds is the baseline (from ``edgeser_benchmarks.studies.egemaps_baseline``'s ca
         --student "fewer frames: 25/s, no training=runs/pool2-l2/bundle" \\
         --student "fewer frames: 25/s, no training, static INT8=runs/pool2-int8" \\
         --egemaps-cache runs/cache/egemaps.npy --work runs/folds-tiny \
-        --out edgeser_benchmarks/results/precision_folds.json
+        --out benchmarks/results/precision_folds.json
 
 (``runs/tiny-l1``: ``edgeser export --speech whisper-tiny.en --layers 1``; ``runs/pool2-l2``: ``python -m
 edgeser_export.distill_whisper --init whisper-tiny.en --blocks 2 --pool 2 --epochs 0 --out runs/pool2-l2``

@@ -15,7 +15,7 @@ openSMILE is installed) by a stratified paired bootstrap of the UA difference
 (``edgeser_benchmarks.stats.paired_bootstrap_ua``; 95% interval). Per-utterance predictions are kept in the result.
 
     python -m edgeser_benchmarks.studies.ravdess_ablation --encoder-bundle runs/default/encoder-bundle \\
-        --out edgeser_benchmarks/results/ravdess_ablation.json
+        --out benchmarks/results/ravdess_ablation.json
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ folds (01-04 ... 17-20, 560 utterances).
 A pretrained encoder that has never heard RAVDESS (the Whisper default) serves every fold as it is:
 
     python -m edgeser_benchmarks.studies.ravdess_folds --encoder-bundle runs/default/encoder-bundle \
-        --out edgeser_benchmarks/results/ravdess_folds.json
+        --out benchmarks/results/ravdess_folds.json
 
 An encoder trained with emotion labels (the previous compact default) needs one encoder per fold, trained
 with its recipe on the other 16 actors (``python -m edgeser_export.train_encoder --holdout 1-4 ... --out

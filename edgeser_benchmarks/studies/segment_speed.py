@@ -6,7 +6,7 @@ CTC head, and pooling averages the frames over words, syllables and phones. The 
 (hama phoneme CTC) is timed too: its own forward pass plus the same segmentation.
 
     python -m edgeser_benchmarks.studies.segment_speed --bundle bundles/demo \
-        --out edgeser_benchmarks/results/segment_speed.json
+        --out benchmarks/results/segment_speed.json
 """
 
 from __future__ import annotations

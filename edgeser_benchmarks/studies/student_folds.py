@@ -12,7 +12,7 @@ latency on 1, 4 and 10 s of speech (1 thread, interleaved rounds, ratio to the t
 --folds`` reads this file.
 
     python -m edgeser_benchmarks.studies.student_folds --teacher runs/tiny-l2 --blocks 2 --pool 4 --epochs 6 --int8 \\
-        --work runs/student-p4 --out edgeser_benchmarks/results/student_folds.json
+        --work runs/student-p4 --out benchmarks/results/student_folds.json
 
 The last fold run (``--folds``) also gets its student's head (trained on that fold's 16 actors) as a complete
 bundle, ``WORK/fold-K/full``, for ``edgeser bench``: every fold's student has the same architecture, so its latency is

@@ -22,7 +22,7 @@ pick (faster-whisper's engine: features padded to a 30 s window, as faster-whisp
 (its features are computed beforehand), which favours CTranslate2.
 
     python -m edgeser_benchmarks.studies.whisper_probe --bundle tiny.en=runs/whisper-tiny.en \\
-        --bundle base=runs/whisper-base --out edgeser_benchmarks/results/whisper_probe.json
+        --bundle base=runs/whisper-base --out benchmarks/results/whisper_probe.json
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ and compares each answer with the runtime's own prediction in this process; send
 records the error it gets; stops the server with SIGTERM and records its exit status.
 
     python tests/integration/pytriton_check.py --data ../shared/data \
-        --out edgeser_benchmarks/results/pytriton_check.json
+        --out benchmarks/results/pytriton_check.json
 
 Run it in a venv made from the system Python with ``pip install ".[cpu]" nvidia-pytriton`` (see
 ``edgeser/serving/pytriton.py`` for why).

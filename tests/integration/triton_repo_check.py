@@ -11,7 +11,7 @@ and are compared with the runtime's prediction in this process, four of them at 
 records the error a client gets; SIGTERM stops the server and its exit status is recorded.
 
     python tests/integration/triton_repo_check.py --data ../shared/data \
-        --out edgeser_benchmarks/results/triton_repo.json
+        --out benchmarks/results/triton_repo.json
 
 Run it where ``edgeser serve --triton`` runs: a venv of the system Python with ``pip install ".[cpu,pytriton]"``
 (see edgeser/serving/pytriton.py).
