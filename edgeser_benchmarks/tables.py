@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgeser_benchmarks.provenance import stamp_text as _stamp
+from edgeser_benchmarks.provenance import stamp_text
 from edgeser_benchmarks.stats import interval
 from edgeser_benchmarks.suite import flags_text
 
@@ -219,7 +219,7 @@ def _where(r: dict[str, Any], name: str) -> str:
     """:func:`~edgeser_benchmarks.provenance.stamp_text` of a result file, or for one written before stamps its
     machine block (no CPU flags)."""
     if "provenance" in r:
-        return _stamp(r, name)
+        return stamp_text(r, name)
     m = r["machine"]
     return (f"({m['cpu']}, {m['cores']} cores, {flags_text(m)}, measured {m['measured']}; "
             f"`benchmarks/results/{name}`)")
@@ -327,7 +327,7 @@ def generalisation_loco() -> str:
     mean = sum(row["chosen"]["ua"] for row in r["loco"].values()) / len(r["loco"])
     lines.append(f"| mean | **{pct(mean)}** | | {pct(sum(x['egemaps']['ua'] for x in r['loco'].values()) / 3)} | "
                  f"| | | | {pct(site['mean_all'])} |")
-    return "\n".join(lines) + f"\n\n{r['chosen']}. {_stamp(r, 'generalisation.json')}"
+    return "\n".join(lines) + f"\n\n{r['chosen']}. {stamp_text(r, 'generalisation.json')}"
 
 
 def generalisation_selection() -> str:
@@ -343,7 +343,7 @@ def generalisation_selection() -> str:
         lines.append(f"| {mark}{name}{mark} | {' | '.join(cells)} | {mean} | {robot} | {score} |")
     return "\n".join(lines) + ("\n\n(the robot's conditions: trimmed, padded, babble and pink noise at 20/10/5/0 dB, "
                                "rooms of RT60 0.3/0.6/1.0 s; score: the mean of the two columns before it) "
-                               f"{_stamp(r, 'generalisation.json')}")
+                               f"{stamp_text(r, 'generalisation.json')}")
 
 
 def generalisation_folds() -> str:
@@ -358,7 +358,7 @@ def generalisation_folds() -> str:
                      f"| {pct(row['chosen']['wa'])} | {pct(row['previous']['ua'])} | {interval(row['vs_previous'])} | "
                      f"{pct(row['egemaps']['ua'])} | {interval(row['vs_egemaps'])} |")
     return "\n".join(lines) + "\n\n(the other corpora are in every fold's training; the earlier recipe trains on " \
-        f"RAVDESS only) {_stamp(r, 'generalisation.json')}"
+        f"RAVDESS only) {stamp_text(r, 'generalisation.json')}"
 
 
 def generalisation_robustness() -> str:
@@ -385,7 +385,7 @@ def generalisation_robustness() -> str:
            "min_confidence that keeps it |", "|---|---|---|---|"]
     for c in r["calibration"]["coverage"]:
         cov.append(f"| {pct(c['coverage'])}% | {pct(c['ua'])} | {pct(c['wa'])} | {c['min_confidence']:.2f} |")
-    return "\n".join(lines + narr + cov) + f"\n\n{_stamp(r, 'generalisation.json')}"
+    return "\n".join(lines + narr + cov) + f"\n\n{stamp_text(r, 'generalisation.json')}"
 
 
 def generalisation_site() -> str:
@@ -400,7 +400,7 @@ def generalisation_site() -> str:
         lines.append(f"| {CORPUS_NAMES[c]} | {pct(row['none'])} | {' | '.join(cells)} | {pct(row['all'])} "
                      f"({row['all_minutes']:.0f} min) |")
     return "\n".join(lines) + "\n\n(mean of 5 random draws of that much audio, min-max in brackets) " \
-        f"{_stamp(r, 'generalisation.json')}"
+        f"{stamp_text(r, 'generalisation.json')}"
 
 
 TABLES.update({"generalisation_loco": generalisation_loco, "generalisation_selection": generalisation_selection,
@@ -428,7 +428,7 @@ def encoder_choice() -> str:
     timed = ", ".join(f"{n} {t['p50_ms']} ms ({t['ratio_to_reference']['median']:.2f}x)" for n, t in lat.items()
                       if isinstance(t, dict))
     return "\n".join(lines) + (f"\n\nSpeech graphs on a {lat['clip_s']:g} s clip, 1 thread, interleaved: {timed}. "
-                               f"Rule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, 'encoder_choice.json')}")
+                               f"Rule: {r['rule']}; chosen: {r['chosen']}. {stamp_text(r, 'encoder_choice.json')}")
 
 
 TABLES["encoder_choice"] = encoder_choice
@@ -450,7 +450,7 @@ def encoder_layers() -> str:
         lines.append(f"| {row['layer']} | {loco} | {pct(row['loco_mean_ua'])} | {pct(row['ravdess_folds_ua'])} | "
                      f"{pct(row['ravdess_babble10_ua'])} | {mark}{pct(row['score'])}{mark} | {diff} |")
     return "\n".join(lines) + (f"\n\nRecipe: {r['recipe']}; {r['reading']}. Rule: {r['rule']}; chosen: "
-                               f"{r['chosen']}. {_stamp(r, 'encoder_layers.json')}")
+                               f"{r['chosen']}. {stamp_text(r, 'encoder_layers.json')}")
 
 
 TABLES["encoder_layers"] = encoder_layers
@@ -492,7 +492,7 @@ def int8_schemes(file: str = "int8_schemes.json", fp32: str = "- (the shipped mo
         versus = "" if name == "fp32" else f" ({interval(folds['minus_fp32'])}{kept})"
         lines.append(f"| {name} | {pct(folds['ua'])}{versus} | {' / '.join(pct(u) for u in loco)} | "
                      f"{pct(mean)}{diff} | {speed} ({ratio}) | {made} |")
-    return "\n".join(lines) + f"\n\n{_stamp(r, file)}"
+    return "\n".join(lines) + f"\n\n{stamp_text(r, file)}"
 
 
 def generalisation_encoders() -> str:
@@ -516,7 +516,8 @@ def generalisation_encoders() -> str:
             + f" | {pct(r['speaker_folds']['emodb']['chosen']['ua'])} | "
             + " / ".join(f"{100 * narr[k]:.0f}%" for k in ("neutral", "happy", "angry", "sad")) + " |")
     tiny, base = runs.values()
-    return "\n".join(lines) + f"\n\n{_stamp(tiny, 'generalisation-tiny.json')}; {_stamp(base, 'generalisation.json')}"
+    return "\n".join(lines) + (f"\n\n{stamp_text(tiny, 'generalisation-tiny.json')}; "
+                               f"{stamp_text(base, 'generalisation.json')}")
 
 
 def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
@@ -537,12 +538,12 @@ def head_choice(file: str = "head_choice.json", what: str = "head") -> str:
                      + " / ".join(f"{v['ece'][c]['raw']:.2f}" for c in corpora)
                      + f" | {mark}{pct(v['score'])}{mark} |")
     if confirmation is None:
-        return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {_stamp(r, file)}"
+        return "\n".join(lines) + f"\n\nRule: {r['rule']}; chosen: {r['chosen']}. {stamp_text(r, file)}"
     held = "; ".join(f"{k}: {'yes' if v else 'no'}" for k, v in confirmation["conditions"].items())
     return "\n".join(lines) + (
         f"\n\nDraw {r['seed']} of the augmented copies. Rule written for this draw (6 copies replace 2 only if all "
         f"hold): {held}; so {shipped} {'replace' if confirmation['six_replaces_two'] else 'stay'}. The first run's "
-        f"rule applied to this draw alone would choose {r['chosen']}. {_stamp(r, file)}")
+        f"rule applied to this draw alone would choose {r['chosen']}. {stamp_text(r, file)}")
 
 
 def choice_with_intervals(file: str, what: str) -> str:
